@@ -1,0 +1,316 @@
+/**
+ * Configuration comes from environment variables only (12-factor). One zod schema parses
+ * them all; every variable is described once, in `VARIABLES`, and `serve --help` prints that
+ * table. A bad value never reaches the rest of the program: `loadConfig` throws a
+ * `ConfigError` that lists one line per bad variable, and the CLI exits with code 2.
+ */
+import os from 'node:os';
+import { z } from 'zod';
+
+/** Where a default depends on other variables, `defaultText` says how it is derived. */
+export interface VariableDoc {
+  name: string;
+  description: string;
+  defaultText: string;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_FORMATS = ['json', 'pretty'] as const;
+
+const integer = (min: number, max: number, unit: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `expected a whole number of ${unit} from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `expected a whole number of ${unit} from ${min} to ${max}`)
+        .max(max, `expected a whole number of ${unit} from ${min} to ${max}`),
+    );
+
+const httpUrl = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'expected an http:// or https:// URL such as http://10.0.0.7:8080')
+  .transform((value) => value.replace(/\/+$/, ''));
+
+/** Pool names appear in etcd keys and URL paths: keep them to a safe alphabet. */
+export const poolName = z
+  .string()
+  .trim()
+  .regex(
+    /^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$/,
+    'expected a pool name of 1-63 lowercase letters, digits, "-" or "_", starting and ending with a letter or digit',
+  );
+
+export const memberId = z
+  .string()
+  .trim()
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/,
+    'expected 1-253 letters, digits, ".", "-" or "_", starting and ending with a letter or digit',
+  );
+
+const etcdEndpoints = z
+  .string()
+  .trim()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== ''),
+  )
+  .pipe(
+    z
+      .array(httpUrl)
+      .min(1, 'expected a comma-separated list of etcd client URLs such as http://127.0.0.1:2379'),
+  );
+
+const etcdPrefix = z
+  .string()
+  .trim()
+  .regex(
+    /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/,
+    'expected a key prefix that starts with "/" and does not end with "/", such as /service-pool-leader',
+  );
+
+const rawSchema = z.object({
+  POOL: poolName.default('default'),
+  MEMBER_ID: memberId.optional(),
+  POD_NAME: memberId.optional(),
+  POD_IP: z.string().trim().optional(),
+  HOST: z.string().trim().min(1).default('0.0.0.0'),
+  PORT: integer(0, 65535, 'port').default(8080),
+  ADVERTISE_URL: httpUrl.optional(),
+  ETCD_ENDPOINTS: etcdEndpoints.default(['http://127.0.0.1:2379']),
+  ETCD_PREFIX: etcdPrefix.default('/service-pool-leader'),
+  ETCD_CALL_TIMEOUT_MS: integer(100, 60_000, 'milliseconds').default(1500),
+  LEASE_TTL_SECONDS: integer(2, 3600, 'seconds').default(5),
+  LEASE_SAFETY_MARGIN_MS: integer(0, 10_000, 'milliseconds').default(500),
+  RECONCILE_INTERVAL_MS: integer(200, 600_000, 'milliseconds').default(3000),
+  LEADERLESS_WAIT_MS: integer(0, 120_000, 'milliseconds').default(5000),
+  FORWARD_TIMEOUT_MS: integer(50, 120_000, 'milliseconds').default(5000),
+  FORWARD_MAX_HOPS: integer(1, 10, 'hops').default(3),
+  SHUTDOWN_TIMEOUT_MS: integer(100, 600_000, 'milliseconds').default(10_000),
+  TICKET_BLOCK_SIZE: integer(1, 1_000_000_000, 'tickets').default(1000),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  LOG_FORMAT: z.enum(LOG_FORMATS, { error: `expected one of ${LOG_FORMATS.join(', ')}` }).default('json'),
+});
+
+export const VARIABLES: readonly VariableDoc[] = [
+  { name: 'POOL', description: 'Name of the pool this member joins.', defaultText: 'default' },
+  {
+    name: 'MEMBER_ID',
+    description: "This instance's stable name, shown as performedBy and used for restart takeover.",
+    defaultText: 'POD_NAME, else <hostname>-<pid>',
+  },
+  { name: 'HOST', description: 'Address the HTTP server binds to.', defaultText: '0.0.0.0' },
+  { name: 'PORT', description: 'HTTP port.', defaultText: '8080' },
+  {
+    name: 'ADVERTISE_URL',
+    description: 'URL the other members use to forward work to this one.',
+    defaultText: 'http://<POD_IP or 127.0.0.1>:<PORT>',
+  },
+  {
+    name: 'ETCD_ENDPOINTS',
+    description: 'Comma-separated etcd client URLs.',
+    defaultText: 'http://127.0.0.1:2379',
+  },
+  {
+    name: 'ETCD_PREFIX',
+    description: 'Key prefix under which all pools live.',
+    defaultText: '/service-pool-leader',
+  },
+  {
+    name: 'ETCD_CALL_TIMEOUT_MS',
+    description: 'Deadline of every etcd request; keep it well under the lease TTL.',
+    defaultText: '1500',
+  },
+  {
+    name: 'LEASE_TTL_SECONDS',
+    description: 'Lease TTL: how long a crashed member stays registered (etcd floor: 2).',
+    defaultText: '5',
+  },
+  {
+    name: 'LEASE_SAFETY_MARGIN_MS',
+    description: 'The leader stops acting this long before its local lease deadline.',
+    defaultText: '500',
+  },
+  {
+    name: 'RECONCILE_INTERVAL_MS',
+    description: 'Period of the reconciling read that catches a silently stalled watch.',
+    defaultText: '3000',
+  },
+  {
+    name: 'LEADERLESS_WAIT_MS',
+    description: 'How long /work waits for a leader before answering 503.',
+    defaultText: '5000',
+  },
+  {
+    name: 'FORWARD_TIMEOUT_MS',
+    description: 'Timeout of one forward from a follower to the leader.',
+    defaultText: '5000',
+  },
+  {
+    name: 'FORWARD_MAX_HOPS',
+    description: 'Most forwards one request may take before it is refused.',
+    defaultText: '3',
+  },
+  {
+    name: 'SHUTDOWN_TIMEOUT_MS',
+    description: 'Upper bound of graceful shutdown on SIGTERM/SIGINT.',
+    defaultText: '10000',
+  },
+  {
+    name: 'TICKET_BLOCK_SIZE',
+    description: 'Tickets reserved in etcd per fenced write.',
+    defaultText: '1000',
+  },
+  {
+    name: 'LOG_LEVEL',
+    description: `Log level: ${LOG_LEVELS.join(', ')}.`,
+    defaultText: 'info',
+  },
+  { name: 'LOG_FORMAT', description: 'json (default) or pretty.', defaultText: 'json' },
+];
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  pool: string;
+  memberId: string;
+  host: string;
+  port: number;
+  advertiseUrl: string;
+  etcd: {
+    endpoints: string[];
+    prefix: string;
+    callTimeoutMs: number;
+  };
+  lease: {
+    ttlSeconds: number;
+    safetyMarginMs: number;
+  };
+  reconcileIntervalMs: number;
+  leaderlessWaitMs: number;
+  forwardTimeoutMs: number;
+  forwardMaxHops: number;
+  shutdownTimeoutMs: number;
+  ticketBlockSize: number;
+  log: { level: LogLevel; format: (typeof LOG_FORMATS)[number] };
+}
+
+export interface ConfigIssue {
+  variable: string;
+  value: string | undefined;
+  expected: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly issues: ConfigIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatIssue(issue: ConfigIssue): string {
+  const shown = issue.value === undefined ? '(unset)' : JSON.stringify(issue.value);
+  return `invalid ${issue.variable}=${shown}: ${issue.expected}`;
+}
+
+/** Empty strings count as unset, as `FOO= cmd` usually means "no value". */
+function presentValues(env: NodeJS.ProcessEnv): Record<string, string> {
+  const known = new Set([...Object.keys(rawSchema.shape)]);
+  const values: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (known.has(name) && value !== undefined && value.trim() !== '') values[name] = value;
+  }
+  return values;
+}
+
+/**
+ * Parses the environment into a `Config`. Throws `ConfigError` listing every bad variable.
+ * `hostname` and `pid` are parameters so that the defaults can be tested.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  host: { hostname: string; pid: number } = { hostname: os.hostname(), pid: process.pid },
+): Config {
+  const values = presentValues(env);
+  const parsed = rawSchema.safeParse(values);
+  if (!parsed.success) {
+    const byVariable = new Map<string, ConfigIssue>();
+    for (const issue of parsed.error.issues) {
+      const variable = String(issue.path[0]);
+      if (!byVariable.has(variable)) {
+        byVariable.set(variable, { variable, value: values[variable], expected: issue.message });
+      }
+    }
+    throw new ConfigError([...byVariable.values()]);
+  }
+  const raw = parsed.data;
+  const memberIdValue =
+    raw.MEMBER_ID ?? raw.POD_NAME ?? memberId.parse(`${sanitize(host.hostname)}-${host.pid}`);
+  const issues: ConfigIssue[] = [];
+  const ttlMs = raw.LEASE_TTL_SECONDS * 1000;
+  if (raw.LEASE_SAFETY_MARGIN_MS >= ttlMs / 2) {
+    issues.push({
+      variable: 'LEASE_SAFETY_MARGIN_MS',
+      value: values.LEASE_SAFETY_MARGIN_MS ?? String(raw.LEASE_SAFETY_MARGIN_MS),
+      expected: `expected less than half the lease TTL (${ttlMs / 2} ms)`,
+    });
+  }
+  if (raw.ETCD_CALL_TIMEOUT_MS >= ttlMs) {
+    issues.push({
+      variable: 'ETCD_CALL_TIMEOUT_MS',
+      value: values.ETCD_CALL_TIMEOUT_MS ?? String(raw.ETCD_CALL_TIMEOUT_MS),
+      expected: `expected less than the lease TTL (${ttlMs} ms)`,
+    });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  return {
+    pool: raw.POOL,
+    memberId: memberIdValue,
+    host: raw.HOST,
+    port: raw.PORT,
+    advertiseUrl: raw.ADVERTISE_URL ?? `http://${raw.POD_IP || '127.0.0.1'}:${raw.PORT}`,
+    etcd: {
+      endpoints: raw.ETCD_ENDPOINTS,
+      prefix: raw.ETCD_PREFIX,
+      callTimeoutMs: raw.ETCD_CALL_TIMEOUT_MS,
+    },
+    lease: { ttlSeconds: raw.LEASE_TTL_SECONDS, safetyMarginMs: raw.LEASE_SAFETY_MARGIN_MS },
+    reconcileIntervalMs: raw.RECONCILE_INTERVAL_MS,
+    leaderlessWaitMs: raw.LEADERLESS_WAIT_MS,
+    forwardTimeoutMs: raw.FORWARD_TIMEOUT_MS,
+    forwardMaxHops: raw.FORWARD_MAX_HOPS,
+    shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
+    ticketBlockSize: raw.TICKET_BLOCK_SIZE,
+    log: { level: raw.LOG_LEVEL, format: raw.LOG_FORMAT },
+  };
+}
+
+function sanitize(hostname: string): string {
+  const cleaned = hostname.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
+  return cleaned === '' ? 'member' : cleaned.slice(0, 200);
+}
+
+/** The help text of `serve --help`: every variable with its default. */
+export function describeVariables(): string {
+  const width = Math.max(...VARIABLES.map((v) => v.name.length));
+  return VARIABLES.map(
+    (v) => `  ${v.name.padEnd(width)}  ${v.description} (default: ${v.defaultText})`,
+  ).join('\n');
+}

@@ -1,0 +1,469 @@
+/**
+ * One member's election in one pool (design.md, "Election").
+ *
+ * - `start()` grants a lease, takes over the registration of a previous incarnation with the
+ *   same id (start-up only), puts the member key create-if-absent, and syncs the pool view.
+ * - On every view change, lease renewal and a short tick, `evaluate()` asks the strategy who
+ *   should lead. The preferred member claims the absent leader key in one compare-and-swap
+ *   bound to its lease; a holder that is no longer preferred releases it.
+ * - `isLeader()` is synchronous and local: the claim is ours AND the lease deadline, minus a
+ *   safety margin, is in the future. A paused or partitioned leader stops acting as leader
+ *   before etcd can expire its lease and let another member claim.
+ * - `fenced()` starts a transaction that only commits while our claim is unchanged: a stale
+ *   leader's write fails.
+ * - `leave()` (graceful shutdown) deletes the claim and our member key in one transaction, so
+ *   the successor sees the pool without us and claims within milliseconds.
+ */
+import { EventEmitter } from 'node:events';
+import type { ComparatorBuilder, Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { PoolKeys } from '../etcd/keys.js';
+import { asError, MemberLease } from '../membership/lease.js';
+import { decode, memberRecordSchema, type LeaderClaim, type MemberRecord } from '../membership/memberRecord.js';
+import type { PoolMetrics } from '../metrics/metrics.js';
+import { PoolView, sleep, type MemberView } from './poolView.js';
+import { oldest, type LeaderStrategy } from './strategy.js';
+
+export interface LeaderInfo {
+  id: string;
+  url: string;
+  memberKey: string;
+  term: bigint;
+  self: boolean;
+}
+
+export interface ElectionEvents {
+  /** Anything that may change `isLeader()`, `leader()` or readiness. */
+  change: [];
+  leaderChanged: [leader: LeaderInfo | undefined, previous: LeaderInfo | undefined];
+}
+
+export interface ElectionOptions {
+  pool: string;
+  keys: PoolKeys;
+  record: Omit<MemberRecord, 'pool'>;
+  leaseTtlSeconds: number;
+  safetyMarginMs: number;
+  callTimeoutMs: number;
+  reconcileIntervalMs: number;
+  strategy?: LeaderStrategy;
+  logger: Logger;
+  metrics: PoolMetrics;
+}
+
+interface Registration {
+  lease: MemberLease;
+  memberKey: string;
+  createRevision: bigint;
+}
+
+export class PoolElection extends EventEmitter<ElectionEvents> {
+  readonly view: PoolView;
+  private registration: Registration | undefined;
+  private registering: Promise<void> | undefined;
+  private heldTerm: bigint | undefined;
+  private claiming = false;
+  private leaving = false;
+  private stopped = false;
+  private tick: NodeJS.Timeout | undefined;
+  private lastLeader: LeaderInfo | undefined;
+  private leaderlessSince: number | undefined;
+  private readonly strategy: LeaderStrategy;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly options: ElectionOptions,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.strategy = options.strategy ?? oldest;
+    this.logger = options.logger;
+    this.view = new PoolView(etcd, {
+      pool: options.pool,
+      keys: options.keys,
+      reconcileIntervalMs: options.reconcileIntervalMs,
+      logger: options.logger,
+      metrics: options.metrics,
+    });
+    this.view.on('change', () => this.evaluate());
+    this.view.on('reachability', () => this.evaluate());
+  }
+
+  get pool(): string {
+    return this.options.pool;
+  }
+
+  get memberId(): string {
+    return this.options.record.id;
+  }
+
+  get memberKey(): string | undefined {
+    return this.registration?.memberKey;
+  }
+
+  /** Registers and syncs. Retries etcd failures with backoff until it succeeds or stops. */
+  async start(): Promise<void> {
+    const tickMs = Math.min(250, (this.options.leaseTtlSeconds * 1000) / 10);
+    this.tick = setInterval(() => this.evaluate(), tickMs);
+    this.tick.unref();
+    await Promise.all([this.register(true), this.view.start()]);
+    this.evaluate();
+  }
+
+  /**
+   * Am I leader? The claim is mine and my lease deadline, minus the safety margin, is ahead.
+   * Synchronous and local, so it can be asked on every request.
+   */
+  isLeader(now = Date.now()): boolean {
+    const registration = this.registration;
+    return (
+      this.heldTerm !== undefined &&
+      registration !== undefined &&
+      registration.lease.isAlive &&
+      now < registration.lease.leaseDeadline - this.options.safetyMarginMs
+    );
+  }
+
+  /** The term (fencing token) while `isLeader()`, else undefined. */
+  get term(): bigint | undefined {
+    return this.isLeader() ? this.heldTerm : undefined;
+  }
+
+  /** The leader as the local view sees it, or undefined while the pool has none. */
+  leader(): LeaderInfo | undefined {
+    const claimView = this.view.claim;
+    const claim: LeaderClaim | undefined = claimView?.claim;
+    if (!claimView || !claim) return undefined;
+    return {
+      id: claim.id,
+      url: claim.url,
+      memberKey: claim.memberKey,
+      term: claimView.term,
+      self: claim.memberKey === this.registration?.memberKey,
+    };
+  }
+
+  /** Ready: registered, synced, etcd reachable, lease safely alive, not leaving. */
+  isReady(now = Date.now()): boolean {
+    const registration = this.registration;
+    return (
+      !this.leaving &&
+      registration !== undefined &&
+      registration.lease.isAlive &&
+      registration.lease.leaseDeadline - this.options.safetyMarginMs > now &&
+      this.view.synced &&
+      this.view.reachable
+    );
+  }
+
+  /** Milliseconds until the local lease deadline; 0 when unregistered. */
+  leaseTimeLeftMs(now = Date.now()): number {
+    return this.registration?.lease.timeLeftMs(now) ?? 0;
+  }
+
+  /**
+   * A transaction that commits only while `term` is still the claim's revision. Add the
+   * guarded operations with `.then(...)` and call `.commit()`; `succeeded === false` means
+   * leadership was lost and nothing was written.
+   */
+  fenced(term: bigint): ComparatorBuilder {
+    return this.etcd.if(this.options.keys.leader, 'Mod', '==', term.toString());
+  }
+
+  /**
+   * Resolves once `ready(this)` holds, or with false after `timeoutMs`. Event-driven: it
+   * re-checks on every election change, not on a timer.
+   */
+  waitFor(ready: (election: this) => boolean, timeoutMs: number): Promise<boolean> {
+    if (ready(this)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onChange = () => {
+        if (!ready(this)) return;
+        cleanup();
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        resolve(ready(this));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.off('change', onChange);
+      };
+      this.on('change', onChange);
+    });
+  }
+
+  /**
+   * Graceful departure: stop claiming, and delete the claim (if held) together with the member
+   * key, so the next member in line claims at once. The lease stays until `close()` so that
+   * in-flight work can still be forwarded.
+   */
+  async leave(): Promise<void> {
+    if (this.leaving) return;
+    this.leaving = true;
+    this.emit('change');
+    const registration = this.registration;
+    if (!registration) return;
+    const term = this.heldTerm;
+    this.heldTerm = undefined;
+    try {
+      if (term !== undefined) {
+        await this.fenced(term)
+          .then(this.etcd.delete().key(this.options.keys.leader))
+          .then(this.etcd.delete().key(registration.memberKey))
+          .else(this.etcd.delete().key(registration.memberKey))
+          .commit();
+        this.logger.info({ term: term.toString() }, 'released leadership');
+      } else {
+        await this.etcd.delete().key(registration.memberKey);
+      }
+    } catch (error) {
+      this.logger.warn({ err: asError(error).message }, 'could not deregister; the lease revoke will');
+    }
+    this.evaluate();
+  }
+
+  /** Revokes the lease (etcd deletes our keys at once) and stops watching. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.leaving = true;
+    clearInterval(this.tick);
+    this.heldTerm = undefined;
+    const registration = this.registration;
+    this.registration = undefined;
+    await this.view.stop();
+    if (registration) {
+      await registration.lease.revoke().catch((error: unknown) => {
+        this.logger.warn({ err: asError(error).message }, 'lease revoke failed; it expires after its TTL');
+      });
+    }
+    this.updateMetrics();
+    this.emit('change');
+  }
+
+  /**
+   * Grants a lease and puts our member key. At start-up only, a member record with our id
+   * under another lease belongs to a previous incarnation of this member (a restarted
+   * container): its lease is revoked so the pool does not wait a TTL for a dead member.
+   */
+  private register(takeover: boolean): Promise<void> {
+    this.registering ??= this.runRegister(takeover).finally(() => (this.registering = undefined));
+    return this.registering;
+  }
+
+  private async runRegister(takeover: boolean): Promise<void> {
+    let delayMs = 100;
+    while (!this.stopped && !this.leaving) {
+      let lease: MemberLease | undefined;
+      try {
+        lease = await MemberLease.grant(this.etcd, this.options.leaseTtlSeconds, this.options.callTimeoutMs);
+        if (takeover) await this.revokePreviousIncarnations(lease.id);
+        const memberKey = this.options.keys.member(lease.id);
+        const record = memberRecordSchema.parse({ ...this.options.record, pool: this.options.pool });
+        const result = await this.etcd
+          .if(memberKey, 'Create', '==', 0)
+          .then(this.etcd.put(memberKey).value(JSON.stringify(record)).lease(lease.id))
+          .commit();
+        if (!result.succeeded) throw new Error(`member key ${memberKey} already exists`);
+        this.watchLease(lease);
+        this.registration = { lease, memberKey, createRevision: BigInt(result.header.revision) };
+        this.logger.info(
+          { memberKey, leaseId: lease.id, ttlMs: lease.ttlMs, createRevision: result.header.revision },
+          'registered in the pool',
+        );
+        this.evaluate();
+        return;
+      } catch (error) {
+        lease?.abandon();
+        if (lease) void this.etcd.leaseClient.leaseRevoke({ ID: lease.id }).catch(() => undefined);
+        this.logger.warn(
+          { err: asError(error).message, retryInMs: delayMs },
+          'cannot register in the pool; retrying',
+        );
+        await sleep(delayMs * (0.5 + Math.random()));
+        delayMs = Math.min(delayMs * 2, 2000);
+      }
+    }
+  }
+
+  private async revokePreviousIncarnations(ownLeaseId: string): Promise<void> {
+    const existing = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
+    for (const kv of existing.kvs) {
+      const decoded = decode(memberRecordSchema, kv.value);
+      if (!decoded.ok || decoded.value.id !== this.options.record.id) continue;
+      if (kv.lease === '0' || kv.lease === ownLeaseId) continue;
+      await this.etcd.leaseClient.leaseRevoke({ ID: kv.lease }).catch(() => undefined);
+      this.logger.info(
+        { memberKey: kv.key.toString(), leaseId: kv.lease },
+        'took over the registration of a previous incarnation of this member',
+      );
+    }
+  }
+
+  private watchLease(lease: MemberLease): void {
+    lease.on('renewed', () => this.evaluate());
+    lease.on('keepAliveFailed', (error) => {
+      this.options.metrics.keepAliveFailures.inc({ pool: this.options.pool });
+      this.logger.warn({ err: error.message, leaseTimeLeftMs: lease.timeLeftMs() }, 'lease keep-alive failed');
+      this.evaluate();
+    });
+    lease.on('lost', (reason) => {
+      if (this.registration?.lease !== lease) return;
+      this.logger.warn({ reason }, 'lease lost; registering again');
+      this.dropRegistration();
+    });
+  }
+
+  /** Our registration is gone (lease expired or member key deleted): register anew. */
+  private dropRegistration(): void {
+    const old = this.registration;
+    this.registration = undefined;
+    this.heldTerm = undefined;
+    if (old) {
+      old.lease.abandon();
+      void this.etcd.leaseClient.leaseRevoke({ ID: old.lease.id }).catch(() => undefined);
+    }
+    this.emit('change');
+    if (!this.stopped && !this.leaving) void this.register(false);
+  }
+
+  /** Re-evaluates the election from the local view. Cheap and synchronous; never throws. */
+  private evaluate(): void {
+    if (this.stopped) return;
+    const view = this.view;
+    const claimView = view.claim;
+    const registration = this.registration;
+
+    if (this.heldTerm !== undefined && claimView?.term !== this.heldTerm && view.revision >= this.heldTerm) {
+      this.logger.warn({ term: this.heldTerm.toString() }, 'leadership lost: the claim changed in etcd');
+      this.heldTerm = undefined;
+    }
+
+    if (registration && view.synced && view.revision >= registration.createRevision) {
+      if (!view.member(registration.memberKey) && !this.leaving) {
+        this.logger.warn({ memberKey: registration.memberKey }, 'our member key vanished; registering again');
+        this.dropRegistration();
+        return;
+      }
+      if (!this.leaving) this.pursueLeadership(registration);
+    }
+    this.observeLeader();
+    this.updateMetrics();
+    this.emit('change');
+  }
+
+  private pursueLeadership(registration: Registration): void {
+    const claimView = this.view.claim;
+    const preferred = this.strategy(this.view.members, {
+      pool: this.options.pool,
+      self: registration.memberKey,
+    });
+    const preferredIsMe = preferred?.key === registration.memberKey;
+    if (!claimView) {
+      if (preferredIsMe) void this.claimLeadership(registration, undefined);
+      return;
+    }
+    if (!claimView.claim) {
+      // A foreign value sits at the claim key. The member the strategy prefers replaces it,
+      // compare-and-swap on its revision, rather than leaving the pool leaderless forever.
+      if (preferredIsMe) void this.claimLeadership(registration, claimView.term);
+      return;
+    }
+    const claimIsMine =
+      claimView.claim.memberKey === registration.memberKey && claimView.leaseId === registration.lease.id;
+    if (claimIsMine && this.heldTerm === undefined && !this.claiming) {
+      // Our claim committed but its answer was lost (a timeout): adopt it.
+      this.heldTerm = claimView.term;
+      this.logger.info({ term: claimView.term.toString() }, 'adopted our own leader claim');
+    }
+    if (claimIsMine && preferred && !preferredIsMe && this.isLeader()) {
+      void this.releaseLeadership(claimView.term, preferred);
+    }
+  }
+
+  /**
+   * Claims the leader key in one transaction: it must be absent (or still hold the invalid
+   * value at `replaceTerm`), and our member key must still be ours.
+   */
+  private async claimLeadership(registration: Registration, replaceTerm: bigint | undefined): Promise<void> {
+    if (this.claiming || !registration.lease.isAlive) return;
+    this.claiming = true;
+    const { keys } = this.options;
+    const claim: LeaderClaim = {
+      memberKey: registration.memberKey,
+      id: this.options.record.id,
+      url: this.options.record.url,
+      claimedAt: new Date().toISOString(),
+    };
+    try {
+      const guard =
+        replaceTerm === undefined
+          ? this.etcd.if(keys.leader, 'Version', '==', 0)
+          : this.etcd.if(keys.leader, 'Mod', '==', replaceTerm.toString());
+      const result = await guard
+        .and(registration.memberKey, 'Create', '==', registration.createRevision.toString())
+        .then(this.etcd.put(keys.leader).value(JSON.stringify(claim)).lease(registration.lease.id))
+        .commit();
+      if (result.succeeded && this.registration === registration && !this.leaving) {
+        this.heldTerm = BigInt(result.header.revision);
+        this.logger.info({ term: this.heldTerm.toString() }, 'claimed leadership');
+      }
+    } catch (error) {
+      this.logger.warn({ err: asError(error).message }, 'leader claim failed; will retry');
+      setTimeout(() => this.evaluate(), 100).unref();
+    } finally {
+      this.claiming = false;
+      this.evaluate();
+    }
+  }
+
+  /** Hands the claim over: delete it only if it is still the one we wrote. */
+  private async releaseLeadership(term: bigint, successor: MemberView): Promise<void> {
+    if (this.heldTerm !== term) return;
+    this.heldTerm = undefined;
+    this.logger.info({ term: term.toString(), successor: successor.record.id }, 'handing leadership over');
+    try {
+      await this.fenced(term).then(this.etcd.delete().key(this.options.keys.leader)).commit();
+    } catch (error) {
+      this.logger.warn({ err: asError(error).message }, 'releasing the claim failed');
+    }
+    this.evaluate();
+  }
+
+  /** Leader change bookkeeping: events, logs and the failover-duration metric. */
+  private observeLeader(): void {
+    const leader = this.leader();
+    const previous = this.lastLeader;
+    if (leader?.term === previous?.term && leader?.memberKey === previous?.memberKey) return;
+    this.lastLeader = leader;
+    const { metrics, pool } = this.options;
+    const now = Date.now();
+    if (!leader) {
+      this.leaderlessSince = now;
+    } else {
+      if (this.leaderlessSince !== undefined && previous === undefined) {
+        metrics.failoverDuration.observe({ pool }, (now - this.leaderlessSince) / 1000);
+      }
+      this.leaderlessSince = undefined;
+      metrics.leaderChanges.inc({ pool });
+      metrics.lastLeaderChange.set({ pool }, now / 1000);
+    }
+    metrics.leaderInfo.reset();
+    if (leader) metrics.leaderInfo.set({ pool, leader_id: leader.id }, 1);
+    this.logger.info(
+      { leader: leader?.id ?? null, term: leader?.term.toString() ?? null, previous: previous?.id ?? null },
+      leader ? 'leader changed' : 'pool has no leader',
+    );
+    this.emit('leaderChanged', leader, previous);
+  }
+
+  private updateMetrics(): void {
+    const { metrics, pool } = this.options;
+    metrics.isLeader.set({ pool }, this.isLeader() ? 1 : 0);
+    metrics.members.set({ pool }, this.view.members.length);
+    metrics.term.set({ pool }, Number(this.view.claim?.term ?? 0n));
+    metrics.leaseTimeLeft.set({ pool }, this.leaseTimeLeftMs() / 1000);
+  }
+}

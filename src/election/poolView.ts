@@ -1,0 +1,365 @@
+/**
+ * The local view of one pool: its members (sorted by create revision) and its leader claim,
+ * kept current by a snapshot read at revision R followed by a watch from R+1.
+ *
+ * Any watch error, cancellation or compaction ⇒ resync (read again, watch again). A watch on
+ * an etcd member that lost quorum stalls silently, so a periodic linearizable read reconciles
+ * the view; it is also how the view knows etcd is reachable. Events at or below the view's
+ * revision are ignored, so a reconciling read that overtook in-flight events cannot be undone
+ * by them.
+ *
+ * Foreign or invalid values under the prefix are ignored for the election, logged once per
+ * key version and counted — never a crash.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import type { PoolKeys } from '../etcd/keys.js';
+import { leaseIdHex } from '../etcd/keys.js';
+import {
+  decode,
+  leaderClaimSchema,
+  memberRecordSchema,
+  type LeaderClaim,
+  type MemberRecord,
+} from '../membership/memberRecord.js';
+import type { PoolMetrics } from '../metrics/metrics.js';
+import { asError } from '../membership/lease.js';
+
+export interface MemberView {
+  key: string;
+  leaseId: string;
+  createRevision: bigint;
+  modRevision: bigint;
+  record: MemberRecord;
+}
+
+export interface ClaimView {
+  /** The claim's mod revision: the leader's term and fencing token. */
+  term: bigint;
+  leaseId: string;
+  /** Undefined when the stored value is not a valid claim. */
+  claim: LeaderClaim | undefined;
+}
+
+export interface PoolViewEvents {
+  change: [];
+  reachability: [reachable: boolean];
+}
+
+export interface PoolViewOptions {
+  pool: string;
+  keys: PoolKeys;
+  reconcileIntervalMs: number;
+  logger: Logger;
+  metrics: PoolMetrics;
+}
+
+type ResyncReason = 'start' | 'watch_error' | 'watch_disconnected' | 'watch_ended' | 'reconcile';
+
+export class PoolView extends EventEmitter<PoolViewEvents> {
+  private sorted: MemberView[] = [];
+  private byKey = new Map<string, MemberView>();
+  private claimView: ClaimView | undefined;
+  private viewRevision = 0n;
+  private watcher: Watcher | undefined;
+  private generation = 0;
+  private resyncing: Promise<void> | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private isSynced = false;
+  private isReachable = false;
+  private reported = new Set<string>();
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly options: PoolViewOptions,
+  ) {
+    super();
+  }
+
+  /** Members with valid records, oldest (lowest create revision) first. */
+  get members(): readonly MemberView[] {
+    return this.sorted;
+  }
+
+  get claim(): ClaimView | undefined {
+    return this.claimView;
+  }
+
+  get revision(): bigint {
+    return this.viewRevision;
+  }
+
+  member(key: string): MemberView | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** True once a snapshot was read and its watch is in place. */
+  get synced(): boolean {
+    return this.isSynced;
+  }
+
+  /** True while the last read from etcd (snapshot or reconcile) succeeded. */
+  get reachable(): boolean {
+    return this.isReachable;
+  }
+
+  /** Reads the pool and starts watching; retries until it succeeds or `stop()` is called. */
+  async start(): Promise<void> {
+    this.reconcileTimer = setInterval(() => void this.reconcile(), this.options.reconcileIntervalMs);
+    this.reconcileTimer.unref();
+    await this.resync('start');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.reconcileTimer);
+    this.generation++;
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    await watcher?.cancel().catch(() => undefined);
+  }
+
+  /** Re-reads the pool and restarts the watch. Concurrent calls share one resync. */
+  resync(reason: ResyncReason): Promise<void> {
+    this.resyncing ??= this.runResync(reason).finally(() => (this.resyncing = undefined));
+    return this.resyncing;
+  }
+
+  private async runResync(reason: ResyncReason): Promise<void> {
+    if (reason !== 'start') {
+      this.options.metrics.watchResyncs.inc({ pool: this.options.pool, reason });
+      this.options.logger.info({ reason }, 'resyncing pool view');
+    }
+    this.isSynced = false;
+    let delayMs = 50;
+    while (!this.stopped) {
+      const generation = ++this.generation;
+      const old = this.watcher;
+      this.watcher = undefined;
+      void old?.cancel().catch(() => undefined);
+      try {
+        const snapshot = await this.etcd.getAll().prefix(this.options.keys.pool).exec();
+        this.setReachable(true);
+        this.applySnapshot(BigInt(snapshot.header.revision), snapshot.kvs);
+        const watcher = await this.etcd
+          .watch()
+          .prefix(this.options.keys.pool)
+          .startRevision(String(this.viewRevision + 1n))
+          .create();
+        if (generation !== this.generation) {
+          void watcher.cancel().catch(() => undefined);
+          return;
+        }
+        this.attach(watcher, generation);
+        this.isSynced = true;
+        this.emit('change');
+        return;
+      } catch (error) {
+        this.setReachable(false);
+        this.options.logger.warn(
+          { err: asError(error).message, retryInMs: delayMs },
+          'cannot read the pool from etcd; retrying',
+        );
+        await sleep(delayMs * (0.5 + Math.random()));
+        delayMs = Math.min(delayMs * 2, 2000);
+      }
+    }
+  }
+
+  private attach(watcher: Watcher, generation: number): void {
+    this.watcher = watcher;
+    const current = () => generation === this.generation && !this.stopped;
+    watcher.on('data', (res: IWatchResponse) => {
+      if (current() && res.events.length > 0) this.applyEvents(res);
+    });
+    watcher.on('error', () => {
+      if (current()) void this.resync('watch_error');
+    });
+    watcher.on('disconnected', () => {
+      if (current()) void this.resync('watch_disconnected');
+    });
+    watcher.on('end', () => {
+      if (current()) void this.resync('watch_ended');
+    });
+  }
+
+  /**
+   * A linearizable read of the whole pool. It fails without quorum, which is what tells a
+   * member whose watch stalled that etcd is gone. If the read shows a state the watch has not
+   * delivered, the view takes it and the watch is restarted.
+   */
+  private async reconcile(): Promise<void> {
+    if (this.stopped || this.resyncing) return;
+    const generation = this.generation;
+    try {
+      const snapshot = await this.etcd.getAll().prefix(this.options.keys.pool).exec();
+      this.setReachable(true);
+      if (generation !== this.generation || this.resyncing) return;
+      const revision = BigInt(snapshot.header.revision);
+      if (revision > this.viewRevision && !this.agreesWith(snapshot.kvs)) {
+        await this.resync('reconcile');
+      }
+    } catch (error) {
+      if (this.isReachable) {
+        this.options.logger.warn({ err: asError(error).message }, 'etcd unreachable');
+      }
+      this.setReachable(false);
+    }
+  }
+
+  private setReachable(reachable: boolean): void {
+    if (reachable === this.isReachable) return;
+    this.isReachable = reachable;
+    this.emit('reachability', reachable);
+  }
+
+  private agreesWith(kvs: IKeyValue[]): boolean {
+    let members = 0;
+    let claimSeen = false;
+    for (const kv of kvs) {
+      const key = kv.key.toString();
+      if (key === this.options.keys.leader) {
+        claimSeen = true;
+        if (this.claimView?.term !== BigInt(kv.mod_revision)) return false;
+      } else if (key.startsWith(this.options.keys.membersPrefix)) {
+        const known = this.byKey.get(key);
+        if (known) {
+          if (known.modRevision !== BigInt(kv.mod_revision)) return false;
+          members++;
+        } else if (this.classifyMember(kv) !== undefined) {
+          return false;
+        }
+      }
+    }
+    return members === this.sorted.length && claimSeen === (this.claimView !== undefined);
+  }
+
+  private applySnapshot(revision: bigint, kvs: IKeyValue[]): void {
+    this.sorted = [];
+    this.byKey.clear();
+    this.claimView = undefined;
+    this.viewRevision = revision;
+    for (const kv of kvs) this.applyPut(kv);
+  }
+
+  private applyEvents(res: IWatchResponse): void {
+    let changed = false;
+    for (const event of res.events) {
+      const revision = BigInt(event.kv.mod_revision);
+      if (revision <= this.viewRevision) continue;
+      this.viewRevision = revision;
+      if (event.type === 'Put') changed = this.applyPut(event.kv) || changed;
+      else changed = this.applyDelete(event.kv.key.toString()) || changed;
+    }
+    const headerRevision = BigInt(res.header.revision);
+    if (headerRevision > this.viewRevision) this.viewRevision = headerRevision;
+    if (changed) this.emit('change');
+  }
+
+  /** Returns whether the election-relevant state changed. */
+  private applyPut(kv: IKeyValue): boolean {
+    const key = kv.key.toString();
+    const { keys } = this.options;
+    if (key === keys.leader) {
+      const decoded = decode(leaderClaimSchema, kv.value);
+      if (!decoded.ok) this.reportInvalid('claim', key, kv, decoded.reason);
+      this.claimView = {
+        term: BigInt(kv.mod_revision),
+        leaseId: kv.lease,
+        claim: decoded.ok ? decoded.value : undefined,
+      };
+      return true;
+    }
+    if (key.startsWith(keys.membersPrefix)) {
+      const member = this.classifyMember(kv);
+      const wasThere = this.removeMember(key);
+      if (member) this.insertMember(member);
+      return member !== undefined || wasThere;
+    }
+    if (!key.startsWith(keys.statePrefix)) {
+      this.reportInvalid('foreign_key', key, kv, 'not a key of the pool layout');
+    }
+    return false;
+  }
+
+  private applyDelete(key: string): boolean {
+    this.forgetReports(key);
+    if (key === this.options.keys.leader) {
+      const had = this.claimView !== undefined;
+      this.claimView = undefined;
+      return had;
+    }
+    return this.removeMember(key);
+  }
+
+  /** A valid member, or undefined (reported) for a foreign key or an invalid record. */
+  private classifyMember(kv: IKeyValue): MemberView | undefined {
+    const key = kv.key.toString();
+    const suffix = key.slice(this.options.keys.membersPrefix.length);
+    if (kv.lease === '0' || suffix !== leaseIdHex(kv.lease)) {
+      this.reportInvalid('member_key', key, kv, 'key is not bound to the lease its name says');
+      return undefined;
+    }
+    const decoded = decode(memberRecordSchema, kv.value);
+    if (!decoded.ok) {
+      this.reportInvalid('member_record', key, kv, decoded.reason);
+      return undefined;
+    }
+    if (decoded.value.pool !== this.options.pool) {
+      this.reportInvalid('member_record', key, kv, `record names pool "${decoded.value.pool}"`);
+      return undefined;
+    }
+    return {
+      key,
+      leaseId: kv.lease,
+      createRevision: BigInt(kv.create_revision),
+      modRevision: BigInt(kv.mod_revision),
+      record: decoded.value,
+    };
+  }
+
+  private insertMember(member: MemberView): void {
+    this.byKey.set(member.key, member);
+    const at = lowerBound(this.sorted, member.createRevision);
+    this.sorted.splice(at, 0, member);
+  }
+
+  private removeMember(key: string): boolean {
+    const member = this.byKey.get(key);
+    if (!member) return false;
+    this.byKey.delete(key);
+    const at = lowerBound(this.sorted, member.createRevision);
+    if (this.sorted[at]?.key === key) this.sorted.splice(at, 1);
+    return true;
+  }
+
+  private reportInvalid(kind: string, key: string, kv: IKeyValue, reason: string): void {
+    const id = `${key}@${kv.mod_revision}`;
+    if (this.reported.has(id)) return;
+    this.reported.add(id);
+    this.options.metrics.invalidRecords.inc({ pool: this.options.pool, kind });
+    this.options.logger.warn({ key, kind, reason }, 'ignoring an invalid value under the pool prefix');
+  }
+
+  private forgetReports(key: string): void {
+    for (const id of this.reported) if (id.startsWith(`${key}@`)) this.reported.delete(id);
+  }
+}
+
+/** Index of the first member whose create revision is >= `revision` (binary search). */
+function lowerBound(members: readonly MemberView[], revision: bigint): number {
+  let low = 0;
+  let high = members.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (members[mid]!.createRevision < revision) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

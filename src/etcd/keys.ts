@@ -1,0 +1,33 @@
+/**
+ * The etcd key layout of one pool (design.md, "etcd layout"). The members prefix matches
+ * etcd's own election recipe, `concurrency.NewElection(session, "<P>/pools/<pool>/members")`,
+ * which puts `<prefix>/<lease id in lowercase hex>`: `etcdctl elect -l` then names the same
+ * member as our `oldest` strategy.
+ */
+export interface PoolKeys {
+  /** Everything of this pool: members, claim and state. Watched as one range. */
+  readonly pool: string;
+  readonly membersPrefix: string;
+  readonly leader: string;
+  readonly statePrefix: string;
+  readonly ticketHighWater: string;
+  member(leaseId: string): string;
+}
+
+export function poolKeys(prefix: string, pool: string): PoolKeys {
+  const poolPrefix = `${prefix}/pools/${pool}/`;
+  const membersPrefix = `${poolPrefix}members/`;
+  return {
+    pool: poolPrefix,
+    membersPrefix,
+    leader: `${poolPrefix}leader`,
+    statePrefix: `${poolPrefix}state/`,
+    ticketHighWater: `${poolPrefix}state/tickets`,
+    member: (leaseId) => `${membersPrefix}${leaseIdHex(leaseId)}`,
+  };
+}
+
+/** etcd3 reports lease ids as decimal strings; keys use etcd's `%x` form. */
+export function leaseIdHex(leaseId: string): string {
+  return BigInt(leaseId).toString(16);
+}

@@ -1,0 +1,183 @@
+/**
+ * The HTTP surface (Express 5): /work, /pool, /healthz, /readyz, /metrics. It talks to the
+ * election and the router through their small interfaces and knows nothing of etcd.
+ */
+import express, { type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { PoolElection } from '../election/election.js';
+import { PoolError, isPoolError } from '../errors.js';
+import type { PoolMetrics } from '../metrics/metrics.js';
+import { HOPS_HEADER, TERM_HEADER, VIA_HEADER } from '../work/forwarder.js';
+import type { IncomingWork, WorkRouter } from '../work/router.js';
+import { errorMiddleware, sendError } from './errors.js';
+import { memberId } from '../config/config.js';
+
+/** The largest accepted payload, serialized as JSON. */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** Body limit: the payload plus its `{"payload": ...}` envelope. */
+const MAX_BODY = '65kb';
+const MAX_VIA = 16;
+
+export interface HttpAppOptions {
+  election: PoolElection;
+  router: WorkRouter;
+  metrics: PoolMetrics;
+  nodeMetrics: Registry;
+  logger: Logger;
+  /** True once graceful shutdown began: not ready, and connections are not kept alive. */
+  draining: () => boolean;
+}
+
+export function createHttpApp(options: HttpAppOptions): express.Express {
+  const { election, router, metrics, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use((_req, res, next) => {
+    if (options.draining()) res.set('Connection', 'close');
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', (_req, res) => {
+    const ready = !options.draining() && election.isReady();
+    res.status(ready ? 200 : 503).json({
+      ready,
+      registered: election.memberKey !== undefined,
+      synced: election.view.synced,
+      etcdReachable: election.view.reachable,
+      leaseTimeLeftMs: election.leaseTimeLeftMs(),
+      draining: options.draining(),
+    });
+  });
+
+  const merged = () => Registry.merge([metrics.registry, options.nodeMetrics]);
+  app.get('/metrics', async (_req, res) => {
+    const registry = merged();
+    res.set('Content-Type', registry.contentType).send(await registry.metrics());
+  });
+
+  app.get('/pool', (_req, res) => {
+    res.json(describePool(election));
+  });
+
+  const handleWork = async (req: Request, res: Response, work: IncomingWork) => {
+    const stopTimer = metrics.workDuration.startTimer({ route: 'work' });
+    let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
+    try {
+      const outcome = await router.route(work);
+      role = outcome.role;
+      metrics.workRequests.inc({ route: 'work', role, outcome: outcome.status < 400 ? 'ok' : `upstream_${outcome.status}` });
+      res.status(outcome.status).json(outcome.body);
+    } catch (error) {
+      const code = isPoolError(error) ? error.code.toLowerCase() : 'internal';
+      metrics.workRequests.inc({ route: 'work', role, outcome: code });
+      if (isPoolError(error)) {
+        if (error.code !== 'NOT_LEADER') logger.info({ code: error.code, msg: error.message }, 'work failed');
+        sendError(res, error);
+      } else {
+        logger.error({ err: error }, 'work handler failed');
+        sendError(res, new PoolError('INTERNAL', 'the work handler failed'));
+      }
+    } finally {
+      stopTimer({ role });
+    }
+  };
+
+  app.get('/work', async (req, res) => {
+    const payload = req.query.payload;
+    if (payload !== undefined && typeof payload !== 'string') {
+      throw new PoolError('BAD_REQUEST', 'give "payload" at most once in the query string');
+    }
+    checkPayloadSize(payload ?? null);
+    await handleWork(req, res, { payload: payload ?? null, ...forwardingHeaders(req) });
+  });
+
+  const json = express.json({ limit: MAX_BODY, strict: false, type: () => true });
+  app.post(
+    '/work',
+    (req, _res, next) => {
+      if (!req.is('application/json')) {
+        throw new PoolError('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json: {"payload": <any JSON>}');
+      }
+      next();
+    },
+    json,
+    async (req, res) => {
+      const body: unknown = req.body;
+      if (typeof body !== 'object' || body === null || Array.isArray(body) || !('payload' in body)) {
+        throw new PoolError('BAD_REQUEST', 'expected a JSON object {"payload": <any JSON>}');
+      }
+      const payload = (body as { payload: unknown }).payload;
+      checkPayloadSize(payload);
+      await handleWork(req, res, { payload, ...forwardingHeaders(req) });
+    },
+  );
+
+  app.use((req, res) => {
+    sendError(res, new PoolError('NOT_FOUND', `no route ${req.method} ${req.path}`));
+  });
+  app.use(errorMiddleware(logger));
+  return app;
+}
+
+function checkPayloadSize(payload: unknown): void {
+  const size = Buffer.byteLength(JSON.stringify(payload) ?? 'null');
+  if (size > MAX_PAYLOAD_BYTES) {
+    throw new PoolError('PAYLOAD_TOO_LARGE', `payload is ${size} bytes; the limit is ${MAX_PAYLOAD_BYTES}`);
+  }
+}
+
+/** Reads and validates the headers a forwarding member adds. */
+function forwardingHeaders(req: Request): Pick<IncomingWork, 'hops' | 'via' | 'termSeen'> {
+  const hopsRaw = req.get(HOPS_HEADER);
+  const termRaw = req.get(TERM_HEADER);
+  const viaRaw = req.get(VIA_HEADER);
+  if (hopsRaw === undefined) return { hops: 0, via: [] };
+  if (!/^\d{1,3}$/.test(hopsRaw)) throw new PoolError('BAD_REQUEST', `${HOPS_HEADER} must be a small whole number`);
+  if (termRaw !== undefined && !/^\d{1,20}$/.test(termRaw)) {
+    throw new PoolError('BAD_REQUEST', `${TERM_HEADER} must be a revision number`);
+  }
+  const via = viaRaw ? viaRaw.split(',').map((part) => part.trim()) : [];
+  if (via.length > MAX_VIA || via.some((id) => !memberId.safeParse(id).success)) {
+    throw new PoolError('BAD_REQUEST', `${VIA_HEADER} must list at most ${MAX_VIA} member ids`);
+  }
+  return { hops: Number(hopsRaw), via, ...(termRaw !== undefined ? { termSeen: BigInt(termRaw) } : {}) };
+}
+
+/** The `:observer` view of the pool as this member sees it. */
+export function describePool(election: PoolElection) {
+  const leader = election.leader();
+  const view = election.view;
+  return {
+    pool: election.pool,
+    self: {
+      id: election.memberId,
+      memberKey: election.memberKey ?? null,
+      isLeader: election.isLeader(),
+      ready: election.isReady(),
+      leaseTimeLeftMs: election.leaseTimeLeftMs(),
+    },
+    leader: leader ? { id: leader.id, url: leader.url, memberKey: leader.memberKey, term: Number(leader.term) } : null,
+    term: leader ? Number(leader.term) : null,
+    revision: Number(view.revision),
+    members: view.members.map((member) => ({
+      id: member.record.id,
+      url: member.record.url,
+      memberKey: member.key,
+      createRevision: Number(member.createRevision),
+      startedAt: member.record.startedAt,
+      pid: member.record.pid,
+      version: member.record.version,
+      weight: member.record.weight,
+      labels: member.record.labels,
+      isLeader: leader?.memberKey === member.key,
+    })),
+  };
+}

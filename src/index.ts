@@ -1,0 +1,15 @@
+/**
+ * The library API: embed a pool member in your own service.
+ *
+ *   const member = await PoolMember.start({ config: loadConfig(), handler });
+ *   member.election.on('leaderChanged', (leader) => ...);
+ *   await member.shutdown();
+ */
+export { loadConfig, ConfigError, describeVariables, type Config } from './config/config.js';
+export { PoolMember, type PoolMemberOptions } from './member.js';
+export { PoolElection, type LeaderInfo, type ElectionEvents } from './election/election.js';
+export type { MemberView, ClaimView } from './election/poolView.js';
+export { oldest, type LeaderStrategy, type StrategyContext } from './election/strategy.js';
+export { echoHandler, type WorkHandler, type WorkContext, type WorkRequest } from './work/handler.js';
+export { PoolError, NotLeaderError, NoLeaderError, isPoolError, type ErrorCode } from './errors.js';
+export type { MemberRecord, LeaderClaim } from './membership/memberRecord.js';

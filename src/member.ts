@@ -1,0 +1,185 @@
+/**
+ * One pool member: election, work routing and the HTTP surface wired together, with graceful
+ * shutdown. This is what `service-pool-leader serve` runs and what the library exports.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { connectEtcd } from './etcd/client.js';
+import { poolKeys } from './etcd/keys.js';
+import { PoolElection } from './election/election.js';
+import type { LeaderStrategy } from './election/strategy.js';
+import { createHttpApp } from './http/app.js';
+import { createLogger } from './log/logger.js';
+import { asError } from './membership/lease.js';
+import { createMetrics, createNodeMetricsRegistry, type PoolMetrics } from './metrics/metrics.js';
+import { VERSION } from './version.js';
+import { Forwarder } from './work/forwarder.js';
+import { echoHandler, type WorkHandler } from './work/handler.js';
+import { WorkRouter } from './work/router.js';
+import { TicketSequence } from './work/tickets.js';
+
+export interface PoolMemberOptions {
+  config: Config;
+  /** What the leader does with work; defaults to the echo handler with tickets. */
+  handler?: WorkHandler;
+  /** Who should lead; defaults to the oldest member. */
+  strategy?: LeaderStrategy;
+  logger?: Logger;
+}
+
+export class PoolMember {
+  private draining = false;
+  private inFlight = 0;
+  private idle: (() => void) | undefined;
+  private shuttingDown: Promise<boolean> | undefined;
+
+  private constructor(
+    readonly config: Config,
+    readonly election: PoolElection,
+    readonly metrics: PoolMetrics,
+    readonly logger: Logger,
+    readonly server: http.Server,
+    private readonly etcd: Etcd3,
+    private readonly forwarder: Forwarder,
+  ) {}
+
+  /**
+   * Starts the HTTP server at once (so /healthz and /readyz answer), then registers and joins
+   * the election in the background; /readyz turns 200 once registered and synced.
+   */
+  static async start(options: PoolMemberOptions): Promise<PoolMember> {
+    const { config } = options;
+    const logger =
+      options.logger ??
+      createLogger({ level: config.log.level, format: config.log.format, base: { member: config.memberId } });
+    const metrics = createMetrics(VERSION);
+    const etcd = connectEtcd({
+      endpoints: config.etcd.endpoints,
+      callTimeoutMs: config.etcd.callTimeoutMs,
+      onRequest: (operation) => metrics.etcdRequests.inc({ operation }),
+    });
+    const keys = poolKeys(config.etcd.prefix, config.pool);
+    const election = new PoolElection(etcd, {
+      pool: config.pool,
+      keys,
+      record: {
+        id: config.memberId,
+        url: config.advertiseUrl,
+        startedAt: new Date().toISOString(),
+        pid: process.pid,
+        version: VERSION,
+        weight: 1,
+        labels: {},
+        leads: [],
+      },
+      leaseTtlSeconds: config.lease.ttlSeconds,
+      safetyMarginMs: config.lease.safetyMarginMs,
+      callTimeoutMs: config.etcd.callTimeoutMs,
+      reconcileIntervalMs: config.reconcileIntervalMs,
+      strategy: options.strategy,
+      logger: logger.child({ pool: config.pool }),
+      metrics,
+    });
+    const forwarder = new Forwarder(config.forwardTimeoutMs);
+    const tickets = new TicketSequence(etcd, election, keys.ticketHighWater, config.ticketBlockSize, metrics);
+    const router = new WorkRouter(
+      election,
+      options.handler ?? echoHandler,
+      tickets,
+      forwarder,
+      { leaderlessWaitMs: config.leaderlessWaitMs, maxHops: config.forwardMaxHops },
+      metrics,
+      logger,
+    );
+
+    let member: PoolMember | undefined;
+    const app = createHttpApp({
+      election,
+      router,
+      metrics,
+      nodeMetrics: createNodeMetricsRegistry(),
+      logger,
+      draining: () => member?.draining ?? false,
+    });
+    const server = http.createServer(app);
+    // Longer than the forwarders' idle timeout (30 s), so that side closes idle sockets first.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+    server.requestTimeout = Math.max(30_000, config.leaderlessWaitMs + config.forwardTimeoutMs * 2);
+    member = new PoolMember(config, election, metrics, logger, server, etcd, forwarder);
+    server.on('request', (_req, res) => member?.track(res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    logger.info(
+      { url: config.advertiseUrl, listen: `${config.host}:${member.port}`, pool: config.pool, version: VERSION },
+      'listening',
+    );
+    election.start().catch((error: unknown) => logger.error({ err: asError(error) }, 'election failed to start'));
+    return member;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  private track(res: http.ServerResponse): void {
+    this.inFlight++;
+    res.once('close', () => {
+      this.inFlight--;
+      if (this.inFlight === 0) this.idle?.();
+    });
+  }
+
+  /**
+   * Graceful shutdown (SIGTERM, `kubectl delete pod`): turn not-ready, release the claim so the
+   * successor claims within milliseconds, keep forwarding new work to it, drain in-flight
+   * requests, revoke the lease, close. Resolves true when everything finished within
+   * `SHUTDOWN_TIMEOUT_MS`, false when the bound cut it short.
+   */
+  shutdown(): Promise<boolean> {
+    this.shuttingDown ??= this.runShutdown();
+    return this.shuttingDown;
+  }
+
+  private async runShutdown(): Promise<boolean> {
+    const startedAt = Date.now();
+    const bound = this.config.shutdownTimeoutMs;
+    this.draining = true;
+    this.logger.info({ inFlight: this.inFlight, timeoutMs: bound }, 'shutting down');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), bound);
+    });
+    const steps = (async () => {
+      await this.election.leave();
+      await this.drained();
+      await new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        this.server.closeIdleConnections();
+      });
+      await this.election.close();
+      return true as const;
+    })();
+    const clean = await Promise.race([steps, timedOut]);
+    clearTimeout(timer);
+    this.server.closeAllConnections();
+    this.forwarder.close();
+    this.etcd.close();
+    this.logger.info({ clean, tookMs: Date.now() - startedAt }, clean ? 'stopped' : 'shutdown timed out');
+    return clean;
+  }
+
+  /** Resolves when no request is in flight (this one excluded: there is none during shutdown). */
+  private drained(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.idle = resolve));
+  }
+}

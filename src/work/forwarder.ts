@@ -1,0 +1,128 @@
+/**
+ * Forwarding from a follower to the leader over keep-alive connections.
+ *
+ * What may be retried: a refused connection, or an answer "not leader" (421) — in both cases
+ * the leader certainly did not execute the request. Anything after the request may have
+ * executed (a reset, a timeout) is never retried: the client gets a 502 or 504 that says so.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { NotLeaderError, PoolError } from '../errors.js';
+
+export const HOPS_HEADER = 'x-pool-hops';
+export const TERM_HEADER = 'x-pool-term';
+export const VIA_HEADER = 'x-pool-via';
+
+export interface ForwardRequest {
+  payload: unknown;
+  hops: number;
+  via: string[];
+}
+
+export interface ForwardTarget {
+  id: string;
+  url: string;
+  term: bigint;
+}
+
+export interface UpstreamAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** The leader could not be reached at all; nothing executed, so the request may be retried. */
+export class UpstreamUnreachableError extends PoolError {
+  constructor(target: ForwardTarget, cause: unknown) {
+    super('UPSTREAM_FAILED', `leader ${target.id} refused the connection`, { leader: target.id }, { cause });
+    this.name = 'UpstreamUnreachableError';
+  }
+}
+
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
+export class Forwarder {
+  // Idle sockets close on our side (30 s) before the peer's keepAliveTimeout (65 s) can close
+  // them under a request we are about to send.
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 30_000 });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, timeout: 30_000 });
+
+  constructor(private readonly timeoutMs: number) {}
+
+  forward(target: ForwardTarget, request: ForwardRequest): Promise<UpstreamAnswer> {
+    const url = new URL('/work', target.url);
+    const body = JSON.stringify({ payload: request.payload });
+    const isHttps = url.protocol === 'https:';
+    return new Promise<UpstreamAnswer>((resolve, reject) => {
+      const req = (isHttps ? https : http).request(url, {
+        method: 'POST',
+        agent: isHttps ? this.httpsAgent : this.httpAgent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          [HOPS_HEADER]: String(request.hops + 1),
+          [TERM_HEADER]: target.term.toString(),
+          [VIA_HEADER]: request.via.join(','),
+        },
+      });
+      const timer = setTimeout(() => {
+        req.destroy(
+          new PoolError('UPSTREAM_TIMEOUT', `leader ${target.id} did not answer within ${this.timeoutMs} ms`, {
+            leader: target.id,
+          }),
+        );
+      }, this.timeoutMs);
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        if (error instanceof PoolError) reject(error);
+        else if (error.code === 'ECONNREFUSED') reject(new UpstreamUnreachableError(target, error));
+        else
+          reject(
+            new PoolError(
+              'UPSTREAM_FAILED',
+              `forwarding to leader ${target.id} failed after the request was sent (${error.code ?? error.message}); it may or may not have executed`,
+              { leader: target.id },
+              { cause: error },
+            ),
+          );
+      });
+      req.on('response', (res) => {
+        res.on('error', (error) => {
+          clearTimeout(timer);
+          reject(
+            new PoolError('UPSTREAM_FAILED', `the answer of leader ${target.id} broke off; it may have executed`, {
+              leader: target.id,
+            }, { cause: error }),
+          );
+        });
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) req.destroy(new Error('answer too large'));
+          else chunks.push(chunk);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            reject(new PoolError('UPSTREAM_FAILED', `leader ${target.id} sent an answer that is not JSON`));
+            return;
+          }
+          if (res.statusCode === 421) {
+            reject(new NotLeaderError(`${target.id} is no longer the leader`, { upstream: target.id }));
+            return;
+          }
+          resolve({ status: res.statusCode ?? 502, body: parsed });
+        });
+      });
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The work handler: what the leader does with a request. It sees the payload and a small
+ * context (who it is, the term it runs under, tickets, fenced writes), never the election.
+ */
+import type { ComparatorBuilder } from 'etcd3';
+
+export interface WorkRequest {
+  payload: unknown;
+  /** Member ids the request passed through, ending with the one executing it. */
+  via: string[];
+}
+
+export interface WorkContext {
+  pool: string;
+  memberId: string;
+  /** The leader term this execution runs under (the fencing token). */
+  term: bigint;
+  /** The next number of the pool's ticket sequence: unique and increasing across failovers. */
+  nextTicket(): Promise<bigint>;
+  /**
+   * A transaction that commits only while this term lasts. Add operations with `.then()` and
+   * `.commit()`; `succeeded === false` means leadership was lost and nothing was written.
+   */
+  fencedTxn(): ComparatorBuilder;
+}
+
+export type WorkHandler = (request: WorkRequest, context: WorkContext) => unknown;
+
+/** The default handler: the Elixir demo's echo, plus a ticket and who did the work. */
+export const echoHandler: WorkHandler = async (request, context) => ({
+  payload: request.payload,
+  ticket: Number(await context.nextTicket()),
+  performedBy: context.memberId,
+  leader: context.memberId,
+  term: Number(context.term),
+  via: request.via,
+});

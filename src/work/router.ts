@@ -1,0 +1,136 @@
+/**
+ * Work routing (design.md, "Work routing"): the local election view says who leads; a leader
+ * executes, a follower forwards. Zero etcd requests per call.
+ *
+ * - No leader right now: hold the request until one is elected, up to `leaderlessWaitMs`,
+ *   then NO_LEADER (503 with Retry-After).
+ * - The leader answered "not leader" or refused the connection: nothing executed, so wait for
+ *   the next leader and retry, bounded by hops and by the same wait.
+ * - A failure after the request may have executed is never retried: UPSTREAM_FAILED (502) or
+ *   UPSTREAM_TIMEOUT (504).
+ * - A request that was itself forwarded is never forwarded again: if this member is not the
+ *   leader it answers NOT_LEADER (421) and the sender, which knows the client, re-routes.
+ */
+import type { Logger } from 'pino';
+import type { PoolElection } from '../election/election.js';
+import { isNotLeader, NoLeaderError, NotLeaderError, PoolError } from '../errors.js';
+import type { PoolMetrics } from '../metrics/metrics.js';
+import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';
+import type { WorkHandler } from './handler.js';
+import type { TicketSequence } from './tickets.js';
+
+export interface IncomingWork {
+  payload: unknown;
+  /** Member ids the request already passed through (empty from a client). */
+  via: string[];
+  /** Forwards so far; 0 from a client. */
+  hops: number;
+  /** The term the forwarding member believed current (forwarded requests only). */
+  termSeen?: bigint;
+}
+
+export interface WorkOutcome {
+  role: 'leader' | 'follower';
+  status: number;
+  body: unknown;
+}
+
+export interface WorkRouterOptions {
+  leaderlessWaitMs: number;
+  maxHops: number;
+}
+
+export class WorkRouter {
+  constructor(
+    private readonly election: PoolElection,
+    private readonly handler: WorkHandler,
+    private readonly tickets: TicketSequence,
+    private readonly forwarder: Forwarder,
+    private readonly options: WorkRouterOptions,
+    private readonly metrics: PoolMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  async route(work: IncomingWork): Promise<WorkOutcome> {
+    if (work.hops > this.options.maxHops) {
+      throw new PoolError('HOP_LIMIT_EXCEEDED', `request passed ${work.hops} hops; the limit is ${this.options.maxHops}`);
+    }
+    const startedAt = Date.now();
+    const deadline = startedAt + this.options.leaderlessWaitMs;
+    const forwarded = work.hops > 0;
+    for (let attempt = 0; ; attempt++) {
+      const term = this.election.term;
+      if (term !== undefined) {
+        if (forwarded && work.termSeen !== undefined && work.termSeen > term) {
+          throw new NotLeaderError('the sender has seen a newer term');
+        }
+        try {
+          return await this.execute(work, term);
+        } catch (error) {
+          if (!isNotLeader(error) || forwarded) throw error;
+          this.logger.info('leadership lost during execution; re-routing');
+        }
+      } else if (forwarded) {
+        throw new NotLeaderError();
+      }
+      const leader = this.election.leader();
+      if (!leader || leader.self) {
+        const remaining = deadline - Date.now();
+        const elected = remaining > 0 && (await this.election.waitFor(hasUsableLeader, remaining));
+        if (!elected) throw new NoLeaderError(Date.now() - startedAt);
+        continue;
+      }
+      try {
+        const answer = await this.forward(work, leader);
+        return { role: 'follower', ...answer };
+      } catch (error) {
+        const retryable = isNotLeader(error) || error instanceof UpstreamUnreachableError;
+        if (!retryable || attempt >= this.options.maxHops) throw error;
+        this.metrics.forwardRetries.inc({
+          pool: this.election.pool,
+          reason: isNotLeader(error) ? 'not_leader' : 'unreachable',
+        });
+        const remaining = deadline - Date.now();
+        const moved =
+          remaining > 0 &&
+          (await this.election.waitFor((e) => hasUsableLeader(e) && e.leader()?.term !== leader.term, remaining));
+        if (!moved) throw new NoLeaderError(Date.now() - startedAt);
+      }
+    }
+  }
+
+  private async execute(work: IncomingWork, term: bigint): Promise<WorkOutcome> {
+    const { election, tickets } = this;
+    const body = await this.handler(
+      { payload: work.payload, via: [...work.via, election.memberId] },
+      {
+        pool: election.pool,
+        memberId: election.memberId,
+        term,
+        nextTicket: () => tickets.next(term),
+        fencedTxn: () => election.fenced(term),
+      },
+    );
+    return { role: 'leader', status: 200, body };
+  }
+
+  private async forward(work: IncomingWork, leader: { id: string; url: string; term: bigint }) {
+    const stopTimer = this.metrics.forwardDuration.startTimer({ pool: this.election.pool });
+    try {
+      return await this.forwarder.forward(leader, {
+        payload: work.payload,
+        hops: work.hops,
+        via: [...work.via, this.election.memberId],
+      });
+    } finally {
+      stopTimer();
+    }
+  }
+}
+
+/** A leader this member can use: itself as acting leader, or another member's claim. */
+function hasUsableLeader(election: PoolElection): boolean {
+  if (election.isLeader()) return true;
+  const leader = election.leader();
+  return leader !== undefined && !leader.self;
+}
