@@ -33,7 +33,9 @@ async function serve(): Promise<void> {
 
 const program = new Command()
   .name('service-pool-leader')
-  .description('A pool of service instances on etcd that agrees on one leader and routes work to it.')
+  .description(
+    'A pool of service instances on etcd that agrees on one leader and routes work to it.',
+  )
   .version(VERSION);
 
 program
@@ -51,6 +53,8 @@ program
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  process.stderr.write(`service-pool-leader: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `service-pool-leader: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -10,6 +10,11 @@ export { PoolMember, type PoolMemberOptions } from './member.js';
 export { PoolElection, type LeaderInfo, type ElectionEvents } from './election/election.js';
 export type { MemberView, ClaimView } from './election/poolView.js';
 export { oldest, type LeaderStrategy, type StrategyContext } from './election/strategy.js';
-export { echoHandler, type WorkHandler, type WorkContext, type WorkRequest } from './work/handler.js';
+export {
+  echoHandler,
+  type WorkHandler,
+  type WorkContext,
+  type WorkRequest,
+} from './work/handler.js';
 export { PoolError, NotLeaderError, NoLeaderError, isPoolError, type ErrorCode } from './errors.js';
 export type { MemberRecord, LeaderClaim } from './membership/memberRecord.js';

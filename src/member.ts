@@ -10,6 +10,7 @@ import type { Config } from './config/config.js';
 import { connectEtcd } from './etcd/client.js';
 import { poolKeys } from './etcd/keys.js';
 import { PoolElection } from './election/election.js';
+import { sleep } from './election/poolView.js';
 import type { LeaderStrategy } from './election/strategy.js';
 import { createHttpApp } from './http/app.js';
 import { createLogger } from './log/logger.js';
@@ -54,7 +55,11 @@ export class PoolMember {
     const { config } = options;
     const logger =
       options.logger ??
-      createLogger({ level: config.log.level, format: config.log.format, base: { member: config.memberId } });
+      createLogger({
+        level: config.log.level,
+        format: config.log.format,
+        base: { member: config.memberId },
+      });
     const metrics = createMetrics(VERSION);
     const etcd = connectEtcd({
       endpoints: config.etcd.endpoints,
@@ -84,7 +89,13 @@ export class PoolMember {
       metrics,
     });
     const forwarder = new Forwarder(config.forwardTimeoutMs);
-    const tickets = new TicketSequence(etcd, election, keys.ticketHighWater, config.ticketBlockSize, metrics);
+    const tickets = new TicketSequence(
+      etcd,
+      election,
+      keys.ticketHighWater,
+      config.ticketBlockSize,
+      metrics,
+    );
     const router = new WorkRouter(
       election,
       options.handler ?? echoHandler,
@@ -119,10 +130,17 @@ export class PoolMember {
       });
     });
     logger.info(
-      { url: config.advertiseUrl, listen: `${config.host}:${member.port}`, pool: config.pool, version: VERSION },
+      {
+        url: config.advertiseUrl,
+        listen: `${config.host}:${member.port}`,
+        pool: config.pool,
+        version: VERSION,
+      },
       'listening',
     );
-    election.start().catch((error: unknown) => logger.error({ err: asError(error) }, 'election failed to start'));
+    election
+      .start()
+      .catch((error: unknown) => logger.error({ err: asError(error) }, 'election failed to start'));
     return member;
   }
 
@@ -140,8 +158,8 @@ export class PoolMember {
 
   /**
    * Graceful shutdown (SIGTERM, `kubectl delete pod`): turn not-ready, release the claim so the
-   * successor claims within milliseconds, keep forwarding new work to it, drain in-flight
-   * requests, revoke the lease, close. Resolves true when everything finished within
+   * successor claims within milliseconds, keep forwarding new work to it for a short linger,
+   * drain in-flight requests, revoke the lease, close. Resolves true when everything finished within
    * `SHUTDOWN_TIMEOUT_MS`, false when the bound cut it short.
    */
   shutdown(): Promise<boolean> {
@@ -160,6 +178,10 @@ export class PoolMember {
     });
     const steps = (async () => {
       await this.election.leave();
+      // Peers learn of the release within milliseconds; until they do they may still forward
+      // here. Keep answering (forwards get "not leader", every answer says Connection: close)
+      // so no peer writes a request into a connection we are closing.
+      await sleep(this.config.shutdownLingerMs);
       await this.drained();
       await new Promise<void>((resolve) => {
         this.server.close(() => resolve());
@@ -173,7 +195,10 @@ export class PoolMember {
     this.server.closeAllConnections();
     this.forwarder.close();
     this.etcd.close();
-    this.logger.info({ clean, tookMs: Date.now() - startedAt }, clean ? 'stopped' : 'shutdown timed out');
+    this.logger.info(
+      { clean, tookMs: Date.now() - startedAt },
+      clean ? 'stopped' : 'shutdown timed out',
+    );
     return clean;
   }
 

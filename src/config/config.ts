@@ -102,9 +102,14 @@ const rawSchema = z.object({
   FORWARD_TIMEOUT_MS: integer(50, 120_000, 'milliseconds').default(5000),
   FORWARD_MAX_HOPS: integer(1, 10, 'hops').default(3),
   SHUTDOWN_TIMEOUT_MS: integer(100, 600_000, 'milliseconds').default(10_000),
+  SHUTDOWN_LINGER_MS: integer(0, 60_000, 'milliseconds').default(300),
   TICKET_BLOCK_SIZE: integer(1, 1_000_000_000, 'tickets').default(1000),
-  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
-  LOG_FORMAT: z.enum(LOG_FORMATS, { error: `expected one of ${LOG_FORMATS.join(', ')}` }).default('json'),
+  LOG_LEVEL: z
+    .enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` })
+    .default('info'),
+  LOG_FORMAT: z
+    .enum(LOG_FORMATS, { error: `expected one of ${LOG_FORMATS.join(', ')}` })
+    .default('json'),
 });
 
 export const VARIABLES: readonly VariableDoc[] = [
@@ -172,6 +177,12 @@ export const VARIABLES: readonly VariableDoc[] = [
     defaultText: '10000',
   },
   {
+    name: 'SHUTDOWN_LINGER_MS',
+    description:
+      'After releasing leadership, keep serving this long (answering forwards "not leader") so peers stop using our connections before they close.',
+    defaultText: '300',
+  },
+  {
     name: 'TICKET_BLOCK_SIZE',
     description: 'Tickets reserved in etcd per fenced write.',
     defaultText: '1000',
@@ -206,6 +217,7 @@ export interface Config {
   forwardTimeoutMs: number;
   forwardMaxHops: number;
   shutdownTimeoutMs: number;
+  shutdownLingerMs: number;
   ticketBlockSize: number;
   log: { level: LogLevel; format: (typeof LOG_FORMATS)[number] };
 }
@@ -278,6 +290,13 @@ export function loadConfig(
       expected: `expected less than the lease TTL (${ttlMs} ms)`,
     });
   }
+  if (raw.SHUTDOWN_LINGER_MS >= raw.SHUTDOWN_TIMEOUT_MS) {
+    issues.push({
+      variable: 'SHUTDOWN_LINGER_MS',
+      value: values.SHUTDOWN_LINGER_MS ?? String(raw.SHUTDOWN_LINGER_MS),
+      expected: `expected less than SHUTDOWN_TIMEOUT_MS (${raw.SHUTDOWN_TIMEOUT_MS} ms)`,
+    });
+  }
   if (issues.length > 0) throw new ConfigError(issues);
 
   return {
@@ -297,6 +316,7 @@ export function loadConfig(
     forwardTimeoutMs: raw.FORWARD_TIMEOUT_MS,
     forwardMaxHops: raw.FORWARD_MAX_HOPS,
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
+    shutdownLingerMs: raw.SHUTDOWN_LINGER_MS,
     ticketBlockSize: raw.TICKET_BLOCK_SIZE,
     log: { level: raw.LOG_LEVEL, format: raw.LOG_FORMAT },
   };

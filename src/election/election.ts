@@ -19,7 +19,12 @@ import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { PoolKeys } from '../etcd/keys.js';
 import { asError, MemberLease } from '../membership/lease.js';
-import { decode, memberRecordSchema, type LeaderClaim, type MemberRecord } from '../membership/memberRecord.js';
+import {
+  decode,
+  memberRecordSchema,
+  type LeaderClaim,
+  type MemberRecord,
+} from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { PoolView, sleep, type MemberView } from './poolView.js';
 import { oldest, type LeaderStrategy } from './strategy.js';
@@ -220,7 +225,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         await this.etcd.delete().key(registration.memberKey);
       }
     } catch (error) {
-      this.logger.warn({ err: asError(error).message }, 'could not deregister; the lease revoke will');
+      this.logger.warn(
+        { err: asError(error).message },
+        'could not deregister; the lease revoke will',
+      );
     }
     this.evaluate();
   }
@@ -236,7 +244,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     await this.view.stop();
     if (registration) {
       await registration.lease.revoke().catch((error: unknown) => {
-        this.logger.warn({ err: asError(error).message }, 'lease revoke failed; it expires after its TTL');
+        this.logger.warn(
+          { err: asError(error).message },
+          'lease revoke failed; it expires after its TTL',
+        );
       });
     }
     this.updateMetrics();
@@ -258,10 +269,17 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     while (!this.stopped && !this.leaving) {
       let lease: MemberLease | undefined;
       try {
-        lease = await MemberLease.grant(this.etcd, this.options.leaseTtlSeconds, this.options.callTimeoutMs);
+        lease = await MemberLease.grant(
+          this.etcd,
+          this.options.leaseTtlSeconds,
+          this.options.callTimeoutMs,
+        );
         if (takeover) await this.revokePreviousIncarnations(lease.id);
         const memberKey = this.options.keys.member(lease.id);
-        const record = memberRecordSchema.parse({ ...this.options.record, pool: this.options.pool });
+        const record = memberRecordSchema.parse({
+          ...this.options.record,
+          pool: this.options.pool,
+        });
         const result = await this.etcd
           .if(memberKey, 'Create', '==', 0)
           .then(this.etcd.put(memberKey).value(JSON.stringify(record)).lease(lease.id))
@@ -270,7 +288,12 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         this.watchLease(lease);
         this.registration = { lease, memberKey, createRevision: BigInt(result.header.revision) };
         this.logger.info(
-          { memberKey, leaseId: lease.id, ttlMs: lease.ttlMs, createRevision: result.header.revision },
+          {
+            memberKey,
+            leaseId: lease.id,
+            ttlMs: lease.ttlMs,
+            createRevision: result.header.revision,
+          },
           'registered in the pool',
         );
         this.evaluate();
@@ -306,7 +329,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     lease.on('renewed', () => this.evaluate());
     lease.on('keepAliveFailed', (error) => {
       this.options.metrics.keepAliveFailures.inc({ pool: this.options.pool });
-      this.logger.warn({ err: error.message, leaseTimeLeftMs: lease.timeLeftMs() }, 'lease keep-alive failed');
+      this.logger.warn(
+        { err: error.message, leaseTimeLeftMs: lease.timeLeftMs() },
+        'lease keep-alive failed',
+      );
       this.evaluate();
     });
     lease.on('lost', (reason) => {
@@ -336,14 +362,24 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const claimView = view.claim;
     const registration = this.registration;
 
-    if (this.heldTerm !== undefined && claimView?.term !== this.heldTerm && view.revision >= this.heldTerm) {
-      this.logger.warn({ term: this.heldTerm.toString() }, 'leadership lost: the claim changed in etcd');
+    if (
+      this.heldTerm !== undefined &&
+      claimView?.term !== this.heldTerm &&
+      view.revision >= this.heldTerm
+    ) {
+      this.logger.warn(
+        { term: this.heldTerm.toString() },
+        'leadership lost: the claim changed in etcd',
+      );
       this.heldTerm = undefined;
     }
 
     if (registration && view.synced && view.revision >= registration.createRevision) {
       if (!view.member(registration.memberKey) && !this.leaving) {
-        this.logger.warn({ memberKey: registration.memberKey }, 'our member key vanished; registering again');
+        this.logger.warn(
+          { memberKey: registration.memberKey },
+          'our member key vanished; registering again',
+        );
         this.dropRegistration();
         return;
       }
@@ -372,7 +408,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       return;
     }
     const claimIsMine =
-      claimView.claim.memberKey === registration.memberKey && claimView.leaseId === registration.lease.id;
+      claimView.claim.memberKey === registration.memberKey &&
+      claimView.leaseId === registration.lease.id;
     if (claimIsMine && this.heldTerm === undefined && !this.claiming) {
       // Our claim committed but its answer was lost (a timeout): adopt it.
       this.heldTerm = claimView.term;
@@ -387,7 +424,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    * Claims the leader key in one transaction: it must be absent (or still hold the invalid
    * value at `replaceTerm`), and our member key must still be ours.
    */
-  private async claimLeadership(registration: Registration, replaceTerm: bigint | undefined): Promise<void> {
+  private async claimLeadership(
+    registration: Registration,
+    replaceTerm: bigint | undefined,
+  ): Promise<void> {
     if (this.claiming || !registration.lease.isAlive) return;
     this.claiming = true;
     const { keys } = this.options;
@@ -423,7 +463,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private async releaseLeadership(term: bigint, successor: MemberView): Promise<void> {
     if (this.heldTerm !== term) return;
     this.heldTerm = undefined;
-    this.logger.info({ term: term.toString(), successor: successor.record.id }, 'handing leadership over');
+    this.logger.info(
+      { term: term.toString(), successor: successor.record.id },
+      'handing leadership over',
+    );
     try {
       await this.fenced(term).then(this.etcd.delete().key(this.options.keys.leader)).commit();
     } catch (error) {
@@ -453,7 +496,11 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     metrics.leaderInfo.reset();
     if (leader) metrics.leaderInfo.set({ pool, leader_id: leader.id }, 1);
     this.logger.info(
-      { leader: leader?.id ?? null, term: leader?.term.toString() ?? null, previous: previous?.id ?? null },
+      {
+        leader: leader?.id ?? null,
+        term: leader?.term.toString() ?? null,
+        previous: previous?.id ?? null,
+      },
       leader ? 'leader changed' : 'pool has no leader',
     );
     this.emit('leaderChanged', leader, previous);

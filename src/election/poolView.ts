@@ -4,9 +4,10 @@
  *
  * Any watch error, cancellation or compaction ⇒ resync (read again, watch again). A watch on
  * an etcd member that lost quorum stalls silently, so a periodic linearizable read reconciles
- * the view; it is also how the view knows etcd is reachable. Events at or below the view's
- * revision are ignored, so a reconciling read that overtook in-flight events cannot be undone
- * by them.
+ * the view; it is also how the view knows etcd is reachable. Events at or below the last
+ * snapshot's revision are ignored. Several events can share one revision (a transaction, or a
+ * lease revoke deleting a member key and the claim together), so the filter is the snapshot's
+ * revision, never the last event's.
  *
  * Foreign or invalid values under the prefix are ignored for the election, logged once per
  * key version and counted — never a crash.
@@ -62,6 +63,8 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   private byKey = new Map<string, MemberView>();
   private claimView: ClaimView | undefined;
   private viewRevision = 0n;
+  /** Revision of the last snapshot: watch events at or below it are already in the view. */
+  private snapshotRevision = 0n;
   private watcher: Watcher | undefined;
   private generation = 0;
   private resyncing: Promise<void> | undefined;
@@ -107,7 +110,10 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
 
   /** Reads the pool and starts watching; retries until it succeeds or `stop()` is called. */
   async start(): Promise<void> {
-    this.reconcileTimer = setInterval(() => void this.reconcile(), this.options.reconcileIntervalMs);
+    this.reconcileTimer = setInterval(
+      () => void this.reconcile(),
+      this.options.reconcileIntervalMs,
+    );
     this.reconcileTimer.unref();
     await this.resync('start');
   }
@@ -241,6 +247,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     this.byKey.clear();
     this.claimView = undefined;
     this.viewRevision = revision;
+    this.snapshotRevision = revision;
     for (const kv of kvs) this.applyPut(kv);
   }
 
@@ -248,8 +255,8 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     let changed = false;
     for (const event of res.events) {
       const revision = BigInt(event.kv.mod_revision);
-      if (revision <= this.viewRevision) continue;
-      this.viewRevision = revision;
+      if (revision <= this.snapshotRevision) continue;
+      if (revision > this.viewRevision) this.viewRevision = revision;
       if (event.type === 'Put') changed = this.applyPut(event.kv) || changed;
       else changed = this.applyDelete(event.kv.key.toString()) || changed;
     }
@@ -340,7 +347,10 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     if (this.reported.has(id)) return;
     this.reported.add(id);
     this.options.metrics.invalidRecords.inc({ pool: this.options.pool, kind });
-    this.options.logger.warn({ key, kind, reason }, 'ignoring an invalid value under the pool prefix');
+    this.options.logger.warn(
+      { key, kind, reason },
+      'ignoring an invalid value under the pool prefix',
+    );
   }
 
   private forgetReports(key: string): void {

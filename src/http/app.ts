@@ -73,13 +73,18 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     try {
       const outcome = await router.route(work);
       role = outcome.role;
-      metrics.workRequests.inc({ route: 'work', role, outcome: outcome.status < 400 ? 'ok' : `upstream_${outcome.status}` });
+      metrics.workRequests.inc({
+        route: 'work',
+        role,
+        outcome: outcome.status < 400 ? 'ok' : `upstream_${outcome.status}`,
+      });
       res.status(outcome.status).json(outcome.body);
     } catch (error) {
       const code = isPoolError(error) ? error.code.toLowerCase() : 'internal';
       metrics.workRequests.inc({ route: 'work', role, outcome: code });
       if (isPoolError(error)) {
-        if (error.code !== 'NOT_LEADER') logger.info({ code: error.code, msg: error.message }, 'work failed');
+        if (error.code !== 'NOT_LEADER')
+          logger.info({ code: error.code, msg: error.message }, 'work failed');
         sendError(res, error);
       } else {
         logger.error({ err: error }, 'work handler failed');
@@ -104,14 +109,22 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     '/work',
     (req, _res, next) => {
       if (!req.is('application/json')) {
-        throw new PoolError('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json: {"payload": <any JSON>}');
+        throw new PoolError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          'send the body as application/json: {"payload": <any JSON>}',
+        );
       }
       next();
     },
     json,
     async (req, res) => {
       const body: unknown = req.body;
-      if (typeof body !== 'object' || body === null || Array.isArray(body) || !('payload' in body)) {
+      if (
+        typeof body !== 'object' ||
+        body === null ||
+        Array.isArray(body) ||
+        !('payload' in body)
+      ) {
         throw new PoolError('BAD_REQUEST', 'expected a JSON object {"payload": <any JSON>}');
       }
       const payload = (body as { payload: unknown }).payload;
@@ -130,7 +143,10 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
 function checkPayloadSize(payload: unknown): void {
   const size = Buffer.byteLength(JSON.stringify(payload) ?? 'null');
   if (size > MAX_PAYLOAD_BYTES) {
-    throw new PoolError('PAYLOAD_TOO_LARGE', `payload is ${size} bytes; the limit is ${MAX_PAYLOAD_BYTES}`);
+    throw new PoolError(
+      'PAYLOAD_TOO_LARGE',
+      `payload is ${size} bytes; the limit is ${MAX_PAYLOAD_BYTES}`,
+    );
   }
 }
 
@@ -140,7 +156,8 @@ function forwardingHeaders(req: Request): Pick<IncomingWork, 'hops' | 'via' | 't
   const termRaw = req.get(TERM_HEADER);
   const viaRaw = req.get(VIA_HEADER);
   if (hopsRaw === undefined) return { hops: 0, via: [] };
-  if (!/^\d{1,3}$/.test(hopsRaw)) throw new PoolError('BAD_REQUEST', `${HOPS_HEADER} must be a small whole number`);
+  if (!/^\d{1,3}$/.test(hopsRaw))
+    throw new PoolError('BAD_REQUEST', `${HOPS_HEADER} must be a small whole number`);
   if (termRaw !== undefined && !/^\d{1,20}$/.test(termRaw)) {
     throw new PoolError('BAD_REQUEST', `${TERM_HEADER} must be a revision number`);
   }
@@ -148,7 +165,11 @@ function forwardingHeaders(req: Request): Pick<IncomingWork, 'hops' | 'via' | 't
   if (via.length > MAX_VIA || via.some((id) => !memberId.safeParse(id).success)) {
     throw new PoolError('BAD_REQUEST', `${VIA_HEADER} must list at most ${MAX_VIA} member ids`);
   }
-  return { hops: Number(hopsRaw), via, ...(termRaw !== undefined ? { termSeen: BigInt(termRaw) } : {}) };
+  return {
+    hops: Number(hopsRaw),
+    via,
+    ...(termRaw !== undefined ? { termSeen: BigInt(termRaw) } : {}),
+  };
 }
 
 /** The `:observer` view of the pool as this member sees it. */
@@ -164,7 +185,9 @@ export function describePool(election: PoolElection) {
       ready: election.isReady(),
       leaseTimeLeftMs: election.leaseTimeLeftMs(),
     },
-    leader: leader ? { id: leader.id, url: leader.url, memberKey: leader.memberKey, term: Number(leader.term) } : null,
+    leader: leader
+      ? { id: leader.id, url: leader.url, memberKey: leader.memberKey, term: Number(leader.term) }
+      : null,
     term: leader ? Number(leader.term) : null,
     revision: Number(view.revision),
     members: view.members.map((member) => ({

@@ -28,7 +28,11 @@ export function sendError(res: Response, error: PoolError): void {
   const status = STATUS_BY_CODE[error.code];
   if (status === 503) res.set('Retry-After', String(RETRY_AFTER_SECONDS));
   res.status(status).json({
-    error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) },
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.details ? { details: error.details } : {}),
+    },
   });
 }
 
@@ -53,8 +57,11 @@ function fromBodyParser(error: { type?: unknown; message?: unknown }): PoolError
 
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
-    const known =
-      isPoolError(error) ? error : typeof error === 'object' && error !== null ? fromBodyParser(error) : undefined;
+    const known = isPoolError(error)
+      ? error
+      : typeof error === 'object' && error !== null
+        ? fromBodyParser(error)
+        : undefined;
     if (known) {
       sendError(res, known);
       return;

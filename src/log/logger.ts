@@ -22,7 +22,11 @@ export function createLogger(options: {
       ...common,
       transport: {
         target: 'pino-pretty',
-        options: { colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+        options: {
+          colorize: process.stdout.isTTY,
+          translateTime: 'HH:MM:ss.l',
+          ignore: 'pid,hostname',
+        },
       },
     });
   }

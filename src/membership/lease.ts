@@ -47,7 +47,13 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   static async grant(etcd: Etcd3, ttlSeconds: number, callTimeoutMs: number): Promise<MemberLease> {
     const sentAt = Date.now();
     const granted = await etcd.leaseClient.leaseGrant({ TTL: ttlSeconds });
-    const lease = new MemberLease(etcd, granted.ID, Number(granted.TTL) * 1000, sentAt, callTimeoutMs);
+    const lease = new MemberLease(
+      etcd,
+      granted.ID,
+      Number(granted.TTL) * 1000,
+      sentAt,
+      callTimeoutMs,
+    );
     lease.timer = setInterval(() => lease.keepAlive(), Math.max(100, lease.ttlMs / 3));
     lease.timer.unref();
     return lease;
@@ -150,7 +156,9 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   }
 }
 
-function closeQuietly(stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>): void {
+function closeQuietly(
+  stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>,
+): void {
   stream.on('error', () => undefined);
   stream.end();
 }

@@ -33,7 +33,12 @@ export interface UpstreamAnswer {
 /** The leader could not be reached at all; nothing executed, so the request may be retried. */
 export class UpstreamUnreachableError extends PoolError {
   constructor(target: ForwardTarget, cause: unknown) {
-    super('UPSTREAM_FAILED', `leader ${target.id} refused the connection`, { leader: target.id }, { cause });
+    super(
+      'UPSTREAM_FAILED',
+      `leader ${target.id} refused the connection`,
+      { leader: target.id },
+      { cause },
+    );
     this.name = 'UpstreamUnreachableError';
   }
 }
@@ -43,8 +48,16 @@ const MAX_ANSWER_BYTES = 1024 * 1024;
 export class Forwarder {
   // Idle sockets close on our side (30 s) before the peer's keepAliveTimeout (65 s) can close
   // them under a request we are about to send.
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 30_000 });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, timeout: 30_000 });
+  private readonly httpAgent = new http.Agent({
+    keepAlive: true,
+    maxSockets: 256,
+    timeout: 30_000,
+  });
+  private readonly httpsAgent = new https.Agent({
+    keepAlive: true,
+    maxSockets: 256,
+    timeout: 30_000,
+  });
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -66,9 +79,13 @@ export class Forwarder {
       });
       const timer = setTimeout(() => {
         req.destroy(
-          new PoolError('UPSTREAM_TIMEOUT', `leader ${target.id} did not answer within ${this.timeoutMs} ms`, {
-            leader: target.id,
-          }),
+          new PoolError(
+            'UPSTREAM_TIMEOUT',
+            `leader ${target.id} did not answer within ${this.timeoutMs} ms`,
+            {
+              leader: target.id,
+            },
+          ),
         );
       }, this.timeoutMs);
       req.on('error', (error: NodeJS.ErrnoException) => {
@@ -89,9 +106,14 @@ export class Forwarder {
         res.on('error', (error) => {
           clearTimeout(timer);
           reject(
-            new PoolError('UPSTREAM_FAILED', `the answer of leader ${target.id} broke off; it may have executed`, {
-              leader: target.id,
-            }, { cause: error }),
+            new PoolError(
+              'UPSTREAM_FAILED',
+              `the answer of leader ${target.id} broke off; it may have executed`,
+              {
+                leader: target.id,
+              },
+              { cause: error },
+            ),
           );
         });
         const chunks: Buffer[] = [];
@@ -107,11 +129,18 @@ export class Forwarder {
           try {
             parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
           } catch {
-            reject(new PoolError('UPSTREAM_FAILED', `leader ${target.id} sent an answer that is not JSON`));
+            reject(
+              new PoolError(
+                'UPSTREAM_FAILED',
+                `leader ${target.id} sent an answer that is not JSON`,
+              ),
+            );
             return;
           }
           if (res.statusCode === 421) {
-            reject(new NotLeaderError(`${target.id} is no longer the leader`, { upstream: target.id }));
+            reject(
+              new NotLeaderError(`${target.id} is no longer the leader`, { upstream: target.id }),
+            );
             return;
           }
           resolve({ status: res.statusCode ?? 502, body: parsed });

@@ -53,7 +53,10 @@ export class WorkRouter {
 
   async route(work: IncomingWork): Promise<WorkOutcome> {
     if (work.hops > this.options.maxHops) {
-      throw new PoolError('HOP_LIMIT_EXCEEDED', `request passed ${work.hops} hops; the limit is ${this.options.maxHops}`);
+      throw new PoolError(
+        'HOP_LIMIT_EXCEEDED',
+        `request passed ${work.hops} hops; the limit is ${this.options.maxHops}`,
+      );
     }
     const startedAt = Date.now();
     const deadline = startedAt + this.options.leaderlessWaitMs;
@@ -93,7 +96,10 @@ export class WorkRouter {
         const remaining = deadline - Date.now();
         const moved =
           remaining > 0 &&
-          (await this.election.waitFor((e) => hasUsableLeader(e) && e.leader()?.term !== leader.term, remaining));
+          (await this.election.waitFor(
+            (e) => hasUsableLeader(e) && e.leader()?.term !== leader.term,
+            remaining,
+          ));
         if (!moved) throw new NoLeaderError(Date.now() - startedAt);
       }
     }

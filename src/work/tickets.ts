@@ -39,7 +39,8 @@ export class TicketSequence {
       }
       this.reserving ??= this.reserve(term).finally(() => (this.reserving = undefined));
       const reserved = await this.reserving;
-      if (reserved.term !== term) throw new NotLeaderError('the term changed while reserving tickets');
+      if (reserved.term !== term)
+        throw new NotLeaderError('the term changed while reserving tickets');
     }
   }
 

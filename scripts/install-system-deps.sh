@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the demo and the tests need, when they are missing:
+# etcd (server and etcdctl). Safe to run repeatedly; does nothing when all are present.
+set -euo pipefail
+
+missing=()
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing: ${missing[*]}; install etcd 3.4+ (etcd and etcdctl on PATH) and run again" >&2
+  exit 1
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    echo "missing: ${missing[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+fi
+
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The etcd-server package may start a system etcd on the default ports; the demo and the
+# tests run their own clusters, so stop it where a service manager did start it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+  "${sudo[@]}" systemctl stop etcd || true
+fi
+echo "installed: $(etcd --version | head -1)"

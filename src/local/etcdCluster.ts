@@ -1,0 +1,523 @@
+/**
+ * A real N-member etcd cluster on loopback, for the integration tests and `make demo`.
+ *
+ * Members are plain `etcd` processes (Debian's etcd-server, 3.4) named etcd0..etcdN-1, each on
+ * its own free client and peer port, with its data in `<dataDir>/<name>` and its output
+ * appended to `<logDir>/<name>.log`. A stopped member restarts from its data dir with the same
+ * flags: etcd ignores the --initial-cluster* flags once a WAL exists, so it rejoins as itself.
+ *
+ * Timing: with `fast` (the default) members heartbeat every 20 ms and elect a new etcd leader
+ * after 200 ms of silence instead of 1 s, so a test that kills etcd's leader waits on the
+ * service, not on raft. Every wait here is bounded and fails with the tail of the member logs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  describeExit,
+  httpGet,
+  inheritedEnv,
+  isRunning,
+  pollUntil,
+  supervise,
+  type ExitStatus,
+} from './childProcesses.js';
+import { freePorts } from './ports.js';
+
+export interface EtcdClusterOptions {
+  /** Number of members. Default 3. */
+  size?: number;
+  /** Where member data lives. Default: a new temporary directory `spl-etcd-*`. */
+  dataDir?: string;
+  /** Keep a caller-provided `dataDir` on `close()`. A temporary one is always removed. */
+  keepData?: boolean;
+  /** Heartbeat 20 ms, election timeout 200 ms (etcd's defaults: 100 ms, 1 s). Default true. */
+  fast?: boolean;
+  /** Default 'etcd', looked up on PATH. */
+  etcdBinary?: string;
+  /** Default 'etcdctl', looked up on PATH. */
+  etcdctlBinary?: string;
+  /** Where `<name>.log` files go. Default: `dataDir`. */
+  logDir?: string;
+  /** Appended to every member's flags. */
+  extraArgs?: string[];
+  /**
+   * Start members in their own process group, so the terminal's Ctrl-C reaches only this
+   * process, which then stops them in order (the demo). Default false: a test run that is
+   * interrupted takes its members down with it.
+   */
+  ownProcessGroup?: boolean;
+  /** Bound on the start-up wait for every member to be healthy. Default 20 s. */
+  startTimeoutMs?: number;
+}
+
+export interface EtcdMember {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly pid: number | undefined;
+  readonly running: boolean;
+}
+
+export interface EtcdctlResult {
+  stdout: string;
+  stderr: string;
+  /** null when etcdctl was stopped by `until` or by the timeout. */
+  code: number | null;
+  timedOut: boolean;
+}
+
+export interface EtcdctlOptions {
+  /** Kill etcdctl after this long (it does not end by itself for `elect -l` or `watch`). Default 10 s. */
+  timeoutMs?: number;
+  /** Stop etcdctl as soon as its output so far satisfies this, e.g. two lines of `elect -l`. */
+  until?: (stdout: string) => boolean;
+  /** Written to stdin, e.g. the requests of `txn`. */
+  input?: string;
+}
+
+export type EtcdClusterErrorCode =
+  | 'INVALID_SIZE'
+  | 'ETCD_MISSING'
+  | 'ETCD_UNHEALTHY'
+  | 'MEMBER_RUNNING'
+  | 'NO_SUCH_MEMBER'
+  | 'CLUSTER_CLOSED'
+  | 'ETCDCTL_FAILED';
+
+export class EtcdClusterError extends Error {
+  constructor(
+    readonly code: EtcdClusterErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EtcdClusterError';
+  }
+}
+
+export function isEtcdClusterError(error: unknown): error is EtcdClusterError {
+  return error instanceof EtcdClusterError;
+}
+
+const DEFAULT_TIMEOUT_MS = 20_000;
+const HEALTH_POLL_MS = 50;
+const LOG_TAIL_LINES = 25;
+/** A member notices a stopped peer within milliseconds (its TCP streams close). */
+const PEERS_GONE_TIMEOUT_MS = 2000;
+/**
+ * The service keeps a few small keys per member. A small quota makes a runaway writer in a test
+ * hit etcd's NOSPACE alarm early rather than fill the disk.
+ */
+const QUOTA_BACKEND_BYTES = 128 * 1024 * 1024;
+
+interface MemberSlot {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  logFile: string;
+  args: string[];
+  child?: ChildProcess;
+  exited: Promise<ExitStatus>;
+}
+
+const NOT_STARTED: ExitStatus = { code: null, signal: null };
+
+export class EtcdCluster {
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly dataDir: string,
+    private readonly slots: MemberSlot[],
+    private readonly binaries: { etcd: string; etcdctl: string },
+    private readonly removeDataOnClose: boolean,
+    private readonly ownProcessGroup: boolean,
+  ) {}
+
+  /** Starts every member and resolves once all of them answer /health with `true`. */
+  static async start(options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
+    const size = options.size ?? 3;
+    if (!Number.isInteger(size) || size < 1) {
+      throw new EtcdClusterError(
+        'INVALID_SIZE',
+        `expected a cluster size of 1 or more, got ${size}`,
+      );
+    }
+    const etcd = options.etcdBinary ?? 'etcd';
+    await assertEtcdInstalled(etcd);
+
+    const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'spl-etcd-')));
+    const logDir = options.logDir ?? dataDir;
+    await mkdir(dataDir, { recursive: true });
+    await mkdir(logDir, { recursive: true });
+
+    const ports = await freePorts(size * 2);
+    const token = `spl-${randomBytes(6).toString('hex')}`;
+    const named = Array.from({ length: size }, (_, i) => ({
+      name: `etcd${i}`,
+      clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+      peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
+    }));
+    const initialCluster = named.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+    const timing =
+      (options.fast ?? true) ? ['--heartbeat-interval=20', '--election-timeout=200'] : [];
+    const slots = named.map((m) => ({
+      ...m,
+      exited: Promise.resolve(NOT_STARTED),
+      logFile: path.join(logDir, `${m.name}.log`),
+      args: [
+        `--name=${m.name}`,
+        `--data-dir=${path.join(dataDir, m.name)}`,
+        `--listen-client-urls=${m.clientUrl}`,
+        `--advertise-client-urls=${m.clientUrl}`,
+        `--listen-peer-urls=${m.peerUrl}`,
+        `--initial-advertise-peer-urls=${m.peerUrl}`,
+        `--initial-cluster=${initialCluster}`,
+        '--initial-cluster-state=new',
+        `--initial-cluster-token=${token}`,
+        ...timing,
+        `--quota-backend-bytes=${QUOTA_BACKEND_BYTES}`,
+        // Small snapshot and WAL retention: test clusters write little and live briefly.
+        '--snapshot-count=10000',
+        '--max-snapshots=2',
+        '--max-wals=2',
+        '--logger=zap',
+        '--log-outputs=stderr',
+        ...(options.extraArgs ?? []),
+      ],
+    }));
+
+    const cluster = new EtcdCluster(
+      dataDir,
+      slots,
+      { etcd, etcdctl: options.etcdctlBinary ?? 'etcdctl' },
+      options.dataDir === undefined || options.keepData !== true,
+      options.ownProcessGroup ?? false,
+    );
+    try {
+      slots.forEach((_, i) => cluster.spawnMember(i));
+      await cluster.waitHealthy(options.startTimeoutMs ?? DEFAULT_TIMEOUT_MS);
+      return cluster;
+    } catch (error) {
+      await cluster.close();
+      throw error;
+    }
+  }
+
+  /** Client URLs of all members, running or not. */
+  get endpoints(): string[] {
+    return this.slots.map((slot) => slot.clientUrl);
+  }
+
+  get members(): EtcdMember[] {
+    return this.slots.map((slot) => ({
+      name: slot.name,
+      clientUrl: slot.clientUrl,
+      peerUrl: slot.peerUrl,
+      pid: isRunning(slot.child) ? slot.child?.pid : undefined,
+      running: isRunning(slot.child),
+    }));
+  }
+
+  /**
+   * Sends `signal` to member `i` and resolves once it has exited. If it was etcd's raft leader,
+   * the others notice only after the election timeout, and a write they accept meanwhile may
+   * be lost with etcd's own "request timed out" ~5 s later: wait for `raftLeader()` to name
+   * another member before relying on writes.
+   */
+  async stopMember(
+    i: number,
+    signal: 'SIGTERM' | 'SIGINT' | 'SIGKILL' = 'SIGTERM',
+  ): Promise<ExitStatus> {
+    const slot = this.slot(i);
+    if (isRunning(slot.child)) slot.child?.kill(signal);
+    return slot.exited;
+  }
+
+  killMember(i: number): Promise<ExitStatus> {
+    return this.stopMember(i, 'SIGKILL');
+  }
+
+  /**
+   * Restarts stopped member `i` from its data dir. By default resolves once it is healthy; pass
+   * `waitHealthy: false` when it cannot be: a lone member of a cluster without quorum answers
+   * /health with false until enough of its peers are back.
+   */
+  async startMember(
+    i: number,
+    options: { waitHealthy?: boolean; timeoutMs?: number } = {},
+  ): Promise<void> {
+    this.spawnMember(i);
+    if (options.waitHealthy ?? true) {
+      await this.waitUntilHealthy([i], options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    }
+  }
+
+  /** Resolves once every running member answers /health with true. */
+  waitHealthy(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    const running = this.slots.flatMap((slot, i) => (isRunning(slot.child) ? [i] : []));
+    return this.waitUntilHealthy(running, timeoutMs);
+  }
+
+  /**
+   * Stops every member, the raft leader last. A leader stopped with SIGTERM first hands its
+   * leadership to a peer it sees as connected; if that peer is stopping too, it waits etcd's
+   * full request timeout (~5 s) for a transfer that cannot happen. So the leader is signalled
+   * only once it has seen its peers go (its etcd_network_active_peers gauges read 0).
+   */
+  async stopAll(signal: 'SIGTERM' | 'SIGINT' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const leader = signal === 'SIGKILL' ? undefined : await this.raftLeader();
+    await Promise.all(
+      this.slots.map((_, i) => (i === leader ? undefined : this.stopMember(i, signal))),
+    );
+    if (leader === undefined) return;
+    const clientUrl = this.slot(leader).clientUrl;
+    await pollUntil(async () => !(await hasActivePeers(clientUrl)), {
+      timeoutMs: PEERS_GONE_TIMEOUT_MS,
+      intervalMs: HEALTH_POLL_MS,
+    });
+    await this.stopMember(leader, signal);
+  }
+
+  /**
+   * Restarts every stopped member at once: a restarted cluster only regains quorum when enough
+   * members are back, so waiting for each in turn would never finish.
+   */
+  async startAll(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    this.slots.forEach((slot, i) => {
+      if (!isRunning(slot.child)) this.spawnMember(i);
+    });
+    await this.waitHealthy(timeoutMs);
+  }
+
+  /** Kills every member and removes the data. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // SIGKILL is safe here: etcd fsyncs its WAL, and kept data stays consistent.
+      await this.stopAll('SIGKILL');
+      if (this.removeDataOnClose) await rm(this.dataDir, { recursive: true, force: true });
+    })();
+    return this.closing;
+  }
+
+  /**
+   * Runs etcdctl (v3 API) against the running members. A non-zero exit is a result, not an
+   * error: tests assert on etcdctl refusing things too.
+   */
+  async etcdctl(args: string[], options: EtcdctlOptions = {}): Promise<EtcdctlResult> {
+    const running = this.slots.filter((slot) => isRunning(slot.child));
+    const endpoints = (running.length > 0 ? running : this.slots).map((slot) => slot.clientUrl);
+    const result = await runCommand(
+      this.binaries.etcdctl,
+      [`--endpoints=${endpoints.join(',')}`, '--dial-timeout=2s', '--command-timeout=5s', ...args],
+      { ...options, env: { ...inheritedEnv(), ETCDCTL_API: '3' } },
+    );
+    if (result.startError !== undefined) {
+      throw new EtcdClusterError(
+        'ETCDCTL_FAILED',
+        `could not run ${this.binaries.etcdctl}: ${result.startError.message} (install Debian's etcd-client package)`,
+      );
+    }
+    return result;
+  }
+
+  /** Compacts the key-value history up to the current revision, physically; returns it. */
+  async compact(): Promise<number> {
+    const read = await this.etcdctl(['get', '/', '-w', 'json']);
+    const revision = parseEtcdJson<{ header?: { revision?: number } }>(read.stdout)?.header
+      ?.revision;
+    if (read.code !== 0 || revision === undefined) {
+      throw new EtcdClusterError('ETCDCTL_FAILED', `could not read the revision: ${read.stderr}`);
+    }
+    const compaction = await this.etcdctl(['compaction', '--physical', String(revision)]);
+    if (compaction.code !== 0) {
+      throw new EtcdClusterError('ETCDCTL_FAILED', `compaction failed: ${compaction.stderr}`);
+    }
+    return revision;
+  }
+
+  /**
+   * Index of the member that is etcd's raft leader, as the running members see it; undefined
+   * while they have none. For tests that take etcd's own leader away.
+   */
+  async raftLeader(): Promise<number | undefined> {
+    if (!this.slots.some((slot) => isRunning(slot.child))) return undefined;
+    const result = await this.etcdctl(['endpoint', 'status', '-w', 'json']);
+    type Status = { Endpoint: string; Status: { header: { member_id: string }; leader: string } };
+    const statuses = parseEtcdJson<Status[]>(result.stdout) ?? [];
+    const leader = statuses.find((s) => s.Status.header.member_id === s.Status.leader);
+    const index = this.slots.findIndex((slot) => slot.clientUrl === leader?.Endpoint);
+    return index === -1 ? undefined : index;
+  }
+
+  /** The last lines of every member's log, for a failing test to print. */
+  async logTail(lines = LOG_TAIL_LINES): Promise<string> {
+    const tails = await Promise.all(
+      this.slots.map(
+        async (slot) => `--- ${slot.logFile} ---\n${await readTail(slot.logFile, lines)}`,
+      ),
+    );
+    return tails.join('\n');
+  }
+
+  private slot(i: number): MemberSlot {
+    const slot = this.slots[i];
+    if (slot === undefined) {
+      throw new EtcdClusterError(
+        'NO_SUCH_MEMBER',
+        `no etcd member ${i}: the cluster has members 0..${this.slots.length - 1}`,
+      );
+    }
+    return slot;
+  }
+
+  private spawnMember(i: number): void {
+    const slot = this.slot(i);
+    if (this.closing !== undefined) {
+      throw new EtcdClusterError('CLUSTER_CLOSED', 'the etcd cluster is closed');
+    }
+    if (isRunning(slot.child)) {
+      throw new EtcdClusterError('MEMBER_RUNNING', `${slot.name} is already running`);
+    }
+    // The child writes straight to the file, so its log survives even if this process dies.
+    const log = openSync(slot.logFile, 'a');
+    try {
+      slot.child = spawn(this.binaries.etcd, slot.args, {
+        stdio: ['ignore', log, log],
+        env: inheritedEnv(),
+        detached: this.ownProcessGroup,
+      });
+    } finally {
+      closeSync(log);
+    }
+    slot.exited = supervise(slot.child);
+  }
+
+  private async waitUntilHealthy(indexes: number[], timeoutMs: number): Promise<void> {
+    const unhealthy = new Set(indexes);
+    const outcome = await pollUntil(
+      async () => {
+        await Promise.all(
+          [...unhealthy].map(async (i) => {
+            if (await isHealthy(this.slot(i).clientUrl)) unhealthy.delete(i);
+          }),
+        );
+        return unhealthy.size === 0;
+      },
+      {
+        timeoutMs,
+        intervalMs: HEALTH_POLL_MS,
+        abandonIf: () => indexes.some((i) => !isRunning(this.slot(i).child)),
+      },
+    );
+    if (outcome === 'satisfied') return;
+    const names = [...unhealthy].map((i) => this.slot(i).name).join(', ');
+    const exited = indexes.filter((i) => !isRunning(this.slot(i).child));
+    const reason =
+      outcome === 'abandoned'
+        ? `${(await Promise.all(exited.map((i) => this.describeExited(i)))).join(', ')} before becoming healthy`
+        : `not healthy within ${timeoutMs} ms: ${names}`;
+    throw new EtcdClusterError('ETCD_UNHEALTHY', `etcd ${reason}\n${await this.logTail()}`);
+  }
+
+  private async describeExited(i: number): Promise<string> {
+    const slot = this.slot(i);
+    return `${slot.name} exited (${describeExit(await slot.exited)})`;
+  }
+}
+
+/** etcd 3.4 answers {"health":"true"} only when the member has a leader and serves reads. */
+async function isHealthy(clientUrl: string): Promise<boolean> {
+  const answer = await httpGet(`${clientUrl}/health`);
+  if (answer?.status !== 200) return false;
+  try {
+    return (JSON.parse(answer.body) as { health?: unknown }).health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+/** A member that does not answer has no peers worth waiting for. */
+async function hasActivePeers(clientUrl: string): Promise<boolean> {
+  const answer = await httpGet(`${clientUrl}/metrics`);
+  return answer !== undefined && /^etcd_network_active_peers\{[^}]*\} [1-9]/m.test(answer.body);
+}
+
+async function assertEtcdInstalled(binary: string): Promise<void> {
+  const result = await runCommand(binary, ['--version'], { env: inheritedEnv() });
+  if (result.code !== 0) {
+    throw new EtcdClusterError(
+      'ETCD_MISSING',
+      `cannot run etcd ("${binary} --version" ${result.startError?.message ?? `failed: ${result.stderr.trim()}`}): ` +
+        `install Debian's etcd-server package (apt-get install etcd-server) or pass etcdBinary`,
+    );
+  }
+}
+
+interface CommandResult extends EtcdctlResult {
+  startError?: Error;
+}
+
+async function runCommand(
+  binary: string,
+  args: string[],
+  options: EtcdctlOptions & { env: Record<string, string> },
+): Promise<CommandResult> {
+  const child = spawn(binary, args, {
+    env: options.env,
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  const exited = supervise(child);
+  let stdout = '';
+  let stderr = '';
+  let timedOut = false;
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+    stdout += text;
+    if (options.until?.(stdout)) child.kill('SIGTERM');
+  });
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  // etcdctl may exit without reading its input; the EPIPE that follows is not news.
+  child.stdin?.on('error', () => undefined).end(options.input);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 10_000);
+  const status = await exited;
+  clearTimeout(timer);
+  return status.error === undefined
+    ? { stdout, stderr, code: status.code, timedOut }
+    : { stdout, stderr, code: status.code, timedOut, startError: status.error };
+}
+
+/**
+ * etcdctl's JSON carries uint64 ids (cluster_id, member_id, leader) that a double cannot hold:
+ * they are read as strings. Undefined when the output is not JSON (etcdctl failed).
+ */
+function parseEtcdJson<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text.replace(/:(\d{16,})/g, ':"$1"')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads at most the last 64 KiB: enough for a few dozen log lines, cheap for long runs. */
+async function readTail(file: string, lines: number): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return '(no log)';
+  }
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, 64 * 1024);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    return buffer.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * A pool of real member processes on a real etcd cluster, for the integration tests. Each
+ * test pool gets its own etcd prefix, so tests can share one etcd cluster without seeing
+ * each other's members.
+ */
+import { expect } from 'chai';
+import type { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { pollUntil } from '../../src/local/childProcesses.js';
+import { MemberProcess } from '../../src/local/memberProcess.js';
+import { freePorts } from '../../src/local/ports.js';
+
+export interface PoolView {
+  pool: string;
+  self: { id: string; memberKey: string | null; isLeader: boolean; ready: boolean };
+  leader: { id: string; url: string; memberKey: string; term: number } | null;
+  term: number | null;
+  revision: number;
+  members: { id: string; memberKey: string; createRevision: number; isLeader: boolean }[];
+}
+
+export interface WorkAnswer {
+  status: number;
+  body: {
+    payload?: unknown;
+    ticket?: number;
+    performedBy?: string;
+    leader?: string;
+    term?: number;
+    via?: string[];
+    error?: { code: string; message: string };
+  };
+}
+
+let prefixCounter = 0;
+
+export class TestPool {
+  readonly members = new Map<string, MemberProcess>();
+  readonly prefix: string;
+
+  constructor(
+    readonly etcd: EtcdCluster,
+    private readonly env: Record<string, string> = {},
+  ) {
+    this.prefix = `/spl-test-${process.pid}-${++prefixCounter}`;
+  }
+
+  /** Starts members one after the other, each ready before the next: the first is oldest. */
+  async start(ids: string[]): Promise<void> {
+    for (const id of ids) await this.startMember(id);
+  }
+
+  async startMember(id: string, port?: number): Promise<MemberProcess> {
+    const member = MemberProcess.start({
+      id,
+      port: port ?? (await freePorts(1))[0]!,
+      env: {
+        ETCD_ENDPOINTS: this.etcd.endpoints.join(','),
+        ETCD_PREFIX: this.prefix,
+        LOG_LEVEL: 'info',
+        ...this.env,
+      },
+    });
+    this.members.set(id, member);
+    await member.waitReady();
+    return member;
+  }
+
+  member(id: string): MemberProcess {
+    const member = this.members.get(id);
+    if (!member) throw new Error(`no member ${id}`);
+    return member;
+  }
+
+  running(): MemberProcess[] {
+    return [...this.members.values()].filter((m) => m.running);
+  }
+
+  async view(id: string): Promise<PoolView> {
+    const res = await fetch(`${this.member(id).url}/pool`);
+    return (await res.json()) as PoolView;
+  }
+
+  async work(id: string, payload: unknown = 'x', timeoutMs = 15_000): Promise<WorkAnswer> {
+    const res = await fetch(`${this.member(id).url}/work`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ payload }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    return { status: res.status, body: (await res.json()) as WorkAnswer['body'] };
+  }
+
+  /**
+   * Waits until every running member names the same leader and that leader says it leads;
+   * returns its id. Polls /pool (the processes expose no event stream to a test).
+   */
+  async agreedLeader(timeoutMs = 10_000, except?: string): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const views = await Promise.all(
+        this.running().map((m) => this.view(m.id).catch(() => undefined)),
+      );
+      const ids = new Set(views.map((v) => v?.leader?.id));
+      const [only] = [...ids];
+      if (ids.size === 1 && only !== undefined && only !== except) {
+        const leaderView = views.find((v) => v?.self.id === only);
+        if (leaderView?.self.isLeader) return only;
+      }
+      last = JSON.stringify(views.map((v) => [v?.self.id, v?.leader?.id ?? null]));
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`members did not agree on a leader within ${timeoutMs} ms: ${last}`);
+  }
+
+  /** Calls /work on `id` until the answer is performed by someone other than `previous`. */
+  async firstWorkByNewLeader(id: string, previous: string, timeoutMs: number): Promise<WorkAnswer> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const answer = await this.work(id, 'probe').catch(() => undefined);
+      if (answer?.status === 200 && answer.body.performedBy !== previous) return answer;
+    }
+    throw new Error(`no /work served by a new leader within ${timeoutMs} ms`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.members.values()].map((m) => m.kill()));
+  }
+}
+
+/** Asserts that no ticket appears twice among the answers. */
+export function expectUniqueTickets(answers: WorkAnswer[]): void {
+  const tickets = answers.filter((a) => a.status === 200).map((a) => a.body.ticket);
+  expect(tickets.every((t) => typeof t === 'number')).to.equal(true);
+  expect(new Set(tickets).size, 'a ticket was issued twice').to.equal(tickets.length);
+}
+
+/**
+ * Calls /work round-robin on the given members, one call at a time, until `stop()`; collects
+ * every answer (network errors become status 0).
+ */
+export function workLoop(pool: TestPool, ids: string[]) {
+  const answers: WorkAnswer[] = [];
+  let running = true;
+  const done = (async () => {
+    for (let i = 0; running; i++) {
+      const id = ids[i % ids.length]!;
+      answers.push(
+        await pool.work(id, i).catch((error: unknown) => ({
+          status: 0,
+          body: { error: { code: 'NETWORK', message: String(error) } },
+        })),
+      );
+    }
+  })();
+  return {
+    answers,
+    async stop(): Promise<WorkAnswer[]> {
+      running = false;
+      await done;
+      return answers;
+    },
+  };
+}
+
+/** Polls `probe` every 20 ms until it holds; fails the test with `what` after `timeoutMs`. */
+export async function eventually(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const outcome = await pollUntil(() => probe().catch(() => false), { timeoutMs, intervalMs: 20 });
+  if (outcome !== 'satisfied') throw new Error(`not within ${timeoutMs} ms: ${what}`);
+}

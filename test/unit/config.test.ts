@@ -1,0 +1,86 @@
+import { expect } from 'chai';
+import { ConfigError, describeVariables, loadConfig, VARIABLES } from '../../src/config/config.js';
+
+const host = { hostname: 'box', pid: 42 };
+
+function issuesOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env, host);
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return (error as ConfigError).message.split('\n');
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration from the environment', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({}, host);
+    expect(config.pool).to.equal('default');
+    expect(config.memberId).to.equal('box-42');
+    expect(config.port).to.equal(8080);
+    expect(config.advertiseUrl).to.equal('http://127.0.0.1:8080');
+    expect(config.etcd.endpoints).to.deep.equal(['http://127.0.0.1:2379']);
+    expect(config.etcd.prefix).to.equal('/service-pool-leader');
+    expect(config.lease.ttlSeconds).to.equal(5);
+    expect(config.log.level).to.equal('info');
+  });
+
+  it('takes MEMBER_ID, else POD_NAME, and builds ADVERTISE_URL from POD_IP and PORT', () => {
+    expect(loadConfig({ POD_NAME: 'spl-7d9f-x2' }, host).memberId).to.equal('spl-7d9f-x2');
+    expect(loadConfig({ POD_NAME: 'pod', MEMBER_ID: 'a' }, host).memberId).to.equal('a');
+    const config = loadConfig({ POD_IP: '10.1.2.3', PORT: '9000' }, host);
+    expect(config.advertiseUrl).to.equal('http://10.1.2.3:9000');
+  });
+
+  it('parses a comma list of etcd endpoints and trims blanks', () => {
+    const config = loadConfig({ ETCD_ENDPOINTS: 'http://e0:2379, http://e1:2379,,' }, host);
+    expect(config.etcd.endpoints).to.deep.equal(['http://e0:2379', 'http://e1:2379']);
+  });
+
+  it('treats an empty value as unset', () => {
+    expect(loadConfig({ PORT: '' }, host).port).to.equal(8080);
+  });
+
+  it('reports one line per bad variable, naming it, its value and what is expected', () => {
+    const lines = issuesOf({
+      PORT: 'eighty',
+      LEASE_TTL_SECONDS: '1',
+      POOL: 'Bad Pool',
+      LOG_LEVEL: 'loud',
+    });
+    expect(lines).to.have.length(4);
+    expect(lines.find((l) => l.startsWith('invalid PORT="eighty"'))).to.match(
+      /whole number of port/,
+    );
+    expect(lines.find((l) => l.startsWith('invalid LEASE_TTL_SECONDS="1"'))).to.match(
+      /from 2 to 3600/,
+    );
+    expect(lines.find((l) => l.startsWith('invalid POOL="Bad Pool"'))).to.match(/pool name/);
+    expect(lines.find((l) => l.startsWith('invalid LOG_LEVEL="loud"'))).to.match(
+      /one of fatal, error/,
+    );
+  });
+
+  it('rejects endpoints and URLs that are not http(s)', () => {
+    expect(issuesOf({ ETCD_ENDPOINTS: 'etcd:2379' })[0]).to.match(
+      /^invalid ETCD_ENDPOINTS="etcd:2379": expected/,
+    );
+    expect(issuesOf({ ADVERTISE_URL: 'ftp://x' })[0]).to.match(/^invalid ADVERTISE_URL/);
+  });
+
+  it('rejects timing that would break the lease safety model', () => {
+    expect(issuesOf({ LEASE_TTL_SECONDS: '2', ETCD_CALL_TIMEOUT_MS: '2000' })[0]).to.match(
+      /^invalid ETCD_CALL_TIMEOUT_MS="2000": expected less than the lease TTL/,
+    );
+    expect(issuesOf({ LEASE_TTL_SECONDS: '2', LEASE_SAFETY_MARGIN_MS: '1000' })[0]).to.match(
+      /^invalid LEASE_SAFETY_MARGIN_MS/,
+    );
+  });
+
+  it('documents every variable it parses, with its default, for --help', () => {
+    const help = describeVariables();
+    for (const variable of VARIABLES) expect(help).to.include(variable.name);
+    expect(help).to.match(/PORT\s+HTTP port\. \(default: 8080\)/);
+  });
+});

@@ -1,0 +1,58 @@
+import { expect } from 'chai';
+import {
+  decode,
+  leaderClaimSchema,
+  memberRecordSchema,
+} from '../../src/membership/memberRecord.js';
+
+const valid = {
+  id: 'a',
+  pool: 'default',
+  url: 'http://127.0.0.1:8081',
+  startedAt: '2026-11-26T10:00:00.000Z',
+  pid: 123,
+  version: '0.1.0',
+  weight: 1,
+  labels: { zone: 'x' },
+  leads: [],
+};
+
+describe('member record validation', () => {
+  it('accepts a well-formed record', () => {
+    const decoded = decode(memberRecordSchema, JSON.stringify(valid));
+    expect(decoded).to.deep.equal({ ok: true, value: valid });
+  });
+
+  it('rejects what is not JSON, with a reason and without throwing', () => {
+    expect(decode(memberRecordSchema, Buffer.from('garbage{'))).to.deep.equal({
+      ok: false,
+      reason: 'not JSON',
+    });
+  });
+
+  for (const [what, record] of [
+    ['a missing field', { ...valid, url: undefined }],
+    ['an unknown field', { ...valid, extra: true }],
+    ['a negative weight', { ...valid, weight: -1 }],
+    ['a non-http url', { ...valid, url: 'ftp://x' }],
+    ['a bad member id', { ...valid, id: 'has space' }],
+    ['a non-object', [1, 2]],
+  ] as const) {
+    it(`rejects ${what}`, () => {
+      const decoded = decode(memberRecordSchema, JSON.stringify(record));
+      expect(decoded.ok).to.equal(false);
+      if (!decoded.ok) expect(decoded.reason).to.be.a('string').and.not.empty;
+    });
+  }
+
+  it('validates the leader claim the same way', () => {
+    const claim = {
+      memberKey: '/p/pools/default/members/1f',
+      id: 'a',
+      url: 'http://a:1',
+      claimedAt: valid.startedAt,
+    };
+    expect(decode(leaderClaimSchema, JSON.stringify(claim)).ok).to.equal(true);
+    expect(decode(leaderClaimSchema, JSON.stringify({ ...claim, id: '' })).ok).to.equal(false);
+  });
+});
