@@ -72,6 +72,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private stopped = false;
   private tick: NodeJS.Timeout | undefined;
   private lastLeader: LeaderInfo | undefined;
+  /** The last leader there was, kept across a leaderless gap for logs and events. */
+  private lastKnownLeader: LeaderInfo | undefined;
   private leaderlessSince: number | undefined;
   private readonly strategy: LeaderStrategy;
   private readonly logger: Logger;
@@ -168,8 +170,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * A transaction that commits only while `term` is still the claim's revision. Add the
-   * guarded operations with `.then(...)` and call `.commit()`; `succeeded === false` means
+   * A transaction that commits only while `term` is still the claim's revision. Pass all the
+   * guarded operations to one `.then(...)` (a second call replaces them) and `.commit()`; `succeeded === false` means
    * leadership was lost and nothing was written.
    */
   fenced(term: bigint): ComparatorBuilder {
@@ -215,12 +217,20 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.heldTerm = undefined;
     try {
       if (term !== undefined) {
-        await this.fenced(term)
-          .then(this.etcd.delete().key(this.options.keys.leader))
-          .then(this.etcd.delete().key(registration.memberKey))
+        // One `.then(...)` with both operations: each call replaces the previous clauses.
+        const result = await this.fenced(term)
+          .then(
+            this.etcd.delete().key(this.options.keys.leader),
+            this.etcd.delete().key(registration.memberKey),
+          )
           .else(this.etcd.delete().key(registration.memberKey))
           .commit();
-        this.logger.info({ term: term.toString() }, 'released leadership');
+        if (result.succeeded) this.logger.info({ term: term.toString() }, 'released leadership');
+        else
+          this.logger.warn(
+            { term: term.toString() },
+            'leadership had already moved on; deregistered',
+          );
       } else {
         await this.etcd.delete().key(registration.memberKey);
       }
@@ -478,15 +488,17 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** Leader change bookkeeping: events, logs and the failover-duration metric. */
   private observeLeader(): void {
     const leader = this.leader();
-    const previous = this.lastLeader;
-    if (leader?.term === previous?.term && leader?.memberKey === previous?.memberKey) return;
+    const current = this.lastLeader;
+    if (leader?.term === current?.term && leader?.memberKey === current?.memberKey) return;
     this.lastLeader = leader;
+    const previous = this.lastKnownLeader;
+    if (leader) this.lastKnownLeader = leader;
     const { metrics, pool } = this.options;
     const now = Date.now();
     if (!leader) {
       this.leaderlessSince = now;
     } else {
-      if (this.leaderlessSince !== undefined && previous === undefined) {
+      if (this.leaderlessSince !== undefined) {
         metrics.failoverDuration.observe({ pool }, (now - this.leaderlessSince) / 1000);
       }
       this.leaderlessSince = undefined;

@@ -2,7 +2,7 @@
  * The HTTP surface (Express 5): /work, /pool, /healthz, /readyz, /metrics. It talks to the
  * election and the router through their small interfaces and knows nothing of etcd.
  */
-import express, { type Request, type Response } from 'express';
+import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { PoolElection } from '../election/election.js';
@@ -132,6 +132,18 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       await handleWork(req, res, { payload, ...forwardingHeaders(req) });
     },
   );
+
+  // Requests refused before routing (bad body, size, headers) still count as work requests.
+  app.use('/work', ((error, _req, _res, next) => {
+    const code = isPoolError(error)
+      ? error.code
+      : (error as { type?: string }).type === 'entity.too.large'
+        ? 'PAYLOAD_TOO_LARGE'
+        : 'BAD_REQUEST';
+    const role = election.isLeader() ? 'leader' : 'follower';
+    metrics.workRequests.inc({ route: 'work', role, outcome: code.toLowerCase() });
+    next(error);
+  }) as ErrorRequestHandler);
 
   app.use((req, res) => {
     sendError(res, new PoolError('NOT_FOUND', `no route ${req.method} ${req.path}`));

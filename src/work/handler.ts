@@ -18,8 +18,8 @@ export interface WorkContext {
   /** The next number of the pool's ticket sequence: unique and increasing across failovers. */
   nextTicket(): Promise<bigint>;
   /**
-   * A transaction that commits only while this term lasts. Add operations with `.then()` and
-   * `.commit()`; `succeeded === false` means leadership was lost and nothing was written.
+   * A transaction that commits only while this term lasts. Pass all operations to one
+   * `.then(...)` and `.commit()`; `succeeded === false` means leadership was lost and nothing was written.
    */
   fencedTxn(): ComparatorBuilder;
 }

@@ -1,0 +1,188 @@
+/**
+ * The process surface: configuration errors, the HTTP error contract, metrics. Members are
+ * real processes on a real etcd.
+ */
+import { spawn } from 'node:child_process';
+import { expect } from 'chai';
+import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { DEFAULT_CLI_PATH } from '../../src/local/memberProcess.js';
+import { VARIABLES } from '../../src/config/config.js';
+import { TestPool } from '../support/pool.js';
+
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [DEFAULT_CLI_PATH, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('configuration errors at start-up', () => {
+  it('a bad value exits 2 with one line per bad variable: name, value, expectation, no stack trace', async () => {
+    const result = await runCli(['serve'], {
+      PORT: 'eighty',
+      LEASE_TTL_SECONDS: '1',
+      ETCD_ENDPOINTS: 'nope',
+    });
+    expect(result.code).to.equal(2);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).to.have.length(3);
+    expect(lines[0]).to.match(/^invalid PORT="eighty": expected a whole number/);
+    expect(lines[1]).to.match(/^invalid ETCD_ENDPOINTS="nope": expected/);
+    expect(lines[2]).to.match(
+      /^invalid LEASE_TTL_SECONDS="1": expected a whole number of seconds from 2/,
+    );
+    expect(result.stderr).not.to.match(/\n\s+at /);
+  });
+
+  it('serve --help lists every variable with its default', async () => {
+    const result = await runCli(['serve', '--help'], {});
+    expect(result.code).to.equal(0);
+    for (const variable of VARIABLES) {
+      expect(result.stdout).to.match(new RegExp(`${variable.name}\\s+.*\\(default: `));
+    }
+  });
+});
+
+describe('the HTTP surface of a member', function () {
+  this.timeout(60_000);
+  let etcd: EtcdCluster;
+  let pool: TestPool;
+  let url: string;
+
+  before(async () => {
+    etcd = await EtcdCluster.start({ size: 1 });
+    pool = new TestPool(etcd, { LEASE_TTL_SECONDS: '2' });
+    await pool.start(['a']);
+    url = pool.member('a').url;
+    await pool.agreedLeader();
+  });
+
+  after(async () => {
+    await pool?.close();
+    await etcd?.close();
+  });
+
+  async function post(
+    body: string | Buffer,
+    contentType = 'application/json',
+    headers: Record<string, string> = {},
+  ) {
+    const res = await fetch(`${url}/work`, {
+      method: 'POST',
+      headers: { 'content-type': contentType, ...headers },
+      body,
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as { error?: { code: string; message: string } },
+    };
+  }
+
+  const cases: [string, () => ReturnType<typeof post>, number, string][] = [
+    ['invalid JSON', () => post('{"payload": '), 400, 'BAD_REQUEST'],
+    ['a JSON array', () => post('[1,2]'), 400, 'BAD_REQUEST'],
+    ['an object without payload', () => post('{"data": 1}'), 400, 'BAD_REQUEST'],
+    ['text/plain', () => post('{"payload": 1}', 'text/plain'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [
+      'a payload over 64 KiB',
+      () => post(JSON.stringify({ payload: 'x'.repeat(64 * 1024) })),
+      413,
+      'PAYLOAD_TOO_LARGE',
+    ],
+    [
+      'a body over the limit',
+      () => post(JSON.stringify({ payload: 'y'.repeat(200 * 1024) })),
+      413,
+      'PAYLOAD_TOO_LARGE',
+    ],
+    [
+      'a forged hop header past the limit',
+      () => post('{"payload": 1}', 'application/json', { 'x-pool-hops': '50' }),
+      400,
+      'HOP_LIMIT_EXCEEDED',
+    ],
+    [
+      'a malformed via header',
+      () =>
+        post('{"payload": 1}', 'application/json', { 'x-pool-hops': '1', 'x-pool-via': 'a b,c' }),
+      400,
+      'BAD_REQUEST',
+    ],
+  ];
+  for (const [what, send, status, code] of cases) {
+    it(`POST /work with ${what} gets ${status} ${code} as JSON`, async () => {
+      const answer = await send();
+      expect(answer.status).to.equal(status);
+      expect(answer.body.error?.code).to.equal(code);
+      expect(answer.body.error?.message).to.be.a('string').and.not.empty;
+    });
+  }
+
+  it('GET /work with the payload twice gets 400; an unknown route gets a JSON 404', async () => {
+    const twice = await fetch(`${url}/work?payload=a&payload=b`);
+    expect(twice.status).to.equal(400);
+    const missing = await fetch(`${url}/nowhere`);
+    expect(missing.status).to.equal(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).to.equal(
+      'NOT_FOUND',
+    );
+  });
+
+  it('after all that it still serves work, a payload of exactly 64 KiB included', async () => {
+    const payload = 'z'.repeat(64 * 1024 - 2);
+    const answer = await post(JSON.stringify({ payload }));
+    expect(answer.status).to.equal(200);
+    const get = await fetch(`${url}/work?payload=hello`);
+    expect(get.status).to.equal(200);
+    expect(((await get.json()) as { payload: string; performedBy: string }).payload).to.equal(
+      'hello',
+    );
+    expect(pool.member('a').running).to.equal(true);
+  });
+
+  it('serves /healthz, /readyz and the metric families on /metrics', async () => {
+    expect((await fetch(`${url}/healthz`)).status).to.equal(200);
+    const ready = await fetch(`${url}/readyz`);
+    expect(ready.status).to.equal(200);
+    expect(await ready.json()).to.include({
+      ready: true,
+      registered: true,
+      synced: true,
+      etcdReachable: true,
+    });
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    for (const family of [
+      'service_pool_is_leader{pool="default"} 1',
+      'service_pool_leader_info{pool="default",leader_id="a"} 1',
+      'service_pool_members{pool="default"} 1',
+      'service_pool_term{pool="default"}',
+      'service_pool_leader_changes_total',
+      'service_pool_last_leader_change_timestamp_seconds',
+      'service_pool_work_requests_total{route="work",role="leader",outcome="ok"}',
+      'service_pool_work_requests_total{route="work",role="leader",outcome="payload_too_large"}',
+      'service_pool_work_duration_seconds_bucket',
+      'service_pool_lease_time_left_seconds',
+      'service_pool_etcd_requests_total{operation="txn"}',
+      'service_pool_build_info{version=',
+      'process_cpu_seconds_total',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
+      expect(metrics).to.include(family);
+    }
+  });
+});
