@@ -33,7 +33,7 @@ test-integration: deps build ## integration tests against real etcd clusters
 	npx mocha 'test/integration/**/*.test.ts'
 
 test: deps build lint typecheck ## every test (lint, types, unit, integration)
-	npx mocha
+	npm test
 
 demo: deps build ## a local 3-member etcd cluster and members a, b, c on ports 8081-8083
 	node dist/src/cli.js demo

@@ -106,22 +106,24 @@ export class PoolMember {
       logger,
     );
 
-    let member: PoolMember | undefined;
+    const server = http.createServer();
+    // Longer than the forwarders' idle timeout (30 s), so that side closes idle sockets first.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+    server.requestTimeout = Math.max(30_000, config.leaderlessWaitMs + config.forwardTimeoutMs * 2);
+    const member = new PoolMember(config, election, metrics, logger, server, etcd, forwarder);
     const app = createHttpApp({
       election,
       router,
       metrics,
       nodeMetrics: createNodeMetricsRegistry(),
       logger,
-      draining: () => member?.draining ?? false,
+      draining: () => member.draining,
     });
-    const server = http.createServer(app);
-    // Longer than the forwarders' idle timeout (30 s), so that side closes idle sockets first.
-    server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 66_000;
-    server.requestTimeout = Math.max(30_000, config.leaderlessWaitMs + config.forwardTimeoutMs * 2);
-    member = new PoolMember(config, election, metrics, logger, server, etcd, forwarder);
-    server.on('request', (_req, res) => member?.track(res));
+    server.on('request', (req, res) => {
+      member.track(res);
+      app(req, res);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {

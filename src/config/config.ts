@@ -17,19 +17,16 @@ export interface VariableDoc {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LOG_FORMATS = ['json', 'pretty'] as const;
 
-const integer = (min: number, max: number, unit: string) =>
-  z
+/** `what` names the expected value, e.g. "a whole number of seconds". */
+const integer = (min: number, max: number, what: string) => {
+  const expected = `expected ${what} from ${min} to ${max}`;
+  return z
     .string()
     .trim()
-    .regex(/^\d+$/, `expected a whole number of ${unit} from ${min} to ${max}`)
+    .regex(/^\d+$/, expected)
     .transform(Number)
-    .pipe(
-      z
-        .number()
-        .int()
-        .min(min, `expected a whole number of ${unit} from ${min} to ${max}`)
-        .max(max, `expected a whole number of ${unit} from ${min} to ${max}`),
-    );
+    .pipe(z.number().int().min(min, expected).max(max, expected));
+};
 
 const httpUrl = z
   .string()
@@ -90,20 +87,20 @@ const rawSchema = z.object({
   POD_NAME: memberId.optional(),
   POD_IP: z.string().trim().optional(),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
-  PORT: integer(0, 65535, 'port').default(8080),
+  PORT: integer(0, 65535, 'a port number').default(8080),
   ADVERTISE_URL: httpUrl.optional(),
   ETCD_ENDPOINTS: etcdEndpoints.default(['http://127.0.0.1:2379']),
   ETCD_PREFIX: etcdPrefix.default('/service-pool-leader'),
-  ETCD_CALL_TIMEOUT_MS: integer(100, 60_000, 'milliseconds').default(1500),
-  LEASE_TTL_SECONDS: integer(2, 3600, 'seconds').default(5),
-  LEASE_SAFETY_MARGIN_MS: integer(0, 10_000, 'milliseconds').default(500),
-  RECONCILE_INTERVAL_MS: integer(200, 600_000, 'milliseconds').default(3000),
-  LEADERLESS_WAIT_MS: integer(0, 120_000, 'milliseconds').default(5000),
-  FORWARD_TIMEOUT_MS: integer(50, 120_000, 'milliseconds').default(5000),
-  FORWARD_MAX_HOPS: integer(1, 10, 'hops').default(3),
-  SHUTDOWN_TIMEOUT_MS: integer(100, 600_000, 'milliseconds').default(10_000),
-  SHUTDOWN_LINGER_MS: integer(0, 60_000, 'milliseconds').default(300),
-  TICKET_BLOCK_SIZE: integer(1, 1_000_000_000, 'tickets').default(1000),
+  ETCD_CALL_TIMEOUT_MS: integer(100, 60_000, 'a whole number of milliseconds').default(1500),
+  LEASE_TTL_SECONDS: integer(2, 3600, 'a whole number of seconds').default(5),
+  LEASE_SAFETY_MARGIN_MS: integer(0, 10_000, 'a whole number of milliseconds').default(500),
+  RECONCILE_INTERVAL_MS: integer(200, 600_000, 'a whole number of milliseconds').default(3000),
+  LEADERLESS_WAIT_MS: integer(0, 120_000, 'a whole number of milliseconds').default(5000),
+  FORWARD_TIMEOUT_MS: integer(50, 120_000, 'a whole number of milliseconds').default(5000),
+  FORWARD_MAX_HOPS: integer(1, 10, 'a whole number of hops').default(3),
+  SHUTDOWN_TIMEOUT_MS: integer(100, 600_000, 'a whole number of milliseconds').default(10_000),
+  SHUTDOWN_LINGER_MS: integer(0, 60_000, 'a whole number of milliseconds').default(300),
+  TICKET_BLOCK_SIZE: integer(1, 1_000_000_000, 'a whole number of tickets').default(1000),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
@@ -112,12 +109,25 @@ const rawSchema = z.object({
     .default('json'),
 });
 
+/** Every variable the schema reads; each must be documented in `VARIABLES`. */
+export const PARSED_VARIABLES: readonly string[] = Object.keys(rawSchema.shape);
+
 export const VARIABLES: readonly VariableDoc[] = [
   { name: 'POOL', description: 'Name of the pool this member joins.', defaultText: 'default' },
   {
     name: 'MEMBER_ID',
     description: "This instance's stable name, shown as performedBy and used for restart takeover.",
     defaultText: 'POD_NAME, else <hostname>-<pid>',
+  },
+  {
+    name: 'POD_NAME',
+    description: 'Set by Kubernetes (downward API); the default MEMBER_ID.',
+    defaultText: 'unset',
+  },
+  {
+    name: 'POD_IP',
+    description: 'Set by Kubernetes (downward API); the host of the default ADVERTISE_URL.',
+    defaultText: 'unset',
   },
   { name: 'HOST', description: 'Address the HTTP server binds to.', defaultText: '0.0.0.0' },
   { name: 'PORT', description: 'HTTP port.', defaultText: '8080' },
@@ -192,7 +202,11 @@ export const VARIABLES: readonly VariableDoc[] = [
     description: `Log level: ${LOG_LEVELS.join(', ')}.`,
     defaultText: 'info',
   },
-  { name: 'LOG_FORMAT', description: 'json (default) or pretty.', defaultText: 'json' },
+  {
+    name: 'LOG_FORMAT',
+    description: 'json (one object per line) or pretty (readable, for a terminal).',
+    defaultText: 'json',
+  },
 ];
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -243,7 +257,7 @@ export function formatIssue(issue: ConfigIssue): string {
 
 /** Empty strings count as unset, as `FOO= cmd` usually means "no value". */
 function presentValues(env: NodeJS.ProcessEnv): Record<string, string> {
-  const known = new Set([...Object.keys(rawSchema.shape)]);
+  const known = new Set(PARSED_VARIABLES);
   const values: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
     if (known.has(name) && value !== undefined && value.trim() !== '') values[name] = value;

@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { ConfigError, describeVariables, loadConfig, VARIABLES } from '../../src/config/config.js';
+import {
+  ConfigError,
+  describeVariables,
+  loadConfig,
+  VARIABLES,
+  PARSED_VARIABLES,
+} from '../../src/config/config.js';
 
 const host = { hostname: 'box', pid: 42 };
 
@@ -51,7 +57,7 @@ describe('configuration from the environment', () => {
     });
     expect(lines).to.have.length(4);
     expect(lines.find((l) => l.startsWith('invalid PORT="eighty"'))).to.match(
-      /whole number of port/,
+      /expected a port number from 0 to 65535/,
     );
     expect(lines.find((l) => l.startsWith('invalid LEASE_TTL_SECONDS="1"'))).to.match(
       /from 2 to 3600/,
@@ -81,6 +87,9 @@ describe('configuration from the environment', () => {
   it('documents every variable it parses, with its default, for --help', () => {
     const help = describeVariables();
     for (const variable of VARIABLES) expect(help).to.include(variable.name);
+    expect(
+      PARSED_VARIABLES.filter((name) => !VARIABLES.some((v) => v.name === name)),
+    ).to.deep.equal([]);
     expect(help).to.match(/PORT\s+HTTP port\. \(default: 8080\)/);
   });
 });
