@@ -179,16 +179,23 @@ export class PoolMember {
       timer = setTimeout(() => resolve(false), bound);
     });
     const steps = (async () => {
+      const step = (name: string) =>
+        this.logger.debug({ step: name, atMs: Date.now() - startedAt }, 'shutdown step done');
       await this.election.leave();
+      step('left the election');
       // Peers learn of the release within milliseconds; until they do they may still forward
       // here. Keep answering (forwards get "not leader", every answer says Connection: close)
       // so no peer writes a request into a connection we are closing.
       await sleep(this.config.shutdownLingerMs);
       await this.drained();
+      step('drained');
+      // Nothing is in flight any more, so every remaining connection is idle or broken (one
+      // whose client gave up while this process was paused never reads as idle): close all.
       await new Promise<void>((resolve) => {
         this.server.close(() => resolve());
-        this.server.closeIdleConnections();
+        this.server.closeAllConnections();
       });
+      step('server closed');
       await this.election.close();
       return true as const;
     })();

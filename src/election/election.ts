@@ -251,7 +251,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.heldTerm = undefined;
     const registration = this.registration;
     this.registration = undefined;
-    await this.view.stop();
+    this.view.stop();
     if (registration) {
       await registration.lease.revoke().catch((error: unknown) => {
         this.logger.warn(

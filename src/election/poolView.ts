@@ -118,13 +118,18 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     await this.resync('start');
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops watching. The cancel is not awaited: etcd3 waits for the server to confirm it, which
+   * never comes on a stream that broke while this process was paused; closing the client
+   * ends the stream anyway.
+   */
+  stop(): void {
     this.stopped = true;
     clearInterval(this.reconcileTimer);
     this.generation++;
     const watcher = this.watcher;
     this.watcher = undefined;
-    await watcher?.cancel().catch(() => undefined);
+    void watcher?.cancel().catch(() => undefined);
   }
 
   /** Re-reads the pool and restarts the watch. Concurrent calls share one resync. */

@@ -122,7 +122,7 @@ describe('a pool on a real etcd cluster', function () {
     const killedAt = Date.now();
     await pool.member('a').kill();
     await pool.startMember('a', port);
-    const leader = await pool.agreedLeader(ttlSeconds * 1000, 'a');
+    const leader = await pool.agreedLeader(ttlSeconds * 1000, { except: 'a' });
     const tookMs = Date.now() - killedAt;
     console.log(
       `      measured: restart takeover (SIGKILL, restart, new leader agreed) ${tookMs} ms at TTL ${ttlSeconds} s`,
@@ -134,6 +134,40 @@ describe('a pool on a real etcd cluster', function () {
     expect(view.members.map((m) => m.id)).to.deep.equal(['b', 'c', 'a']);
     expect(view.members.map((m) => m.memberKey)).not.to.include(oldKey);
     expect((await pool.work('a')).body.performedBy).to.equal('b');
+  });
+
+  it('a leader frozen (SIGSTOP) past its TTL acts as leader no more on waking, rejoins as a follower, and still stops cleanly', async () => {
+    const ttlSeconds = 2;
+    pool = new TestPool(etcd, { LEASE_TTL_SECONDS: String(ttlSeconds) });
+    await pool.start(['a', 'b', 'c']);
+    expect(await pool.agreedLeader()).to.equal('a');
+    const before = await pool.work('b');
+    const a = pool.member('a');
+
+    a.signal('SIGSTOP');
+    // A client that gives up on the frozen member leaves a broken connection behind.
+    await fetch(`${a.url}/readyz`, { signal: AbortSignal.timeout(200) }).catch(() => undefined);
+    expect(await pool.agreedLeader(ttlSeconds * 1000 + 3000, { among: ['b', 'c'] })).to.equal('b');
+    const during = await pool.work('c');
+    expect(during.body.performedBy).to.equal('b');
+
+    a.signal('SIGCONT');
+    await eventually('a rejoins as a follower of b', async () => {
+      const view = await pool!.view('a');
+      return view.leader?.id === 'b' && !view.self.isLeader && view.self.ready;
+    });
+    const after = await pool.work('a');
+    expect(after.body.performedBy).to.equal('b');
+    expect(after.body.via).to.deep.equal(['a', 'b']);
+    expect((await pool.view('b')).members.map((m) => m.id)).to.deep.equal(['b', 'c', 'a']);
+    expectUniqueTickets([before, during, after]);
+
+    const stoppedAt = Date.now();
+    const exit = await a.stop();
+    console.log(
+      `      measured: SIGTERM after SIGSTOP/SIGCONT exits in ${Date.now() - stoppedAt} ms`,
+    );
+    expect(exit.code).to.equal(0);
   });
 
   it('a non-leader leaves and rejoins: leadership does not move and the rejoined member is youngest', async () => {

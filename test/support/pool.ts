@@ -76,7 +76,8 @@ export class TestPool {
   }
 
   async view(id: string): Promise<PoolView> {
-    const res = await fetch(`${this.member(id).url}/pool`);
+    // Bounded: a SIGSTOPped member accepts the connection but never answers.
+    const res = await fetch(`${this.member(id).url}/pool`, { signal: AbortSignal.timeout(1000) });
     return (await res.json()) as PoolView;
   }
 
@@ -94,13 +95,16 @@ export class TestPool {
    * Waits until every running member names the same leader and that leader says it leads;
    * returns its id. Polls /pool (the processes expose no event stream to a test).
    */
-  async agreedLeader(timeoutMs = 10_000, except?: string): Promise<string> {
+  async agreedLeader(
+    timeoutMs = 10_000,
+    options: { except?: string; among?: string[] } = {},
+  ): Promise<string> {
+    const { except } = options;
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
-      const views = await Promise.all(
-        this.running().map((m) => this.view(m.id).catch(() => undefined)),
-      );
+      const asked = options.among ?? this.running().map((m) => m.id);
+      const views = await Promise.all(asked.map((id) => this.view(id).catch(() => undefined)));
       const ids = new Set(views.map((v) => v?.leader?.id));
       const [only] = [...ids];
       if (ids.size === 1 && only !== undefined && only !== except) {
