@@ -97,6 +97,7 @@ export class PoolMember {
       metrics,
     );
     const router = new WorkRouter(
+      etcd,
       election,
       options.handler ?? echoHandler,
       tickets,
@@ -121,7 +122,7 @@ export class PoolMember {
       draining: () => member.draining,
     });
     server.on('request', (req, res) => {
-      member.track(res);
+      member.track(req, res);
       app(req, res);
     });
     await new Promise<void>((resolve, reject) => {
@@ -150,12 +151,28 @@ export class PoolMember {
     return (this.server.address() as AddressInfo).port;
   }
 
-  private track(res: http.ServerResponse): void {
+  /**
+   * Counts a request as in flight until its response closes — or its socket does: answers
+   * queued behind others on a pipelined connection never get a socket of their own, so their
+   * `close` never comes when the client hangs up.
+   */
+  private track(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.inFlight++;
-    res.once('close', () => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      res.off('close', finish);
+      req.socket.off('close', finish);
       this.inFlight--;
       if (this.inFlight === 0) this.idle?.();
-    });
+    };
+    if (req.socket.destroyed) {
+      finish();
+      return;
+    }
+    res.once('close', finish);
+    req.socket.once('close', finish);
   }
 
   /**

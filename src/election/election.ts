@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { PoolKeys } from '../etcd/keys.js';
-import { asError, MemberLease } from '../membership/lease.js';
+import { asError, MemberLease, monotonicNow } from '../membership/lease.js';
 import {
   decode,
   memberRecordSchema,
@@ -68,6 +68,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private registering: Promise<void> | undefined;
   private heldTerm: bigint | undefined;
   private claiming = false;
+  /** After a failed claim, no new attempt before this (monotonic) time. */
+  private claimNotBefore = 0;
+  private claimBackoffMs = 0;
+  private claimRetry: NodeJS.Timeout | undefined;
   private leaving = false;
   private stopped = false;
   private tick: NodeJS.Timeout | undefined;
@@ -90,6 +94,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       pool: options.pool,
       keys: options.keys,
       reconcileIntervalMs: options.reconcileIntervalMs,
+      watchCreateTimeoutMs: Math.max(1000, options.callTimeoutMs * 2),
       logger: options.logger,
       metrics: options.metrics,
     });
@@ -122,7 +127,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    * Am I leader? The claim is mine and my lease deadline, minus the safety margin, is ahead.
    * Synchronous and local, so it can be asked on every request.
    */
-  isLeader(now = Date.now()): boolean {
+  isLeader(now = monotonicNow()): boolean {
     const registration = this.registration;
     return (
       this.heldTerm !== undefined &&
@@ -152,7 +157,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /** Ready: registered, synced, etcd reachable, lease safely alive, not leaving. */
-  isReady(now = Date.now()): boolean {
+  isReady(now = monotonicNow()): boolean {
     const registration = this.registration;
     return (
       !this.leaving &&
@@ -165,7 +170,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /** Milliseconds until the local lease deadline; 0 when unregistered. */
-  leaseTimeLeftMs(now = Date.now()): number {
+  leaseTimeLeftMs(now = monotonicNow()): number {
     return this.registration?.lease.timeLeftMs(now) ?? 0;
   }
 
@@ -213,27 +218,20 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.emit('change');
     const registration = this.registration;
     if (!registration) return;
-    const term = this.heldTerm;
+    const held = this.heldTerm;
     this.heldTerm = undefined;
+    const { keys } = this.options;
     try {
-      if (term !== undefined) {
-        // One `.then(...)` with both operations: each call replaces the previous clauses.
-        const result = await this.fenced(term)
-          .then(
-            this.etcd.delete().key(this.options.keys.leader),
-            this.etcd.delete().key(registration.memberKey),
-          )
-          .else(this.etcd.delete().key(registration.memberKey))
-          .commit();
-        if (result.succeeded) this.logger.info({ term: term.toString() }, 'released leadership');
-        else
-          this.logger.warn(
-            { term: term.toString() },
-            'leadership had already moved on; deregistered',
-          );
-      } else {
-        await this.etcd.delete().key(registration.memberKey);
-      }
+      // The guard is the claim's lease, not our term: it also removes a claim whose answer
+      // we never saw (committed, then the response was lost).
+      const result = await this.etcd
+        .if(keys.leader, 'Lease', '==', registration.lease.id)
+        .then(this.etcd.delete().key(keys.leader), this.etcd.delete().key(registration.memberKey))
+        .else(this.etcd.delete().key(registration.memberKey))
+        .commit();
+      if (result.succeeded)
+        this.logger.info({ term: held?.toString() ?? null }, 'released leadership');
+      else this.logger.info('deregistered');
     } catch (error) {
       this.logger.warn(
         { err: asError(error).message },
@@ -248,6 +246,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.stopped = true;
     this.leaving = true;
     clearInterval(this.tick);
+    clearTimeout(this.claimRetry);
     this.heldTerm = undefined;
     const registration = this.registration;
     this.registration = undefined;
@@ -321,12 +320,26 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     }
   }
 
+  /**
+   * A previous incarnation is revoked only when it cannot still be serving: it advertised our
+   * own URL (which we now hold, so it no longer does), or its URL does not answer. A live
+   * process with our id elsewhere is left alone — revoking its lease could make two leaders
+   * until its own lease deadline.
+   */
   private async revokePreviousIncarnations(ownLeaseId: string): Promise<void> {
     const existing = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
     for (const kv of existing.kvs) {
       const decoded = decode(memberRecordSchema, kv.value);
       if (!decoded.ok || decoded.value.id !== this.options.record.id) continue;
       if (kv.lease === '0' || kv.lease === ownLeaseId) continue;
+      const previous = decoded.value;
+      if (previous.url !== this.options.record.url && (await answers(previous.url))) {
+        this.logger.warn(
+          { memberKey: kv.key.toString(), url: previous.url },
+          'a live member with our MEMBER_ID answers at another URL; not taking over its registration',
+        );
+        continue;
+      }
       await this.etcd.leaseClient.leaseRevoke({ ID: kv.lease }).catch(() => undefined);
       this.logger.info(
         { memberKey: kv.key.toString(), leaseId: kv.lease },
@@ -384,7 +397,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       this.heldTerm = undefined;
     }
 
-    if (registration && view.synced && view.revision >= registration.createRevision) {
+    // A view in the middle of a resync still holds a recent snapshot: acting on it is safe,
+    // because every claim and release is a compare-and-swap in etcd.
+    if (registration && view.revision >= registration.createRevision) {
       if (!view.member(registration.memberKey) && !this.leaving) {
         this.logger.warn(
           { memberKey: registration.memberKey },
@@ -402,19 +417,17 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 
   private pursueLeadership(registration: Registration): void {
     const claimView = this.view.claim;
-    const preferred = this.strategy(this.view.members, {
-      pool: this.options.pool,
-      self: registration.memberKey,
-    });
+    const preferred = this.preferredMember(registration);
     const preferredIsMe = preferred?.key === registration.memberKey;
+    const mayClaim = preferredIsMe && monotonicNow() >= this.claimNotBefore;
     if (!claimView) {
-      if (preferredIsMe) void this.claimLeadership(registration, undefined);
+      if (mayClaim) void this.claimLeadership(registration, undefined);
       return;
     }
     if (!claimView.claim) {
       // A foreign value sits at the claim key. The member the strategy prefers replaces it,
       // compare-and-swap on its revision, rather than leaving the pool leaderless forever.
-      if (preferredIsMe) void this.claimLeadership(registration, claimView.term);
+      if (mayClaim) void this.claimLeadership(registration, claimView.term);
       return;
     }
     const claimIsMine =
@@ -447,6 +460,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       url: this.options.record.url,
       claimedAt: new Date().toISOString(),
     };
+    let failed = false;
     try {
       const guard =
         replaceTerm === undefined
@@ -456,16 +470,51 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         .and(registration.memberKey, 'Create', '==', registration.createRevision.toString())
         .then(this.etcd.put(keys.leader).value(JSON.stringify(claim)).lease(registration.lease.id))
         .commit();
-      if (result.succeeded && this.registration === registration && !this.leaving) {
-        this.heldTerm = BigInt(result.header.revision);
-        this.logger.info({ term: this.heldTerm.toString() }, 'claimed leadership');
+      failed = !result.succeeded;
+      if (result.succeeded) {
+        const term = BigInt(result.header.revision);
+        if (this.registration === registration && !this.leaving) {
+          this.heldTerm = term;
+          this.logger.info({ term: term.toString() }, 'claimed leadership');
+        } else {
+          // We left (or re-registered) while the claim was in flight: take it back.
+          await this.fenced(term).then(this.etcd.delete().key(keys.leader)).commit();
+        }
       }
     } catch (error) {
-      this.logger.warn({ err: asError(error).message }, 'leader claim failed; will retry');
-      setTimeout(() => this.evaluate(), 100).unref();
+      failed = true;
+      if (this.claimBackoffMs === 0)
+        this.logger.warn(
+          { err: asError(error).message },
+          'leader claim failed; retrying with backoff',
+        );
     } finally {
       this.claiming = false;
-      this.evaluate();
+    }
+    if (failed) {
+      // Never retry straight from here: when etcd fails fast (an open circuit breaker) that
+      // would spin and starve the event loop. Back off, with jitter, and re-evaluate.
+      this.claimBackoffMs = Math.min(Math.max(this.claimBackoffMs * 2, 50), 1000);
+      const delayMs = this.claimBackoffMs * (0.5 + Math.random() / 2);
+      this.claimNotBefore = monotonicNow() + delayMs;
+      clearTimeout(this.claimRetry);
+      this.claimRetry = setTimeout(() => this.evaluate(), delayMs);
+      this.claimRetry.unref();
+    } else {
+      this.claimBackoffMs = 0;
+      this.claimNotBefore = 0;
+    }
+    this.evaluate();
+  }
+
+  /** The strategy's choice; a strategy that throws is logged and `oldest` decides instead. */
+  private preferredMember(registration: Registration): MemberView | undefined {
+    const members = this.view.members;
+    try {
+      return this.strategy(members, { pool: this.options.pool, self: registration.memberKey });
+    } catch (error) {
+      this.logger.error({ err: asError(error).message }, 'leader strategy failed; using oldest');
+      return oldest(members, { pool: this.options.pool, self: registration.memberKey });
     }
   }
 
@@ -524,5 +573,15 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     metrics.members.set({ pool }, this.view.members.length);
     metrics.term.set({ pool }, Number(this.view.claim?.term ?? 0n));
     metrics.leaseTimeLeft.set({ pool }, this.leaseTimeLeftMs() / 1000);
+  }
+}
+
+/** Whether a member URL answers /healthz within half a second. */
+async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(500) });
+    return res.ok;
+  } catch {
+    return false;
   }
 }

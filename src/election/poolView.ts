@@ -52,6 +52,8 @@ export interface PoolViewOptions {
   pool: string;
   keys: PoolKeys;
   reconcileIntervalMs: number;
+  /** Bound on a watch's creation; a stream to a frozen etcd member never confirms it. */
+  watchCreateTimeoutMs: number;
   logger: Logger;
   metrics: PoolMetrics;
 }
@@ -150,28 +152,32 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       const old = this.watcher;
       this.watcher = undefined;
       void old?.cancel().catch(() => undefined);
+      let step = 'read the pool';
       try {
         const snapshot = await this.etcd.getAll().prefix(this.options.keys.pool).exec();
+        if (generation !== this.generation) return;
         this.setReachable(true);
         this.applySnapshot(BigInt(snapshot.header.revision), snapshot.kvs);
-        const watcher = await this.etcd
+        // The election may act on the fresh snapshot before the watch is in place.
+        this.emit('change');
+        step = 'watch the pool';
+        // Listeners go on before the watch connects, so no event can slip past them.
+        const watcher = this.etcd
           .watch()
           .prefix(this.options.keys.pool)
           .startRevision(String(this.viewRevision + 1n))
-          .create();
-        if (generation !== this.generation) {
-          void watcher.cancel().catch(() => undefined);
-          return;
-        }
+          .watcher();
         this.attach(watcher, generation);
+        await connected(watcher, this.options.watchCreateTimeoutMs);
+        if (generation !== this.generation) return;
         this.isSynced = true;
         this.emit('change');
         return;
       } catch (error) {
-        this.setReachable(false);
+        if (step === 'read the pool') this.setReachable(false);
         this.options.logger.warn(
           { err: asError(error).message, retryInMs: delayMs },
-          'cannot read the pool from etcd; retrying',
+          `cannot ${step}; retrying`,
         );
         await sleep(delayMs * (0.5 + Math.random()));
         delayMs = Math.min(delayMs * 2, 2000);
@@ -377,4 +383,29 @@ function lowerBound(members: readonly MemberView[], revision: bigint): number {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves when the watcher is connected; rejects on its error or after `timeoutMs`. */
+function connected(watcher: Watcher, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`watch not confirmed within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onConnected = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      watcher.off('connected', onConnected);
+      watcher.off('error', onError);
+    };
+    watcher.on('connected', onConnected);
+    watcher.on('error', onError);
+  });
 }

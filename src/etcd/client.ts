@@ -16,6 +16,13 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
   return new Etcd3({
     hosts: options.endpoints,
     dialTimeout: options.callTimeoutMs,
+    // HTTP/2 pings find a connection to a frozen or cut-off etcd member, so its streams fail
+    // and reconnect elsewhere. etcd refuses pings more often than every 5 s.
+    grpcOptions: {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 3_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    },
     defaultCallOptions: (context: CallContext) => {
       options.onRequest?.(context.method);
       return context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs };

@@ -8,13 +8,20 @@
  * therefore stops before etcd can hand the lease's claim to another member. etcd3's own
  * `lost` event fires only after 2×TTL, so it is not used.
  *
- * Keep-alives go every TTL/3 on one long-lived stream. A keep-alive unanswered after the call
- * timeout counts as failed and the stream is replaced. A passed deadline does not mean the
- * lease is gone (etcd extends leases when it regains quorum): only etcd answering TTL 0, or a
- * revoke, marks the lease `lost`.
+ * All times here are monotonic (`performance.now()`): a wall-clock step (NTP) must not move
+ * the deadline, or an old leader could outlive its lease.
+ *
+ * Keep-alives go every TTL/3 on one long-lived stream. One unanswered after
+ * min(call timeout, TTL/6) counts as failed: the stream is replaced and the keep-alive sent
+ * again at once, so one bad etcd member costs a fraction of the TTL, not a third of it.
+ * A passed deadline does not mean the lease is gone (etcd extends leases when it regains
+ * quorum): only etcd answering TTL 0, or a revoke, marks the lease `lost`.
  */
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+
+type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
 export interface MemberLeaseEvents {
   renewed: [deadline: number];
@@ -22,14 +29,19 @@ export interface MemberLeaseEvents {
   lost: [reason: string];
 }
 
+/** Milliseconds on the monotonic clock that lease deadlines use. */
+export const monotonicNow = (): number => performance.now();
+
 export class MemberLease extends EventEmitter<MemberLeaseEvents> {
-  private stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
+  private stream: KeepAliveStream | undefined;
   private opening: Promise<void> | undefined;
   /** Send times of keep-alives still waiting for an answer, oldest first. */
   private pending: number[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private answerTimer: NodeJS.Timeout | undefined;
   private deadline: number;
   private state: 'alive' | 'lost' | 'revoked' = 'alive';
+  private readonly answerTimeoutMs: number;
 
   private constructor(
     private readonly etcd: Etcd3,
@@ -37,15 +49,16 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
     /** The TTL etcd granted, which may be above the one asked for. */
     readonly ttlMs: number,
     sentAt: number,
-    private readonly callTimeoutMs: number,
+    callTimeoutMs: number,
   ) {
     super();
     this.deadline = sentAt + ttlMs;
+    this.answerTimeoutMs = Math.max(50, Math.min(callTimeoutMs, ttlMs / 6));
   }
 
   /** Grants a lease and starts keeping it alive. */
   static async grant(etcd: Etcd3, ttlSeconds: number, callTimeoutMs: number): Promise<MemberLease> {
-    const sentAt = Date.now();
+    const sentAt = monotonicNow();
     const granted = await etcd.leaseClient.leaseGrant({ TTL: ttlSeconds });
     const lease = new MemberLease(
       etcd,
@@ -59,7 +72,7 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
     return lease;
   }
 
-  /** Before this time (ms since epoch) etcd cannot have expired the lease. */
+  /** Before this monotonic time (see `monotonicNow`) etcd cannot have expired the lease. */
   get leaseDeadline(): number {
     return this.deadline;
   }
@@ -68,31 +81,41 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
     return this.state === 'alive';
   }
 
-  timeLeftMs(now = Date.now()): number {
+  timeLeftMs(now = monotonicNow()): number {
     return this.state === 'alive' ? Math.max(0, this.deadline - now) : 0;
   }
 
   /** Sends one keep-alive now; the answer arrives as a `renewed` event. */
   keepAlive(): void {
     if (this.state !== 'alive') return;
-    const now = Date.now();
-    const oldest = this.pending[0];
-    if (oldest !== undefined && now - oldest > this.callTimeoutMs) {
-      this.failStream(new Error(`keep-alive unanswered for ${now - oldest} ms`));
-    }
     if (!this.stream) {
       this.opening ??= this.openStream().finally(() => (this.opening = undefined));
       return;
     }
-    this.pending.push(now);
+    const sentAt = monotonicNow();
+    this.pending.push(sentAt);
     this.stream.write({ ID: this.id });
+    if (!this.answerTimer) {
+      this.answerTimer = setTimeout(() => this.onAnswerTimeout(), this.answerTimeoutMs);
+      this.answerTimer.unref();
+    }
+  }
+
+  private onAnswerTimeout(): void {
+    this.answerTimer = undefined;
+    const oldest = this.pending[0];
+    if (oldest === undefined || this.state !== 'alive') return;
+    this.failStream(
+      new Error(`keep-alive unanswered for ${Math.round(monotonicNow() - oldest)} ms`),
+    );
+    this.keepAlive();
   }
 
   private async openStream(): Promise<void> {
     try {
       const stream = await this.etcd.leaseClient.leaseKeepAlive();
       if (this.state !== 'alive') {
-        stream.end();
+        closeQuietly(stream);
         return;
       }
       stream.on('data', (res: ILeaseKeepAliveResponse) => {
@@ -110,6 +133,12 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   private onAnswer(res: ILeaseKeepAliveResponse): void {
     const sentAt = this.pending.shift();
     if (sentAt === undefined || this.state !== 'alive') return;
+    clearTimeout(this.answerTimer);
+    this.answerTimer = undefined;
+    if (this.pending.length > 0) {
+      this.answerTimer = setTimeout(() => this.onAnswerTimeout(), this.answerTimeoutMs);
+      this.answerTimer.unref();
+    }
     if (Number(res.TTL) <= 0) {
       this.markLost('etcd reports the lease expired');
       return;
@@ -120,10 +149,17 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
 
   private failStream(error: Error, which = this.stream): void {
     if (which !== this.stream || !which) return;
+    this.dropStream();
+    if (this.state === 'alive') this.emit('keepAliveFailed', error);
+  }
+
+  private dropStream(): void {
+    const stream = this.stream;
     this.stream = undefined;
     this.pending = [];
-    closeQuietly(which);
-    if (this.state === 'alive') this.emit('keepAliveFailed', error);
+    clearTimeout(this.answerTimer);
+    this.answerTimer = undefined;
+    if (stream) closeQuietly(stream);
   }
 
   private markLost(reason: string): void {
@@ -135,10 +171,7 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
 
   private stop(): void {
     clearInterval(this.timer);
-    const stream = this.stream;
-    this.stream = undefined;
-    this.pending = [];
-    if (stream) closeQuietly(stream);
+    this.dropStream();
   }
 
   /** Revokes the lease: etcd deletes every key bound to it at once. */
@@ -156,9 +189,7 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   }
 }
 
-function closeQuietly(
-  stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>,
-): void {
+function closeQuietly(stream: KeepAliveStream): void {
   stream.on('error', () => undefined);
   stream.end();
 }

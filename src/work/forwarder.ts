@@ -30,12 +30,15 @@ export interface UpstreamAnswer {
   body: unknown;
 }
 
-/** The leader could not be reached at all; nothing executed, so the request may be retried. */
+/**
+ * No connection to the leader could be made (refused, unreachable, timed out while
+ * connecting): the request was never sent, so it may be retried.
+ */
 export class UpstreamUnreachableError extends PoolError {
   constructor(target: ForwardTarget, cause: unknown) {
     super(
       'UPSTREAM_FAILED',
-      `leader ${target.id} refused the connection`,
+      `leader ${target.id} could not be reached`,
       { leader: target.id },
       { cause },
     );
@@ -77,6 +80,19 @@ export class Forwarder {
           [VIA_HEADER]: request.via.join(','),
         },
       });
+      // Until the socket is connected nothing was sent, so a failure then is safe to retry.
+      // A reused keep-alive socket is connected already: a reset on it is ambiguous.
+      let sent = false;
+      req.on('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', () => (sent = true));
+        else sent = true;
+      });
+      const fail = (error: unknown) => {
+        clearTimeout(timer);
+        if (!sent) reject(new UpstreamUnreachableError(target, error));
+        else if (error instanceof PoolError) reject(error);
+        else reject(ambiguous(target, error));
+      };
       const timer = setTimeout(() => {
         req.destroy(
           new PoolError(
@@ -88,34 +104,9 @@ export class Forwarder {
           ),
         );
       }, this.timeoutMs);
-      req.on('error', (error: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        if (error instanceof PoolError) reject(error);
-        else if (error.code === 'ECONNREFUSED') reject(new UpstreamUnreachableError(target, error));
-        else
-          reject(
-            new PoolError(
-              'UPSTREAM_FAILED',
-              `forwarding to leader ${target.id} failed after the request was sent (${error.code ?? error.message}); it may or may not have executed`,
-              { leader: target.id },
-              { cause: error },
-            ),
-          );
-      });
+      req.on('error', fail);
       req.on('response', (res) => {
-        res.on('error', (error) => {
-          clearTimeout(timer);
-          reject(
-            new PoolError(
-              'UPSTREAM_FAILED',
-              `the answer of leader ${target.id} broke off; it may have executed`,
-              {
-                leader: target.id,
-              },
-              { cause: error },
-            ),
-          );
-        });
+        res.on('error', fail);
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
@@ -154,4 +145,16 @@ export class Forwarder {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+function ambiguous(target: ForwardTarget, error: unknown): PoolError {
+  const reason =
+    (error as NodeJS.ErrnoException).code ??
+    (error instanceof Error ? error.message : String(error));
+  return new PoolError(
+    'UPSTREAM_FAILED',
+    `forwarding to leader ${target.id} failed after the request was sent (${reason}); it may or may not have executed`,
+    { leader: target.id },
+    { cause: error },
+  );
 }

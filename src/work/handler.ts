@@ -2,7 +2,7 @@
  * The work handler: what the leader does with a request. It sees the payload and a small
  * context (who it is, the term it runs under, tickets, fenced writes), never the election.
  */
-import type { ComparatorBuilder } from 'etcd3';
+import type { Etcd3, IOperation } from 'etcd3';
 
 export interface WorkRequest {
   payload: unknown;
@@ -17,11 +17,13 @@ export interface WorkContext {
   term: bigint;
   /** The next number of the pool's ticket sequence: unique and increasing across failovers. */
   nextTicket(): Promise<bigint>;
+  /** The etcd client, to build operations for `fencedWrite` and to read. */
+  etcd: Etcd3;
   /**
-   * A transaction that commits only while this term lasts. Pass all operations to one
-   * `.then(...)` and `.commit()`; `succeeded === false` means leadership was lost and nothing was written.
+   * Runs the operations in one transaction that commits only while this term lasts. Resolves
+   * true when committed; false means leadership was lost and nothing was written.
    */
-  fencedTxn(): ComparatorBuilder;
+  fencedWrite(...operations: IOperation[]): Promise<boolean>;
 }
 
 export type WorkHandler = (request: WorkRequest, context: WorkContext) => unknown;

@@ -11,6 +11,7 @@
  * - A request that was itself forwarded is never forwarded again: if this member is not the
  *   leader it answers NOT_LEADER (421) and the sender, which knows the client, re-routes.
  */
+import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { PoolElection } from '../election/election.js';
 import { isNotLeader, NoLeaderError, NotLeaderError, PoolError } from '../errors.js';
@@ -42,6 +43,7 @@ export interface WorkRouterOptions {
 
 export class WorkRouter {
   constructor(
+    private readonly etcd: Etcd3,
     private readonly election: PoolElection,
     private readonly handler: WorkHandler,
     private readonly tickets: TicketSequence,
@@ -61,8 +63,11 @@ export class WorkRouter {
     const startedAt = Date.now();
     const deadline = startedAt + this.options.leaderlessWaitMs;
     const forwarded = work.hops > 0;
-    for (let attempt = 0; ; attempt++) {
+    // Each attempt executes here or forwards once; a failed attempt that certainly did not
+    // execute (not leader, unreachable) waits for the view to move, then tries again.
+    for (let attempt = 0; attempt <= this.options.maxHops; attempt++) {
       const term = this.election.term;
+      let tried: bigint | undefined;
       if (term !== undefined) {
         if (forwarded && work.termSeen !== undefined && work.termSeen > term) {
           throw new NotLeaderError('the sender has seen a newer term');
@@ -72,37 +77,43 @@ export class WorkRouter {
         } catch (error) {
           if (!isNotLeader(error) || forwarded) throw error;
           this.logger.info('leadership lost during execution; re-routing');
+          tried = term;
         }
       } else if (forwarded) {
         throw new NotLeaderError();
+      } else {
+        const leader = this.election.leader();
+        if (!leader || leader.self) {
+          const remaining = deadline - Date.now();
+          const elected =
+            remaining > 0 && (await this.election.waitFor(hasUsableLeader, remaining));
+          if (!elected) break;
+          attempt--; // waiting for a first leader is not an attempt
+          continue;
+        }
+        try {
+          const answer = await this.forward(work, leader);
+          return { role: 'follower', ...answer };
+        } catch (error) {
+          const retryable = isNotLeader(error) || error instanceof UpstreamUnreachableError;
+          if (!retryable) throw error;
+          this.metrics.forwardRetries.inc({
+            pool: this.election.pool,
+            reason: isNotLeader(error) ? 'not_leader' : 'unreachable',
+          });
+          tried = leader.term;
+        }
       }
-      const leader = this.election.leader();
-      if (!leader || leader.self) {
-        const remaining = deadline - Date.now();
-        const elected = remaining > 0 && (await this.election.waitFor(hasUsableLeader, remaining));
-        if (!elected) throw new NoLeaderError(Date.now() - startedAt);
-        continue;
-      }
-      try {
-        const answer = await this.forward(work, leader);
-        return { role: 'follower', ...answer };
-      } catch (error) {
-        const retryable = isNotLeader(error) || error instanceof UpstreamUnreachableError;
-        if (!retryable || attempt >= this.options.maxHops) throw error;
-        this.metrics.forwardRetries.inc({
-          pool: this.election.pool,
-          reason: isNotLeader(error) ? 'not_leader' : 'unreachable',
-        });
-        const remaining = deadline - Date.now();
-        const moved =
-          remaining > 0 &&
-          (await this.election.waitFor(
-            (e) => hasUsableLeader(e) && e.leader()?.term !== leader.term,
-            remaining,
-          ));
-        if (!moved) throw new NoLeaderError(Date.now() - startedAt);
-      }
+      // Wait for a leader other than the one that just failed, but not for long: a leader
+      // that answered "not leader" before its own claim's answer arrived is fine a moment later.
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      await this.election.waitFor(
+        (e) => hasUsableLeader(e) && currentTerm(e) !== tried,
+        Math.min(remaining, 25 * 2 ** attempt),
+      );
     }
+    throw new NoLeaderError(Date.now() - startedAt);
   }
 
   private async execute(work: IncomingWork, term: bigint): Promise<WorkOutcome> {
@@ -114,7 +125,14 @@ export class WorkRouter {
         memberId: election.memberId,
         term,
         nextTicket: () => tickets.next(term),
-        fencedTxn: () => election.fenced(term),
+        etcd: this.etcd,
+        fencedWrite: async (...operations) =>
+          (
+            await election
+              .fenced(term)
+              .then(...operations)
+              .commit()
+          ).succeeded,
       },
     );
     return { role: 'leader', status: 200, body };
@@ -132,6 +150,10 @@ export class WorkRouter {
       stopTimer();
     }
   }
+}
+
+function currentTerm(election: PoolElection): bigint | undefined {
+  return election.term ?? election.leader()?.term;
 }
 
 /** A leader this member can use: itself as acting leader, or another member's claim. */

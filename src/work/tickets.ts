@@ -9,7 +9,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { PoolElection } from '../election/election.js';
-import { NotLeaderError } from '../errors.js';
+import { isPoolError, NotLeaderError, PoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 
 interface Block {
@@ -33,6 +33,9 @@ export class TicketSequence {
   /** The next ticket, issued under `term`. Throws NotLeaderError when `term` is not ours. */
   async next(term: bigint): Promise<bigint> {
     for (;;) {
+      // Re-checked on every ticket: a handler that asks after its term ended must not get an
+      // old-term number once the successor has issued higher ones.
+      if (this.election.term !== term) throw new NotLeaderError('leadership was lost');
       const block = this.block;
       if (block && block.term === term && block.next <= block.last) {
         return block.next++;
@@ -45,7 +48,17 @@ export class TicketSequence {
   }
 
   private async reserve(term: bigint): Promise<Block> {
-    if (this.election.term !== term) throw new NotLeaderError();
+    try {
+      return await this.reserveBlock(term);
+    } catch (error) {
+      if (isPoolError(error)) throw error;
+      throw new PoolError('ETCD_UNAVAILABLE', 'could not reserve tickets in etcd', undefined, {
+        cause: error,
+      });
+    }
+  }
+
+  private async reserveBlock(term: bigint): Promise<Block> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = (await this.etcd.get(this.key).exec()).kvs[0];
       const highWater = current ? parseHighWater(current.value.toString()) : 0n;
