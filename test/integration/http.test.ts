@@ -3,6 +3,7 @@
  * real processes on a real etcd.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { expect } from 'chai';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
 import { DEFAULT_CLI_PATH } from '../../src/local/memberProcess.js';
@@ -184,5 +185,23 @@ describe('the HTTP surface of a member', function () {
     ]) {
       expect(metrics).to.include(family);
     }
+  });
+
+  it('a client that pipelines requests and hangs up does not stall graceful shutdown', async () => {
+    const { port } = new URL(url);
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => {
+        socket.write('GET /work?payload=p HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20), () => {
+          socket.destroy();
+          resolve();
+        });
+      });
+      socket.on('error', reject);
+    });
+    await fetch(`${url}/healthz`);
+    const stoppedAt = Date.now();
+    const exit = await pool.member('a').stop();
+    expect(exit.code).to.equal(0);
+    expect(Date.now() - stoppedAt).to.be.below(5000);
   });
 });
