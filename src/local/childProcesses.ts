@@ -107,3 +107,31 @@ export async function httpGet(
     return undefined;
   }
 }
+
+/** What went wrong with a local process: etcd members, pool members, the demo. */
+export type LocalProcessErrorCode =
+  | 'INVALID_SIZE'
+  | 'ETCD_MISSING'
+  | 'ETCD_UNHEALTHY'
+  | 'MEMBER_RUNNING'
+  | 'NO_SUCH_MEMBER'
+  | 'CLUSTER_CLOSED'
+  | 'ETCDCTL_FAILED'
+  | 'CLI_NOT_BUILT'
+  | 'NOT_READY'
+  | 'EXITED'
+  | 'DEMO_CANNOT_START';
+
+export class LocalProcessError extends Error {
+  constructor(
+    readonly code: LocalProcessErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'LocalProcessError';
+  }
+}
+
+export function isLocalProcessError(error: unknown): error is LocalProcessError {
+  return error instanceof LocalProcessError;
+}

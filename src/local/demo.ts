@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config/config.js';
-import { describeExit, httpGet, pollUntil } from './childProcesses.js';
+import { describeExit, httpGet, LocalProcessError, pollUntil } from './childProcesses.js';
 import { EtcdCluster } from './etcdCluster.js';
 import { assertCliBuilt, MemberProcess } from './memberProcess.js';
 import { isPortFree } from './ports.js';
@@ -24,14 +24,6 @@ export interface DemoOptions {
   leaseTtlSeconds?: number;
   /** Where progress and the guide go. Default process.stdout. */
   out?: NodeJS.WritableStream;
-}
-
-export class DemoError extends Error {
-  readonly code = 'DEMO_CANNOT_START';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DemoError';
-  }
 }
 
 /** Once every member is ready, the election has usually finished; give it this long if not. */
@@ -56,7 +48,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const say = (line: string) => out.write(`${line}\n`);
   const ids = options.ids ?? ['a', 'b', 'c'];
   const basePort = options.basePort ?? 8081;
-  if (ids.length === 0) throw new DemoError('the demo needs at least one member id');
+  if (ids.length === 0)
+    throw new LocalProcessError('DEMO_CANNOT_START', 'the demo needs at least one member id');
 
   assertCliBuilt();
   const env: Record<string, string> = { LOG_FORMAT: 'pretty' };
@@ -67,7 +60,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const config = loadConfig({ ...env, MEMBER_ID: ids[0] });
   for (const port of ids.map((_, i) => basePort + i)) {
     if (!(await isPortFree(port))) {
-      throw new DemoError(
+      throw new LocalProcessError(
+        'DEMO_CANNOT_START',
         `port ${port} on 127.0.0.1 is already in use (is another demo running?); free it or choose another base port`,
       );
     }

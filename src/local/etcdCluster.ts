@@ -23,6 +23,7 @@ import {
   isRunning,
   pollUntil,
   supervise,
+  LocalProcessError,
   type ExitStatus,
 } from './childProcesses.js';
 import { freePorts } from './ports.js';
@@ -79,29 +80,6 @@ export interface EtcdctlOptions {
   input?: string;
 }
 
-export type EtcdClusterErrorCode =
-  | 'INVALID_SIZE'
-  | 'ETCD_MISSING'
-  | 'ETCD_UNHEALTHY'
-  | 'MEMBER_RUNNING'
-  | 'NO_SUCH_MEMBER'
-  | 'CLUSTER_CLOSED'
-  | 'ETCDCTL_FAILED';
-
-export class EtcdClusterError extends Error {
-  constructor(
-    readonly code: EtcdClusterErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'EtcdClusterError';
-  }
-}
-
-export function isEtcdClusterError(error: unknown): error is EtcdClusterError {
-  return error instanceof EtcdClusterError;
-}
-
 const DEFAULT_TIMEOUT_MS = 20_000;
 const HEALTH_POLL_MS = 50;
 const LOG_TAIL_LINES = 25;
@@ -140,7 +118,7 @@ export class EtcdCluster {
   static async start(options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
     const size = options.size ?? 3;
     if (!Number.isInteger(size) || size < 1) {
-      throw new EtcdClusterError(
+      throw new LocalProcessError(
         'INVALID_SIZE',
         `expected a cluster size of 1 or more, got ${size}`,
       );
@@ -315,7 +293,7 @@ export class EtcdCluster {
       { ...options, env: { ...inheritedEnv(), ETCDCTL_API: '3' } },
     );
     if (result.startError !== undefined) {
-      throw new EtcdClusterError(
+      throw new LocalProcessError(
         'ETCDCTL_FAILED',
         `could not run ${this.binaries.etcdctl}: ${result.startError.message} (install Debian's etcd-client package)`,
       );
@@ -329,11 +307,11 @@ export class EtcdCluster {
     const revision = parseEtcdJson<{ header?: { revision?: number } }>(read.stdout)?.header
       ?.revision;
     if (read.code !== 0 || revision === undefined) {
-      throw new EtcdClusterError('ETCDCTL_FAILED', `could not read the revision: ${read.stderr}`);
+      throw new LocalProcessError('ETCDCTL_FAILED', `could not read the revision: ${read.stderr}`);
     }
     const compaction = await this.etcdctl(['compaction', '--physical', String(revision)]);
     if (compaction.code !== 0) {
-      throw new EtcdClusterError('ETCDCTL_FAILED', `compaction failed: ${compaction.stderr}`);
+      throw new LocalProcessError('ETCDCTL_FAILED', `compaction failed: ${compaction.stderr}`);
     }
     return revision;
   }
@@ -365,7 +343,7 @@ export class EtcdCluster {
   private slot(i: number): MemberSlot {
     const slot = this.slots[i];
     if (slot === undefined) {
-      throw new EtcdClusterError(
+      throw new LocalProcessError(
         'NO_SUCH_MEMBER',
         `no etcd member ${i}: the cluster has members 0..${this.slots.length - 1}`,
       );
@@ -376,10 +354,10 @@ export class EtcdCluster {
   private spawnMember(i: number): void {
     const slot = this.slot(i);
     if (this.closing !== undefined) {
-      throw new EtcdClusterError('CLUSTER_CLOSED', 'the etcd cluster is closed');
+      throw new LocalProcessError('CLUSTER_CLOSED', 'the etcd cluster is closed');
     }
     if (isRunning(slot.child)) {
-      throw new EtcdClusterError('MEMBER_RUNNING', `${slot.name} is already running`);
+      throw new LocalProcessError('MEMBER_RUNNING', `${slot.name} is already running`);
     }
     // The child writes straight to the file, so its log survives even if this process dies.
     const log = openSync(slot.logFile, 'a');
@@ -419,7 +397,7 @@ export class EtcdCluster {
       outcome === 'abandoned'
         ? `${(await Promise.all(exited.map((i) => this.describeExited(i)))).join(', ')} before becoming healthy`
         : `not healthy within ${timeoutMs} ms: ${names}`;
-    throw new EtcdClusterError('ETCD_UNHEALTHY', `etcd ${reason}\n${await this.logTail()}`);
+    throw new LocalProcessError('ETCD_UNHEALTHY', `etcd ${reason}\n${await this.logTail()}`);
   }
 
   private async describeExited(i: number): Promise<string> {
@@ -448,7 +426,7 @@ async function hasActivePeers(clientUrl: string): Promise<boolean> {
 async function assertEtcdInstalled(binary: string): Promise<void> {
   const result = await runCommand(binary, ['--version'], { env: inheritedEnv() });
   if (result.code !== 0) {
-    throw new EtcdClusterError(
+    throw new LocalProcessError(
       'ETCD_MISSING',
       `cannot run etcd ("${binary} --version" ${result.startError?.message ?? `failed: ${result.stderr.trim()}`}): ` +
         `install Debian's etcd-server package (apt-get install etcd-server) or pass etcdBinary`,

@@ -16,6 +16,7 @@ import {
   isRunning,
   pollUntil,
   supervise,
+  LocalProcessError,
   type ExitStatus,
 } from './childProcesses.js';
 
@@ -36,22 +37,6 @@ export interface MemberProcessOptions {
   ownProcessGroup?: boolean;
 }
 
-export type MemberProcessErrorCode = 'CLI_NOT_BUILT' | 'NOT_READY' | 'EXITED';
-
-export class MemberProcessError extends Error {
-  constructor(
-    readonly code: MemberProcessErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'MemberProcessError';
-  }
-}
-
-export function isMemberProcessError(error: unknown): error is MemberProcessError {
-  return error instanceof MemberProcessError;
-}
-
 /** The package root is the nearest folder with a package.json, from src/local or dist/src/local. */
 function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -65,7 +50,7 @@ export const DEFAULT_CLI_PATH = path.join(packageRoot(), 'dist', 'src', 'cli.js'
 
 export function assertCliBuilt(cliPath: string = DEFAULT_CLI_PATH): void {
   if (!existsSync(cliPath)) {
-    throw new MemberProcessError(
+    throw new LocalProcessError(
       'CLI_NOT_BUILT',
       `${cliPath} does not exist: run \`npm run build\` first`,
     );
@@ -176,12 +161,12 @@ export class MemberProcess {
     if (outcome === 'satisfied') return;
     if (outcome === 'abandoned') {
       const status = await this.exited;
-      throw new MemberProcessError(
+      throw new LocalProcessError(
         'EXITED',
         `member ${this.id} exited (${describeExit(status)}) before it was ready; its output:\n${this.recentOutput()}`,
       );
     }
-    throw new MemberProcessError(
+    throw new LocalProcessError(
       'NOT_READY',
       `member ${this.id} at ${this.url} was not ready within ${timeoutMs} ms; its output:\n${this.recentOutput()}`,
     );
