@@ -5,6 +5,7 @@
  * `ConfigError` that lists one line per bad variable, and the CLI exits with code 2.
  */
 import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** Where a default depends on other variables, `defaultText` says how it is derived. */
@@ -81,6 +82,27 @@ const etcdPrefix = z
     'expected a key prefix that starts with "/" and does not end with "/", such as /service-pool-leader',
   );
 
+/** A file read at start-up; its contents are what the config keeps. */
+const readableFile = z
+  .string()
+  .trim()
+  .transform((path, ctx) => {
+    try {
+      return { path, contents: readFileSync(path) };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      ctx.addIssue({ code: 'custom', message: `expected a readable file (${code})` });
+      return z.NEVER;
+    }
+  });
+
+/** Shared secrets: long enough that guessing is hopeless; never logged. */
+const secretToken = z
+  .string()
+  .trim()
+  .min(16, 'expected a secret of at least 16 characters')
+  .max(4096, 'expected a secret of at most 4096 characters');
+
 const rawSchema = z.object({
   POOL: poolName.default('default'),
   MEMBER_ID: memberId.optional(),
@@ -92,6 +114,13 @@ const rawSchema = z.object({
   ETCD_ENDPOINTS: etcdEndpoints.default(['http://127.0.0.1:2379']),
   ETCD_PREFIX: etcdPrefix.default('/service-pool-leader'),
   ETCD_CALL_TIMEOUT_MS: integer(100, 60_000, 'a whole number of milliseconds').default(1500),
+  ETCD_CA_FILE: readableFile.optional(),
+  ETCD_CERT_FILE: readableFile.optional(),
+  ETCD_KEY_FILE: readableFile.optional(),
+  ETCD_USERNAME: z.string().min(1).max(256).optional(),
+  ETCD_PASSWORD: z.string().min(1).max(1024).optional(),
+  FORWARD_TOKEN: secretToken.optional(),
+  ADMIN_TOKEN: secretToken.optional(),
   LEASE_TTL_SECONDS: integer(2, 3600, 'a whole number of seconds').default(5),
   LEASE_SAFETY_MARGIN_MS: integer(0, 10_000, 'a whole number of milliseconds').default(500),
   RECONCILE_INTERVAL_MS: integer(200, 600_000, 'a whole number of milliseconds').default(3000),
@@ -150,6 +179,43 @@ export const VARIABLES: readonly VariableDoc[] = [
     name: 'ETCD_CALL_TIMEOUT_MS',
     description: 'Deadline of every etcd request; keep it well under the lease TTL.',
     defaultText: '1500',
+  },
+  {
+    name: 'ETCD_CA_FILE',
+    description: 'PEM CA bundle that signs the etcd server certificates; enables TLS.',
+    defaultText: 'unset (plain HTTP)',
+  },
+  {
+    name: 'ETCD_CERT_FILE',
+    description: 'PEM client certificate for etcd (with ETCD_KEY_FILE and ETCD_CA_FILE).',
+    defaultText: 'unset',
+  },
+  {
+    name: 'ETCD_KEY_FILE',
+    description: 'PEM private key of the client certificate.',
+    defaultText: 'unset',
+  },
+  {
+    name: 'ETCD_USERNAME',
+    description: 'etcd user, when etcd has authentication enabled (with ETCD_PASSWORD).',
+    defaultText: 'unset',
+  },
+  {
+    name: 'ETCD_PASSWORD',
+    description: 'Password of ETCD_USERNAME; never logged.',
+    defaultText: 'unset',
+  },
+  {
+    name: 'FORWARD_TOKEN',
+    description:
+      'Shared secret between members: forwards carry it and a forward without it is refused (401). At least 16 characters.',
+    defaultText: 'unset (forwards are not authenticated)',
+  },
+  {
+    name: 'ADMIN_TOKEN',
+    description:
+      'Bearer token for the admin routes (resign). Without it they are disabled. At least 16 characters.',
+    defaultText: 'unset (admin routes disabled)',
   },
   {
     name: 'LEASE_TTL_SECONDS',
@@ -221,7 +287,14 @@ export interface Config {
     endpoints: string[];
     prefix: string;
     callTimeoutMs: number;
+    /** TLS material, read at start-up; undefined for plain HTTP. */
+    tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+    auth?: { username: string; password: string };
   };
+  /** Shared secret that forwards between members carry. */
+  forwardToken?: string;
+  /** Bearer token of the admin routes; they are disabled without it. */
+  adminToken?: string;
   lease: {
     ttlSeconds: number;
     safetyMarginMs: number;
@@ -250,8 +323,16 @@ export class ConfigError extends Error {
   }
 }
 
+/** Variables whose values never appear in messages or logs. */
+const SECRET_VARIABLES = new Set(['ETCD_PASSWORD', 'FORWARD_TOKEN', 'ADMIN_TOKEN']);
+
 export function formatIssue(issue: ConfigIssue): string {
-  const shown = issue.value === undefined ? '(unset)' : JSON.stringify(issue.value);
+  const shown =
+    issue.value === undefined
+      ? '(unset)'
+      : SECRET_VARIABLES.has(issue.variable)
+        ? `(hidden, ${issue.value.length} characters)`
+        : JSON.stringify(issue.value);
   return `invalid ${issue.variable}=${shown}: ${issue.expected}`;
 }
 
@@ -304,6 +385,35 @@ export function loadConfig(
       expected: `expected less than the lease TTL (${ttlMs} ms)`,
     });
   }
+  const pairs: [string, unknown, string, unknown][] = [
+    ['ETCD_CERT_FILE', raw.ETCD_CERT_FILE, 'ETCD_KEY_FILE', raw.ETCD_KEY_FILE],
+    ['ETCD_USERNAME', raw.ETCD_USERNAME, 'ETCD_PASSWORD', raw.ETCD_PASSWORD],
+  ];
+  for (const [a, aValue, b, bValue] of pairs) {
+    if ((aValue === undefined) !== (bValue === undefined)) {
+      const [missing, given] = aValue === undefined ? [a, b] : [b, a];
+      issues.push({
+        variable: missing,
+        value: undefined,
+        expected: `expected a value, because ${given} is set`,
+      });
+    }
+  }
+  if (raw.ETCD_CERT_FILE && !raw.ETCD_CA_FILE) {
+    issues.push({
+      variable: 'ETCD_CA_FILE',
+      value: undefined,
+      expected: 'expected a CA file, because ETCD_CERT_FILE is set (client certificates need TLS)',
+    });
+  }
+  const plainEndpoints = raw.ETCD_ENDPOINTS.filter((url) => url.startsWith('http://'));
+  if (raw.ETCD_CA_FILE && plainEndpoints.length > 0) {
+    issues.push({
+      variable: 'ETCD_ENDPOINTS',
+      value: values.ETCD_ENDPOINTS,
+      expected: 'expected https:// endpoints, because ETCD_CA_FILE is set',
+    });
+  }
   if (raw.SHUTDOWN_LINGER_MS >= raw.SHUTDOWN_TIMEOUT_MS) {
     issues.push({
       variable: 'SHUTDOWN_LINGER_MS',
@@ -323,6 +433,19 @@ export function loadConfig(
       endpoints: raw.ETCD_ENDPOINTS,
       prefix: raw.ETCD_PREFIX,
       callTimeoutMs: raw.ETCD_CALL_TIMEOUT_MS,
+      ...(raw.ETCD_CA_FILE
+        ? {
+            tls: {
+              ca: raw.ETCD_CA_FILE.contents,
+              ...(raw.ETCD_CERT_FILE && raw.ETCD_KEY_FILE
+                ? { cert: raw.ETCD_CERT_FILE.contents, key: raw.ETCD_KEY_FILE.contents }
+                : {}),
+            },
+          }
+        : {}),
+      ...(raw.ETCD_USERNAME && raw.ETCD_PASSWORD
+        ? { auth: { username: raw.ETCD_USERNAME, password: raw.ETCD_PASSWORD } }
+        : {}),
     },
     lease: { ttlSeconds: raw.LEASE_TTL_SECONDS, safetyMarginMs: raw.LEASE_SAFETY_MARGIN_MS },
     reconcileIntervalMs: raw.RECONCILE_INTERVAL_MS,
@@ -333,6 +456,8 @@ export function loadConfig(
     shutdownLingerMs: raw.SHUTDOWN_LINGER_MS,
     ticketBlockSize: raw.TICKET_BLOCK_SIZE,
     log: { level: raw.LOG_LEVEL, format: raw.LOG_FORMAT },
+    ...(raw.FORWARD_TOKEN ? { forwardToken: raw.FORWARD_TOKEN } : {}),
+    ...(raw.ADMIN_TOKEN ? { adminToken: raw.ADMIN_TOKEN } : {}),
   };
 }
 
