@@ -145,7 +145,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** The leader as the local view sees it, or undefined while the pool has none. */
   leader(): LeaderInfo | undefined {
     const claimView = this.view.claim;
-    const claim: LeaderClaim | undefined = claimView?.claim;
+    const claim = this.verifiedClaim();
     if (!claimView || !claim) return undefined;
     return {
       id: claim.id,
@@ -154,6 +154,24 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       term: claimView.term,
       self: claim.memberKey === this.registration?.memberKey,
     };
+  }
+
+  /**
+   * The claim, if it is valid and names a registered member under the claim's own lease with
+   * the URL that member registered. Work is only ever forwarded to such a URL: a forged claim
+   * cannot redirect it.
+   */
+  private verifiedClaim(): LeaderClaim | undefined {
+    const claimView = this.view.claim;
+    const claim = claimView?.claim;
+    if (!claimView || !claim) return undefined;
+    const member = this.view.member(claim.memberKey);
+    const genuine =
+      member !== undefined &&
+      member.leaseId === claimView.leaseId &&
+      member.record.url === claim.url &&
+      member.record.id === claim.id;
+    return genuine ? claim : undefined;
   }
 
   /** Ready: registered, synced, etcd reachable, lease safely alive, not leaving. */
@@ -424,15 +442,16 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       if (mayClaim) void this.claimLeadership(registration, undefined);
       return;
     }
-    if (!claimView.claim) {
-      // A foreign value sits at the claim key. The member the strategy prefers replaces it,
-      // compare-and-swap on its revision, rather than leaving the pool leaderless forever.
+    const claim = this.verifiedClaim();
+    if (!claim) {
+      // A foreign or forged value sits at the claim key. The member the strategy prefers
+      // replaces it, compare-and-swap on its revision, rather than leaving the pool
+      // leaderless forever.
       if (mayClaim) void this.claimLeadership(registration, claimView.term);
       return;
     }
     const claimIsMine =
-      claimView.claim.memberKey === registration.memberKey &&
-      claimView.leaseId === registration.lease.id;
+      claim.memberKey === registration.memberKey && claimView.leaseId === registration.lease.id;
     if (claimIsMine && this.heldTerm === undefined && !this.claiming) {
       // Our claim committed but its answer was lost (a timeout): adopt it.
       this.heldTerm = claimView.term;

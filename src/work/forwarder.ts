@@ -64,7 +64,12 @@ export class Forwarder {
 
   constructor(private readonly timeoutMs: number) {}
 
-  forward(target: ForwardTarget, request: ForwardRequest): Promise<UpstreamAnswer> {
+  /** `abandon` aborts the forward; the answer then is an ambiguous UPSTREAM_FAILED. */
+  forward(
+    target: ForwardTarget,
+    request: ForwardRequest,
+    abandon?: AbortSignal,
+  ): Promise<UpstreamAnswer> {
     const url = new URL('/work', target.url);
     const body = JSON.stringify({ payload: request.payload });
     const isHttps = url.protocol === 'https:';
@@ -105,6 +110,18 @@ export class Forwarder {
         );
       }, this.timeoutMs);
       req.on('error', fail);
+      abandon?.addEventListener(
+        'abort',
+        () =>
+          req.destroy(
+            new PoolError(
+              'UPSTREAM_FAILED',
+              `leader ${target.id} was replaced while the request was with it; it may or may not have executed`,
+              { leader: target.id },
+            ),
+          ),
+        { once: true },
+      );
       req.on('response', (res) => {
         res.on('error', fail);
         const chunks: Buffer[] = [];

@@ -68,6 +68,10 @@ export class WorkRouter {
     for (let attempt = 0; attempt <= this.options.maxHops; attempt++) {
       const term = this.election.term;
       let tried: bigint | undefined;
+      // How long to wait for the view to move past `tried`: for a refused connection or a
+      // lost leadership, as long as the leaderless bound allows; for a "not leader" answer
+      // only briefly, as that leader may just not have seen its own claim's answer yet.
+      let patienceMs = Infinity;
       if (term !== undefined) {
         if (forwarded && work.termSeen !== undefined && work.termSeen > term) {
           throw new NotLeaderError('the sender has seen a newer term');
@@ -102,15 +106,14 @@ export class WorkRouter {
             reason: isNotLeader(error) ? 'not_leader' : 'unreachable',
           });
           tried = leader.term;
+          if (isNotLeader(error)) patienceMs = 25 * 2 ** attempt;
         }
       }
-      // Wait for a leader other than the one that just failed, but not for long: a leader
-      // that answered "not leader" before its own claim's answer arrived is fine a moment later.
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       await this.election.waitFor(
         (e) => hasUsableLeader(e) && currentTerm(e) !== tried,
-        Math.min(remaining, 25 * 2 ** attempt),
+        Math.min(remaining, patienceMs),
       );
     }
     throw new NoLeaderError(Date.now() - startedAt);
@@ -138,15 +141,27 @@ export class WorkRouter {
     return { role: 'leader', status: 200, body };
   }
 
+  /**
+   * Forwards to `leader`. If another member claims leadership while the forward is in flight,
+   * the old leader is frozen or cut off: the forward is abandoned at once (502, as it may
+   * have executed) instead of hanging until the forward timeout.
+   */
   private async forward(work: IncomingWork, leader: { id: string; url: string; term: bigint }) {
     const stopTimer = this.metrics.forwardDuration.startTimer({ pool: this.election.pool });
+    const superseded = new AbortController();
+    const onChange = () => {
+      const current = this.election.leader();
+      if (current && current.term > leader.term) superseded.abort();
+    };
+    this.election.on('change', onChange);
     try {
-      return await this.forwarder.forward(leader, {
-        payload: work.payload,
-        hops: work.hops,
-        via: [...work.via, this.election.memberId],
-      });
+      return await this.forwarder.forward(
+        leader,
+        { payload: work.payload, hops: work.hops, via: [...work.via, this.election.memberId] },
+        superseded.signal,
+      );
     } finally {
+      this.election.off('change', onChange);
       stopTimer();
     }
   }

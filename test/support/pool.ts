@@ -50,15 +50,27 @@ export class TestPool {
   }
 
   async startMember(id: string, port?: number): Promise<MemberProcess> {
+    return this.spawn(id, port ?? (await freePorts(1))[0]!);
+  }
+
+  /** Starts member `id` on `port` with `env` over the pool's, and waits until it is ready. */
+  protected async spawn(
+    id: string,
+    port: number,
+    env: Record<string, string> = {},
+    logFile?: string,
+  ): Promise<MemberProcess> {
     const member = MemberProcess.start({
       id,
-      port: port ?? (await freePorts(1))[0]!,
+      port,
       env: {
         ETCD_ENDPOINTS: this.etcd.endpoints.join(','),
         ETCD_PREFIX: this.prefix,
         LOG_LEVEL: 'info',
         ...this.env,
+        ...env,
       },
+      ...(logFile ? { logFile } : {}),
     });
     this.members.set(id, member);
     await member.waitReady();
