@@ -20,6 +20,9 @@ import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
 import type { TicketSequence } from './tickets.js';
 
+/** How long a superseded leader may still take to answer a forward before it is abandoned. */
+const SUPERSEDED_GRACE_MS = 500;
+
 export interface IncomingWork {
   payload: unknown;
   /** Member ids the request already passed through (empty from a client). */
@@ -142,16 +145,19 @@ export class WorkRouter {
   }
 
   /**
-   * Forwards to `leader`. If another member claims leadership while the forward is in flight,
-   * the old leader is frozen or cut off: the forward is abandoned at once (502, as it may
-   * have executed) instead of hanging until the forward timeout.
+   * Forwards to `leader`. If another member claims leadership while the forward is in flight
+   * and the old leader still has not answered `SUPERSEDED_GRACE_MS` later, it is frozen or
+   * cut off: the forward is abandoned (502, as it may have executed) instead of hanging until
+   * the forward timeout. A leader that is merely handing over answers well within the grace.
    */
   private async forward(work: IncomingWork, leader: { id: string; url: string; term: bigint }) {
     const stopTimer = this.metrics.forwardDuration.startTimer({ pool: this.election.pool });
     const superseded = new AbortController();
+    let grace: NodeJS.Timeout | undefined;
     const onChange = () => {
       const current = this.election.leader();
-      if (current && current.term > leader.term) superseded.abort();
+      if (grace || !current || current.term <= leader.term) return;
+      grace = setTimeout(() => superseded.abort(), SUPERSEDED_GRACE_MS);
     };
     this.election.on('change', onChange);
     try {
@@ -161,6 +167,7 @@ export class WorkRouter {
         superseded.signal,
       );
     } finally {
+      clearTimeout(grace);
       this.election.off('change', onChange);
       stopTimer();
     }

@@ -65,14 +65,16 @@ export class ChaosPool extends TestPool {
 }
 
 /**
- * Client load: `concurrency` loops, each calling /work on the members round-robin, at most
- * `ratePerSecond` calls in all, until stopped or `maxDurationMs` has passed. Every call has a
- * timeout; a call that hits it is recorded as status 0 ("hang") — an invariant violation.
+ * Client load: `concurrency` loops, each calling /work round-robin on the members that are
+ * ready — as a Kubernetes Service routes only to ready endpoints; readiness is polled every
+ * 100 ms — at most `ratePerSecond` calls in all, until stopped or `maxDurationMs` has passed.
+ * Every call has a timeout; one that hits it is recorded as a hang, an invariant violation.
  */
 export class Load {
   readonly records: CallRecord[] = [];
   private running = true;
   private readonly loops: Promise<void>[];
+  private ready = new Set<string>();
 
   constructor(
     private readonly pool: TestPool,
@@ -87,14 +89,35 @@ export class Load {
     const concurrency = options.concurrency ?? 3;
     const pauseMs = (1000 * concurrency) / (options.ratePerSecond ?? 60);
     const stopAt = Date.now() + (options.maxDurationMs ?? 120_000);
-    this.loops = Array.from({ length: concurrency }, (_, loop) => this.run(loop, pauseMs, stopAt));
+    this.loops = [
+      this.trackReadiness(stopAt),
+      ...Array.from({ length: concurrency }, (_, loop) => this.run(loop, pauseMs, stopAt)),
+    ];
+  }
+
+  private async trackReadiness(stopAt: number): Promise<void> {
+    while (this.running && Date.now() < stopAt) {
+      const checks = await Promise.all(
+        this.pool.running().map(async (member) => {
+          const res = await fetch(`${member.url}/readyz`, {
+            signal: AbortSignal.timeout(500),
+          }).catch(() => undefined);
+          return [member.id, res?.status === 200] as const;
+        }),
+      );
+      this.ready = new Set(checks.filter(([, ready]) => ready).map(([id]) => id));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   private async run(loop: number, pauseMs: number, stopAt: number): Promise<void> {
     for (let i = loop; this.running && Date.now() < stopAt; i++) {
-      const targets = this.options.targets();
+      const targets = this.options.targets().filter((id) => this.ready.has(id));
       const asked = targets[i % targets.length];
-      if (asked === undefined) break;
+      if (asked === undefined) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
       const startedAt = Date.now();
       const answer = await this.pool
         .work(asked, { loop, i }, this.options.callTimeoutMs ?? 15_000)
