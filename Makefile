@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps system-deps build lint typecheck test test-unit test-integration demo clean
+.PHONY: help deps system-deps build lint typecheck test test-unit test-integration chaos demo clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,7 +32,10 @@ test-unit: deps build ## unit tests only
 test-integration: deps build ## integration tests against real etcd clusters
 	npx mocha 'test/integration/**/*.test.ts'
 
-test: deps build lint typecheck ## every test (lint, types, unit, integration)
+chaos: deps build ## the chaos suite: faults under load, invariants checked (test-artifacts/reliability.md)
+	npx mocha 'test/chaos/**/*.test.ts'
+
+test: deps build lint typecheck ## every test (lint, types, unit, integration, chaos)
 	npm test
 
 demo: deps build ## a local 3-member etcd cluster and members a, b, c on ports 8081-8083
