@@ -235,28 +235,53 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.leaving = true;
     this.emit('change');
     const registration = this.registration;
-    if (!registration) return;
+    if (registration) await this.deregister(registration);
+    this.evaluate();
+  }
+
+  /**
+   * Hands leadership over (the admin `resign`): delete the claim and our member key, then
+   * register again under a new lease. We rejoin as the youngest member, so every strategy
+   * that ties to the oldest picks someone else at once, and nothing has to remember that we
+   * resigned. Resolves whether we were the leader.
+   */
+  async resign(): Promise<boolean> {
+    const registration = this.registration;
+    if (!registration || this.leaving || !this.isLeader()) return false;
+    // Without a registration isLeader() is false at once; deregister() clears the term.
+    this.registration = undefined;
+    await this.deregister(registration);
+    registration.lease.abandon();
+    void this.etcd.leaseClient.leaseRevoke({ ID: registration.lease.id }).catch(() => undefined);
+    this.emit('change');
+    await this.register(false);
+    return true;
+  }
+
+  /**
+   * Deletes the claim (if it is bound to this registration's lease) and the member key in one
+   * transaction. The guard is the claim's lease, not our term: it also removes a claim whose
+   * answer we never saw (committed, then the response was lost).
+   */
+  private async deregister(registration: Registration): Promise<void> {
     const held = this.heldTerm;
     this.heldTerm = undefined;
     const { keys } = this.options;
     try {
-      // The guard is the claim's lease, not our term: it also removes a claim whose answer
-      // we never saw (committed, then the response was lost).
       const result = await this.etcd
         .if(keys.leader, 'Lease', '==', registration.lease.id)
         .then(this.etcd.delete().key(keys.leader), this.etcd.delete().key(registration.memberKey))
         .else(this.etcd.delete().key(registration.memberKey))
         .commit();
-      if (result.succeeded)
+      if (result.succeeded) {
         this.logger.info({ term: held?.toString() ?? null }, 'released leadership');
-      else this.logger.info('deregistered');
+      } else this.logger.info('deregistered');
     } catch (error) {
       this.logger.warn(
         { err: asError(error).message },
         'could not deregister; the lease revoke will',
       );
     }
-    this.evaluate();
   }
 
   /** Revokes the lease (etcd deletes our keys at once) and stops watching. */
