@@ -4,10 +4,17 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
-import { connectEtcd } from './etcd/client.js';
+import {
+  checkEtcdAccess,
+  connectEtcd,
+  EtcdAccessError,
+  type EtcdOptions,
+  type EtcdProblem,
+} from './etcd/client.js';
 import { poolKeys } from './etcd/keys.js';
 import { PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';
@@ -21,6 +28,9 @@ import { Forwarder } from './work/forwarder.js';
 import { echoHandler, type WorkHandler } from './work/handler.js';
 import { WorkRouter } from './work/router.js';
 import { TicketSequence } from './work/tickets.js';
+
+/** While etcd stays unreachable, its reason is logged again this often, not only on change. */
+const REMIND_EVERY_MS = 30_000;
 
 export interface PoolMemberOptions {
   config: Config;
@@ -48,8 +58,9 @@ export class PoolMember {
   ) {}
 
   /**
-   * Starts the HTTP server at once (so /healthz and /readyz answer), then registers and joins
-   * the election in the background; /readyz turns 200 once registered and synced.
+   * Starts the HTTP server at once (so /healthz and /readyz answer), checks once that etcd lets
+   * us in — rejecting with `EtcdAccessError` when it refuses for good — then registers and
+   * joins the election in the background; /readyz turns 200 once registered and synced.
    */
   static async start(options: PoolMemberOptions): Promise<PoolMember> {
     const { config } = options;
@@ -61,11 +72,14 @@ export class PoolMember {
         base: { member: config.memberId },
       });
     const metrics = createMetrics(VERSION);
-    const etcd = connectEtcd({
+    const etcdOptions: EtcdOptions = {
       endpoints: config.etcd.endpoints,
       callTimeoutMs: config.etcd.callTimeoutMs,
+      ...(config.etcd.tls ? { tls: config.etcd.tls } : {}),
+      ...(config.etcd.auth ? { auth: config.etcd.auth } : {}),
       onRequest: (operation) => metrics.etcdRequests.inc({ operation }),
-    });
+    };
+    const etcd = connectEtcd(etcdOptions);
     const keys = poolKeys(config.etcd.prefix, config.pool);
     const election = new PoolElection(etcd, {
       pool: config.pool,
@@ -107,11 +121,33 @@ export class PoolMember {
       logger,
     );
 
-    const server = http.createServer();
-    // Longer than the forwarders' idle timeout (30 s), so that side closes idle sockets first.
+    // Every socket has a bound, whatever its client does. Node (18+) applies headersTimeout and
+    // requestTimeout only while a request is being *received*, counted from its first byte (for
+    // a new connection, from its accept) — not while the handler works or waits for a leader,
+    // nor while a keep-alive connection is idle. A request is a few headers and at most 65 KiB
+    // of body, sent at once by members and load balancers, so the bounds are short: a client
+    // that trickles or stops (slowloris) loses its socket after 5 s in the headers or 10 s in
+    // all, answered Node's plain "408 Request Timeout". Node checks every
+    // connectionsCheckingInterval (default 30 s, which would triple the bound).
+    const server = http.createServer({
+      connectionsCheckingInterval: 1_000,
+      headersTimeout: 5_000,
+      requestTimeout: 10_000,
+      // Node's default, pinned so that --max-http-header-size cannot raise it; beyond, Node
+      // answers 431. The GET form of /work carries its payload in the URL, hence within it.
+      maxHeaderSize: 16 * 1024,
+    });
+    // Idle keep-alive sockets: longer than the forwarders' idle timeout (30 s), so that side
+    // closes them first and never writes into a socket we are closing.
     server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 66_000;
-    server.requestTimeout = Math.max(30_000, config.leaderlessWaitMs + config.forwardTimeoutMs * 2);
+    // A socket silent in both directions this long is destroyed. Only this catches a client
+    // that sends requests and never reads the answers (Node stops parsing once the answers
+    // fill the socket, so no timeout above runs). It must outlast the longest silence of a
+    // legitimate /work: waiting for a leader, then every forward attempt up to its timeout.
+    server.timeout = Math.max(
+      60_000,
+      config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,
+    );
     const member = new PoolMember(config, election, metrics, logger, server, etcd, forwarder);
     const app = createHttpApp({
       election,
@@ -141,10 +177,71 @@ export class PoolMember {
       },
       'listening',
     );
+    // One bounded check before joining. A refusal that only an operator can fix (a wrong
+    // password, a missing role, an untrusted certificate) stops start-up with one line naming
+    // the cause: the process exits 1 and Kubernetes shows a crash loop with that line, where a
+    // member retrying forever would look merely not ready. An etcd that does not answer is
+    // different: members must tolerate etcd being down at start-up, so the member stays up,
+    // not ready, says why, and joins once etcd answers.
+    const access = () =>
+      checkEtcdAccess(etcd, etcdOptions, { prefix: keys.pool, key: keys.leader });
+    const problem = await access();
+    if (problem?.permanent) {
+      await member.abandon();
+      throw new EtcdAccessError(problem);
+    }
+    if (problem) void member.explainEtcdUntilItAnswers(problem, access);
     election
       .start()
       .catch((error: unknown) => logger.error({ err: asError(error) }, 'election failed to start'));
     return member;
+  }
+
+  /** Undoes a start-up that cannot go on: nothing was registered, so nothing to leave. */
+  private async abandon(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    this.forwarder.close();
+    this.etcd.close();
+  }
+
+  /**
+   * While etcd does not answer after start-up, logs why in plain words — at first, whenever
+   * the reason changes, and every 30 s — until it answers or the member is ready. The election
+   * retries by itself meanwhile (its logs carry etcd3's raw errors); this only explains. A
+   * permanent refusal found now (etcd came up but rejects us) is logged as an error: past
+   * start-up the member does not exit on its own, it stays not ready.
+   */
+  private async explainEtcdUntilItAnswers(
+    first: EtcdProblem,
+    check: () => Promise<EtcdProblem | undefined>,
+  ): Promise<void> {
+    const report = (problem: EtcdProblem) =>
+      this.logger[problem.permanent ? 'error' : 'warn'](
+        { endpoints: this.config.etcd.endpoints, problem: problem.kind },
+        `${problem.message} — not ready; retrying in the background`,
+      );
+    report(first);
+    let last = { message: first.message, at: Date.now() };
+    let delayMs = 500;
+    for (;;) {
+      // Unreferenced: this wait must not keep a library user's process alive.
+      await delay(delayMs, undefined, { ref: false });
+      delayMs = Math.min(delayMs * 2, 2000);
+      if (this.draining) return;
+      const problem = this.election.isReady() ? undefined : await check();
+      if (this.draining) return;
+      if (!problem) {
+        this.logger.info({ endpoints: this.config.etcd.endpoints }, 'etcd answers');
+        return;
+      }
+      if (problem.message !== last.message || Date.now() - last.at >= REMIND_EVERY_MS) {
+        report(problem);
+        last = { message: problem.message, at: Date.now() };
+      }
+    }
   }
 
   get port(): number {

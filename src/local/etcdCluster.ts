@@ -9,11 +9,16 @@
  * Timing: with `fast` (the default) members heartbeat every 20 ms and elect a new etcd leader
  * after 200 ms of silence instead of 1 s, so a test that kills etcd's leader waits on the
  * service, not on raft. Every wait here is bounded and fails with the tail of the member logs.
+ *
+ * Security, for the tests of the service's TLS and auth support: with `tls` members serve
+ * clients over TLS only and require a client certificate; `enableAuth` turns on etcd's user
+ * and password authentication, after which the harness's own etcdctl calls run as root.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -53,6 +58,33 @@ export interface EtcdClusterOptions {
   ownProcessGroup?: boolean;
   /** Bound on the start-up wait for every member to be healthy. Default 20 s. */
   startTimeoutMs?: number;
+  /**
+   * Serve clients over TLS only (`--cert-file`, `--key-file`) and accept only client
+   * certificates signed by `caFile` (`--trusted-ca-file`, `--client-cert-auth`). Client URLs,
+   * and so `endpoints`, become https://127.0.0.1:<port>. The harness's own requests (health
+   * checks, etcdctl) present `certFile` and `keyFile`, so that certificate must allow client
+   * authentication too (extendedKeyUsage clientAuth). Peers still talk plain HTTP on loopback.
+   */
+  tls?: EtcdClusterTls;
+  /**
+   * Client ports, one per member. Default: free ports. For a test that points a service at a
+   * port before etcd listens there.
+   */
+  clientPorts?: number[];
+}
+
+export interface EtcdClusterTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/** The harness's TLS client material, read once at start. */
+interface ClientTls {
+  files: EtcdClusterTls;
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
 }
 
 export interface EtcdMember {
@@ -78,6 +110,11 @@ export interface EtcdctlOptions {
   until?: (stdout: string) => boolean;
   /** Written to stdin, e.g. the requests of `txn`. */
   input?: string;
+  /**
+   * `name:password` to run as. Default: root once `enableAuth` has run, else no user; `null`
+   * runs without a user even then (a client certificate's common name is the user).
+   */
+  user?: string | null;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -105,6 +142,8 @@ const NOT_STARTED: ExitStatus = { code: null, signal: null };
 
 export class EtcdCluster {
   private closing: Promise<void> | undefined;
+  /** Set by `enableAuth`: etcdctl calls then run as root. */
+  private rootUser: string | undefined;
 
   private constructor(
     readonly dataDir: string,
@@ -112,6 +151,7 @@ export class EtcdCluster {
     private readonly binaries: { etcd: string; etcdctl: string },
     private readonly removeDataOnClose: boolean,
     private readonly ownProcessGroup: boolean,
+    private readonly tls: ClientTls | undefined,
   ) {}
 
   /** Starts every member and resolves once all of them answer /health with `true`. */
@@ -125,19 +165,40 @@ export class EtcdCluster {
     }
     const etcd = options.etcdBinary ?? 'etcd';
     await assertEtcdInstalled(etcd);
+    const { clientPorts } = options;
+    if (clientPorts !== undefined && clientPorts.length !== size) {
+      throw new LocalProcessError(
+        'INVALID_SIZE',
+        `expected ${size} client ports, one per member, got ${clientPorts.length}`,
+      );
+    }
+    const tls = options.tls === undefined ? undefined : await readClientTls(options.tls);
 
     const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'spl-etcd-')));
     const logDir = options.logDir ?? dataDir;
     await mkdir(dataDir, { recursive: true });
     await mkdir(logDir, { recursive: true });
 
-    const ports = await freePorts(size * 2);
+    // A given client port is free too, so it may come back here: never use it twice.
+    const ports = (await freePorts(size * 2 + (clientPorts?.length ?? 0))).filter(
+      (port) => !clientPorts?.includes(port),
+    );
+    const scheme = tls === undefined ? 'http' : 'https';
     const token = `spl-${randomBytes(6).toString('hex')}`;
     const named = Array.from({ length: size }, (_, i) => ({
       name: `etcd${i}`,
-      clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+      clientUrl: `${scheme}://127.0.0.1:${clientPorts?.[i] ?? ports[2 * i]}`,
       peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
     }));
+    const security =
+      tls === undefined
+        ? []
+        : [
+            `--cert-file=${tls.files.certFile}`,
+            `--key-file=${tls.files.keyFile}`,
+            `--trusted-ca-file=${tls.files.caFile}`,
+            '--client-cert-auth',
+          ];
     const initialCluster = named.map((m) => `${m.name}=${m.peerUrl}`).join(',');
     const timing =
       (options.fast ?? true) ? ['--heartbeat-interval=20', '--election-timeout=200'] : [];
@@ -156,6 +217,7 @@ export class EtcdCluster {
         '--initial-cluster-state=new',
         `--initial-cluster-token=${token}`,
         ...timing,
+        ...security,
         `--quota-backend-bytes=${QUOTA_BACKEND_BYTES}`,
         // Small snapshot and WAL retention: test clusters write little and live briefly.
         '--snapshot-count=10000',
@@ -173,6 +235,7 @@ export class EtcdCluster {
       { etcd, etcdctl: options.etcdctlBinary ?? 'etcdctl' },
       options.dataDir === undefined || options.keepData !== true,
       options.ownProcessGroup ?? false,
+      tls,
     );
     try {
       slots.forEach((_, i) => cluster.spawnMember(i));
@@ -252,7 +315,7 @@ export class EtcdCluster {
     );
     if (leader === undefined) return;
     const clientUrl = this.slot(leader).clientUrl;
-    await pollUntil(async () => !(await hasActivePeers(clientUrl)), {
+    await pollUntil(async () => !hasActivePeers(await this.get(`${clientUrl}/metrics`)), {
       timeoutMs: PEERS_GONE_TIMEOUT_MS,
       intervalMs: HEALTH_POLL_MS,
     });
@@ -287,9 +350,20 @@ export class EtcdCluster {
   async etcdctl(args: string[], options: EtcdctlOptions = {}): Promise<EtcdctlResult> {
     const running = this.slots.filter((slot) => isRunning(slot.child));
     const endpoints = (running.length > 0 ? running : this.slots).map((slot) => slot.clientUrl);
+    const tls = this.tls?.files;
+    const user = options.user === undefined ? this.rootUser : (options.user ?? undefined);
     const result = await runCommand(
       this.binaries.etcdctl,
-      [`--endpoints=${endpoints.join(',')}`, '--dial-timeout=2s', '--command-timeout=5s', ...args],
+      [
+        `--endpoints=${endpoints.join(',')}`,
+        '--dial-timeout=2s',
+        '--command-timeout=5s',
+        ...(tls
+          ? [`--cacert=${tls.caFile}`, `--cert=${tls.certFile}`, `--key=${tls.keyFile}`]
+          : []),
+        ...(user === undefined ? [] : [`--user=${user}`]),
+        ...args,
+      ],
       { ...options, env: { ...inheritedEnv(), ETCDCTL_API: '3' } },
     );
     if (result.startError !== undefined) {
@@ -301,6 +375,38 @@ export class EtcdCluster {
     return result;
   }
 
+  /**
+   * Turns on etcd's authentication: user root with `rootPassword` and the root role, then
+   * `auth enable`. From then on every etcdctl call of this harness runs as root.
+   */
+  async enableAuth(rootPassword: string): Promise<void> {
+    await this.mustEtcdctl(
+      ['user', 'add', 'root', `--new-user-password=${rootPassword}`, '--interactive=false'],
+      'adding user root',
+    );
+    await this.mustEtcdctl(['role', 'add', 'root'], 'adding role root');
+    await this.mustEtcdctl(['user', 'grant-role', 'root', 'root'], 'granting role root');
+    await this.mustEtcdctl(['auth', 'enable'], 'enabling authentication');
+    this.rootUser = `root:${rootPassword}`;
+  }
+
+  /**
+   * Adds user `name` with a role of the same name that may read and write every key under
+   * `prefix` — what a pool member needs, and no more.
+   */
+  async addUser(name: string, password: string, prefix: string): Promise<void> {
+    await this.mustEtcdctl(
+      ['user', 'add', name, `--new-user-password=${password}`, '--interactive=false'],
+      `adding user ${name}`,
+    );
+    await this.mustEtcdctl(['role', 'add', name], `adding role ${name}`);
+    await this.mustEtcdctl(
+      ['role', 'grant-permission', name, 'readwrite', prefix, '--prefix=true'],
+      `granting readwrite on ${prefix} to role ${name}`,
+    );
+    await this.mustEtcdctl(['user', 'grant-role', name, name], `granting role ${name}`);
+  }
+
   /** Compacts the key-value history up to the current revision, physically; returns it. */
   async compact(): Promise<number> {
     const read = await this.etcdctl(['get', '/', '-w', 'json']);
@@ -309,11 +415,17 @@ export class EtcdCluster {
     if (read.code !== 0 || revision === undefined) {
       throw new LocalProcessError('ETCDCTL_FAILED', `could not read the revision: ${read.stderr}`);
     }
-    const compaction = await this.etcdctl(['compaction', '--physical', String(revision)]);
-    if (compaction.code !== 0) {
-      throw new LocalProcessError('ETCDCTL_FAILED', `compaction failed: ${compaction.stderr}`);
-    }
+    await this.mustEtcdctl(['compaction', '--physical', String(revision)], 'compaction');
     return revision;
+  }
+
+  /** etcdctl that must succeed; `what` names the step in the error. */
+  private async mustEtcdctl(args: string[], what: string): Promise<EtcdctlResult> {
+    const result = await this.etcdctl(args);
+    if (result.code !== 0) {
+      throw new LocalProcessError('ETCDCTL_FAILED', `${what} failed: ${result.stderr}`);
+    }
+    return result;
   }
 
   /**
@@ -379,7 +491,9 @@ export class EtcdCluster {
       async () => {
         await Promise.all(
           [...unhealthy].map(async (i) => {
-            if (await isHealthy(this.slot(i).clientUrl)) unhealthy.delete(i);
+            if (isHealthy(await this.get(`${this.slot(i).clientUrl}/health`))) {
+              unhealthy.delete(i);
+            }
           }),
         );
         return unhealthy.size === 0;
@@ -400,15 +514,24 @@ export class EtcdCluster {
     throw new LocalProcessError('ETCD_UNHEALTHY', `etcd ${reason}\n${await this.logTail()}`);
   }
 
+  /** GET on a member's client URL; over TLS, with the harness's client certificate. */
+  private get(url: string): Promise<HttpAnswer | undefined> {
+    return this.tls === undefined ? httpGet(url) : httpsGet(url, this.tls);
+  }
+
   private async describeExited(i: number): Promise<string> {
     const slot = this.slot(i);
     return `${slot.name} exited (${describeExit(await slot.exited)})`;
   }
 }
 
+interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
 /** etcd 3.4 answers {"health":"true"} only when the member has a leader and serves reads. */
-async function isHealthy(clientUrl: string): Promise<boolean> {
-  const answer = await httpGet(`${clientUrl}/health`);
+function isHealthy(answer: HttpAnswer | undefined): boolean {
   if (answer?.status !== 200) return false;
   try {
     return (JSON.parse(answer.body) as { health?: unknown }).health === 'true';
@@ -417,10 +540,40 @@ async function isHealthy(clientUrl: string): Promise<boolean> {
   }
 }
 
-/** A member that does not answer has no peers worth waiting for. */
-async function hasActivePeers(clientUrl: string): Promise<boolean> {
-  const answer = await httpGet(`${clientUrl}/metrics`);
+/** A member that does not answer (its /metrics) has no peers worth waiting for. */
+function hasActivePeers(answer: HttpAnswer | undefined): boolean {
   return answer !== undefined && /^etcd_network_active_peers\{[^}]*\} [1-9]/m.test(answer.body);
+}
+
+async function readClientTls(files: EtcdClusterTls): Promise<ClientTls> {
+  const [ca, cert, key] = await Promise.all(
+    [files.caFile, files.certFile, files.keyFile].map((file) => readFile(file)),
+  );
+  return { files, ca: ca!, cert: cert!, key: key! };
+}
+
+/** `httpGet` over TLS with a client certificate, which fetch cannot present. */
+function httpsGet(url: string, tls: ClientTls, timeoutMs = 1000): Promise<HttpAnswer | undefined> {
+  return new Promise((resolve) => {
+    const request = https.get(
+      url,
+      {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        agent: false,
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (text: string) => (body += text));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        response.on('error', () => resolve(undefined));
+      },
+    );
+    request.on('error', () => resolve(undefined));
+  });
 }
 
 async function assertEtcdInstalled(binary: string): Promise<void> {
