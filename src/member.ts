@@ -8,13 +8,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
-import {
-  checkEtcdAccess,
-  connectEtcd,
-  EtcdAccessError,
-  type EtcdOptions,
-  type EtcdProblem,
-} from './etcd/client.js';
+import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './etcd/access.js';
+import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { poolKeys } from './etcd/keys.js';
 import { PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';

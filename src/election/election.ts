@@ -17,6 +17,7 @@
 import { EventEmitter } from 'node:events';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
+import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import { asError, MemberLease, monotonicNow } from '../membership/lease.js';
 import {
@@ -278,7 +279,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       } else this.logger.info('deregistered');
     } catch (error) {
       this.logger.warn(
-        { err: asError(error).message },
+        { err: describeEtcdError(error) },
         'could not deregister; the lease revoke will',
       );
     }
@@ -297,7 +298,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (registration) {
       await registration.lease.revoke().catch((error: unknown) => {
         this.logger.warn(
-          { err: asError(error).message },
+          { err: describeEtcdError(error) },
           'lease revoke failed; it expires after its TTL',
         );
       });
@@ -354,7 +355,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         lease?.abandon();
         if (lease) void this.etcd.leaseClient.leaseRevoke({ ID: lease.id }).catch(() => undefined);
         this.logger.warn(
-          { err: asError(error).message, retryInMs: delayMs },
+          { err: describeEtcdError(error), retryInMs: delayMs },
           'cannot register in the pool; retrying',
         );
         await sleep(delayMs * (0.5 + Math.random()));
@@ -529,7 +530,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       failed = true;
       if (this.claimBackoffMs === 0)
         this.logger.warn(
-          { err: asError(error).message },
+          { err: describeEtcdError(error) },
           'leader claim failed; retrying with backoff',
         );
     } finally {
@@ -573,7 +574,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     try {
       await this.fenced(term).then(this.etcd.delete().key(this.options.keys.leader)).commit();
     } catch (error) {
-      this.logger.warn({ err: asError(error).message }, 'releasing the claim failed');
+      this.logger.warn({ err: describeEtcdError(error) }, 'releasing the claim failed');
     }
     this.evaluate();
   }

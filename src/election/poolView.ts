@@ -15,6 +15,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import { leaseIdHex } from '../etcd/keys.js';
 import {
@@ -25,7 +26,6 @@ import {
   type MemberRecord,
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { asError } from '../membership/lease.js';
 
 export interface MemberView {
   key: string;
@@ -176,7 +176,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       } catch (error) {
         if (step === 'read the pool') this.setReachable(false);
         this.options.logger.warn(
-          { err: asError(error).message, retryInMs: delayMs },
+          { err: describeEtcdError(error), retryInMs: delayMs },
           `cannot ${step}; retrying`,
         );
         await sleep(delayMs * (0.5 + Math.random()));
@@ -220,7 +220,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       }
     } catch (error) {
       if (this.isReachable) {
-        this.options.logger.warn({ err: asError(error).message }, 'etcd unreachable');
+        this.options.logger.warn({ err: describeEtcdError(error) }, 'etcd unreachable');
       }
       this.setReachable(false);
     }
