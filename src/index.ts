@@ -18,3 +18,4 @@ export {
 } from './work/handler.js';
 export { PoolError, NotLeaderError, NoLeaderError, isPoolError, type ErrorCode } from './errors.js';
 export type { MemberRecord, LeaderClaim } from './membership/memberRecord.js';
+export { EtcdAccessError, describeEtcdError, type EtcdProblem } from './etcd/access.js';
