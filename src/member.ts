@@ -138,7 +138,8 @@ export class PoolMember {
     // A socket silent in both directions this long is destroyed. Only this catches a client
     // that sends requests and never reads the answers (Node stops parsing once the answers
     // fill the socket, so no timeout above runs). It must outlast the longest silence of a
-    // legitimate /work: waiting for a leader, then every forward attempt up to its timeout.
+    // legitimate /work: waiting for a leader, then every forward attempt up to its timeout —
+    // and at least a minute, for the leader's own handler and its etcd calls.
     server.timeout = Math.max(
       60_000,
       config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,

@@ -1,6 +1,10 @@
 /**
- * The HTTP surface (Express 5): /work, /pool, /healthz, /readyz, /metrics. It talks to the
- * election and the router through their small interfaces and knows nothing of etcd.
+ * The HTTP surface (Express 5): /work, /pool, the per-pool forms /pools/:pool/work,
+ * /pools/:pool and /pools, /healthz, /readyz, /metrics. It talks to the election and the
+ * router through their small interfaces and knows nothing of etcd.
+ *
+ * A member belongs to one pool for now: the per-pool routes serve that pool and answer 404
+ * for any other name, so clients can already address pools by name.
  */
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -10,11 +14,17 @@ import { PoolError, isPoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { HOPS_HEADER, TERM_HEADER, VIA_HEADER } from '../work/forwarder.js';
 import type { IncomingWork, WorkRouter } from '../work/router.js';
-import { errorMiddleware, sendError } from './errors.js';
+import { errorMiddleware, knownError, sendError } from './errors.js';
 import { memberId } from '../config/config.js';
 
 /** The largest accepted payload, serialized as JSON. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
+/**
+ * The deepest accepted payload nesting. JSON.parse takes any depth, but JSON.stringify (the
+ * size check, the answer, a forward) is recursive and overflows the stack somewhere past a
+ * few thousand levels: a 10 KiB body of brackets would be a 500. 128 is serde_json's limit.
+ */
+export const MAX_PAYLOAD_DEPTH = 128;
 /** Body limit: the payload plus its `{"payload": ...}` envelope. */
 const MAX_BODY = '65kb';
 const MAX_VIA = 16;
@@ -63,8 +73,18 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     res.set('Content-Type', registry.contentType).send(await registry.metrics());
   });
 
-  app.get('/pool', (_req, res) => {
+  // Checked once per request, before any route with a :pool in its path runs.
+  app.param('pool', (_req, _res, next, pool: string) => {
+    if (pool === election.pool) next();
+    else next(new PoolError('NOT_FOUND', `no pool ${JSON.stringify(pool)} on this member`));
+  });
+
+  app.get(['/pool', '/pools/:pool'], (_req, res) => {
     res.json(describePool(election));
+  });
+
+  app.get('/pools', (_req, res) => {
+    res.json([describePool(election)]);
   });
 
   const handleWork = async (req: Request, res: Response, work: IncomingWork) => {
@@ -95,18 +115,20 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     }
   };
 
-  app.get('/work', async (req, res) => {
+  const workPaths = ['/work', '/pools/:pool/work'];
+
+  app.get(workPaths, async (req, res) => {
     const payload = req.query.payload;
     if (payload !== undefined && typeof payload !== 'string') {
       throw new PoolError('BAD_REQUEST', 'give "payload" at most once in the query string');
     }
-    checkPayloadSize(payload ?? null);
+    checkPayload(payload ?? null);
     await handleWork(req, res, { payload: payload ?? null, ...forwardingHeaders(req) });
   });
 
   const json = express.json({ limit: MAX_BODY, strict: false, type: () => true });
   app.post(
-    '/work',
+    workPaths,
     (req, _res, next) => {
       if (!req.is('application/json')) {
         throw new PoolError(
@@ -128,18 +150,14 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
         throw new PoolError('BAD_REQUEST', 'expected a JSON object {"payload": <any JSON>}');
       }
       const payload = (body as { payload: unknown }).payload;
-      checkPayloadSize(payload);
+      checkPayload(payload);
       await handleWork(req, res, { payload, ...forwardingHeaders(req) });
     },
   );
 
   // Requests refused before routing (bad body, size, headers) still count as work requests.
-  app.use('/work', ((error, _req, _res, next) => {
-    const code = isPoolError(error)
-      ? error.code
-      : (error as { type?: string }).type === 'entity.too.large'
-        ? 'PAYLOAD_TOO_LARGE'
-        : 'BAD_REQUEST';
+  app.use(workPaths, ((error, _req, _res, next) => {
+    const code = knownError(error)?.code ?? 'INTERNAL';
     const role = election.isLeader() ? 'leader' : 'follower';
     metrics.workRequests.inc({ route: 'work', role, outcome: code.toLowerCase() });
     next(error);
@@ -152,7 +170,14 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   return app;
 }
 
-function checkPayloadSize(payload: unknown): void {
+/** Refuses a payload nested deeper than MAX_PAYLOAD_DEPTH or over MAX_PAYLOAD_BYTES. */
+function checkPayload(payload: unknown): void {
+  if (nestingDepth(payload, MAX_PAYLOAD_DEPTH) > MAX_PAYLOAD_DEPTH) {
+    throw new PoolError(
+      'BAD_REQUEST',
+      `payload is nested deeper than ${MAX_PAYLOAD_DEPTH} levels of arrays and objects`,
+    );
+  }
   const size = Buffer.byteLength(JSON.stringify(payload) ?? 'null');
   if (size > MAX_PAYLOAD_BYTES) {
     throw new PoolError(
@@ -160,6 +185,23 @@ function checkPayloadSize(payload: unknown): void {
       `payload is ${size} bytes; the limit is ${MAX_PAYLOAD_BYTES}`,
     );
   }
+}
+
+/**
+ * How deeply arrays and objects nest in a parsed JSON value, counted without recursion (the
+ * value may be deeper than the stack); stops counting once past `limit`.
+ */
+function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [current, depth] = pending.pop()!;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > limit) break;
+    for (const child of Object.values(current)) pending.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 /** Reads and validates the headers a forwarding member adds. */

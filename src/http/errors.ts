@@ -36,32 +36,49 @@ export function sendError(res: Response, error: PoolError): void {
   });
 }
 
-/** body-parser marks its errors with a `type`; map those to our codes. */
-function fromBodyParser(error: { type?: unknown; message?: unknown }): PoolError | undefined {
+/**
+ * Express's router and body-parser raise http-errors: a `status`, and for body-parser a
+ * `type`. Those about the client's request (4xx) map to our codes — a known `type` to a
+ * message of ours, any other 4xx by its status (an undecodable `%` escape in a path parameter,
+ * a compressed body that does not decompress). Anything else is a bug of ours: undefined.
+ */
+function fromClientError(error: {
+  type?: unknown;
+  status?: unknown;
+  message?: unknown;
+}): PoolError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
       return new PoolError('BAD_REQUEST', 'request body is not valid JSON');
     case 'entity.too.large':
       return new PoolError('PAYLOAD_TOO_LARGE', 'request body is too large');
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return new PoolError('UNSUPPORTED_MEDIA_TYPE', String(error.message));
-    case 'request.aborted':
-    case 'request.size.invalid':
-    case 'stream.encoding.set':
-      return new PoolError('BAD_REQUEST', String(error.message));
-    default:
-      return undefined;
   }
+  const status = error.status;
+  if (typeof status !== 'number' || status < 400 || status > 499) return undefined;
+  const code =
+    status === 413
+      ? 'PAYLOAD_TOO_LARGE'
+      : status === 415
+        ? 'UNSUPPORTED_MEDIA_TYPE'
+        : 'BAD_REQUEST';
+  return new PoolError(code, String(error.message));
+}
+
+/** The error as one of ours: a PoolError as it is, a client error mapped; else undefined. */
+export function knownError(error: unknown): PoolError | undefined {
+  if (isPoolError(error)) return error;
+  return typeof error === 'object' && error !== null ? fromClientError(error) : undefined;
 }
 
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
-  return (error: unknown, req, res, _next) => {
-    const known = isPoolError(error)
-      ? error
-      : typeof error === 'object' && error !== null
-        ? fromBodyParser(error)
-        : undefined;
+  return (error: unknown, req, res, next) => {
+    // An answer is on its way already (the error came after it started): Express's own
+    // handler closes the connection.
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const known = knownError(error);
     if (known) {
       sendError(res, known);
       return;
