@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** Where a default depends on other variables, `defaultText` says how it is derived. */
@@ -26,7 +27,7 @@ const integer = (min: number, max: number, what: string) => {
     .trim()
     .regex(/^\d+$/, expected)
     .transform(Number)
-    .pipe(z.number().int().min(min, expected).max(max, expected));
+    .pipe(z.number().int(expected).min(min, expected).max(max, expected));
 };
 
 const httpUrl = z
@@ -107,7 +108,11 @@ const rawSchema = z.object({
   POOL: poolName.default('default'),
   MEMBER_ID: memberId.optional(),
   POD_NAME: memberId.optional(),
-  POD_IP: z.string().trim().optional(),
+  POD_IP: z
+    .string()
+    .trim()
+    .refine((value) => isIP(value) !== 0, 'expected an IPv4 or IPv6 address')
+    .optional(),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
   PORT: integer(0, 65535, 'a port number').default(8080),
   ADVERTISE_URL: httpUrl.optional(),
@@ -117,8 +122,8 @@ const rawSchema = z.object({
   ETCD_CA_FILE: readableFile.optional(),
   ETCD_CERT_FILE: readableFile.optional(),
   ETCD_KEY_FILE: readableFile.optional(),
-  ETCD_USERNAME: z.string().min(1).max(256).optional(),
-  ETCD_PASSWORD: z.string().min(1).max(1024).optional(),
+  ETCD_USERNAME: z.string().max(256, 'expected a user name of at most 256 characters').optional(),
+  ETCD_PASSWORD: z.string().max(1024, 'expected a password of at most 1024 characters').optional(),
   FORWARD_TOKEN: secretToken.optional(),
   ADMIN_TOKEN: secretToken.optional(),
   LEASE_TTL_SECONDS: integer(2, 3600, 'a whole number of seconds').default(5),
@@ -428,7 +433,7 @@ export function loadConfig(
     memberId: memberIdValue,
     host: raw.HOST,
     port: raw.PORT,
-    advertiseUrl: raw.ADVERTISE_URL ?? `http://${raw.POD_IP || '127.0.0.1'}:${raw.PORT}`,
+    advertiseUrl: raw.ADVERTISE_URL ?? `http://${urlHost(raw.POD_IP ?? '127.0.0.1')}:${raw.PORT}`,
     etcd: {
       endpoints: raw.ETCD_ENDPOINTS,
       prefix: raw.ETCD_PREFIX,
@@ -459,6 +464,11 @@ export function loadConfig(
     ...(raw.FORWARD_TOKEN ? { forwardToken: raw.FORWARD_TOKEN } : {}),
     ...(raw.ADMIN_TOKEN ? { adminToken: raw.ADMIN_TOKEN } : {}),
   };
+}
+
+/** An IPv6 address goes in brackets inside a URL. */
+function urlHost(ip: string): string {
+  return isIP(ip) === 6 ? `[${ip}]` : ip;
 }
 
 function sanitize(hostname: string): string {

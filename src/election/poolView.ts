@@ -154,10 +154,10 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       void old?.cancel().catch(() => undefined);
       let step = 'read the pool';
       try {
-        const snapshot = await this.etcd.getAll().prefix(this.options.keys.pool).exec();
+        const snapshot = await this.readPool();
         if (generation !== this.generation) return;
         this.setReachable(true);
-        this.applySnapshot(BigInt(snapshot.header.revision), snapshot.kvs);
+        this.applySnapshot(snapshot.revision, snapshot.kvs);
         // The election may act on the fresh snapshot before the watch is in place.
         this.emit('change');
         step = 'watch the pool';
@@ -211,10 +211,10 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     if (this.stopped || this.resyncing) return;
     const generation = this.generation;
     try {
-      const snapshot = await this.etcd.getAll().prefix(this.options.keys.pool).exec();
+      const snapshot = await this.readPool();
       this.setReachable(true);
       if (generation !== this.generation || this.resyncing) return;
-      const revision = BigInt(snapshot.header.revision);
+      const revision = snapshot.revision;
       if (revision > this.viewRevision && !this.agreesWith(snapshot.kvs)) {
         await this.resync('reconcile');
       }
@@ -224,6 +224,20 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       }
       this.setReachable(false);
     }
+  }
+
+  /**
+   * Reads the members and the claim at one revision (one transaction with two ranges). Only
+   * those: a large foreign value elsewhere under the pool prefix must not slow every read.
+   */
+  private async readPool(): Promise<{ revision: bigint; kvs: IKeyValue[] }> {
+    const { keys } = this.options;
+    const result = await this.etcd
+      .if(keys.leader, 'Mod', '>', -1) // always true: a transaction only for its atomic read
+      .then(this.etcd.getAll().prefix(keys.membersPrefix), this.etcd.get(keys.leader))
+      .commit();
+    const kvs = result.responses.flatMap((op) => op.response_range?.kvs ?? []);
+    return { revision: BigInt(result.header.revision), kvs };
   }
 
   private setReachable(reachable: boolean): void {

@@ -87,10 +87,17 @@ export class TcpProxy {
   }
 
   private pipe(from: net.Socket, to: net.Socket): void {
+    // Chunks leave in order even when `delayMs` is lowered while some are still waiting.
+    let releaseAt = 0;
     from.on('data', (chunk: Buffer) => {
       if (this.mode !== undefined) return; // a cut swallows every byte
-      if (this.delayMs > 0) setTimeout(() => to.writable && to.write(chunk), this.delayMs);
-      else if (to.writable) to.write(chunk);
+      const now = Date.now();
+      releaseAt = Math.max(now + this.delayMs, releaseAt);
+      if (releaseAt <= now) {
+        if (to.writable) to.write(chunk);
+      } else {
+        setTimeout(() => to.writable && to.write(chunk), releaseAt - now);
+      }
     });
   }
 

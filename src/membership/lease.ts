@@ -12,8 +12,10 @@
  * the deadline, or an old leader could outlive its lease.
  *
  * Keep-alives go every TTL/3 on one long-lived stream. One unanswered after
- * min(call timeout, TTL/6) counts as failed: the stream is replaced and the keep-alive sent
- * again at once, so one bad etcd member costs a fraction of the TTL, not a third of it.
+ * min(call timeout, TTL/6) counts as failed: a new stream is opened and the keep-alive sent
+ * again at once, so one bad etcd member costs a fraction of the TTL, not a third of it. The
+ * old stream is kept for another call timeout: an answer that arrives late still proves the
+ * lease was renewed when that keep-alive was sent (on a slow link every answer is late).
  * A passed deadline does not mean the lease is gone (etcd extends leases when it regains
  * quorum): only etcd answering TTL 0, or a revoke, marks the lease `lost`.
  */
@@ -22,6 +24,12 @@ import { performance } from 'node:perf_hooks';
 import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+
+/** A keep-alive stream and the send times of its keep-alives not yet answered, oldest first. */
+interface Channel {
+  stream: KeepAliveStream;
+  pending: number[];
+}
 
 export interface MemberLeaseEvents {
   renewed: [deadline: number];
@@ -33,15 +41,14 @@ export interface MemberLeaseEvents {
 export const monotonicNow = (): number => performance.now();
 
 export class MemberLease extends EventEmitter<MemberLeaseEvents> {
-  private stream: KeepAliveStream | undefined;
+  private channel: Channel | undefined;
   private opening: Promise<void> | undefined;
-  /** Send times of keep-alives still waiting for an answer, oldest first. */
-  private pending: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private answerTimer: NodeJS.Timeout | undefined;
   private deadline: number;
   private state: 'alive' | 'lost' | 'revoked' = 'alive';
-  private readonly answerTimeoutMs: number;
+  /** Raised when answers prove slow but alive, so a slow link does not churn streams. */
+  private answerTimeoutMs: number;
 
   private constructor(
     private readonly etcd: Etcd3,
@@ -49,7 +56,7 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
     /** The TTL etcd granted, which may be above the one asked for. */
     readonly ttlMs: number,
     sentAt: number,
-    callTimeoutMs: number,
+    private readonly callTimeoutMs: number,
   ) {
     super();
     this.deadline = sentAt + ttlMs;
@@ -60,13 +67,8 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   static async grant(etcd: Etcd3, ttlSeconds: number, callTimeoutMs: number): Promise<MemberLease> {
     const sentAt = monotonicNow();
     const granted = await etcd.leaseClient.leaseGrant({ TTL: ttlSeconds });
-    const lease = new MemberLease(
-      etcd,
-      granted.ID,
-      Number(granted.TTL) * 1000,
-      sentAt,
-      callTimeoutMs,
-    );
+    const ttlMs = Number(granted.TTL) * 1000;
+    const lease = new MemberLease(etcd, granted.ID, ttlMs, sentAt, callTimeoutMs);
     lease.timer = setInterval(() => lease.keepAlive(), Math.max(100, lease.ttlMs / 3));
     lease.timer.unref();
     return lease;
@@ -88,26 +90,31 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   /** Sends one keep-alive now; the answer arrives as a `renewed` event. */
   keepAlive(): void {
     if (this.state !== 'alive') return;
-    if (!this.stream) {
+    const channel = this.channel;
+    if (!channel) {
       this.opening ??= this.openStream().finally(() => (this.opening = undefined));
       return;
     }
-    const sentAt = monotonicNow();
-    this.pending.push(sentAt);
-    this.stream.write({ ID: this.id });
-    if (!this.answerTimer) {
-      this.answerTimer = setTimeout(() => this.onAnswerTimeout(), this.answerTimeoutMs);
-      this.answerTimer.unref();
-    }
+    channel.pending.push(monotonicNow());
+    channel.stream.write({ ID: this.id });
+    if (!this.answerTimer) this.armAnswerTimer();
   }
 
+  private armAnswerTimer(): void {
+    this.answerTimer = setTimeout(() => this.onAnswerTimeout(), this.answerTimeoutMs);
+    this.answerTimer.unref();
+  }
+
+  /** The oldest keep-alive of the current stream went unanswered: try a new stream now. */
   private onAnswerTimeout(): void {
     this.answerTimer = undefined;
-    const oldest = this.pending[0];
-    if (oldest === undefined || this.state !== 'alive') return;
-    this.failStream(
-      new Error(`keep-alive unanswered for ${Math.round(monotonicNow() - oldest)} ms`),
-    );
+    const channel = this.channel;
+    const oldest = channel?.pending[0];
+    if (!channel || oldest === undefined || this.state !== 'alive') return;
+    this.channel = undefined;
+    setTimeout(() => closeQuietly(channel.stream), this.callTimeoutMs).unref();
+    const waited = Math.round(monotonicNow() - oldest);
+    this.emit('keepAliveFailed', new Error(`keep-alive unanswered for ${waited} ms`));
     this.keepAlive();
   }
 
@@ -118,26 +125,31 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
         closeQuietly(stream);
         return;
       }
-      stream.on('data', (res: ILeaseKeepAliveResponse) => {
-        if (stream === this.stream) this.onAnswer(res);
-      });
-      stream.on('error', (error: Error) => this.failStream(error, stream));
-      stream.on('end', () => this.failStream(new Error('keep-alive stream ended'), stream));
-      this.stream = stream;
+      const channel: Channel = { stream, pending: [] };
+      stream.on('data', (res: ILeaseKeepAliveResponse) => this.onAnswer(channel, res));
+      stream.on('error', (error: Error) => this.failStream(error, channel));
+      stream.on('end', () => this.failStream(new Error('keep-alive stream ended'), channel));
+      this.channel = channel;
       this.keepAlive();
     } catch (error) {
       this.emit('keepAliveFailed', asError(error));
     }
   }
 
-  private onAnswer(res: ILeaseKeepAliveResponse): void {
-    const sentAt = this.pending.shift();
+  /** An answer on any stream, current or replaced, renews from when its keep-alive was sent. */
+  private onAnswer(channel: Channel, res: ILeaseKeepAliveResponse): void {
+    const sentAt = channel.pending.shift();
     if (sentAt === undefined || this.state !== 'alive') return;
-    clearTimeout(this.answerTimer);
-    this.answerTimer = undefined;
-    if (this.pending.length > 0) {
-      this.answerTimer = setTimeout(() => this.onAnswerTimeout(), this.answerTimeoutMs);
-      this.answerTimer.unref();
+    if (channel === this.channel) {
+      clearTimeout(this.answerTimer);
+      this.answerTimer = undefined;
+      if (channel.pending.length > 0) this.armAnswerTimer();
+    } else {
+      const roundTripMs = monotonicNow() - sentAt;
+      this.answerTimeoutMs = Math.min(
+        this.callTimeoutMs,
+        Math.max(this.answerTimeoutMs, 2 * roundTripMs),
+      );
     }
     if (Number(res.TTL) <= 0) {
       this.markLost('etcd reports the lease expired');
@@ -147,19 +159,18 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
     this.emit('renewed', this.deadline);
   }
 
-  private failStream(error: Error, which = this.stream): void {
-    if (which !== this.stream || !which) return;
+  private failStream(error: Error, which: Channel): void {
+    if (which !== this.channel) return;
     this.dropStream();
     if (this.state === 'alive') this.emit('keepAliveFailed', error);
   }
 
   private dropStream(): void {
-    const stream = this.stream;
-    this.stream = undefined;
-    this.pending = [];
+    const channel = this.channel;
+    this.channel = undefined;
     clearTimeout(this.answerTimer);
     this.answerTimer = undefined;
-    if (stream) closeQuietly(stream);
+    if (channel) closeQuietly(channel.stream);
   }
 
   private markLost(reason: string): void {

@@ -39,6 +39,15 @@ describe('configuration from the environment', () => {
     expect(config.advertiseUrl).to.equal('http://10.1.2.3:9000');
   });
 
+  it('puts an IPv6 POD_IP in brackets in the default ADVERTISE_URL, and refuses a POD_IP that is no IP', () => {
+    expect(loadConfig({ POD_IP: 'fd00::1', PORT: '8080' }, host).advertiseUrl).to.equal(
+      'http://[fd00::1]:8080',
+    );
+    expect(issuesOf({ POD_IP: 'pod-7' })[0]).to.match(
+      /^invalid POD_IP="pod-7": expected an IPv4 or IPv6 address/,
+    );
+  });
+
   it('parses a comma list of etcd endpoints and trims blanks', () => {
     const config = loadConfig({ ETCD_ENDPOINTS: 'http://e0:2379, http://e1:2379,,' }, host);
     expect(config.etcd.endpoints).to.deep.equal(['http://e0:2379', 'http://e1:2379']);
