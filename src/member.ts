@@ -97,7 +97,7 @@ export class PoolMember {
       logger: logger.child({ pool: config.pool }),
       metrics,
     });
-    const forwarder = new Forwarder(config.forwardTimeoutMs);
+    const forwarder = new Forwarder(config.forwardTimeoutMs, config.forwardToken);
     const tickets = new TicketSequence(
       etcd,
       election,
@@ -152,6 +152,8 @@ export class PoolMember {
       nodeMetrics: createNodeMetricsRegistry(),
       logger,
       draining: () => member.draining,
+      ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
+      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     });
     server.on('request', (req, res) => {
       member.track(req, res);

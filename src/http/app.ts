@@ -12,7 +12,8 @@ import { Registry } from 'prom-client';
 import type { PoolElection } from '../election/election.js';
 import { PoolError, isPoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { HOPS_HEADER, TERM_HEADER, VIA_HEADER } from '../work/forwarder.js';
+import { HOPS_HEADER, TERM_HEADER, TOKEN_HEADER, VIA_HEADER } from '../work/forwarder.js';
+import { bearerToken, secretMatches } from './auth.js';
 import type { IncomingWork, WorkRouter } from '../work/router.js';
 import { errorMiddleware, knownError, sendError } from './errors.js';
 import { memberId } from '../config/config.js';
@@ -37,6 +38,10 @@ export interface HttpAppOptions {
   logger: Logger;
   /** True once graceful shutdown began: not ready, and connections are not kept alive. */
   draining: () => boolean;
+  /** When set, forwarded requests must carry it (x-pool-token) or get 401. */
+  forwardToken?: string;
+  /** When set, enables the admin routes for `Authorization: Bearer <adminToken>`. */
+  adminToken?: string;
 }
 
 export function createHttpApp(options: HttpAppOptions): express.Express {
@@ -87,6 +92,42 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     res.json([describePool(election)]);
   });
 
+  /** The forwarding headers, refused with 401 when a forward lacks the shared token. */
+  const forwarding = (req: Request) => {
+    const headers = forwardingHeaders(req);
+    const token = options.forwardToken;
+    if (headers.hops > 0 && token !== undefined && !secretMatches(req.get(TOKEN_HEADER), token)) {
+      metrics.forwardsRefused.inc({ pool: election.pool });
+      throw new PoolError(
+        'UNAUTHORIZED',
+        `a forward between members must carry the shared token (${TOKEN_HEADER})`,
+      );
+    }
+    return headers;
+  };
+
+  app.post(['/resign', '/pools/:pool/resign'], async (req, res) => {
+    if (options.adminToken === undefined) {
+      throw new PoolError('NOT_FOUND', 'admin routes are disabled: set ADMIN_TOKEN to enable them');
+    }
+    if (!secretMatches(bearerToken(req.get('authorization')), options.adminToken)) {
+      throw new PoolError('UNAUTHORIZED', 'admin routes need Authorization: Bearer <ADMIN_TOKEN>');
+    }
+    const leader = election.leader();
+    const resigned = await election.resign();
+    logger.info({ resigned }, 'resign requested');
+    res.json({
+      pool: election.pool,
+      resigned,
+      previousLeader: leader?.id ?? null,
+      ...(resigned
+        ? {}
+        : {
+            reason: `this member is not the leader${leader ? `; ${leader.id} is, at ${leader.url}` : ''}`,
+          }),
+    });
+  });
+
   const handleWork = async (req: Request, res: Response, work: IncomingWork) => {
     const stopTimer = metrics.workDuration.startTimer({ route: 'work' });
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
@@ -123,7 +164,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       throw new PoolError('BAD_REQUEST', 'give "payload" at most once in the query string');
     }
     checkPayload(payload ?? null);
-    await handleWork(req, res, { payload: payload ?? null, ...forwardingHeaders(req) });
+    await handleWork(req, res, { payload: payload ?? null, ...forwarding(req) });
   });
 
   const json = express.json({ limit: MAX_BODY, strict: false, type: () => true });
@@ -151,7 +192,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       }
       const payload = (body as { payload: unknown }).payload;
       checkPayload(payload);
-      await handleWork(req, res, { payload, ...forwardingHeaders(req) });
+      await handleWork(req, res, { payload, ...forwarding(req) });
     },
   );
 

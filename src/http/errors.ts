@@ -8,6 +8,7 @@ import { isPoolError, PoolError, type ErrorCode } from '../errors.js';
 
 export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -27,6 +28,7 @@ const RETRY_AFTER_SECONDS = 1;
 export function sendError(res: Response, error: PoolError): void {
   const status = STATUS_BY_CODE[error.code];
   if (status === 503) res.set('Retry-After', String(RETRY_AFTER_SECONDS));
+  if (status === 401) res.set('WWW-Authenticate', 'Bearer');
   res.status(status).json({
     error: {
       code: error.code,

@@ -23,6 +23,7 @@ export interface PoolMetrics {
   readonly workDuration: Histogram<'route' | 'role'>;
   readonly forwardDuration: Histogram<'pool'>;
   readonly forwardRetries: Counter<'pool' | 'reason'>;
+  readonly forwardsRefused: Counter<'pool'>;
   readonly keepAliveFailures: Counter<'pool'>;
   readonly leaseTimeLeft: Gauge<'pool'>;
   readonly watchResyncs: Counter<'pool' | 'reason'>;
@@ -104,6 +105,12 @@ export function createMetrics(version: string): PoolMetrics {
       name: 'service_pool_forward_retries_total',
       help: 'Forwards retried because the target was not (or no longer) the leader.',
       labelNames: ['pool', 'reason'],
+      registers,
+    }),
+    forwardsRefused: new Counter({
+      name: 'service_pool_forwards_refused_total',
+      help: 'Forwards refused because they lacked the shared FORWARD_TOKEN (answered 401).',
+      labelNames: ['pool'],
       registers,
     }),
     keepAliveFailures: new Counter({

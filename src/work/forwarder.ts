@@ -12,6 +12,8 @@ import { NotLeaderError, PoolError } from '../errors.js';
 export const HOPS_HEADER = 'x-pool-hops';
 export const TERM_HEADER = 'x-pool-term';
 export const VIA_HEADER = 'x-pool-via';
+/** Carries FORWARD_TOKEN, the secret shared by the members of a deployment. */
+export const TOKEN_HEADER = 'x-pool-token';
 
 export interface ForwardRequest {
   payload: unknown;
@@ -62,7 +64,10 @@ export class Forwarder {
     timeout: 30_000,
   });
 
-  constructor(private readonly timeoutMs: number) {}
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly token?: string,
+  ) {}
 
   /** `abandon` aborts the forward; the answer then is an ambiguous UPSTREAM_FAILED. */
   forward(
@@ -83,6 +88,7 @@ export class Forwarder {
           [HOPS_HEADER]: String(request.hops + 1),
           [TERM_HEADER]: target.term.toString(),
           [VIA_HEADER]: request.via.join(','),
+          ...(this.token ? { [TOKEN_HEADER]: this.token } : {}),
         },
       });
       // Until the socket is connected nothing was sent, so a failure then is safe to retry.
