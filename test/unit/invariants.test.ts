@@ -1,0 +1,72 @@
+/** The chaos suite's invariant checker must catch what it claims to catch. */
+import { expect } from 'chai';
+import { checkInvariants, type CallRecord } from '../chaos/harness.js';
+
+function ok(
+  performedBy: string,
+  term: number,
+  ticket: number,
+  startedAt: number,
+  endedAt = startedAt + 5,
+): CallRecord {
+  return { asked: 'b', startedAt, endedAt, status: 200, body: { performedBy, term, ticket } };
+}
+
+const claims = new Map([
+  [3, 'a'],
+  [9, 'b'],
+]);
+const none = new Set<string>();
+
+describe('the chaos invariant checker', () => {
+  it('passes a clean history across a failover', () => {
+    const records = [ok('a', 3, 1, 0), ok('a', 3, 2, 10), ok('b', 9, 1001, 20)];
+    expect(checkInvariants(records, claims, none)).to.deep.equal([]);
+  });
+
+  it('catches a ticket issued twice', () => {
+    const found = checkInvariants([ok('a', 3, 5, 0), ok('b', 9, 5, 20)], claims, none);
+    expect(found.map((v) => v.invariant)).to.include('unique tickets');
+  });
+
+  it('catches tickets that go down as the term goes up', () => {
+    const found = checkInvariants([ok('a', 3, 50, 0), ok('b', 9, 40, 20)], claims, none);
+    expect(found.map((v) => v.invariant)).to.include('tickets increase with term');
+  });
+
+  it('catches work performed under a term its performer never claimed', () => {
+    const found = checkInvariants([ok('c', 3, 1, 0)], claims, none);
+    expect(found.map((v) => v.invariant)).to.include(
+      'only the leader of a term performs work under it',
+    );
+  });
+
+  it('catches a stale leader answering after a newer term already answered', () => {
+    const found = checkInvariants([ok('b', 9, 1001, 0, 5), ok('a', 3, 7, 10, 15)], claims, none);
+    expect(found.map((v) => v.invariant)).to.include('no stale leader');
+  });
+
+  it('catches a 500, an undocumented error and a hang; forgives a killed member dropping the connection', () => {
+    const failed = (status: number, code: string, asked = 'b'): CallRecord => ({
+      asked,
+      startedAt: 0,
+      endedAt: 1,
+      status,
+      body: { error: { code, message: '' } },
+    });
+    const found = checkInvariants(
+      [
+        failed(500, 'INTERNAL'),
+        failed(503, 'SOMETHING'),
+        failed(0, 'CLIENT_TIMEOUT'),
+        failed(0, 'CONNECTION_LOST', 'a'),
+        failed(503, 'NO_LEADER'),
+      ],
+      claims,
+      new Set(['a']),
+    );
+    expect(
+      found.filter((v) => v.invariant === 'every call ends in a 2xx or a documented error'),
+    ).to.have.length(3);
+  });
+});
