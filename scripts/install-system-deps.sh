@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the demo and the tests need, when they are missing:
-# etcd (server and etcdctl). Safe to run repeatedly; does nothing when all are present.
+# etcd (server and etcdctl), and openssl (the TLS tests make their certificates with it).
+# Safe to run repeatedly; does nothing when all are present.
 set -euo pipefail
 
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
