@@ -13,7 +13,13 @@ import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { poolKeys } from './etcd/keys.js';
 import { PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';
-import type { LeaderStrategy } from './election/strategy.js';
+import {
+  avoid,
+  loadModuleStrategy,
+  oldest,
+  weighted,
+  type LeaderStrategy,
+} from './election/strategy.js';
 import { createHttpApp } from './http/app.js';
 import { createLogger } from './log/logger.js';
 import { asError } from './membership/lease.js';
@@ -44,7 +50,8 @@ export class PoolMember {
 
   private constructor(
     readonly config: Config,
-    readonly election: PoolElection,
+    /** One election per pool, in the order of POOLS; the first is the pool of /work. */
+    readonly elections: PoolElection[],
     readonly metrics: PoolMetrics,
     readonly logger: Logger,
     readonly server: http.Server,
@@ -75,46 +82,54 @@ export class PoolMember {
       onRequest: (operation) => metrics.etcdRequests.inc({ operation }),
     };
     const etcd = connectEtcd(etcdOptions);
-    const keys = poolKeys(config.etcd.prefix, config.pool);
-    const election = new PoolElection(etcd, {
-      pool: config.pool,
-      keys,
-      record: {
-        id: config.memberId,
-        url: config.advertiseUrl,
-        startedAt: new Date().toISOString(),
-        pid: process.pid,
-        version: VERSION,
-        weight: 1,
-        labels: {},
-        leads: [],
-      },
-      leaseTtlSeconds: config.lease.ttlSeconds,
-      safetyMarginMs: config.lease.safetyMarginMs,
-      callTimeoutMs: config.etcd.callTimeoutMs,
-      reconcileIntervalMs: config.reconcileIntervalMs,
-      strategy: options.strategy,
-      logger: logger.child({ pool: config.pool }),
-      metrics,
-    });
+    const strategy = options.strategy ?? (await strategyFor(config));
     const forwarder = new Forwarder(config.forwardTimeoutMs, config.forwardToken);
-    const tickets = new TicketSequence(
-      etcd,
-      election,
-      keys.ticketHighWater,
-      config.ticketBlockSize,
-      metrics,
-    );
-    const router = new WorkRouter(
-      etcd,
-      election,
-      options.handler ?? echoHandler,
-      tickets,
-      forwarder,
-      { leaderlessWaitMs: config.leaderlessWaitMs, maxHops: config.forwardMaxHops },
-      metrics,
-      logger,
-    );
+    const startedAt = new Date().toISOString();
+    const pools = config.pools.map((pool) => {
+      const keys = poolKeys(config.etcd.prefix, pool);
+      const election = new PoolElection(etcd, {
+        pool,
+        keys,
+        record: {
+          id: config.memberId,
+          url: config.advertiseUrl,
+          startedAt,
+          pid: process.pid,
+          version: VERSION,
+          weight: config.weight,
+          labels: config.labels,
+          leads: [],
+        },
+        leaseTtlSeconds: config.lease.ttlSeconds,
+        safetyMarginMs: config.lease.safetyMarginMs,
+        callTimeoutMs: config.etcd.callTimeoutMs,
+        reconcileIntervalMs: config.reconcileIntervalMs,
+        strategy,
+        preemptAfterMs: config.strategy.preemptAfterMs,
+        logger: logger.child({ pool }),
+        metrics,
+      });
+      const tickets = new TicketSequence(
+        etcd,
+        election,
+        keys.ticketHighWater,
+        config.ticketBlockSize,
+        metrics,
+      );
+      const router = new WorkRouter(
+        etcd,
+        election,
+        options.handler ?? echoHandler,
+        tickets,
+        forwarder,
+        { leaderlessWaitMs: config.leaderlessWaitMs, maxHops: config.forwardMaxHops },
+        metrics,
+        logger.child({ pool }),
+      );
+      return { election, router };
+    });
+    const elections = pools.map((pool) => pool.election);
+    publishLeadership(elections);
 
     // Every socket has a bound, whatever its client does. Node (18+) applies headersTimeout and
     // requestTimeout only while a request is being *received*, counted from its first byte (for
@@ -144,10 +159,9 @@ export class PoolMember {
       60_000,
       config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,
     );
-    const member = new PoolMember(config, election, metrics, logger, server, etcd, forwarder);
+    const member = new PoolMember(config, elections, metrics, logger, server, etcd, forwarder);
     const app = createHttpApp({
-      election,
-      router,
+      pools,
       metrics,
       nodeMetrics: createNodeMetricsRegistry(),
       logger,
@@ -181,17 +195,22 @@ export class PoolMember {
     // member retrying forever would look merely not ready. An etcd that does not answer is
     // different: members must tolerate etcd being down at start-up, so the member stays up,
     // not ready, says why, and joins once etcd answers.
+    const firstKeys = poolKeys(config.etcd.prefix, config.pool);
     const access = () =>
-      checkEtcdAccess(etcd, etcdOptions, { prefix: keys.pool, key: keys.leader });
+      checkEtcdAccess(etcd, etcdOptions, { prefix: firstKeys.pool, key: firstKeys.leader });
     const problem = await access();
     if (problem?.permanent) {
       await member.abandon();
       throw new EtcdAccessError(problem);
     }
     if (problem) void member.explainEtcdUntilItAnswers(problem, access);
-    election
-      .start()
-      .catch((error: unknown) => logger.error({ err: asError(error) }, 'election failed to start'));
+    for (const election of elections) {
+      election
+        .start()
+        .catch((error: unknown) =>
+          logger.error({ err: asError(error) }, 'election failed to start'),
+        );
+    }
     return member;
   }
 
@@ -229,7 +248,7 @@ export class PoolMember {
       await delay(delayMs, undefined, { ref: false });
       delayMs = Math.min(delayMs * 2, 2000);
       if (this.draining) return;
-      const problem = this.election.isReady() ? undefined : await check();
+      const problem = this.isReady() ? undefined : await check();
       if (this.draining) return;
       if (!problem) {
         this.logger.info({ endpoints: this.config.etcd.endpoints }, 'etcd answers');
@@ -240,6 +259,16 @@ export class PoolMember {
         last = { message: problem.message, at: Date.now() };
       }
     }
+  }
+
+  /** The election of the first pool (the pool of /work). */
+  get election(): PoolElection {
+    return this.elections[0]!;
+  }
+
+  /** Ready in every pool. */
+  isReady(): boolean {
+    return this.elections.every((election) => election.isReady());
   }
 
   get port(): number {
@@ -293,8 +322,8 @@ export class PoolMember {
     const steps = (async () => {
       const step = (name: string) =>
         this.logger.debug({ step: name, atMs: Date.now() - startedAt }, 'shutdown step done');
-      await this.election.leave();
-      step('left the election');
+      await Promise.all(this.elections.map((election) => election.leave()));
+      step('left the elections');
       // Peers learn of the release within milliseconds; until they do they may still forward
       // here. Keep answering (forwards get "not leader", every answer says Connection: close)
       // so no peer writes a request into a connection we are closing.
@@ -308,7 +337,7 @@ export class PoolMember {
         this.server.closeAllConnections();
       });
       step('server closed');
-      await this.election.close();
+      await Promise.all(this.elections.map((election) => election.close()));
       return true as const;
     })();
     const clean = await Promise.race([steps, timedOut]);
@@ -328,4 +357,34 @@ export class PoolMember {
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => (this.idle = resolve));
   }
+}
+
+/** The strategy ELECTION_STRATEGY names, with its settings. */
+async function strategyFor(config: Config): Promise<LeaderStrategy> {
+  const { strategy } = config;
+  switch (strategy.name) {
+    case 'oldest':
+      return oldest;
+    case 'weighted':
+      return weighted;
+    case 'avoid':
+      return avoid({ labels: strategy.avoidLabels, pools: strategy.avoidPools });
+    case 'module':
+      return loadModuleStrategy(strategy.modulePath!);
+  }
+}
+
+/**
+ * Keeps `leads` in every pool's member record equal to the pools this member leads, so that
+ * the `avoid` strategy of another pool can see it ("not already leading pool Y").
+ */
+function publishLeadership(elections: PoolElection[]): void {
+  let published = '';
+  const publish = () => {
+    const leads = elections.filter((e) => e.leader()?.self).map((e) => e.pool);
+    if (leads.join() === published) return;
+    published = leads.join();
+    for (const election of elections) void election.updateRecord({ leads });
+  };
+  for (const election of elections) election.on('leaderChanged', publish);
 }

@@ -104,6 +104,45 @@ const secretToken = z
   .min(16, 'expected a secret of at least 16 characters')
   .max(4096, 'expected a secret of at most 4096 characters');
 
+const STRATEGIES = ['oldest', 'weighted', 'avoid', 'module'] as const;
+export type StrategyName = (typeof STRATEGIES)[number];
+
+const poolList = z
+  .string()
+  .trim()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== ''),
+  )
+  .pipe(z.array(poolName).min(1, 'expected a comma-separated list of pool names'))
+  .refine((pools) => new Set(pools).size === pools.length, 'expected each pool name once');
+
+/** `k=v,k2=v2`; where `bareKeys`, a bare `k` matches any value (kept as an empty string). */
+const labelList = (bareKeys: boolean) =>
+  z
+    .string()
+    .trim()
+    .transform((value, ctx) => {
+      const labels: Record<string, string> = {};
+      for (const part of value
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== '')) {
+        const match = /^([A-Za-z0-9._/-]{1,63})(?:=([A-Za-z0-9._-]{0,63}))?$/.exec(part);
+        if (!match || (!bareKeys && match[2] === undefined)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected k=v pairs separated by commas, not "${part}"`,
+          });
+          return z.NEVER;
+        }
+        labels[match[1]!] = match[2] ?? '';
+      }
+      return labels;
+    });
+
 const rawSchema = z.object({
   POOL: poolName.default('default'),
   MEMBER_ID: memberId.optional(),
@@ -141,6 +180,21 @@ const rawSchema = z.object({
   LOG_FORMAT: z
     .enum(LOG_FORMATS, { error: `expected one of ${LOG_FORMATS.join(', ')}` })
     .default('json'),
+  POOLS: poolList.optional(),
+  ELECTION_STRATEGY: z
+    .enum(STRATEGIES, { error: `expected one of ${STRATEGIES.join(', ')}` })
+    .default('oldest'),
+  WEIGHT: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'expected a number of at least 0, such as 1 or 2.5')
+    .transform(Number)
+    .default(1),
+  LABELS: labelList(false).default({}),
+  AVOID_LABELS: labelList(true).default({}),
+  AVOID_POOLS: poolList.default([]),
+  STRATEGY_MODULE: readableFile.optional(),
+  PREEMPT_AFTER_MS: integer(0, 3_600_000, 'a whole number of milliseconds').default(5000),
 });
 
 /** Every variable the schema reads; each must be documented in `VARIABLES`. */
@@ -148,6 +202,45 @@ export const PARSED_VARIABLES: readonly string[] = Object.keys(rawSchema.shape);
 
 export const VARIABLES: readonly VariableDoc[] = [
   { name: 'POOL', description: 'Name of the pool this member joins.', defaultText: 'default' },
+  {
+    name: 'POOLS',
+    description:
+      'Comma-separated pools this member joins, each with its own leader; /work means the first. Overrides POOL.',
+    defaultText: 'POOL',
+  },
+  {
+    name: 'ELECTION_STRATEGY',
+    description: `Who leads: ${STRATEGIES.join(', ')}. All members of a pool must use the same.`,
+    defaultText: 'oldest',
+  },
+  {
+    name: 'WEIGHT',
+    description:
+      'This member\'s weight; the weighted strategy prefers the biggest ("the big machine").',
+    defaultText: '1',
+  },
+  { name: 'LABELS', description: "This member's labels, k=v,k2=v2.", defaultText: 'none' },
+  {
+    name: 'AVOID_LABELS',
+    description: 'avoid strategy: prefer members without these labels (k=v, or k for any value).',
+    defaultText: 'none',
+  },
+  {
+    name: 'AVOID_POOLS',
+    description: 'avoid strategy: prefer members not already leading these pools.',
+    defaultText: 'none',
+  },
+  {
+    name: 'STRATEGY_MODULE',
+    description: 'module strategy: a JavaScript file exporting selectLeader(members, context).',
+    defaultText: 'unset',
+  },
+  {
+    name: 'PREEMPT_AFTER_MS',
+    description:
+      'weighted, avoid, module: a better member takes over once preferred this long (hold-down against flapping).',
+    defaultText: '5000',
+  },
   {
     name: 'MEMBER_ID',
     description: "This instance's stable name, shown as performedBy and used for restart takeover.",
@@ -283,7 +376,19 @@ export const VARIABLES: readonly VariableDoc[] = [
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface Config {
+  /** The first of `pools`: the pool of /work. */
   pool: string;
+  pools: string[];
+  weight: number;
+  labels: Record<string, string>;
+  strategy: {
+    name: StrategyName;
+    avoidLabels: Record<string, string>;
+    avoidPools: string[];
+    /** Path of the module of the `module` strategy. */
+    modulePath?: string;
+    preemptAfterMs: number;
+  };
   memberId: string;
   host: string;
   port: number;
@@ -419,6 +524,21 @@ export function loadConfig(
       expected: 'expected https:// endpoints, because ETCD_CA_FILE is set',
     });
   }
+  if ((raw.ELECTION_STRATEGY === 'module') !== (raw.STRATEGY_MODULE !== undefined)) {
+    issues.push(
+      raw.STRATEGY_MODULE === undefined
+        ? {
+            variable: 'STRATEGY_MODULE',
+            value: undefined,
+            expected: 'expected a file, because ELECTION_STRATEGY=module',
+          }
+        : {
+            variable: 'ELECTION_STRATEGY',
+            value: values.ELECTION_STRATEGY ?? raw.ELECTION_STRATEGY,
+            expected: 'expected module, because STRATEGY_MODULE is set',
+          },
+    );
+  }
   if (raw.SHUTDOWN_LINGER_MS >= raw.SHUTDOWN_TIMEOUT_MS) {
     issues.push({
       variable: 'SHUTDOWN_LINGER_MS',
@@ -429,7 +549,17 @@ export function loadConfig(
   if (issues.length > 0) throw new ConfigError(issues);
 
   return {
-    pool: raw.POOL,
+    pool: (raw.POOLS ?? [raw.POOL])[0]!,
+    pools: raw.POOLS ?? [raw.POOL],
+    weight: raw.WEIGHT,
+    labels: raw.LABELS,
+    strategy: {
+      name: raw.ELECTION_STRATEGY,
+      avoidLabels: raw.AVOID_LABELS,
+      avoidPools: raw.AVOID_POOLS,
+      ...(raw.STRATEGY_MODULE ? { modulePath: raw.STRATEGY_MODULE.path } : {}),
+      preemptAfterMs: raw.PREEMPT_AFTER_MS,
+    },
     memberId: memberIdValue,
     host: raw.HOST,
     port: raw.PORT,

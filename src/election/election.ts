@@ -28,7 +28,7 @@ import {
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { PoolView, sleep, type MemberView } from './poolView.js';
-import { oldest, type LeaderStrategy } from './strategy.js';
+import { oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
 
 export interface LeaderInfo {
   id: string;
@@ -37,6 +37,19 @@ export interface LeaderInfo {
   term: bigint;
   self: boolean;
 }
+
+/** One observed leader change; `leader` null means the pool became leaderless. */
+export interface LeaderChange {
+  /** ISO time this member observed it. */
+  at: string;
+  leader: string | null;
+  term: number | null;
+  previous: string | null;
+  /** Time without a leader before this one, as observed; null when there was no gap. */
+  failoverMs: number | null;
+}
+
+const HISTORY_LENGTH = 50;
 
 export interface ElectionEvents {
   /** Anything that may change `isLeader()`, `leader()` or readiness. */
@@ -53,6 +66,8 @@ export interface ElectionOptions {
   callTimeoutMs: number;
   reconcileIntervalMs: number;
   strategy?: LeaderStrategy;
+  /** How long a better member must stay preferred before the leader hands over to it. */
+  preemptAfterMs?: number;
   logger: Logger;
   metrics: PoolMetrics;
 }
@@ -77,10 +92,20 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private stopped = false;
   private tick: NodeJS.Timeout | undefined;
   private lastLeader: LeaderInfo | undefined;
+  private readonly changes: LeaderChange[] = [];
   /** The last leader there was, kept across a leaderless gap for logs and events. */
   private lastKnownLeader: LeaderInfo | undefined;
   private leaderlessSince: number | undefined;
   private readonly strategy: LeaderStrategy;
+  /** Our record as we register it; `leads` changes as we win and lose pools. */
+  private record: Omit<MemberRecord, 'pool'>;
+  /** The strategy's choice, remembered per view revision: a tick does not re-run it. */
+  private preference:
+    | { revision: bigint; self: string; member: MemberView | undefined }
+    | undefined;
+  /** Since when (monotonic) the strategy has preferred another member while we lead. */
+  private outranked: { since: number; timer: NodeJS.Timeout } | undefined;
+  private lastFallback: { reason: string; at: number } | undefined;
   private readonly logger: Logger;
 
   constructor(
@@ -90,6 +115,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     super();
     this.setMaxListeners(0);
     this.strategy = options.strategy ?? oldest;
+    this.record = options.record;
     this.logger = options.logger;
     this.view = new PoolView(etcd, {
       pool: options.pool,
@@ -108,7 +134,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   get memberId(): string {
-    return this.options.record.id;
+    return this.record.id;
   }
 
   get memberKey(): string | undefined {
@@ -291,6 +317,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.leaving = true;
     clearInterval(this.tick);
     clearTimeout(this.claimRetry);
+    this.clearOutranked();
     this.heldTerm = undefined;
     const registration = this.registration;
     this.registration = undefined;
@@ -330,7 +357,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         if (takeover) await this.revokePreviousIncarnations(lease.id);
         const memberKey = this.options.keys.member(lease.id);
         const record = memberRecordSchema.parse({
-          ...this.options.record,
+          ...this.record,
           pool: this.options.pool,
         });
         const result = await this.etcd
@@ -374,10 +401,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const existing = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
     for (const kv of existing.kvs) {
       const decoded = decode(memberRecordSchema, kv.value);
-      if (!decoded.ok || decoded.value.id !== this.options.record.id) continue;
+      if (!decoded.ok || decoded.value.id !== this.record.id) continue;
       if (kv.lease === '0' || kv.lease === ownLeaseId) continue;
       const previous = decoded.value;
-      if (previous.url !== this.options.record.url && (await answers(previous.url))) {
+      if (previous.url !== this.record.url && (await answers(previous.url))) {
         this.logger.warn(
           { memberKey: kv.key.toString(), url: previous.url },
           'a live member with our MEMBER_ID answers at another URL; not taking over its registration',
@@ -483,8 +510,66 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       this.heldTerm = claimView.term;
       this.logger.info({ term: claimView.term.toString() }, 'adopted our own leader claim');
     }
-    if (claimIsMine && preferred && !preferredIsMe && this.isLeader()) {
-      void this.releaseLeadership(claimView.term, preferred);
+    if (claimIsMine && preferred && !preferredIsMe && this.isLeader() && this.strategy.preempt) {
+      this.considerPreemption(claimView.term, preferred);
+    } else {
+      this.clearOutranked();
+    }
+  }
+
+  /**
+   * A better member is preferred while we lead. Hand over only once it has stayed preferred
+   * for `preemptAfterMs` (hold-down), so leadership never flaps on a member that comes and
+   * goes.
+   */
+  private considerPreemption(term: bigint, preferred: MemberView): void {
+    const holdMs = this.options.preemptAfterMs ?? 5000;
+    const now = monotonicNow();
+    if (!this.outranked) {
+      const timer = setTimeout(() => this.evaluate(), holdMs + 10);
+      timer.unref();
+      this.outranked = { since: now, timer };
+      this.logger.info(
+        { preferred: preferred.record.id, holdMs },
+        'a better member is preferred; handing over after the hold-down',
+      );
+      return;
+    }
+    if (now - this.outranked.since >= holdMs) {
+      this.clearOutranked();
+      void this.releaseLeadership(term, preferred);
+    }
+  }
+
+  private clearOutranked(): void {
+    if (!this.outranked) return;
+    clearTimeout(this.outranked.timer);
+    this.outranked = undefined;
+  }
+
+  /**
+   * Rewrites our member record (same key, same lease, so the create revision — our place in
+   * line — stays), guarded so that a deleted key is not brought back.
+   */
+  async updateRecord(
+    patch: Partial<Pick<MemberRecord, 'leads' | 'weight' | 'labels'>>,
+  ): Promise<void> {
+    this.record = { ...this.record, ...patch };
+    const registration = this.registration;
+    if (!registration || this.leaving) return;
+    const record = memberRecordSchema.parse({ ...this.record, pool: this.options.pool });
+    try {
+      await this.etcd
+        .if(registration.memberKey, 'Create', '==', registration.createRevision.toString())
+        .then(
+          this.etcd
+            .put(registration.memberKey)
+            .value(JSON.stringify(record))
+            .lease(registration.lease.id),
+        )
+        .commit();
+    } catch (error) {
+      this.logger.warn({ err: describeEtcdError(error) }, 'could not update our member record');
     }
   }
 
@@ -501,8 +586,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const { keys } = this.options;
     const claim: LeaderClaim = {
       memberKey: registration.memberKey,
-      id: this.options.record.id,
-      url: this.options.record.url,
+      id: this.record.id,
+      url: this.record.url,
       claimedAt: new Date().toISOString(),
     };
     let failed = false;
@@ -552,15 +637,36 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.evaluate();
   }
 
-  /** The strategy's choice; a strategy that throws is logged and `oldest` decides instead. */
+  /**
+   * The strategy's choice for the current view. A strategy that throws, is too slow or names
+   * no member is logged (once per reason and minute), counted, and `oldest` decides instead.
+   */
   private preferredMember(registration: Registration): MemberView | undefined {
-    const members = this.view.members;
-    try {
-      return this.strategy(members, { pool: this.options.pool, self: registration.memberKey });
-    } catch (error) {
-      this.logger.error({ err: asError(error).message }, 'leader strategy failed; using oldest');
-      return oldest(members, { pool: this.options.pool, self: registration.memberKey });
+    const revision = this.view.revision;
+    const self = registration.memberKey;
+    if (this.preference?.revision === revision && this.preference.self === self) {
+      return this.preference.member;
     }
+    const members = this.view.members;
+    const context = { pool: this.options.pool, self };
+    let member: MemberView | undefined;
+    try {
+      member = this.strategy.select(members, context);
+    } catch (error) {
+      const reason = error instanceof StrategyFallback ? error.reason : 'threw';
+      this.options.metrics.strategyFallbacks.inc({ pool: this.options.pool, reason });
+      const now = monotonicNow();
+      if (this.lastFallback?.reason !== reason || now - this.lastFallback.at > 60_000) {
+        this.lastFallback = { reason, at: now };
+        this.logger.error(
+          { err: asError(error).message, reason },
+          'leader strategy failed; using oldest',
+        );
+      }
+      member = oldest.select(members, context);
+    }
+    this.preference = { revision, self, member };
+    return member;
   }
 
   /** Hands the claim over: delete it only if it is still the one we wrote. */
@@ -589,6 +695,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (leader) this.lastKnownLeader = leader;
     const { metrics, pool } = this.options;
     const now = Date.now();
+    const leaderlessSince = this.leaderlessSince;
     if (!leader) {
       this.leaderlessSince = now;
     } else {
@@ -599,8 +706,15 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       metrics.leaderChanges.inc({ pool });
       metrics.lastLeaderChange.set({ pool }, now / 1000);
     }
-    metrics.leaderInfo.reset();
+    if (current) metrics.leaderInfo.remove({ pool, leader_id: current.id });
     if (leader) metrics.leaderInfo.set({ pool, leader_id: leader.id }, 1);
+    this.recordChange({
+      at: new Date(now).toISOString(),
+      leader: leader?.id ?? null,
+      term: leader ? Number(leader.term) : null,
+      previous: previous?.id ?? null,
+      failoverMs: leader && leaderlessSince !== undefined ? now - leaderlessSince : null,
+    });
     this.logger.info(
       {
         leader: leader?.id ?? null,
@@ -610,6 +724,16 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       leader ? 'leader changed' : 'pool has no leader',
     );
     this.emit('leaderChanged', leader, previous);
+  }
+
+  /** The last `HISTORY_LENGTH` leader changes this member observed, oldest first. */
+  get history(): readonly LeaderChange[] {
+    return this.changes;
+  }
+
+  private recordChange(change: LeaderChange): void {
+    this.changes.push(change);
+    if (this.changes.length > HISTORY_LENGTH) this.changes.shift();
   }
 
   private updateMetrics(): void {

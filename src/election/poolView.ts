@@ -226,6 +226,15 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     }
   }
 
+  /** Reads the valid members afresh from etcd (one range), oldest first. */
+  async readMembers(): Promise<MemberView[]> {
+    const read = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
+    return read.kvs
+      .map((kv) => this.classifyMember(kv))
+      .filter((member): member is MemberView => member !== undefined)
+      .sort((a, b) => (a.createRevision < b.createRevision ? -1 : 1));
+  }
+
   /**
    * Reads the members and the claim at one revision (one transaction with two ranges). Only
    * those: a large foreign value elsewhere under the pool prefix must not slow every read.

@@ -1,8 +1,21 @@
 /**
  * Leader strategies: pure, deterministic functions from the pool's valid members, sorted by
  * create revision (oldest first), to the member that should lead. Every member evaluates the
- * same function over the same etcd state, so they agree without talking to each other.
+ * same function over the same etcd state, so they agree without talking to each other — as
+ * long as every member of a pool is configured with the same strategy.
+ *
+ * - `oldest`: the longest-registered member (the Elixir demo's "longest running").
+ * - `weighted`: the biggest declared weight ("prefer the big machine"), ties to the oldest.
+ * - `avoid`: members without the avoided labels and not already leading the avoided pools
+ *   ("run on a different node than service Y"), ties to the oldest; if every member is to be
+ *   avoided, the oldest — the pool still gets a leader on a single node.
+ * - `module`: a user's `selectLeader(members, context)` (the Elixir demo's "externally define
+ *   the function that selects the leader"); see `loadModuleStrategy`.
+ *
+ * `preempt` says whether a better member that joins takes leadership over (after a hold-down,
+ * see the election). `oldest` never needs to: a member that joins is always the youngest.
  */
+import { pathToFileURL } from 'node:url';
 import type { MemberView } from './poolView.js';
 
 export interface StrategyContext {
@@ -11,10 +24,146 @@ export interface StrategyContext {
   self: string | undefined;
 }
 
-export type LeaderStrategy = (
+export type SelectLeader = (
   members: readonly MemberView[],
   context: StrategyContext,
 ) => MemberView | undefined;
 
-/** The longest-registered member leads (the Elixir demo's "longest running"). */
-export const oldest: LeaderStrategy = (members) => members[0];
+export interface LeaderStrategy {
+  name: string;
+  select: SelectLeader;
+  preempt: boolean;
+}
+
+export const oldest: LeaderStrategy = {
+  name: 'oldest',
+  select: (members) => members[0],
+  preempt: false,
+};
+
+export const weighted: LeaderStrategy = {
+  name: 'weighted',
+  // Strictly greater: among equal weights the first (oldest) stays.
+  select: (members) =>
+    members.reduce<MemberView | undefined>(
+      (best, member) => (!best || member.record.weight > best.record.weight ? member : best),
+      undefined,
+    ),
+  preempt: true,
+};
+
+export function avoid(options: {
+  labels: Readonly<Record<string, string>>;
+  pools: readonly string[];
+}): LeaderStrategy {
+  const avoided = (member: MemberView, pool: string) =>
+    Object.entries(options.labels).some(
+      ([key, value]) =>
+        member.record.labels[key] !== undefined &&
+        (value === '' || member.record.labels[key] === value),
+    ) || member.record.leads.some((led) => led !== pool && options.pools.includes(led));
+  return {
+    name: 'avoid',
+    select: (members, context) => members.find((m) => !avoided(m, context.pool)) ?? members[0],
+    preempt: true,
+  };
+}
+
+/** What a strategy module sees of a member: plain data, no etcd types. */
+export interface StrategyMember {
+  id: string;
+  memberKey: string;
+  url: string;
+  createRevision: number;
+  startedAt: string;
+  weight: number;
+  labels: Record<string, string>;
+  leads: string[];
+}
+
+/** Why a module's answer was not used; counted in `service_pool_strategy_fallbacks_total`. */
+export type FallbackReason = 'threw' | 'slow' | 'not_a_member';
+
+export class StrategyFallback extends Error {
+  constructor(
+    readonly reason: FallbackReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StrategyFallback';
+  }
+}
+
+/** A module's `selectLeader` must answer within this; a slower answer is not used. */
+export const MODULE_BUDGET_MS = 50;
+
+/**
+ * Loads a user's module exporting `selectLeader(members, context)`. It gets the members as
+ * plain objects, oldest first, and returns one of them (or its `memberKey` or `id`). It must be
+ * synchronous and quick. If it throws, takes longer than `MODULE_BUDGET_MS`, or returns
+ * anything else, `select` throws a `StrategyFallback` and the election uses `oldest` instead.
+ */
+export async function loadModuleStrategy(path: string): Promise<LeaderStrategy> {
+  const loaded = (await import(pathToFileURL(path).href)) as { selectLeader?: unknown };
+  const selectLeader = loaded.selectLeader;
+  if (typeof selectLeader !== 'function') {
+    throw new Error(
+      `STRATEGY_MODULE ${path} does not export a function selectLeader(members, context)`,
+    );
+  }
+  return {
+    name: 'module',
+    preempt: true,
+    select: (members, context) => {
+      const plain = members.map(toStrategyMember);
+      const startedAt = performance.now();
+      let answer: unknown;
+      try {
+        answer = (selectLeader as (m: StrategyMember[], c: StrategyContext) => unknown)(plain, {
+          ...context,
+        });
+      } catch (error) {
+        throw new StrategyFallback(
+          'threw',
+          `selectLeader threw: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+      const tookMs = performance.now() - startedAt;
+      if (tookMs > MODULE_BUDGET_MS) {
+        throw new StrategyFallback(
+          'slow',
+          `selectLeader took ${Math.round(tookMs)} ms (budget ${MODULE_BUDGET_MS} ms)`,
+        );
+      }
+      const chosen = members.find(
+        (m, i) =>
+          answer === plain[i] ||
+          answer === m.key ||
+          answer === m.record.id ||
+          (typeof answer === 'object' &&
+            answer !== null &&
+            (answer as { memberKey?: unknown }).memberKey === m.key),
+      );
+      if (members.length > 0 && !chosen) {
+        throw new StrategyFallback(
+          'not_a_member',
+          'selectLeader returned something that is not one of the members',
+        );
+      }
+      return chosen;
+    },
+  };
+}
+
+function toStrategyMember(member: MemberView): StrategyMember {
+  return {
+    id: member.record.id,
+    memberKey: member.key,
+    url: member.record.url,
+    createRevision: Number(member.createRevision),
+    startedAt: member.record.startedAt,
+    weight: member.record.weight,
+    labels: { ...member.record.labels },
+    leads: [...member.record.leads],
+  };
+}

@@ -30,9 +30,15 @@ export const MAX_PAYLOAD_DEPTH = 128;
 const MAX_BODY = '65kb';
 const MAX_VIA = 16;
 
-export interface HttpAppOptions {
+/** One pool this member belongs to, as the HTTP layer sees it. */
+export interface PoolRoutes {
   election: PoolElection;
   router: WorkRouter;
+}
+
+export interface HttpAppOptions {
+  /** The member's pools; the first is the pool of /work, /simple-work and /pool. */
+  pools: PoolRoutes[];
   metrics: PoolMetrics;
   nodeMetrics: Registry;
   logger: Logger;
@@ -42,10 +48,17 @@ export interface HttpAppOptions {
   forwardToken?: string;
   /** When set, enables the admin routes for `Authorization: Bearer <adminToken>`. */
   adminToken?: string;
+  /** Routes mounted first: the status page and its event stream. */
+  statusRoutes?: express.Router;
 }
 
+type WorkRoute = 'work' | 'simple-work';
+
 export function createHttpApp(options: HttpAppOptions): express.Express {
-  const { election, router, metrics, logger } = options;
+  const { metrics, logger, pools } = options;
+  const byName = new Map(pools.map((pool) => [pool.election.pool, pool]));
+  const firstPool = pools[0];
+  if (!firstPool) throw new Error('a member belongs to at least one pool');
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -56,19 +69,30 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     next();
   });
 
+  if (options.statusRoutes) app.use(options.statusRoutes);
+
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
   app.get('/readyz', (_req, res) => {
-    const ready = !options.draining() && election.isReady();
-    res.status(ready ? 200 : 503).json({
-      ready,
+    const each = pools.map(({ election }) => ({
+      pool: election.pool,
+      ready: election.isReady(),
       registered: election.memberKey !== undefined,
       synced: election.view.synced,
       etcdReachable: election.view.reachable,
       leaseTimeLeftMs: election.leaseTimeLeftMs(),
+    }));
+    const ready = !options.draining() && each.every((pool) => pool.ready);
+    res.status(ready ? 200 : 503).json({
+      ready,
+      registered: each.every((pool) => pool.registered),
+      synced: each.every((pool) => pool.synced),
+      etcdReachable: each.every((pool) => pool.etcdReachable),
+      leaseTimeLeftMs: Math.min(...each.map((pool) => pool.leaseTimeLeftMs)),
       draining: options.draining(),
+      pools: each,
     });
   });
 
@@ -79,25 +103,33 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   });
 
   // Checked once per request, before any route with a :pool in its path runs.
-  app.param('pool', (_req, _res, next, pool: string) => {
-    if (pool === election.pool) next();
-    else next(new PoolError('NOT_FOUND', `no pool ${JSON.stringify(pool)} on this member`));
+  app.param('pool', (_req, res, next, name: string) => {
+    const pool = byName.get(name);
+    if (!pool) {
+      next(new PoolError('NOT_FOUND', `no pool ${JSON.stringify(name)} on this member`));
+      return;
+    }
+    res.locals.pool = pool;
+    next();
   });
+  /** The pool a request addresses: /pools/:pool/..., else the first pool. */
+  const poolOf = (res: Response): PoolRoutes =>
+    (res.locals.pool as PoolRoutes | undefined) ?? firstPool;
 
   app.get(['/pool', '/pools/:pool'], (_req, res) => {
-    res.json(describePool(election));
+    res.json(describePool(poolOf(res).election));
   });
 
   app.get('/pools', (_req, res) => {
-    res.json([describePool(election)]);
+    res.json(pools.map((pool) => describePool(pool.election)));
   });
 
   /** The forwarding headers, refused with 401 when a forward lacks the shared token. */
-  const forwarding = (req: Request) => {
+  const forwarding = (req: Request, pool: PoolRoutes) => {
     const headers = forwardingHeaders(req);
     const token = options.forwardToken;
     if (headers.hops > 0 && token !== undefined && !secretMatches(req.get(TOKEN_HEADER), token)) {
-      metrics.forwardsRefused.inc({ pool: election.pool });
+      metrics.forwardsRefused.inc({ pool: pool.election.pool });
       throw new PoolError(
         'UNAUTHORIZED',
         `a forward between members must carry the shared token (${TOKEN_HEADER})`,
@@ -113,9 +145,10 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     if (!secretMatches(bearerToken(req.get('authorization')), options.adminToken)) {
       throw new PoolError('UNAUTHORIZED', 'admin routes need Authorization: Bearer <ADMIN_TOKEN>');
     }
+    const { election } = poolOf(res);
     const leader = election.leader();
     const resigned = await election.resign();
-    logger.info({ resigned }, 'resign requested');
+    logger.info({ pool: election.pool, resigned }, 'resign requested');
     res.json({
       pool: election.pool,
       resigned,
@@ -128,21 +161,22 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     });
   });
 
-  const handleWork = async (req: Request, res: Response, work: IncomingWork) => {
-    const stopTimer = metrics.workDuration.startTimer({ route: 'work' });
+  const handleWork = async (route: WorkRoute, res: Response, work: IncomingWork) => {
+    const { election, router } = poolOf(res);
+    const stopTimer = metrics.workDuration.startTimer({ route });
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
     try {
-      const outcome = await router.route(work);
+      const outcome = route === 'work' ? await router.route(work) : await router.routeSimply(work);
       role = outcome.role;
       metrics.workRequests.inc({
-        route: 'work',
+        route,
         role,
         outcome: outcome.status < 400 ? 'ok' : `upstream_${outcome.status}`,
       });
       res.status(outcome.status).json(outcome.body);
     } catch (error) {
       const code = isPoolError(error) ? error.code.toLowerCase() : 'internal';
-      metrics.workRequests.inc({ route: 'work', role, outcome: code });
+      metrics.workRequests.inc({ route, role, outcome: code });
       if (isPoolError(error)) {
         if (error.code !== 'NOT_LEADER')
           logger.info({ code: error.code, msg: error.message }, 'work failed');
@@ -156,53 +190,55 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     }
   };
 
-  const workPaths = ['/work', '/pools/:pool/work'];
-
-  app.get(workPaths, async (req, res) => {
-    const payload = req.query.payload;
-    if (payload !== undefined && typeof payload !== 'string') {
-      throw new PoolError('BAD_REQUEST', 'give "payload" at most once in the query string');
-    }
-    checkPayload(payload ?? null);
-    await handleWork(req, res, { payload: payload ?? null, ...forwarding(req) });
-  });
-
   const json = express.json({ limit: MAX_BODY, strict: false, type: () => true });
-  app.post(
-    workPaths,
-    (req, _res, next) => {
-      if (!req.is('application/json')) {
-        throw new PoolError(
-          'UNSUPPORTED_MEDIA_TYPE',
-          'send the body as application/json: {"payload": <any JSON>}',
-        );
-      }
-      next();
-    },
-    json,
-    async (req, res) => {
-      const body: unknown = req.body;
-      if (
-        typeof body !== 'object' ||
-        body === null ||
-        Array.isArray(body) ||
-        !('payload' in body)
-      ) {
-        throw new PoolError('BAD_REQUEST', 'expected a JSON object {"payload": <any JSON>}');
-      }
-      const payload = (body as { payload: unknown }).payload;
-      checkPayload(payload);
-      await handleWork(req, res, { payload, ...forwarding(req) });
-    },
-  );
+  for (const route of ['work', 'simple-work'] as const) {
+    const paths = [`/${route}`, `/pools/:pool/${route}`];
 
-  // Requests refused before routing (bad body, size, headers) still count as work requests.
-  app.use(workPaths, ((error, _req, _res, next) => {
-    const code = knownError(error)?.code ?? 'INTERNAL';
-    const role = election.isLeader() ? 'leader' : 'follower';
-    metrics.workRequests.inc({ route: 'work', role, outcome: code.toLowerCase() });
-    next(error);
-  }) as ErrorRequestHandler);
+    app.get(paths, async (req, res) => {
+      const payload = req.query.payload;
+      if (payload !== undefined && typeof payload !== 'string') {
+        throw new PoolError('BAD_REQUEST', 'give "payload" at most once in the query string');
+      }
+      checkPayload(payload ?? null);
+      await handleWork(route, res, { payload: payload ?? null, ...forwarding(req, poolOf(res)) });
+    });
+
+    app.post(
+      paths,
+      (req, _res, next) => {
+        if (!req.is('application/json')) {
+          throw new PoolError(
+            'UNSUPPORTED_MEDIA_TYPE',
+            'send the body as application/json: {"payload": <any JSON>}',
+          );
+        }
+        next();
+      },
+      json,
+      async (req, res) => {
+        const body: unknown = req.body;
+        if (
+          typeof body !== 'object' ||
+          body === null ||
+          Array.isArray(body) ||
+          !('payload' in body)
+        ) {
+          throw new PoolError('BAD_REQUEST', 'expected a JSON object {"payload": <any JSON>}');
+        }
+        const payload = (body as { payload: unknown }).payload;
+        checkPayload(payload);
+        await handleWork(route, res, { payload, ...forwarding(req, poolOf(res)) });
+      },
+    );
+
+    // Requests refused before routing (bad body, size, headers) still count as work requests.
+    app.use(paths, ((error, _req, res, next) => {
+      const code = knownError(error)?.code ?? 'INTERNAL';
+      const role = poolOf(res).election.isLeader() ? 'leader' : 'follower';
+      metrics.workRequests.inc({ route, role, outcome: code.toLowerCase() });
+      next(error);
+    }) as ErrorRequestHandler);
+  }
 
   app.use((req, res) => {
     sendError(res, new PoolError('NOT_FOUND', `no route ${req.method} ${req.path}`));
@@ -285,6 +321,7 @@ export function describePool(election: PoolElection) {
       : null,
     term: leader ? Number(leader.term) : null,
     revision: Number(view.revision),
+    timeline: election.history,
     members: view.members.map((member) => ({
       id: member.record.id,
       url: member.record.url,
@@ -295,6 +332,7 @@ export function describePool(election: PoolElection) {
       version: member.record.version,
       weight: member.record.weight,
       labels: member.record.labels,
+      leads: member.record.leads,
       isLeader: leader?.memberKey === member.key,
     })),
   };

@@ -24,6 +24,7 @@ export interface PoolMetrics {
   readonly forwardDuration: Histogram<'pool'>;
   readonly forwardRetries: Counter<'pool' | 'reason'>;
   readonly forwardsRefused: Counter<'pool'>;
+  readonly strategyFallbacks: Counter<'pool' | 'reason'>;
   readonly keepAliveFailures: Counter<'pool'>;
   readonly leaseTimeLeft: Gauge<'pool'>;
   readonly watchResyncs: Counter<'pool' | 'reason'>;
@@ -104,6 +105,12 @@ export function createMetrics(version: string): PoolMetrics {
     forwardRetries: new Counter({
       name: 'service_pool_forward_retries_total',
       help: 'Forwards retried because the target was not (or no longer) the leader.',
+      labelNames: ['pool', 'reason'],
+      registers,
+    }),
+    strategyFallbacks: new Counter({
+      name: 'service_pool_strategy_fallbacks_total',
+      help: 'Times the leader strategy failed (threw, slow, named no member) and oldest decided.',
       labelNames: ['pool', 'reason'],
       registers,
     }),

@@ -16,6 +16,7 @@ export const VIA_HEADER = 'x-pool-via';
 export const TOKEN_HEADER = 'x-pool-token';
 
 export interface ForwardRequest {
+  pool: string;
   payload: unknown;
   hops: number;
   via: string[];
@@ -75,7 +76,7 @@ export class Forwarder {
     request: ForwardRequest,
     abandon?: AbortSignal,
   ): Promise<UpstreamAnswer> {
-    const url = new URL('/work', target.url);
+    const url = new URL(`/pools/${request.pool}/work`, target.url);
     const body = JSON.stringify({ payload: request.payload });
     const isHttps = url.protocol === 'https:';
     return new Promise<UpstreamAnswer>((resolve, reject) => {

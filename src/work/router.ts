@@ -122,6 +122,30 @@ export class WorkRouter {
     throw new NoLeaderError(Date.now() - startedAt);
   }
 
+  /**
+   * The Elixir demo's naive path, kept to be compared with `route`: every call reads the
+   * members from etcd and sends the work to the oldest — one etcd range per call, visible in
+   * `service_pool_etcd_requests_total`. It ignores the claim, so right after a change the
+   * oldest may not lead yet; a "not leader" or unreachable answer falls back to `route`.
+   */
+  async routeSimply(work: IncomingWork): Promise<WorkOutcome> {
+    if (work.hops > 0) return this.route(work);
+    const [oldest] = await this.election.view.readMembers();
+    if (!oldest) throw new NoLeaderError(0);
+    if (oldest.key === this.election.memberKey) return this.route(work);
+    try {
+      const answer = await this.forward(work, {
+        id: oldest.record.id,
+        url: oldest.record.url,
+        term: 0n,
+      });
+      return { role: 'follower', ...answer };
+    } catch (error) {
+      if (!isNotLeader(error) && !(error instanceof UpstreamUnreachableError)) throw error;
+      return this.route(work);
+    }
+  }
+
   private async execute(work: IncomingWork, term: bigint): Promise<WorkOutcome> {
     const { election, tickets } = this;
     const body = await this.handler(
@@ -163,7 +187,12 @@ export class WorkRouter {
     try {
       return await this.forwarder.forward(
         leader,
-        { payload: work.payload, hops: work.hops, via: [...work.via, this.election.memberId] },
+        {
+          pool: this.election.pool,
+          payload: work.payload,
+          hops: work.hops,
+          via: [...work.via, this.election.memberId],
+        },
         superseded.signal,
       );
     } finally {

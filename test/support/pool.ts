@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import type { EtcdCluster } from '../../src/local/etcdCluster.js';
+import type { LeaderChange } from '../../src/election/election.js';
 import { pollUntil } from '../../src/local/childProcesses.js';
 import { MemberProcess } from '../../src/local/memberProcess.js';
 import { freePorts } from '../../src/local/ports.js';
@@ -15,6 +16,7 @@ export interface PoolView {
   leader: { id: string; url: string; memberKey: string; term: number } | null;
   term: number | null;
   revision: number;
+  timeline: LeaderChange[];
   members: { id: string; memberKey: string; createRevision: number; isLeader: boolean }[];
 }
 

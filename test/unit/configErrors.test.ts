@@ -13,7 +13,7 @@ import { assertCliBuilt, DEFAULT_CLI_PATH } from '../../src/local/memberProcess.
 const host = { hostname: 'box', pid: 42 };
 
 /** Free text by design: any non-blank value is taken as it is. */
-const FREE_FORM = ['HOST', 'POD_IP'];
+const FREE_FORM = ['HOST'];
 
 /** Shown as `(hidden, N characters)`, never as their value. */
 const SECRETS = new Set(['ETCD_PASSWORD', 'FORWARD_TOKEN', 'ADMIN_TOKEN']);
@@ -55,6 +55,15 @@ const WRONG: Record<string, string[]> = {
   TICKET_BLOCK_SIZE: [...notWhole, '0', '1000000001'],
   LOG_LEVEL: ['verbose', 'INFO', 'warning', '30'],
   LOG_FORMAT: ['xml', 'JSON', 'text'],
+  POD_IP: ['pod-7', '10.0.0', '::g', 'localhost'],
+  POOLS: [',,', 'reports,Billing', 'a,a', 'a b'],
+  ELECTION_STRATEGY: ['newest', 'Oldest', 'random'],
+  WEIGHT: ['-1', 'heavy', '1e3', '1,5'],
+  LABELS: ['zone', 'a=b=c', 'k=v w', '=v'],
+  AVOID_LABELS: ['a=b=c', '=v', 'k=v,,x y'],
+  AVOID_POOLS: [',', 'Billing', 'a,a'],
+  STRATEGY_MODULE: badFile,
+  PREEMPT_AFTER_MS: [...notWhole, '3600001'],
 };
 
 /** How the message shows `value` of `name`. */
