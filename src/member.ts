@@ -21,6 +21,8 @@ import {
   type LeaderStrategy,
 } from './election/strategy.js';
 import { createHttpApp } from './http/app.js';
+import { statusSource } from './http/status.js';
+import { statusRoutes } from './http/statusPage.js';
 import { createLogger } from './log/logger.js';
 import { asError } from './membership/lease.js';
 import { createMetrics, createNodeMetricsRegistry, type PoolMetrics } from './metrics/metrics.js';
@@ -160,8 +162,14 @@ export class PoolMember {
       config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,
     );
     const member = new PoolMember(config, elections, metrics, logger, server, etcd, forwarder);
+    const status = statusSource({
+      elections,
+      metrics,
+      member: { id: config.memberId, url: config.advertiseUrl, version: VERSION, startedAt },
+    });
     const app = createHttpApp({
       pools,
+      statusRoutes: statusRoutes(status),
       metrics,
       nodeMetrics: createNodeMetricsRegistry(),
       logger,
