@@ -9,7 +9,16 @@ export { loadConfig, ConfigError, describeVariables, type Config } from './confi
 export { PoolMember, type PoolMemberOptions } from './member.js';
 export { PoolElection, type LeaderInfo, type ElectionEvents } from './election/election.js';
 export type { MemberView, ClaimView } from './election/poolView.js';
-export { oldest, type LeaderStrategy, type StrategyContext } from './election/strategy.js';
+export {
+  oldest,
+  weighted,
+  avoid,
+  loadModuleStrategy,
+  type LeaderStrategy,
+  type StrategyContext,
+  type StrategyMember,
+} from './election/strategy.js';
+export type { LeaderChange } from './election/election.js';
 export {
   echoHandler,
   type WorkHandler,

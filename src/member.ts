@@ -3,6 +3,7 @@
  * shutdown. This is what `service-pool-leader serve` runs and what the library exports.
  */
 import http from 'node:http';
+import type express from 'express';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
@@ -42,6 +43,12 @@ export interface PoolMemberOptions {
   /** Who should lead; defaults to the oldest member. */
   strategy?: LeaderStrategy;
   logger?: Logger;
+  /**
+   * Your own Express app, to embed the member in: your routes come first, the pool's routes
+   * (/work, /pool, /healthz, ...) are mounted after them, and the member serves the whole app
+   * on PORT, with its graceful shutdown.
+   */
+  app?: express.Express;
 }
 
 export class PoolMember {
@@ -57,7 +64,8 @@ export class PoolMember {
     readonly metrics: PoolMetrics,
     readonly logger: Logger,
     readonly server: http.Server,
-    private readonly etcd: Etcd3,
+    /** The member's etcd client, for your own reads and for building fenced writes. */
+    readonly etcd: Etcd3,
     private readonly forwarder: Forwarder,
   ) {}
 
@@ -177,9 +185,10 @@ export class PoolMember {
       ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     });
+    const handle = options.app ? options.app.use(app) : app;
     server.on('request', (req, res) => {
       member.track(req, res);
-      app(req, res);
+      handle(req, res);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
