@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps system-deps build lint typecheck test test-unit test-integration chaos demo clean
+.PHONY: help deps system-deps build lint typecheck test test-unit test-integration test-browser chaos demo clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,10 +32,13 @@ test-unit: deps build ## unit tests only
 test-integration: deps build ## integration tests against real etcd clusters
 	npx mocha 'test/integration/**/*.test.ts'
 
+test-browser: deps build ## the status page in Debian's Chromium (screenshot in test-artifacts/)
+	npx mocha 'test/browser/**/*.test.ts'
+
 chaos: deps build ## the chaos suite: faults under load, invariants checked (test-artifacts/reliability.md)
 	npx mocha 'test/chaos/**/*.test.ts'
 
-test: deps build lint typecheck ## every test (lint, types, unit, integration, chaos)
+test: deps build lint typecheck ## every test (lint, types, unit, integration, browser, chaos)
 	npm test
 
 demo: deps build ## a local 3-member etcd cluster and members a, b, c on ports 8081-8083

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the demo and the tests need, when they are missing:
-# etcd (server and etcdctl), and openssl (the TLS tests make their certificates with it).
-# Safe to run repeatedly; does nothing when all are present.
+# etcd (server and etcdctl), openssl (the TLS tests make their certificates with it), and
+# chromium (the status page's browser test drives /usr/bin/chromium with playwright-core;
+# never `playwright install`). Safe to run repeatedly; does nothing when all are present.
 set -euo pipefail
 
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "missing: ${missing[*]}; install etcd 3.4+ (etcd and etcdctl on PATH) and run again" >&2
+  echo "missing: ${missing[*]}; install etcd 3.4+ (etcd and etcdctl on PATH), openssl and" \
+    "Chromium (at /usr/bin/chromium) and run again" >&2
   exit 1
 fi
 
@@ -37,4 +40,4 @@ export DEBIAN_FRONTEND=noninteractive
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
   "${sudo[@]}" systemctl stop etcd || true
 fi
-echo "installed: $(etcd --version | head -1)"
+echo "installed: ${missing[*]}"

@@ -23,7 +23,7 @@ import {
 } from './election/strategy.js';
 import { createHttpApp } from './http/app.js';
 import { statusSource } from './http/status.js';
-import { statusRoutes } from './http/statusPage.js';
+import { statusRoutes, type StatusRouter } from './http/statusPage.js';
 import { createLogger } from './log/logger.js';
 import { asError } from './membership/lease.js';
 import { createMetrics, createNodeMetricsRegistry, type PoolMetrics } from './metrics/metrics.js';
@@ -56,6 +56,8 @@ export class PoolMember {
   private inFlight = 0;
   private idle: (() => void) | undefined;
   private shuttingDown: Promise<boolean> | undefined;
+  /** The status page's routes; its event streams are ended before draining. */
+  private statusRouter: StatusRouter | undefined;
 
   private constructor(
     readonly config: Config,
@@ -177,7 +179,7 @@ export class PoolMember {
     });
     const app = createHttpApp({
       pools,
-      statusRoutes: statusRoutes(status),
+      statusRoutes: (member.statusRouter = statusRoutes(status)),
       metrics,
       nodeMetrics: createNodeMetricsRegistry(),
       logger,
@@ -345,6 +347,9 @@ export class PoolMember {
       // here. Keep answering (forwards get "not leader", every answer says Connection: close)
       // so no peer writes a request into a connection we are closing.
       await sleep(this.config.shutdownLingerMs);
+      // Event streams of the status page never end by themselves: end them, or they would
+      // hold the drain until the shutdown bound.
+      this.statusRouter?.endAll();
       await this.drained();
       step('drained');
       // Nothing is in flight any more, so every remaining connection is idle or broken (one

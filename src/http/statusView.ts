@@ -1,0 +1,303 @@
+/**
+ * What the status page shows, as a tree of elements built from a `StatusSnapshot`. The server
+ * writes the tree as HTML for the first paint; the event stream sends the same tree as JSON,
+ * and the page's script turns it into DOM nodes (createElement, setAttribute, text nodes —
+ * never innerHTML). So the page is laid out in one place, here, and the script stays a
+ * generic builder of a few lines.
+ *
+ * Member ids, URLs and labels come from etcd, where anyone with write access to the prefix
+ * may have put them: every value is text or an attribute value, escaped on the way to HTML,
+ * and links are made only for http(s) URLs. The tags and attributes the tree may use are the
+ * two lists below; the page's script refuses anything else.
+ */
+import type { StatusSnapshot } from './status.js';
+
+export const VIEW_TAGS = [
+  'section',
+  'h2',
+  'h3',
+  'p',
+  'strong',
+  'span',
+  'code',
+  'time',
+  'a',
+  'div',
+  'ul',
+  'li',
+  'table',
+  'caption',
+  'thead',
+  'tbody',
+  'tr',
+  'th',
+  'td',
+] as const;
+
+export const VIEW_ATTRIBUTES = [
+  'id',
+  'class',
+  'href',
+  'scope',
+  'colspan',
+  'datetime',
+  'role',
+  'tabindex',
+  'aria-labelledby',
+  'data-pool',
+  'data-summary',
+] as const;
+
+export type ViewTag = (typeof VIEW_TAGS)[number];
+export type ViewAttributes = Partial<Record<(typeof VIEW_ATTRIBUTES)[number], string>>;
+/** An element as `[tag, attributes, ...children]`, or a text node. */
+export type ViewNode = string | [ViewTag, ViewAttributes, ...ViewNode[]];
+
+/** What the page's script receives in an `event: view`. */
+export interface StatusView {
+  title: string;
+  /** The sections of the page's live region, each with a stable `id`. */
+  sections: ViewNode[];
+}
+
+type PoolStatus = StatusSnapshot['pools'][number];
+
+const h = (tag: ViewTag, attributes: ViewAttributes, ...children: ViewNode[]): ViewNode => [
+  tag,
+  attributes,
+  ...children,
+];
+
+export function statusView(snapshot: StatusSnapshot): StatusView {
+  const leaders = snapshot.pools.map((pool) => `${pool.pool}: ${pool.leader?.id ?? 'no leader'}`);
+  return {
+    title: `${leaders.join(', ')} — service-pool-leader`,
+    sections: [...snapshot.pools.map(poolSection), costSection(snapshot)],
+  };
+}
+
+/** "Served by member c at http://…, version …, started …", for the page's header. */
+export function servedBy(member: StatusSnapshot['member']): ViewNode {
+  return h(
+    'p',
+    {},
+    'Served by member ',
+    h('strong', { class: 'self-id' }, member.id),
+    ' at ',
+    link(member.url),
+    `, version ${member.version}, started `,
+    time(member.startedAt),
+    '.',
+  );
+}
+
+/** One line per pool that changes exactly when its leader or term does; announced then. */
+function leaderSummary(pool: PoolStatus): string {
+  return pool.leader
+    ? `Pool ${pool.pool}: the leader is ${pool.leader.id}, term ${pool.leader.term}.`
+    : `Pool ${pool.pool} has no leader.`;
+}
+
+function poolSection(pool: PoolStatus): ViewNode {
+  const id = `pool-${pool.pool}`;
+  const self = pool.self;
+  const leader = pool.leader;
+  return h(
+    'section',
+    {
+      id,
+      class: 'pool',
+      'aria-labelledby': `${id}-heading`,
+      'data-pool': pool.pool,
+      'data-summary': leaderSummary(pool),
+    },
+    h('h2', { id: `${id}-heading` }, 'Pool ', h('code', {}, pool.pool)),
+    leader
+      ? h(
+          'p',
+          { class: 'leader' },
+          'Leader: ',
+          h('strong', { class: 'leader-id' }, leader.id),
+          ...(leader.memberKey === self.memberKey ? [' ', badge('this member')] : []),
+          ', term ',
+          h('strong', { class: 'term' }, String(leader.term)),
+        )
+      : h('p', { class: 'leader no-leader' }, h('strong', {}, 'No leader'), ' right now.'),
+    h(
+      'p',
+      {},
+      `This member is ${self.isLeader ? 'the leader' : 'a follower'} and `,
+      self.ready ? 'ready.' : h('strong', {}, 'not ready.'),
+    ),
+    table(
+      `${id}-members`,
+      `Members of ${pool.pool}, oldest first`,
+      ['Member', 'URL', 'Started', 'Create revision', 'Weight', 'Labels', 'Role'],
+      pool.members.map((member) => {
+        const isSelf = member.memberKey === self.memberKey;
+        return {
+          class: member.isLeader ? 'is-leader' : '',
+          header: [member.id, ...(isSelf ? [' ', badge('this member')] : [])],
+          cells: [
+            [link(member.url)],
+            [time(member.startedAt)],
+            [String(member.createRevision)],
+            [String(member.weight)],
+            [labelList(member.labels)],
+            [member.isLeader ? badge('leader', 'leader-mark') : 'follower'],
+          ],
+        };
+      }),
+    ),
+    h('h3', { id: `${id}-changes-heading` }, 'Recent leader changes'),
+    table(
+      `${id}-changes`,
+      `Leader changes this member saw in ${pool.pool}, newest first`,
+      ['Time', 'Leader', 'Term', 'Failover'],
+      [...pool.timeline].reverse().map((change) => ({
+        class: change.leader === null ? 'no-leader' : '',
+        header: [time(change.at)],
+        cells: [
+          [change.leader ?? 'no leader'],
+          [change.term === null ? '–' : String(change.term)],
+          [failover(change)],
+        ],
+      })),
+    ),
+  );
+}
+
+/** The etcd requests and work calls of this member: what /simple-work costs over /work. */
+function costSection(snapshot: StatusSnapshot): ViewNode {
+  const counts = (totals: Record<string, number>) =>
+    Object.entries(totals)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, count]) => ({ header: [name], cells: [[String(count)]] }));
+  return h(
+    'section',
+    { id: 'cost', 'aria-labelledby': 'cost-heading' },
+    h('h2', { id: 'cost-heading' }, 'What work costs in etcd'),
+    h(
+      'p',
+      {},
+      h('code', {}, '/work'),
+      ' decides from the pool as this member watches it: no etcd request per call. ',
+      h('code', {}, '/simple-work'),
+      ' reads the members from etcd on every call. Counted on this member since it started.',
+    ),
+    table(
+      'cost-work',
+      'Work calls served, by route',
+      ['Route', 'Calls'],
+      counts(snapshot.workCalls),
+    ),
+    table(
+      'cost-etcd',
+      'etcd requests sent, by operation',
+      ['Operation', 'Requests'],
+      counts(snapshot.etcdRequests),
+    ),
+  );
+}
+
+interface Row {
+  class?: string;
+  /** The row's header cell (`<th scope="row">`). */
+  header: ViewNode[];
+  cells: ViewNode[][];
+}
+
+/**
+ * A captioned table with column and row headers, in a container that scrolls sideways on a
+ * narrow screen instead of widening the page; focusable, so a keyboard can scroll it.
+ */
+function table(id: string, caption: string, columns: string[], rows: Row[]): ViewNode {
+  const captionId = `${id}-caption`;
+  return h(
+    'div',
+    { class: 'scroll', role: 'region', tabindex: '0', 'aria-labelledby': captionId },
+    h(
+      'table',
+      { id },
+      h('caption', { id: captionId }, caption),
+      h('thead', {}, h('tr', {}, ...columns.map((column) => h('th', { scope: 'col' }, column)))),
+      h(
+        'tbody',
+        {},
+        ...(rows.length === 0
+          ? [h('tr', {}, h('td', { class: 'empty', colspan: String(columns.length) }, 'none yet'))]
+          : rows.map((row) =>
+              h(
+                'tr',
+                row.class ? { class: row.class } : {},
+                h('th', { scope: 'row' }, ...row.header),
+                ...row.cells.map((cell) => h('td', {}, ...cell)),
+              ),
+            )),
+      ),
+    ),
+  );
+}
+
+/** The leaderless gap before a change; "–" where there is none to speak of. */
+function failover(change: PoolStatus['timeline'][number]): string {
+  if (change.failoverMs !== null) return `${change.failoverMs} ms`;
+  // A leader seen first (on joining), or a change straight from one leader to the next.
+  return change.leader === null || change.previous === null ? '–' : 'no gap';
+}
+
+function badge(text: string, kind = 'self-mark'): ViewNode {
+  return h('span', { class: `badge ${kind}` }, text);
+}
+
+/** A link for an http(s) URL; anything else (it came from etcd) is shown as text. */
+function link(url: string): ViewNode {
+  let protocol = '';
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // Not a URL: shown as text below.
+  }
+  return protocol === 'http:' || protocol === 'https:' ? h('a', { href: url }, url) : url;
+}
+
+/** An ISO time as "2025-01-31 12:00:00.123 UTC" in a <time>; anything else as text. */
+function time(iso: string): ViewNode {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const text = date.toISOString().replace('T', ' ').replace('Z', ' UTC');
+  return h('time', { datetime: date.toISOString() }, text);
+}
+
+function labelList(labels: Record<string, string>): ViewNode {
+  const entries = Object.entries(labels);
+  if (entries.length === 0) return 'none';
+  return h(
+    'ul',
+    { class: 'labels' },
+    ...entries.map(([key, value]) => h('li', {}, h('code', {}, `${key}=${value}`))),
+  );
+}
+
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => ESCAPES[char]!);
+}
+
+/** The tree as HTML, every text and attribute value escaped. */
+export function toHtml(node: ViewNode): string {
+  if (typeof node === 'string') return escapeHtml(node);
+  const [tag, attributes, ...children] = node;
+  const attributeText = Object.entries(attributes)
+    .filter(([, value]) => value !== undefined)
+    .map(([name, value]) => ` ${name}="${escapeHtml(value!)}"`)
+    .join('');
+  return `<${tag}${attributeText}>${children.map(toHtml).join('')}</${tag}>`;
+}
