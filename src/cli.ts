@@ -1,9 +1,16 @@
 #!/usr/bin/env node
 /**
  * The process entry: `service-pool-leader serve` starts one pool member configured from the
- * environment; `service-pool-leader demo` runs the local playground.
+ * environment; `service-pool-leader demo` runs the local playground; `status` and `work` talk
+ * to a running pool.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, type CommanderError } from 'commander';
+import {
+  DEFAULT_MEMBER_URL,
+  EXIT_USAGE,
+  MEMBER_URL_VARIABLE,
+  type CommandIo,
+} from './client/invocation.js';
 import { ConfigError, describeVariables, loadConfig } from './config/config.js';
 import { PoolMember } from './member.js';
 import { VERSION } from './version.js';
@@ -44,13 +51,61 @@ program
   .addHelpText('after', `\nEnvironment variables:\n${describeVariables()}\n`)
   .action(serve);
 
+/** Usage errors of the commands below exit 2, like bad configuration; --help still exits 0. */
+const usageExit = (error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
+
 program
   .command('demo')
-  .description('Start a local 3-member etcd cluster and members a, b, c on ports 8081-8083.')
-  .action(async () => {
+  .description(
+    'Start a local 3-member etcd cluster and members a, b, c on ports 8081-8083, with a prompt to send work and kill, stop, pause or restart members.',
+  )
+  .option('--base-port <port>', 'member i listens on this port + i', portNumber, 8081)
+  .exitOverride(usageExit)
+  .action(async (options: { basePort: number }) => {
     const { runDemo } = await import('./local/demo.js');
-    await runDemo({});
+    await runDemo({ basePort: options.basePort });
   });
+
+const clientIo: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+const urlHelp = `member to ask (default: $${MEMBER_URL_VARIABLE}, else ${DEFAULT_MEMBER_URL})`;
+
+program
+  .command('status')
+  .description('Show the pools of a running member: members, create revisions, leader, term.')
+  .option('--url <url>', urlHelp)
+  .option('--json', 'print the JSON of GET /pools as it came')
+  .exitOverride(usageExit)
+  .action(async (options: { url?: string; json?: boolean }) => {
+    const { status } = await import('./client/status.js');
+    process.exitCode = await status(options, clientIo);
+  });
+
+program
+  .command('work')
+  .description('Send work to a running member; print who did it: ticket, leader, term, route.')
+  .argument('[payload]', 'a string the echo handler returns (default: null)')
+  .option('--url <url>', urlHelp)
+  .option('--pool <name>', 'address this pool: POST /pools/<name>/work')
+  .option('--simple', 'POST /simple-work: the naive path that reads etcd on every call')
+  .option('--json', 'print the JSON answer as it came')
+  .exitOverride(usageExit)
+  .action(
+    async (
+      payload: string | undefined,
+      options: { url?: string; pool?: string; json?: boolean; simple?: boolean },
+    ) => {
+      const { work } = await import('./client/work.js');
+      process.exitCode = await work(payload, options, clientIo);
+    },
+  );
+
+function portNumber(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError('expected a port number from 1 to 65535');
+  }
+  return port;
+}
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(

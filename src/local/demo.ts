@@ -1,18 +1,31 @@
 /**
- * `make demo`: the Elixir demo's three `iex` terminals, on loopback. A 3-member etcd cluster and
- * members a, b, c on ports 8081-8083, a guide to poke at them, and a clean stop on Ctrl-C.
+ * `make demo`: the Elixir demo's three `iex` terminals, on loopback, as a playground. A
+ * 3-member etcd cluster, members a, b, c on ports 8081-8083, and a prompt to send work and to
+ * crash, stop, freeze, restart or demote members while leader changes are printed as they
+ * happen (demoCommands.ts lists the commands).
  *
  * Every child runs in its own process group, so the terminal's Ctrl-C reaches only this
  * process, which stops the members first (each releases its claim and revokes its lease while
- * etcd is still up) and etcd last. A second Ctrl-C gives up on that and kills everything.
+ * etcd is still up) and etcd last. `quit`, the end of the input (Ctrl-D, a pipe), Ctrl-C and
+ * SIGTERM all end it that way; a second Ctrl-C or SIGTERM gives up on that and kills
+ * everything.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { PoolDescription } from '../client/answers.js';
+import { table } from '../client/format.js';
+import { PoolWatch } from '../client/poolWatch.js';
+import { fetchPools } from '../client/service.js';
 import { loadConfig, type Config } from '../config/config.js';
-import { describeExit, httpGet, LocalProcessError, pollUntil } from './childProcesses.js';
+import { describeExit, LocalProcessError, pollUntil } from './childProcesses.js';
+import { DemoConsole } from './demoConsole.js';
+import { runDemoCommand, type DemoSession, type Tone } from './demoCommands.js';
+import { DemoMembers } from './demoMembers.js';
 import { EtcdCluster } from './etcdCluster.js';
-import { assertCliBuilt, MemberProcess } from './memberProcess.js';
+import { assertCliBuilt } from './memberProcess.js';
+import { PoolChangeReporter } from './poolChanges.js';
 import { isPortFree } from './ports.js';
 
 export interface DemoOptions {
@@ -20,10 +33,20 @@ export interface DemoOptions {
   basePort?: number;
   /** Default ['a', 'b', 'c']. */
   ids?: string[];
-  /** LEASE_TTL_SECONDS of every member; default: the service's own default. */
+  /** LEASE_TTL_SECONDS of every member; default: the service's own default (5 s). */
   leaseTtlSeconds?: number;
-  /** Where progress and the guide go. Default process.stdout. */
+  /** Where commands come from. Default process.stdin; a terminal gets a prompt. */
+  input?: NodeJS.ReadableStream;
+  /** Where progress, answers and changes go. Default process.stdout. */
   out?: NodeJS.WritableStream;
+}
+
+/** What the demo left behind: nothing, which a test checks. */
+export interface DemoSummary {
+  /** The temporary directory (etcd data, logs); removed by the time runDemo resolves. */
+  root: string;
+  /** Every process the demo started: etcd members and each incarnation of a pool member. */
+  pids: number[];
 }
 
 /** Once every member is ready, the election has usually finished; give it this long if not. */
@@ -31,28 +54,25 @@ const LEADER_WAIT_MS = 5000;
 /** The shell's convention for "ended by SIGINT". */
 const EXIT_INTERRUPTED = 130;
 
-/** The part of GET /pool that the demo reads. */
-interface PoolView {
-  leader: { id: string } | null;
-  term: number | null;
-}
-
-interface Leadership {
-  id: string;
-  term: number | null;
-}
-
-/** Runs until SIGINT or SIGTERM, then stops everything and removes its temporary data. */
-export async function runDemo(options: DemoOptions = {}): Promise<void> {
-  const out = options.out ?? process.stdout;
-  const say = (line: string) => out.write(`${line}\n`);
+/**
+ * Runs until `quit`, the end of the input, SIGINT or SIGTERM; then stops everything and
+ * removes its temporary data.
+ */
+export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   const ids = options.ids ?? ['a', 'b', 'c'];
   const basePort = options.basePort ?? 8081;
   if (ids.length === 0)
     throw new LocalProcessError('DEMO_CANNOT_START', 'the demo needs at least one member id');
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort + ids.length - 1 > 65535) {
+    throw new LocalProcessError(
+      'DEMO_CANNOT_START',
+      `base port ${basePort}: expected a port such that ${basePort}..${basePort + ids.length - 1} are all ports`,
+    );
+  }
 
   assertCliBuilt();
-  const env: Record<string, string> = { LOG_FORMAT: 'pretty' };
+  const adminToken = randomBytes(24).toString('hex');
+  const env: Record<string, string> = { LOG_FORMAT: 'pretty', ADMIN_TOKEN: adminToken };
   if (options.leaseTtlSeconds !== undefined) {
     env.LEASE_TTL_SECONDS = String(options.leaseTtlSeconds);
   }
@@ -68,11 +88,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   }
 
   const root = await mkdtemp(path.join(os.tmpdir(), 'spl-demo-'));
-  const stop = stopSignals((signal) => say(`${signal} again: killing everything, leaving ${root}`));
   const logDir = path.join(root, 'logs');
-  const members: MemberProcess[] = [];
-  let cluster: EtcdCluster | undefined;
+  const stop = stopRequests((reason) =>
+    say(`${reason} again: killing everything, leaving ${root}`),
+  );
+  // Opened now: on a terminal it owns Ctrl-C from here on, and commands typed during start-up wait.
+  const demoConsole = new DemoConsole(
+    options.input ?? process.stdin,
+    options.out ?? process.stdout,
+    () => stop.request('Ctrl-C'),
+  );
+  const say = (line: string, tone?: Tone) => demoConsole.say(line, tone);
+  const pids: number[] = [];
   let stopping = false;
+  let cluster: EtcdCluster | undefined;
+  let members: DemoMembers | undefined;
   try {
     say('starting etcd (3 members)…');
     cluster = await EtcdCluster.start({
@@ -80,77 +110,125 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       logDir,
       ownProcessGroup: true,
     });
+    pids.push(...cluster.members.flatMap((member) => member.pid ?? []));
     const endpoints = cluster.endpoints.join(',');
     say(`etcd ready at ${endpoints}`);
 
-    // One after another, so that a is the oldest member and, with the default strategy, leads.
-    for (const [i, id] of ids.entries()) {
-      if (stop.requested) break;
-      say(`starting member ${id}…`);
-      const logFile = path.join(logDir, `${id}.log`);
-      const member = MemberProcess.start({
+    members = new DemoMembers(
+      ids.map((id, i) => ({
         id,
         port: basePort + i,
         env: { ...env, ETCD_ENDPOINTS: endpoints },
-        logFile,
+        logFile: path.join(logDir, `${id}.log`),
         ownProcessGroup: true,
-      });
-      members.push(member);
-      void member.exited.then((status) => {
+      })),
+      (id, status, logFile) => {
         if (!stopping) {
-          say(
-            `member ${id} (pid ${member.pid}) exited (${describeExit(status)}); its log: ${logFile}`,
-          );
+          say(`${id} exited unexpectedly (${describeExit(status)}); its log: ${logFile}`, 'error');
         }
-      });
-      await member.waitReady();
+      },
+    );
+
+    // One after another, so that a is the oldest member and, with the default strategy, leads.
+    for (const id of ids) {
+      if (stop.requested) break;
+      say(`starting member ${id}…`);
+      const member = await members.start(id);
       say(`member ${id} ready at ${member.url}`);
     }
-    if (!stop.requested && members[0] !== undefined) {
-      const leader = await waitForLeader(members[0].url);
+    if (!stop.requested) {
+      const pools = await waitForLeader(members.answering()[0]!);
       say(
-        leader === undefined
-          ? `no leader after ${LEADER_WAIT_MS} ms: see the logs`
-          : `leader: ${leader.id} (term ${leader.term})`,
+        pools[0]?.leader
+          ? `leader: ${pools[0].leader.id} (term ${pools[0].term})`
+          : `no leader after ${LEADER_WAIT_MS} ms: see the logs`,
       );
-      say(guide({ endpoints, logDir, members, leaderId: leader?.id, config, root }));
+      say(guide({ endpoints, logDir, members, config }));
+      await prompt(demoConsole, stop, {
+        members,
+        adminToken,
+        leaseTtlSeconds: config.lease.ttlSeconds,
+        initialPools: pools,
+      });
     }
-    await stop.whenRequested;
   } finally {
     stopping = true;
+    demoConsole.close();
     say(`stopping members${stop.requested ? ' (Ctrl-C again to kill everything)' : ''}…`);
-    await Promise.all(members.map((member) => member.stop()));
+    await members?.stopAll();
     say('stopping etcd…');
     await cluster?.close();
     await rm(root, { recursive: true, force: true });
     stop.dispose();
     say('stopped, temp data removed');
   }
+  return { root, pids: [...pids, ...(members?.pids ?? [])] };
+}
+
+/** Reads and runs commands until `quit`, the end of the input, or a stop request. */
+async function prompt(
+  demoConsole: DemoConsole,
+  stop: ReturnType<typeof stopRequests>,
+  facts: {
+    members: DemoMembers;
+    adminToken: string;
+    leaseTtlSeconds: number;
+    initialPools: PoolDescription[];
+  },
+): Promise<void> {
+  const changes = new PoolChangeReporter(facts.initialPools, (change) =>
+    demoConsole.say(change.line, change.leader ? 'news' : 'plain'),
+  );
+  const watch = new PoolWatch({
+    sources: () => facts.members.answering(),
+    onSnapshot: (pools) => changes.observe(pools),
+  });
+  const session: DemoSession = {
+    members: facts.members,
+    adminToken: facts.adminToken,
+    leaseTtlSeconds: facts.leaseTtlSeconds,
+    watch,
+    changes,
+    say: (line, tone) => demoConsole.say(line, tone),
+    quit: () => stop.request('quit'),
+  };
+  const stopped = stop.whenRequested.then(() => undefined);
+  try {
+    while (!stop.requested) {
+      const line = await Promise.race([demoConsole.nextCommand(), stopped]);
+      if (line === undefined) break;
+      await runDemoCommand(line, session);
+    }
+  } finally {
+    await watch.stop();
+  }
 }
 
 /**
- * The first SIGINT or SIGTERM asks for an orderly stop; a second one exits at once, and the
- * exit handler of the local tooling SIGKILLs the children.
+ * The first request (quit, SIGINT, SIGTERM, Ctrl-C at the prompt) asks for an orderly stop; a
+ * second one exits at once, and the exit handler of the local tooling SIGKILLs the children.
  */
-function stopSignals(onForce: (signal: NodeJS.Signals) => void) {
+function stopRequests(onForce: (reason: string) => void) {
   let requested = false;
   let resolveRequested: () => void = () => undefined;
-  const promise = new Promise<void>((resolve) => (resolveRequested = resolve));
-  const onSignal = (signal: NodeJS.Signals) => {
+  const whenRequested = new Promise<void>((resolve) => (resolveRequested = resolve));
+  const request = (reason: string) => {
     if (requested) {
-      onForce(signal);
+      onForce(reason);
       process.exit(EXIT_INTERRUPTED);
     }
     requested = true;
     resolveRequested();
   };
+  const onSignal = (signal: NodeJS.Signals) => request(signal);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return {
     get requested() {
       return requested;
     },
-    whenRequested: promise,
+    whenRequested,
+    request,
     dispose() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -158,56 +236,46 @@ function stopSignals(onForce: (signal: NodeJS.Signals) => void) {
   };
 }
 
-async function waitForLeader(url: string): Promise<Leadership | undefined> {
-  let leader: Leadership | undefined;
+/** The pools as `url` sees them once it names a leader, or after LEADER_WAIT_MS regardless. */
+async function waitForLeader(url: string): Promise<PoolDescription[]> {
+  let pools: PoolDescription[] = [];
   await pollUntil(
     async () => {
-      const answer = await httpGet(`${url}/pool`);
-      if (answer?.status !== 200) return false;
-      try {
-        const view = JSON.parse(answer.body) as PoolView;
-        leader = view.leader === null ? undefined : { id: view.leader.id, term: view.term };
-      } catch {
-        return false;
-      }
-      return leader !== undefined;
+      pools = await fetchPools(url, { timeoutMs: 1000 }).then(
+        (answer) => answer.pools,
+        () => pools,
+      );
+      return pools[0]?.leader != null;
     },
     { timeoutMs: LEADER_WAIT_MS, intervalMs: 100 },
   );
-  return leader;
+  return pools;
 }
 
 function guide(facts: {
   endpoints: string;
   logDir: string;
-  root: string;
-  members: MemberProcess[];
-  leaderId: string | undefined;
+  members: DemoMembers;
   config: Config;
 }): string {
   const { members, config } = facts;
-  const port = (i: number) => members[i % members.length]?.options.port;
-  const leader = members.find((member) => member.id === facts.leaderId);
+  const list = members.list();
   const electionName = `${config.etcd.prefix}/pools/${config.pool}/members`;
+  const rows = [
+    ['etcd', facts.endpoints],
+    ['logs', `${facts.logDir}/ (<member>.log, etcd<n>.log)`],
+    ...list.map((m, i) => [i === 0 ? 'members' : '', `${m.id}  ${m.url}  pid ${m.pid}`]),
+    [
+      'also try',
+      `curl -s localhost:${new URL(list[1 % list.length]!.url).port}/work?payload=hello`,
+    ],
+    ['', `node dist/src/cli.js status --url ${list[list.length - 1]!.url}`],
+    ['', `etcdctl --endpoints=${facts.endpoints} elect -l ${electionName}`],
+  ];
   return [
     '',
-    `etcd endpoints  ${facts.endpoints}`,
-    `logs            ${facts.logDir}/ (<member>.log, etcd<n>.log)`,
-    ...members.map(
-      (member, i) =>
-        `${(i === 0 ? 'members' : '').padEnd(16)}${member.id}  ${member.url}  pid ${member.pid}`,
-    ),
+    ...table(rows),
     '',
-    'try:',
-    `  curl -s localhost:${port(0)}/work?payload=hello`,
-    `  curl -s -XPOST localhost:${port(1)}/work -H 'content-type: application/json' -d '{"payload":{"n":1}}'`,
-    `  curl -s localhost:${port(2)}/pool`,
-    `  etcdctl --endpoints=${facts.endpoints} elect -l ${electionName}`,
-    leader === undefined
-      ? '  kill <pid>      # stop a member gracefully (kill -9: crash, kill -STOP / -CONT: freeze)'
-      : `  kill ${leader.pid}      # stop the leader ${leader.id} gracefully (kill -9: crash, kill -STOP / -CONT: freeze)`,
-    `  tail -f ${path.join(facts.logDir, `${members[0]?.id}.log`)}`,
-    '',
-    `Ctrl-C stops everything and removes ${facts.root}.`,
+    'type help for the commands: work, simple-work, status, kill, stop, start, pause, resume, resign, quit',
   ].join('\n');
 }
