@@ -12,7 +12,6 @@ import {
   type CommandIo,
 } from './client/invocation.js';
 import { ConfigError, describeVariables, loadConfig } from './config/config.js';
-import { PoolMember } from './member.js';
 import { VERSION } from './version.js';
 
 /** Exit code for bad configuration, distinct from crashes (1). */
@@ -29,6 +28,8 @@ async function serve(): Promise<void> {
     }
     throw error;
   }
+  // Loaded here, not at the top: `status` and `work` need none of it and start faster.
+  const { PoolMember } = await import('./member.js');
   const member = await PoolMember.start({ config });
   const stop = (signal: NodeJS.Signals) => {
     member.logger.info({ signal }, 'signal received');

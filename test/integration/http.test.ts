@@ -2,42 +2,21 @@
  * The process surface: configuration errors, the HTTP error contract, metrics. Members are
  * real processes on a real etcd.
  */
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { expect } from 'chai';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { DEFAULT_CLI_PATH } from '../../src/local/memberProcess.js';
 import { VARIABLES } from '../../src/config/config.js';
+import { runCli } from '../support/cli.js';
 import { TestPool } from '../support/pool.js';
-
-function runCli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [DEFAULT_CLI_PATH, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('configuration errors at start-up', () => {
   it('a bad value exits 2 with one line per bad variable: name, value, expectation, no stack trace', async () => {
     const result = await runCli(['serve'], {
-      PORT: 'eighty',
-      LEASE_TTL_SECONDS: '1',
-      ETCD_ENDPOINTS: 'nope',
+      env: {
+        PORT: 'eighty',
+        LEASE_TTL_SECONDS: '1',
+        ETCD_ENDPOINTS: 'nope',
+      },
     });
     expect(result.code).to.equal(2);
     const lines = result.stderr.trim().split('\n');
@@ -51,7 +30,7 @@ describe('configuration errors at start-up', () => {
   });
 
   it('serve --help lists every variable with its default', async () => {
-    const result = await runCli(['serve', '--help'], {});
+    const result = await runCli(['serve', '--help']);
     expect(result.code).to.equal(0);
     for (const variable of VARIABLES) {
       expect(result.stdout).to.match(new RegExp(`${variable.name}\\s+.*\\(default: `));
