@@ -4,7 +4,13 @@
  */
 import { expect } from 'chai';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { eventually, expectUniqueTickets, TestPool, workLoop } from '../support/pool.js';
+import {
+  eventually,
+  expectUniqueTickets,
+  TestPool,
+  workLoop,
+  grantLease,
+} from '../support/pool.js';
 
 describe('a pool on a real etcd cluster', function () {
   this.timeout(60_000);
@@ -193,15 +199,13 @@ describe('a pool on a real etcd cluster', function () {
     const before = await pool.view('b');
 
     const members = `${pool.prefix}/pools/default/members`;
-    const grant = await etcd.etcdctl(['lease', 'grant', '60']);
-    const leaseHex = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
-    expect(leaseHex, grant.stdout + grant.stderr).to.be.a('string');
+    const lease = await grantLease(etcd, 60);
     for (const args of [
       ['put', `${members}/1`, 'not json at all'],
       [
         'put',
-        `--lease=${leaseHex}`,
-        `${members}/${leaseHex}`,
+        `--lease=${lease.id}`,
+        `${members}/${lease.keySuffix}`,
         JSON.stringify({ id: 'intruder', pool: 'default' }),
       ],
       ['put', `${pool.prefix}/pools/default/something-else`, '{}'],

@@ -18,7 +18,7 @@ import { EtcdCluster } from '../../src/local/etcdCluster.js';
 import type { MemberProcess } from '../../src/local/memberProcess.js';
 import { freePorts } from '../../src/local/ports.js';
 import { TcpProxy } from '../../src/local/tcpProxy.js';
-import { eventually, TestPool } from '../support/pool.js';
+import { eventually, TestPool, grantLease } from '../support/pool.js';
 
 /** The member's payload limit (src/http/app.ts), serialized, and its body limit ('65kb'). */
 const MAX_PAYLOAD_BYTES = 64 * 1024;
@@ -647,9 +647,7 @@ describe('hostile input against one member', function () {
       const poolPrefix = `${pool.prefix}/pools/default`;
       const before = await pool.view('a');
       const counted = await metrics();
-      const grant = await etcd.etcdctl(['lease', 'grant', '60']);
-      const leaseHex = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
-      expect(leaseHex, grant.stdout + grant.stderr).to.be.a('string');
+      const lease = await grantLease(etcd, 60);
       const garbage = [
         // Outside this pool's prefix: not ours to see (first: the view's revision only
         // follows changes under the prefix).
@@ -659,7 +657,7 @@ describe('hostile input against one member', function () {
         [`${poolPrefix}/members/zz`, 'garbage'],
         [`${poolPrefix}/members/`, '{}'],
         // member_record: bound to its lease, but not a record.
-        [`--lease=${leaseHex}`, `${poolPrefix}/members/${leaseHex}`, '{"id": "intruder'],
+        [`--lease=${lease.id}`, `${poolPrefix}/members/${lease.keySuffix}`, '{"id": "intruder'],
         // foreign_key: outside the pool layout.
         [`${poolPrefix}/leaderx`, '\u00ff\u00fe binary-ish \u0007'],
         // 100 KiB: about the most one command-line argument may carry.
@@ -683,7 +681,7 @@ describe('hostile input against one member', function () {
       } finally {
         // The tests below start from a clean prefix.
         for (const args of garbage) await etcd.etcdctl(['del', args.at(-2)!]);
-        await etcd.etcdctl(['lease', 'revoke', leaseHex!]);
+        await etcd.etcdctl(['lease', 'revoke', lease.id]);
       }
     });
 

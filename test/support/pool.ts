@@ -190,3 +190,18 @@ export async function eventually(
   const outcome = await pollUntil(() => probe().catch(() => false), { timeoutMs, intervalMs: 20 });
   if (outcome !== 'satisfied') throw new Error(`not within ${timeoutMs} ms: ${what}`);
 }
+
+/**
+ * Grants a lease with etcdctl. `id` is etcdctl's form (zero-padded hex, what `--lease=`
+ * takes); `keySuffix` is the election recipe's `%x` form that member keys use — they differ
+ * whenever the id's top nibble is 0.
+ */
+export async function grantLease(
+  etcd: EtcdCluster,
+  ttlSeconds: number,
+): Promise<{ id: string; keySuffix: string }> {
+  const grant = await etcd.etcdctl(['lease', 'grant', String(ttlSeconds)]);
+  const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
+  if (!id) throw new Error(`etcdctl lease grant failed: ${grant.stdout}${grant.stderr}`);
+  return { id, keySuffix: BigInt(`0x${id}`).toString(16) };
+}
