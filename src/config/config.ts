@@ -60,7 +60,8 @@ export const memberId = z
     'expected 1-253 letters, digits, ".", "-" or "_", starting and ending with a letter or digit',
   );
 
-const etcdEndpoints = z
+/** A comma-separated list, blanks dropped: `a, b,,` is `[a, b]`. */
+const commaList = z
   .string()
   .trim()
   .transform((value) =>
@@ -68,12 +69,13 @@ const etcdEndpoints = z
       .split(',')
       .map((part) => part.trim())
       .filter((part) => part !== ''),
-  )
-  .pipe(
-    z
-      .array(httpUrl)
-      .min(1, 'expected a comma-separated list of etcd client URLs such as http://127.0.0.1:2379'),
   );
+
+const etcdEndpoints = commaList.pipe(
+  z
+    .array(httpUrl)
+    .min(1, 'expected a comma-separated list of etcd client URLs such as http://127.0.0.1:2379'),
+);
 
 const etcdPrefix = z
   .string()
@@ -107,41 +109,27 @@ const secretToken = z
 const STRATEGIES = ['oldest', 'weighted', 'avoid', 'module'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
 
-const poolList = z
-  .string()
-  .trim()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((part) => part.trim())
-      .filter((part) => part !== ''),
-  )
+const poolList = commaList
   .pipe(z.array(poolName).min(1, 'expected a comma-separated list of pool names'))
   .refine((pools) => new Set(pools).size === pools.length, 'expected each pool name once');
 
 /** `k=v,k2=v2`; where `bareKeys`, a bare `k` matches any value (kept as an empty string). */
 const labelList = (bareKeys: boolean) =>
-  z
-    .string()
-    .trim()
-    .transform((value, ctx) => {
-      const labels: Record<string, string> = {};
-      for (const part of value
-        .split(',')
-        .map((p) => p.trim())
-        .filter((p) => p !== '')) {
-        const match = /^([A-Za-z0-9._/-]{1,63})(?:=([A-Za-z0-9._-]{0,63}))?$/.exec(part);
-        if (!match || (!bareKeys && match[2] === undefined)) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `expected k=v pairs separated by commas, not "${part}"`,
-          });
-          return z.NEVER;
-        }
-        labels[match[1]!] = match[2] ?? '';
+  commaList.transform((parts, ctx) => {
+    const labels: Record<string, string> = {};
+    for (const part of parts) {
+      const match = /^([A-Za-z0-9._/-]{1,63})(?:=([A-Za-z0-9._-]{0,63}))?$/.exec(part);
+      if (!match || (!bareKeys && match[2] === undefined)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected k=v pairs separated by commas, not "${part}"`,
+        });
+        return z.NEVER;
       }
-      return labels;
-    });
+      labels[match[1]!] = match[2] ?? '';
+    }
+    return labels;
+  });
 
 const rawSchema = z.object({
   POOL: poolName.default('default'),
