@@ -12,7 +12,7 @@ import type { Config } from './config/config.js';
 import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './etcd/access.js';
 import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { poolKeys } from './etcd/keys.js';
-import { PoolElection } from './election/election.js';
+import { HandoverGate, PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';
 import {
   avoid,
@@ -97,6 +97,7 @@ export class PoolMember {
     const strategy = options.strategy ?? (await strategyFor(config));
     const forwarder = new Forwarder(config.forwardTimeoutMs, config.forwardToken);
     const startedAt = new Date().toISOString();
+    const handovers = new HandoverGate();
     const pools = config.pools.map((pool) => {
       const keys = poolKeys(config.etcd.prefix, pool);
       const election = new PoolElection(etcd, {
@@ -118,6 +119,7 @@ export class PoolMember {
         reconcileIntervalMs: config.reconcileIntervalMs,
         strategy,
         preemptAfterMs: config.strategy.preemptAfterMs,
+        handovers,
         logger: logger.child({ pool }),
         metrics,
       });
@@ -402,11 +404,18 @@ async function strategyFor(config: Config): Promise<LeaderStrategy> {
  */
 function publishLeadership(elections: PoolElection[]): void {
   let published = '';
-  const publish = () => {
+  let publishing = false;
+  const publish = async () => {
     const leads = elections.filter((e) => e.leader()?.self).map((e) => e.pool);
-    if (leads.join() === published) return;
-    published = leads.join();
-    for (const election of elections) void election.updateRecord({ leads });
+    if (publishing || leads.join() === published) return;
+    publishing = true;
+    try {
+      const written = await Promise.all(elections.map((e) => e.updateRecord({ leads })));
+      // A failed write is retried on the next change (every election ticks every 250 ms).
+      if (written.every(Boolean)) published = leads.join();
+    } finally {
+      publishing = false;
+    }
   };
-  for (const election of elections) election.on('leaderChanged', publish);
+  for (const election of elections) election.on('change', () => void publish());
 }

@@ -38,6 +38,19 @@ export interface LeaderInfo {
   self: boolean;
 }
 
+/** Allows one handover per hold-down across the pools of a process (see ElectionOptions). */
+export class HandoverGate {
+  private last = -Infinity;
+
+  mayHandOver(holdMs: number, now = monotonicNow()): boolean {
+    return now - this.last >= holdMs;
+  }
+
+  record(now = monotonicNow()): void {
+    this.last = now;
+  }
+}
+
 /** One observed leader change; `leader` null means the pool became leaderless. */
 export interface LeaderChange {
   /** ISO time this member observed it. */
@@ -68,6 +81,12 @@ export interface ElectionOptions {
   strategy?: LeaderStrategy;
   /** How long a better member must stay preferred before the leader hands over to it. */
   preemptAfterMs?: number;
+  /**
+   * Shared by the pools of one process: at most one of them hands over per hold-down, so
+   * that pools whose preferences depend on each other (`avoid` with AVOID_POOLS) settle one
+   * change at a time instead of swapping leaders back and forth.
+   */
+  handovers?: HandoverGate;
   logger: Logger;
   metrics: PoolMetrics;
 }
@@ -106,6 +125,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** Since when (monotonic) the strategy has preferred another member while we lead. */
   private outranked: { since: number; timer: NodeJS.Timeout } | undefined;
   private lastFallback: { reason: string; at: number } | undefined;
+  private releasedTerm: bigint | undefined;
   private readonly logger: Logger;
 
   constructor(
@@ -125,6 +145,12 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       logger: options.logger,
       metrics: options.metrics,
     });
+    // Series exist from the start at 0, so that rate() and increase() see the first event.
+    const { metrics, pool } = options;
+    metrics.leaderChanges.inc({ pool }, 0);
+    metrics.keepAliveFailures.inc({ pool }, 0);
+    metrics.failoverDuration.zero({ pool });
+    metrics.ticketBlocks.inc({ pool }, 0);
     this.view.on('change', () => this.evaluate());
     this.view.on('reachability', () => this.evaluate());
   }
@@ -365,6 +391,12 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
           .then(this.etcd.put(memberKey).value(JSON.stringify(record)).lease(lease.id))
           .commit();
         if (!result.succeeded) throw new Error(`member key ${memberKey} already exists`);
+        if (this.stopped || this.leaving) {
+          // close() or leave() ran while we registered: take the registration back at once.
+          lease.abandon();
+          await this.etcd.leaseClient.leaseRevoke({ ID: lease.id }).catch(() => undefined);
+          return;
+        }
         this.watchLease(lease);
         this.registration = { lease, memberKey, createRevision: BigInt(result.header.revision) };
         this.logger.info(
@@ -505,7 +537,12 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     }
     const claimIsMine =
       claim.memberKey === registration.memberKey && claimView.leaseId === registration.lease.id;
-    if (claimIsMine && this.heldTerm === undefined && !this.claiming) {
+    if (
+      claimIsMine &&
+      this.heldTerm === undefined &&
+      !this.claiming &&
+      claimView.term !== this.releasedTerm
+    ) {
       // Our claim committed but its answer was lost (a timeout): adopt it.
       this.heldTerm = claimView.term;
       this.logger.info({ term: claimView.term.toString() }, 'adopted our own leader claim');
@@ -526,7 +563,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const holdMs = this.options.preemptAfterMs ?? 5000;
     const now = monotonicNow();
     if (!this.outranked) {
-      const timer = setTimeout(() => this.evaluate(), holdMs + 10);
+      // Jitter, so that two pools of one process do not decide in the same millisecond.
+      const timer = setTimeout(() => this.evaluate(), holdMs * (1 + Math.random() / 5) + 10);
       timer.unref();
       this.outranked = { since: now, timer };
       this.logger.info(
@@ -535,10 +573,16 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       );
       return;
     }
-    if (now - this.outranked.since >= holdMs) {
-      this.clearOutranked();
-      void this.releaseLeadership(term, preferred);
+    if (now - this.outranked.since < holdMs) return;
+    const gate = this.options.handovers;
+    if (gate && !gate.mayHandOver(holdMs)) {
+      clearTimeout(this.outranked.timer);
+      this.outranked.timer = setTimeout(() => this.evaluate(), holdMs * Math.random() + 50);
+      this.outranked.timer.unref();
+      return;
     }
+    this.clearOutranked();
+    void this.releaseLeadership(term, preferred);
   }
 
   private clearOutranked(): void {
@@ -553,13 +597,13 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    */
   async updateRecord(
     patch: Partial<Pick<MemberRecord, 'leads' | 'weight' | 'labels'>>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     this.record = { ...this.record, ...patch };
     const registration = this.registration;
-    if (!registration || this.leaving) return;
-    const record = memberRecordSchema.parse({ ...this.record, pool: this.options.pool });
+    if (!registration || this.leaving) return true; // the next registration writes it
     try {
-      await this.etcd
+      const record = memberRecordSchema.parse({ ...this.record, pool: this.options.pool });
+      const result = await this.etcd
         .if(registration.memberKey, 'Create', '==', registration.createRevision.toString())
         .then(
           this.etcd
@@ -568,8 +612,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
             .lease(registration.lease.id),
         )
         .commit();
+      return result.succeeded;
     } catch (error) {
       this.logger.warn({ err: describeEtcdError(error) }, 'could not update our member record');
+      return false;
     }
   }
 
@@ -663,7 +709,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
           'leader strategy failed; using oldest',
         );
       }
-      member = oldest.select(members, context);
+      // Not remembered: a slow module may answer in time on the next evaluation, and every
+      // member must end up with the same answer.
+      return oldest.select(members, context);
     }
     this.preference = { revision, self, member };
     return member;
@@ -673,6 +721,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private async releaseLeadership(term: bigint, successor: MemberView): Promise<void> {
     if (this.heldTerm !== term) return;
     this.heldTerm = undefined;
+    // Until the watch shows the delete, the view still names us: never adopt this term again.
+    this.releasedTerm = term;
+    this.options.handovers?.record();
     this.logger.info(
       { term: term.toString(), successor: successor.record.id },
       'handing leadership over',

@@ -134,10 +134,14 @@ export class WorkRouter {
     if (!oldest) throw new NoLeaderError(0);
     if (oldest.key === this.election.memberKey) return this.route(work);
     try {
+      // The claim's term when the oldest holds it; 0 (unknown) otherwise, which the
+      // superseded-forward grace ignores.
+      const claim = this.election.leader();
+      const term = claim?.memberKey === oldest.key ? claim.term : 0n;
       const answer = await this.forward(work, {
         id: oldest.record.id,
         url: oldest.record.url,
-        term: 0n,
+        term,
       });
       return { role: 'follower', ...answer };
     } catch (error) {
@@ -180,7 +184,7 @@ export class WorkRouter {
     let grace: NodeJS.Timeout | undefined;
     const onChange = () => {
       const current = this.election.leader();
-      if (grace || !current || current.term <= leader.term) return;
+      if (grace || leader.term === 0n || !current || current.term <= leader.term) return;
       grace = setTimeout(() => superseded.abort(), SUPERSEDED_GRACE_MS);
     };
     this.election.on('change', onChange);

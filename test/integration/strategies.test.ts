@@ -122,6 +122,40 @@ describe('several pools and leader strategies', function () {
     expect((await fetch(`${pool.member('c').url}/pools/payroll/work`)).status).to.equal(404);
   });
 
+  it('a member leading two pools that avoid each other hands one over when a second member joins, and nothing swaps back', async () => {
+    pool = new StrategyPool(etcd, {
+      LEASE_TTL_SECONDS: '2',
+      POOLS: 'x,y',
+      ELECTION_STRATEGY: 'avoid',
+      AVOID_POOLS: 'x,y',
+      PREEMPT_AFTER_MS: '300',
+    });
+    await pool.start(['a']);
+    await eventually(
+      'a leads both',
+      async () => (await pool!.pools('a')).every((v) => v.leader?.id === 'a'),
+      5000,
+    );
+    await pool.startMember('b');
+    let leaders = '';
+    await eventually(
+      'the pools have different leaders',
+      async () => {
+        const views = await pool!.pools('b');
+        leaders = views.map((v) => v.leader?.id ?? '-').join();
+        return views.every((v) => v.leader) && views[0]!.leader?.id !== views[1]!.leader?.id;
+      },
+      10_000,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const views = await pool.pools('b');
+    expect(views.map((v) => v.leader?.id ?? '-').join(), 'leaders stay put').to.equal(leaders);
+    const changes = views.map((v) => v.timeline.filter((c) => c.leader !== null).length);
+    expect(Math.max(...changes), `leader changes seen by b: ${changes.join(', ')}`).to.be.at.most(
+      2,
+    );
+  });
+
   it('a strategy module chooses the leader; one that throws falls back to the oldest, logged and counted', async () => {
     const chooser = path.join(dir, 'chooser.mjs');
     await writeFile(
