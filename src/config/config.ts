@@ -36,7 +36,10 @@ const httpUrl = z
   .refine((value) => {
     try {
       const url = new URL(value);
-      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+      // A hostname of letters, digits, dots and dashes, or a bracketed IPv6 address: this
+      // refuses an unexpanded `$(POD_IP)` that Kubernetes left as text.
+      const host = /^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/;
+      return (url.protocol === 'http:' || url.protocol === 'https:') && host.test(url.hostname);
     } catch {
       return false;
     }

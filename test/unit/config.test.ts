@@ -82,6 +82,10 @@ describe('configuration from the environment', () => {
       /^invalid ETCD_ENDPOINTS="etcd:2379": expected/,
     );
     expect(issuesOf({ ADVERTISE_URL: 'ftp://x' })[0]).to.match(/^invalid ADVERTISE_URL/);
+    expect(
+      issuesOf({ ADVERTISE_URL: 'http://$(POD_IP):8080' })[0],
+      'unexpanded by Kubernetes',
+    ).to.match(/^invalid ADVERTISE_URL/);
   });
 
   it('rejects timing that would break the lease safety model', () => {
