@@ -5,7 +5,7 @@ NPM_STAMP := node_modules/.package-lock.json
 IMAGE ?= service-pool-leader:dev
 
 .PHONY: help deps system-deps build lint typecheck test test-unit test-integration test-browser test-observability chaos demo clean \
-	tools test-chart image kind-up minikube-up failover-demo grafana
+	tools test-chart image kind-up minikube-up failover-demo grafana bench bench-smoke
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -72,3 +72,9 @@ demo: deps build ## a local 3-member etcd cluster and members a, b, c on ports 8
 
 clean: ## remove build output and extracted tools
 	rm -rf dist .tools
+
+bench: deps build ## failover benchmarks on a real etcd (several minutes; bench/results/<date>.json)
+	npx tsx bench/run.ts
+
+bench-smoke: deps build ## the benchmarks in seconds, so they cannot rot (numbers mean nothing)
+	npx tsx bench/run.ts --smoke
