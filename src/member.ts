@@ -130,6 +130,9 @@ export class PoolMember {
         config.ticketBlockSize,
         metrics,
       );
+      election.on('leaderChanged', (leader) => {
+        if (leader?.self) tickets.prefetch(leader.term);
+      });
       const router = new WorkRouter(
         etcd,
         election,

@@ -30,6 +30,16 @@ export class TicketSequence {
     private readonly metrics: PoolMetrics,
   ) {}
 
+  /**
+   * Reserves a block for `term` ahead of the first request, so that the first work after a
+   * failover does not wait for two etcd round trips. Failures are left to `next()` to retry.
+   */
+  prefetch(term: bigint): void {
+    if (this.block?.term === term || this.reserving) return;
+    this.reserving = this.reserve(term).finally(() => (this.reserving = undefined));
+    this.reserving.catch(() => undefined);
+  }
+
   /** The next ticket, issued under `term`. Throws NotLeaderError when `term` is not ours. */
   async next(term: bigint): Promise<bigint> {
     for (;;) {
