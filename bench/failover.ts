@@ -17,7 +17,7 @@ import { Etcd3, type Watcher } from 'etcd3';
 import { poolKeys } from '../src/etcd/keys.js';
 import { pollUntil } from '../src/local/childProcesses.js';
 import type { EtcdCluster } from '../src/local/etcdCluster.js';
-import { MemberProcess } from '../src/local/memberProcess.js';
+import { startPoolMember, type MemberProcess } from '../src/local/memberProcess.js';
 import { freePorts } from '../src/local/ports.js';
 
 export type TrialKind = 'graceful' | 'crash' | 'restart';
@@ -93,15 +93,12 @@ export class BenchPool {
   }
 
   private async startMember(id: string, port: number): Promise<MemberProcess> {
-    const member = MemberProcess.start({
+    const member = startPoolMember({
+      endpoints: this.etcd.endpoints,
+      prefix: this.prefix,
       id,
       port,
-      env: {
-        ETCD_ENDPOINTS: this.etcd.endpoints.join(','),
-        ETCD_PREFIX: this.prefix,
-        LEASE_TTL_SECONDS: String(this.ttlSeconds),
-        LOG_LEVEL: 'warn',
-      },
+      env: { LEASE_TTL_SECONDS: String(this.ttlSeconds), LOG_LEVEL: 'warn' },
     });
     this.members.set(id, member);
     await member.waitReady();

@@ -414,11 +414,15 @@ function publishLeadership(elections: PoolElection[]): void {
     publishing = true;
     try {
       const written = await Promise.all(elections.map((e) => e.updateRecord({ leads })));
-      // A failed write is retried on the next change (every election ticks every 250 ms).
-      if (written.every(Boolean)) published = leads.join();
+      if (!written.every(Boolean)) {
+        setTimeout(() => void publish(), 1000).unref(); // etcd refused: try again
+        return;
+      }
+      published = leads.join();
     } finally {
       publishing = false;
     }
+    void publish(); // leadership may have moved while we wrote
   };
   for (const election of elections) election.on('change', () => void publish());
 }

@@ -126,6 +126,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private outranked: { since: number; timer: NodeJS.Timeout } | undefined;
   private lastFallback: { reason: string; at: number } | undefined;
   private releasedTerm: bigint | undefined;
+  /** What the last `change` event reflected (see `emitIfChanged`). */
+  private lastObserved = '';
   private readonly logger: Logger;
 
   constructor(
@@ -515,6 +517,26 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     }
     this.observeLeader();
     this.updateMetrics();
+    this.emitIfChanged();
+  }
+
+  /**
+   * Emits `change` only when something a listener can observe moved: leadership, the leader,
+   * readiness or the view. The 250 ms tick re-evaluates (a lease deadline passes without any
+   * event), but must not wake every waiting request and forward four times a second.
+   */
+  private emitIfChanged(): void {
+    const leader = this.leader();
+    const observed = [
+      this.isLeader(),
+      this.isReady(),
+      leader?.memberKey,
+      leader?.term,
+      this.view.revision,
+      this.registration?.memberKey,
+    ].join('|');
+    if (observed === this.lastObserved) return;
+    this.lastObserved = observed;
     this.emit('change');
   }
 

@@ -204,3 +204,27 @@ export class MemberProcess {
     return MemberProcess.start(this.options);
   }
 }
+
+/**
+ * Starts member `id` of the pool under `prefix` on the etcd at `endpoints` (`env` over
+ * those): how tests and benchmarks add a member to a pool. Not ready yet (see `waitReady`).
+ */
+export function startPoolMember(options: {
+  endpoints: readonly string[];
+  prefix: string;
+  id: string;
+  port: number;
+  env?: Record<string, string>;
+  logFile?: string;
+}): MemberProcess {
+  return MemberProcess.start({
+    id: options.id,
+    port: options.port,
+    env: {
+      ETCD_ENDPOINTS: options.endpoints.join(','),
+      ETCD_PREFIX: options.prefix,
+      ...options.env,
+    },
+    ...(options.logFile ? { logFile: options.logFile } : {}),
+  });
+}

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import type { EtcdCluster } from '../../src/local/etcdCluster.js';
 import type { LeaderChange } from '../../src/election/election.js';
 import { pollUntil } from '../../src/local/childProcesses.js';
-import { MemberProcess } from '../../src/local/memberProcess.js';
+import { startPoolMember, type MemberProcess } from '../../src/local/memberProcess.js';
 import { freePorts } from '../../src/local/ports.js';
 
 export interface PoolView {
@@ -62,16 +62,12 @@ export class TestPool {
     env: Record<string, string> = {},
     logFile?: string,
   ): Promise<MemberProcess> {
-    const member = MemberProcess.start({
+    const member = startPoolMember({
+      endpoints: this.etcd.endpoints,
+      prefix: this.prefix,
       id,
       port,
-      env: {
-        ETCD_ENDPOINTS: this.etcd.endpoints.join(','),
-        ETCD_PREFIX: this.prefix,
-        LOG_LEVEL: 'info',
-        ...this.env,
-        ...env,
-      },
+      env: { LOG_LEVEL: 'info', ...this.env, ...env },
       ...(logFile ? { logFile } : {}),
     });
     this.members.set(id, member);
