@@ -43,8 +43,9 @@ test-observability: deps build ## alert rules (promtool), the app's metrics, the
 chaos: deps build ## the chaos suite: faults under load, invariants checked (test-artifacts/reliability.md)
 	npx mocha 'test/chaos/**/*.test.ts'
 
-test: deps build tools lint typecheck ## every test (lint, types, unit, integration, browser, chaos, chart)
+test: deps build tools lint typecheck ## every test (lint, types, unit, integration, browser, chaos, chart) and bench-smoke
 	npm test
+	npx tsx bench/run.ts --smoke
 
 test-chart: deps build tools ## Helm chart, k8s/ manifests and Dockerfile, checked offline (helm 3 and 4)
 	npx mocha 'test/chart/**/*.test.ts'
@@ -73,7 +74,7 @@ demo: deps build ## a local 3-member etcd cluster and members a, b, c on ports 8
 clean: ## remove build output and extracted tools
 	rm -rf dist .tools
 
-bench: deps build ## failover benchmarks on a real etcd (several minutes; bench/results/<date>.json)
+bench: deps build ## every benchmark on a real etcd (~10 min): bench/results/<date>.json, docs/benchmarks.md
 	npx tsx bench/run.ts
 
 bench-smoke: deps build ## the benchmarks in seconds, so they cannot rot (numbers mean nothing)

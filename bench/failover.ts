@@ -12,6 +12,7 @@
  * The client loops one call at a time with no pause on one keep-alive connection (Node's
  * fetch), so the resolution of `servedMs` is one round trip through the follower.
  */
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Etcd3, type Watcher } from 'etcd3';
 import { poolKeys } from '../src/etcd/keys.js';
@@ -19,6 +20,8 @@ import { pollUntil } from '../src/local/childProcesses.js';
 import type { EtcdCluster } from '../src/local/etcdCluster.js';
 import { startPoolMember, type MemberProcess } from '../src/local/memberProcess.js';
 import { freePorts } from '../src/local/ports.js';
+import { ms, type Benchmark, type Table, type TargetCheck } from './section.js';
+import { summarize, type Summary } from './stats.js';
 
 export type TrialKind = 'graceful' | 'crash' | 'restart';
 
@@ -57,6 +60,11 @@ interface PoolAnswer {
 }
 
 const POOL = 'default';
+/**
+ * BENCH_LOG_DIR=<dir>: members log at debug level into <dir>/<id>.log, to trace where a slow
+ * failover spends its time (pino's `time` is epoch ms on every process of the machine).
+ */
+const TRACE_DIR = process.env.BENCH_LOG_DIR;
 const AGREE_TIMEOUT_MS = 20_000;
 /** How long after its TTL a crash trial may take before it counts as a miss. */
 const FAILOVER_SLACK_MS = 5000;
@@ -98,7 +106,8 @@ export class BenchPool {
       prefix: this.prefix,
       id,
       port,
-      env: { LEASE_TTL_SECONDS: String(this.ttlSeconds), LOG_LEVEL: 'warn' },
+      env: { LEASE_TTL_SECONDS: String(this.ttlSeconds), LOG_LEVEL: TRACE_DIR ? 'debug' : 'warn' },
+      ...(TRACE_DIR ? { logFile: path.join(TRACE_DIR, `${id}.log`) } : {}),
     });
     this.members.set(id, member);
     await member.waitReady();
@@ -269,3 +278,179 @@ export async function failoverTrial(
     calls: during.length,
   };
 }
+
+interface Scenario {
+  name: string;
+  kind: TrialKind;
+  ttlSeconds: number;
+  trials: number;
+}
+
+const MEMBER_IDS = ['a', 'b', 'c'];
+
+function scenarios(smoke: boolean): Scenario[] {
+  return smoke
+    ? [
+        { name: 'graceful (SIGTERM)', kind: 'graceful', ttlSeconds: 2, trials: 2 },
+        { name: 'crash (SIGKILL), TTL 2 s', kind: 'crash', ttlSeconds: 2, trials: 1 },
+        { name: 'restart takeover, TTL 2 s', kind: 'restart', ttlSeconds: 2, trials: 1 },
+      ]
+    : [
+        { name: 'graceful (SIGTERM)', kind: 'graceful', ttlSeconds: 5, trials: 30 },
+        { name: 'crash (SIGKILL), TTL 2 s', kind: 'crash', ttlSeconds: 2, trials: 10 },
+        { name: 'crash (SIGKILL), TTL 5 s', kind: 'crash', ttlSeconds: 5, trials: 10 },
+        { name: 'restart takeover, TTL 5 s', kind: 'restart', ttlSeconds: 5, trials: 10 },
+      ];
+}
+
+export interface ScenarioReport extends Scenario {
+  servedMs: Summary | undefined;
+  claimedMs: Summary | undefined;
+  failed: number;
+  calls: number;
+  missed: number;
+  results: TrialResult[];
+}
+
+function report(scenario: Scenario, results: TrialResult[]): ScenarioReport {
+  const values = (pick: (r: TrialResult) => number | undefined) =>
+    results.flatMap((r) => {
+      const value = pick(r);
+      return value === undefined ? [] : [value];
+    });
+  return {
+    ...scenario,
+    servedMs: summarize(values((r) => r.servedMs)),
+    claimedMs: summarize(values((r) => r.claimedMs)),
+    failed: results.reduce((sum, r) => sum + r.failed, 0),
+    calls: results.reduce((sum, r) => sum + r.calls, 0),
+    missed: results.filter((r) => r.servedMs === undefined || r.claimedMs === undefined).length,
+    results,
+  };
+}
+
+function failoverTable(reports: ScenarioReport[]): Table {
+  return {
+    caption:
+      'Failover, pool of 3 member processes (signal → first /work by the new leader, seen on another member; signal → new claim in etcd)',
+    header: ['scenario', 'trials', 'measure', 'p50', 'p99', 'max', 'failed calls'],
+    rows: reports.flatMap((r) =>
+      (
+        [
+          ['first /work by new leader', r.servedMs],
+          ['new claim in etcd', r.claimedMs],
+        ] as const
+      ).map(([measure, summary], i) => [
+        i === 0 ? r.name : '',
+        i === 0 ? `${r.trials}${r.missed > 0 ? ` (${r.missed} missed)` : ''}` : '',
+        measure,
+        ms(summary?.p50),
+        ms(summary?.p99),
+        ms(summary?.max),
+        i === 0 ? `${r.failed} of ${r.calls}` : '',
+      ]),
+    ),
+  };
+}
+
+function failoverTargets(reports: ScenarioReport[]): TargetCheck[] {
+  return reports.flatMap((r): TargetCheck[] => {
+    const p99 = r.servedMs?.p99;
+    const missed = r.missed > 0 ? ` (${r.missed} trials missed)` : '';
+    switch (r.kind) {
+      case 'graceful':
+        return [
+          {
+            target: 'graceful failover p99 < 50 ms, zero failed client requests',
+            measured: `p99 ${ms(p99)}, ${r.failed} of ${r.calls} calls failed${missed}`,
+            met: p99 !== undefined && p99 < 50 && r.failed === 0 && r.missed === 0,
+          },
+        ];
+      case 'crash': {
+        const limit = r.ttlSeconds * 1000 + 500;
+        return [
+          {
+            target: `crash failover p99 < TTL + 500 ms (TTL ${r.ttlSeconds} s: < ${limit} ms)`,
+            measured: `p99 ${ms(p99)}${missed}`,
+            met: p99 !== undefined && p99 < limit && r.missed === 0,
+          },
+        ];
+      }
+      case 'restart':
+        return [
+          {
+            target: 'restart takeover < 1 s',
+            measured: `max ${ms(r.servedMs?.max)}, p50 ${ms(r.servedMs?.p50)}${missed}`,
+            met: r.servedMs !== undefined && r.servedMs.max < 1000 && r.missed === 0,
+          },
+        ];
+    }
+  });
+}
+
+/** Measurements 1 and 2: graceful, crash and restart-takeover failover of a pool of 3. */
+export const failover: Benchmark = async ({ etcd, smoke, log }) => {
+  const reports: ScenarioReport[] = [];
+  for (const scenario of scenarios(smoke)) {
+    log(`${scenario.name}: ${scenario.trials} trials, pool of ${MEMBER_IDS.length}`);
+    const pool = await BenchPool.start(etcd, scenario.ttlSeconds, MEMBER_IDS);
+    const results: TrialResult[] = [];
+    try {
+      for (let i = 1; i <= scenario.trials; i++) {
+        const result = await failoverTrial(pool, scenario.kind, MEMBER_IDS.length);
+        results.push(result);
+        log(
+          `${scenario.name} ${i}/${scenario.trials}: ${result.leader} → ${result.servedBy ?? '?'}, ` +
+            `served ${ms(result.servedMs)}, claimed ${ms(result.claimedMs)}, ` +
+            `failed ${result.failed}/${result.calls} calls`,
+        );
+      }
+    } finally {
+      await pool.close();
+    }
+    reports.push(report(scenario, results));
+  }
+  const servedSeries = (kind: TrialKind) =>
+    reports
+      .filter((r) => r.kind === kind)
+      .map((r) => ({
+        name: r.name,
+        points: r.results.flatMap((t): [number, number][] =>
+          t.servedMs === undefined ? [] : [[0, t.servedMs]],
+        ),
+      }));
+  return {
+    id: 'failover',
+    title: 'Failover',
+    method:
+      'Three member processes (the built CLI) on the shared etcd; a client on the youngest follower ' +
+      'calls /work back to back on one keep-alive connection while the leader gets SIGTERM ' +
+      '(graceful, as `kubectl delete pod` does) or SIGKILL (crash); restart takeover starts the ' +
+      'killed member again at once with the same MEMBER_ID. A watch on the claim key timestamps ' +
+      "the new claim. Every time is on the benchmark process's monotonic clock from the signal.",
+    tables: [failoverTable(reports)],
+    plots: [
+      {
+        file: 'failover-graceful.svg',
+        title: 'Graceful failover: signal → first /work by the new leader',
+        xLabel: 'share of trials',
+        yLabel: 'ms',
+        kind: 'cdf',
+        series: servedSeries('graceful'),
+      },
+      {
+        file: 'failover-crash.svg',
+        title: 'Crash failover and restart takeover: signal → first /work by a serving leader',
+        xLabel: 'share of trials',
+        yLabel: 'ms',
+        kind: 'cdf',
+        series: [...servedSeries('crash'), ...servedSeries('restart')],
+      },
+    ],
+    targets: failoverTargets(reports),
+    data: reports,
+    errors: reports
+      .filter((r) => r.missed > 0)
+      .map((r) => `${r.name}: ${r.missed} of ${r.trials} trials saw no new leader serve and claim`),
+  };
+};

@@ -1,120 +1,58 @@
 /**
- * `make bench` / `make bench-smoke`: runs the failover trials on a fresh 3-member etcd cluster,
- * prints a progress line per trial and a table at the end, and writes
- * bench/results/<ISO date>.json with the machine and the exact command.
+ * `make bench` / `make bench-smoke`: starts a fresh 3-member etcd cluster, runs every benchmark
+ * on it one after the other (never side by side: they would share the 2 cores), prints a
+ * progress line per step and the tables at the end, and writes
+ * - bench/results/<ISO date>.json: the machine, the exact command and every raw figure;
+ * - docs/benchmarks.md and docs/images/bench/*.svg: tables and plots from that run.
  *
- * `--smoke` runs one or two trials of each kind in seconds, so the suite cannot rot; its
- * numbers mean nothing.
+ * `--smoke` runs the fewest trials in seconds, so the suite cannot rot: it renders the docs in
+ * memory (to exercise the renderer) and writes only test-artifacts/bench-smoke.json.
+ * `--only failover,scale` runs a subset (for working on one benchmark; docs are not written).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { EtcdCluster } from '../src/local/etcdCluster.js';
 import { assertCliBuilt } from '../src/local/memberProcess.js';
-import { BenchPool, failoverTrial, type TrialKind, type TrialResult } from './failover.js';
-import { summarize, type Summary } from './stats.js';
+import { failover } from './failover.js';
+import { renderSvg } from './plot.js';
+import { renderMarkdown, writeDocs, type BenchRecord } from './report.js';
+import { textTable, type Benchmark, type Section } from './section.js';
 
-interface Scenario {
-  name: string;
-  kind: TrialKind;
-  ttlSeconds: number;
-  trials: number;
-}
+const BENCHMARKS: Record<string, Benchmark> = { failover };
 
-const POOL_SIZE = 3;
-const MEMBER_IDS = ['a', 'b', 'c'];
-
-function scenarios(smoke: boolean): Scenario[] {
-  return smoke
-    ? [
-        { name: 'graceful (SIGTERM)', kind: 'graceful', ttlSeconds: 2, trials: 2 },
-        { name: 'crash (SIGKILL), TTL 2 s', kind: 'crash', ttlSeconds: 2, trials: 1 },
-        { name: 'restart takeover, TTL 2 s', kind: 'restart', ttlSeconds: 2, trials: 1 },
-      ]
-    : [
-        { name: 'graceful (SIGTERM)', kind: 'graceful', ttlSeconds: 5, trials: 30 },
-        { name: 'crash (SIGKILL), TTL 2 s', kind: 'crash', ttlSeconds: 2, trials: 10 },
-        { name: 'crash (SIGKILL), TTL 5 s', kind: 'crash', ttlSeconds: 5, trials: 10 },
-        { name: 'restart takeover, TTL 5 s', kind: 'restart', ttlSeconds: 5, trials: 10 },
-      ];
-}
-
-interface ScenarioReport extends Scenario {
-  servedMs: Summary | undefined;
-  claimedMs: Summary | undefined;
-  failed: number;
-  calls: number;
-  missed: number;
-  results: TrialResult[];
-}
-
-async function runScenario(etcd: EtcdCluster, scenario: Scenario): Promise<ScenarioReport> {
-  const pool = await BenchPool.start(etcd, scenario.ttlSeconds, MEMBER_IDS);
-  const results: TrialResult[] = [];
-  try {
-    for (let i = 1; i <= scenario.trials; i++) {
-      const result = await failoverTrial(pool, scenario.kind, POOL_SIZE);
-      results.push(result);
-      console.log(
-        `[${scenario.name} ${i}/${scenario.trials}] ${result.leader} → ${result.servedBy ?? '?'}: ` +
-          `served ${ms(result.servedMs)}, claimed ${ms(result.claimedMs)}, ` +
-          `failed ${result.failed}/${result.calls} calls`,
-      );
-    }
-  } finally {
-    await pool.close();
-  }
-  const values = (pick: (r: TrialResult) => number | undefined) =>
-    results.flatMap((r) => (pick(r) === undefined ? [] : [pick(r)!]));
-  return {
-    ...scenario,
-    servedMs: summarize(values((r) => r.servedMs)),
-    claimedMs: summarize(values((r) => r.claimedMs)),
-    failed: results.reduce((sum, r) => sum + r.failed, 0),
-    calls: results.reduce((sum, r) => sum + r.calls, 0),
-    missed: results.filter((r) => r.servedMs === undefined || r.claimedMs === undefined).length,
-    results,
-  };
-}
-
-function ms(value: number | undefined): string {
-  return value === undefined ? '—' : `${value.toFixed(1)} ms`;
-}
-
-function table(reports: ScenarioReport[]): string {
-  const header = ['scenario', 'trials', 'measure', 'p50', 'p99', 'max', 'failed calls'];
-  const rows = reports.flatMap((r) =>
-    (
-      [
-        ['first /work by new leader', r.servedMs],
-        ['new claim in etcd', r.claimedMs],
-      ] as const
-    ).map(([measure, summary], i) => [
-      i === 0 ? r.name : '',
-      i === 0 ? `${r.trials}${r.missed > 0 ? ` (${r.missed} missed)` : ''}` : '',
-      measure,
-      ms(summary?.p50),
-      ms(summary?.p99),
-      ms(summary?.max),
-      i === 0 ? `${r.failed} of ${r.calls}` : '',
-    ]),
-  );
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
-  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c]!)).join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function etcdVersion(): string {
   const out = execFileSync('etcd', ['--version'], { encoding: 'utf8' });
   return /etcd Version: (\S+)/.exec(out)?.[1] ?? out.trim();
 }
 
+function selected(argv: string[]): string[] {
+  const at = argv.indexOf('--only');
+  if (at < 0) return Object.keys(BENCHMARKS);
+  const names = (argv[at + 1] ?? '').split(',').filter((name) => name !== '');
+  const unknown = names.filter((name) => !(name in BENCHMARKS));
+  if (names.length === 0 || unknown.length > 0) {
+    throw new Error(
+      `--only takes a comma list of: ${Object.keys(BENCHMARKS).join(', ')}` +
+        (unknown.length > 0 ? ` (unknown: ${unknown.join(', ')})` : ''),
+    );
+  }
+  return names;
+}
+
 async function main(): Promise<void> {
   const smoke = process.argv.includes('--smoke');
+  const names = selected(process.argv);
+  const partial = names.length < Object.keys(BENCHMARKS).length;
   assertCliBuilt();
   const startedAt = new Date();
+  const t0 = performance.now();
+  const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   const machine = {
     cores: os.cpus().length,
     cpu: os.cpus()[0]?.model,
@@ -123,27 +61,52 @@ async function main(): Promise<void> {
     etcd: etcdVersion(),
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
   };
-  const command = [process.execPath, ...process.execArgv, ...process.argv.slice(1)].join(' ');
-  console.log(`bench${smoke ? ' --smoke' : ''}: starting etcd (3 members, fast raft timing)…`);
+  const command = ['npx tsx bench/run.ts', ...process.argv.slice(2)].join(' ');
+  console.log(`bench${smoke ? ' --smoke' : ''}: ${names.join(', ')}; starting etcd (3 members)…`);
   const etcd = await EtcdCluster.start({ size: 3, fast: true });
-  const reports: ScenarioReport[] = [];
+  const sections: Section[] = [];
   try {
-    for (const scenario of scenarios(smoke)) {
-      console.log(`${scenario.name}: ${scenario.trials} trials, pool of ${POOL_SIZE}`);
-      reports.push(await runScenario(etcd, scenario));
+    for (const [i, name] of names.entries()) {
+      console.log(`[${elapsed()}] ${i + 1}/${names.length} ${name}`);
+      const log = (line: string) => console.log(`[${elapsed()}] ${name}: ${line}`);
+      sections.push(await BENCHMARKS[name]!({ etcd, smoke, log }));
     }
   } finally {
     await etcd.close();
   }
-  const durationMs = Date.now() - startedAt.getTime();
-  console.log(`\n${table(reports)}\n`);
+  const durationMs = performance.now() - t0;
+  for (const table of sections.flatMap((s) => s.tables)) console.log(`\n${textTable(table)}`);
+  console.log('');
+  for (const target of sections.flatMap((s) => s.targets)) {
+    console.log(`${target.met ? 'met   ' : 'MISSED'} ${target.target}: ${target.measured}`);
+  }
 
-  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
-  await mkdir(dir, { recursive: true });
-  const file = path.join(dir, `${startedAt.toISOString().replace(/:/g, '-')}.json`);
-  const record = { startedAt, durationMs, smoke, command, machine, scenarios: reports };
+  const errors = sections.flatMap((s) => (s.errors ?? []).map((e) => `${s.id}: ${e}`));
+  for (const error of errors) console.error(`ERROR ${error}`);
+  if (errors.length > 0) process.exitCode = 1;
+
+  const record: BenchRecord = {
+    startedAt: startedAt.toISOString(),
+    durationMs,
+    smoke,
+    command,
+    machine,
+    sections,
+  };
+  const file = smoke
+    ? path.join(ROOT, 'test-artifacts', 'bench-smoke.json')
+    : path.join(ROOT, 'bench', 'results', `${record.startedAt.replace(/:/g, '-')}.json`);
+  await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
-  console.log(`wrote ${path.relative(process.cwd(), file)} (${(durationMs / 1000).toFixed(1)} s)`);
+  const relative = path.relative(ROOT, file);
+  console.log(`\nwrote ${relative} (${elapsed()})`);
+  if (smoke || partial) {
+    // Render anyway, so a broken renderer fails the smoke run rather than the next full run.
+    renderMarkdown(record, relative);
+    for (const plot of sections.flatMap((s) => s.plots)) renderSvg(plot);
+  } else {
+    for (const written of await writeDocs(record, relative)) console.log(`wrote ${written}`);
+  }
 }
 
 main().catch((error: unknown) => {

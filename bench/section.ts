@@ -62,6 +62,11 @@ export interface Section {
   targets: TargetCheck[];
   /** Raw figures kept in the JSON record. */
   data: unknown;
+  /**
+   * What went wrong in a way that makes the figures unusable (a trial that never finished, a
+   * member that never agreed): the run reports them and exits non-zero, smoke runs included.
+   */
+  errors?: string[];
 }
 
 export type Benchmark = (context: BenchContext) => Promise<Section>;
