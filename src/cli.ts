@@ -4,6 +4,7 @@
  * environment; `service-pool-leader demo` runs the local playground; `status` and `work` talk
  * to a running pool.
  */
+import module from 'node:module';
 import { Command, InvalidArgumentError, type CommanderError } from 'commander';
 import {
   DEFAULT_MEMBER_URL,
@@ -13,6 +14,16 @@ import {
 } from './client/invocation.js';
 import { ConfigError, describeVariables, loadConfig } from './config/config.js';
 import { VERSION } from './version.js';
+
+/**
+ * Node 22.1+ (the container image runs 24) can keep V8's compiled code of every module on disk
+ * (os.tmpdir()): a restarted member then loads etcd3, gRPC and Express in a fraction of the
+ * time, which is most of a restart takeover. Older Node has no such call; nothing happens.
+ */
+function enableCompileCache(): void {
+  const api = module as { enableCompileCache?: () => unknown };
+  api.enableCompileCache?.();
+}
 
 /** Exit code for bad configuration, distinct from crashes (1). */
 const EXIT_BAD_CONFIG = 2;
@@ -28,6 +39,7 @@ async function serve(): Promise<void> {
     }
     throw error;
   }
+  enableCompileCache();
   // Loaded here, not at the top: `status` and `work` need none of it and start faster.
   const { PoolMember } = await import('./member.js');
   const member = await PoolMember.start({ config });
