@@ -16,17 +16,17 @@ const COLOURS = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9
 const escape = (text: string): string =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-/** Round, readable axis ticks covering [min, max]. */
+/** Round, readable axis ticks from the first at or below `min` to the first at or above `max`. */
 export function niceTicks(min: number, max: number, count = 5): number[] {
   if (!(max > min)) return [min];
   const raw = (max - min) / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
-  const ticks: number[] = [];
-  for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) {
-    ticks.push(Number(t.toPrecision(12)));
-  }
-  return ticks;
+  const first = Math.floor(min / step);
+  const last = Math.ceil(max / step);
+  return Array.from({ length: last - first + 1 }, (_, i) =>
+    Number(((first + i) * step).toPrecision(12)),
+  );
 }
 
 function label(value: number): string {
@@ -45,7 +45,7 @@ function frame(plot: Plot, xs: number[], ys: number[], xTicks?: number[]): Frame
   const innerW = WIDTH - MARGIN.left - MARGIN.right;
   const innerH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const yMax = Math.max(...ys, 0);
-  const yTicks = niceTicks(0, yMax > 0 ? yMax * 1.05 : 1);
+  const yTicks = niceTicks(0, yMax > 0 ? yMax : 1);
   const yTop = yTicks[yTicks.length - 1]!;
   const logX = plot.logX === true;
   const tx = (v: number) => (logX ? Math.log10(Math.max(v, 1e-9)) : v);
@@ -98,7 +98,7 @@ function lines(plot: Plot, series: PlotSeries[], logTicks: boolean): string[] {
   const xTicks = logTicks
     ? [...new Set(xs)].sort((a, b) => a - b)
     : niceTicks(Math.min(...xs), Math.max(...xs));
-  const { x, y, parts } = frame(plot, xs, ys, xTicks);
+  const { x, y, parts } = frame(plot, logTicks ? xs : [...xs, ...xTicks], ys, xTicks);
   series.forEach((s, i) => {
     const colour = COLOURS[i % COLOURS.length]!;
     const path = s.points.map(
