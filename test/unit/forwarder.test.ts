@@ -1,0 +1,126 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { NotLeaderError, PoolError } from '../../src/errors.js';
+import {
+  Forwarder,
+  HOPS_HEADER,
+  TERM_HEADER,
+  TOKEN_HEADER,
+  UpstreamUnreachableError,
+  VIA_HEADER,
+  type ForwardTarget,
+} from '../../src/work/forwarder.js';
+
+/** What a forward's failure means: retryable (not sent), or its code. */
+async function failure(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof UpstreamUnreachableError) return 'unreachable';
+    if (error instanceof NotLeaderError) return 'not-leader';
+    if (error instanceof PoolError) return error.code;
+    return `other: ${String(error)}`;
+  }
+  return 'answered';
+}
+
+describe('Forwarder', function () {
+  let server: http.Server;
+  let handler: http.RequestListener = () => undefined;
+  let target: ForwardTarget;
+  const forwarder = new Forwarder(400, 'the-forward-token');
+  const request = { pool: 'default', payload: { n: 1 }, hops: 0, via: ['b'] };
+
+  before(async () => {
+    server = http.createServer((req, res) => handler(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    target = { id: 'a', url: `http://127.0.0.1:${port}`, term: 7n };
+  });
+  after(() => {
+    forwarder.close();
+    server.closeAllConnections();
+    server.close();
+  });
+
+  const answer =
+    (status: number, body: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+      req.resume();
+      req.on('end', () => res.writeHead(status, { 'content-type': 'application/json' }).end(body));
+    };
+
+  it('POSTs the payload with the forwarding headers and returns the answer', async () => {
+    let seen: { url?: string; headers?: http.IncomingHttpHeaders; body?: string } = {};
+    handler = (req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        seen = { url: req.url, headers: req.headers, body };
+        res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"x"}');
+      });
+    };
+    const result = await forwarder.forward(target, request);
+    expect(result).to.deep.equal({ status: 503, body: { error: 'x' } });
+    expect(seen.url).to.equal('/pools/default/work');
+    expect(JSON.parse(seen.body!)).to.deep.equal({ payload: { n: 1 } });
+    expect(seen.headers!['content-type']).to.equal('application/json');
+    expect(seen.headers![HOPS_HEADER]).to.equal('1');
+    expect(seen.headers![TERM_HEADER]).to.equal('7');
+    expect(seen.headers![VIA_HEADER]).to.equal('b');
+    expect(seen.headers![TOKEN_HEADER]).to.equal('the-forward-token');
+  });
+
+  it('a refused connection is unreachable (nothing was sent)', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const result = await failure(
+      forwarder.forward({ ...target, url: `http://127.0.0.1:${port}` }, request),
+    );
+    expect(result).to.equal('unreachable');
+  });
+
+  it('421 is "not leader"', async () => {
+    handler = answer(421, '{"error":{"code":"NOT_LEADER"}}');
+    expect(await failure(forwarder.forward(target, request))).to.equal('not-leader');
+  });
+
+  it('a connection reset after the request was sent is ambiguous, not retryable', async () => {
+    handler = (req) => req.on('data', () => req.socket.destroy());
+    expect(await failure(forwarder.forward(target, request))).to.equal('UPSTREAM_FAILED');
+  });
+
+  it('no answer within the forward timeout is UPSTREAM_TIMEOUT', async () => {
+    handler = () => undefined;
+    expect(await failure(forwarder.forward(target, request))).to.equal('UPSTREAM_TIMEOUT');
+  });
+
+  it('abandoning a sent forward is an ambiguous UPSTREAM_FAILED', async () => {
+    handler = () => undefined;
+    const abandon = new AbortController();
+    setTimeout(() => abandon.abort(), 50);
+    expect(await failure(forwarder.forward(target, request, abandon.signal))).to.equal(
+      'UPSTREAM_FAILED',
+    );
+  });
+
+  it('an answer over 1 MiB is refused as ambiguous', async () => {
+    handler = answer(200, JSON.stringify('x'.repeat(1024 * 1024 + 10)));
+    expect(await failure(forwarder.forward(target, request))).to.equal('UPSTREAM_FAILED');
+  });
+
+  it('an answer that is not JSON is UPSTREAM_FAILED', async () => {
+    handler = answer(200, '<html>');
+    expect(await failure(forwarder.forward(target, request))).to.equal('UPSTREAM_FAILED');
+  });
+
+  it('keeps working after failures', async () => {
+    handler = answer(200, '{"ok":true}');
+    expect(await forwarder.forward(target, request)).to.deep.equal({
+      status: 200,
+      body: { ok: true },
+    });
+  });
+});
