@@ -21,7 +21,7 @@ import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import { asError, MemberLease, monotonicNow } from '../membership/lease.js';
 import {
-  decode,
+  decodeShared,
   memberRecordSchema,
   type LeaderClaim,
   type MemberRecord,
@@ -434,7 +434,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private async revokePreviousIncarnations(ownLeaseId: string): Promise<void> {
     const existing = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
     for (const kv of existing.kvs) {
-      const decoded = decode(memberRecordSchema, kv.value);
+      const decoded = decodeShared(memberRecordSchema, kv.value);
       if (!decoded.ok || decoded.value.id !== this.record.id) continue;
       if (kv.lease === '0' || kv.lease === ownLeaseId) continue;
       const previous = decoded.value;

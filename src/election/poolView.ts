@@ -4,7 +4,10 @@
  *
  * Any watch error, cancellation or compaction ⇒ resync (read again, watch again). A watch on
  * an etcd member that lost quorum stalls silently, so a periodic linearizable read reconciles
- * the view; it is also how the view knows etcd is reachable. Events at or below the last
+ * the view; it is also how the view knows etcd is reachable. That read is a probe of constant
+ * size — how many member keys exist, which of them changed after the view's revision, and the
+ * claim's revision — not the whole pool: every member sends one every few seconds, so a read
+ * of the whole pool would cost etcd and the members O(members²) at rest. Events at or below the last
  * snapshot's revision are ignored. Several events can share one revision (a transaction, or a
  * lease revoke deleting a member key and the claim together), so the filter is the snapshot's
  * revision, never the last event's.
@@ -13,13 +16,13 @@
  * key version and counted — never a crash.
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import { Range, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import { leaseIdHex } from '../etcd/keys.js';
 import {
-  decode,
+  decodeShared,
   leaderClaimSchema,
   memberRecordSchema,
   type LeaderClaim,
@@ -58,11 +61,28 @@ export interface PoolViewOptions {
   metrics: PoolMetrics;
 }
 
+/** How long a watch may take to deliver what a reconcile probe already showed. */
+const LAG_GRACE_MS = 1000;
+
+/** What a reconcile probe saw (see `probe`). */
+interface Probe {
+  /** The view's revision when the probe was sent. */
+  since: bigint;
+  /** Keys under the members prefix, valid or not. */
+  memberKeys: number;
+  /** Of those, how many were modified after `since`. */
+  changed: number;
+  /** The claim's mod revision, undefined without a claim. */
+  claimTerm: bigint | undefined;
+}
+
 type ResyncReason = 'start' | 'watch_error' | 'watch_disconnected' | 'watch_ended' | 'reconcile';
 
 export class PoolView extends EventEmitter<PoolViewEvents> {
   private sorted: MemberView[] = [];
   private byKey = new Map<string, MemberView>();
+  /** Keys under the members prefix whose value is not a valid member (counted by the probe). */
+  private invalidMembers = new Set<string>();
   private claimView: ClaimView | undefined;
   private viewRevision = 0n;
   /** Revision of the last snapshot: watch events at or below it are already in the view. */
@@ -71,6 +91,8 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   private generation = 0;
   private resyncing: Promise<void> | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  /** Set while a reconcile probe showed changes the watch had yet to deliver (`reconcile`). */
+  private lagCheck: NodeJS.Timeout | undefined;
   private stopped = false;
   private isSynced = false;
   private isReachable = false;
@@ -128,6 +150,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   stop(): void {
     this.stopped = true;
     clearInterval(this.reconcileTimer);
+    clearTimeout(this.lagCheck);
     this.generation++;
     const watcher = this.watcher;
     this.watcher = undefined;
@@ -203,27 +226,47 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   }
 
   /**
-   * A linearizable read of the whole pool. It fails without quorum, which is what tells a
-   * member whose watch stalled that etcd is gone. If the read shows a state the watch has not
-   * delivered, the view takes it and the watch is restarted.
+   * A linearizable probe of the pool (`probe`). It fails without quorum, which is what tells a
+   * member whose watch stalled that etcd is gone. If the probe shows a state the watch has not
+   * delivered, the watch gets a short grace to deliver it (`expectProgress`); one that stays
+   * silent has stalled, and the view resyncs: it reads the pool again and restarts the watch.
    */
   private async reconcile(): Promise<void> {
     if (this.stopped || this.resyncing) return;
     const generation = this.generation;
     try {
-      const snapshot = await this.readPool();
+      const probe = await this.probe();
       this.setReachable(true);
-      if (generation !== this.generation || this.resyncing) return;
-      const revision = snapshot.revision;
-      if (revision > this.viewRevision && !this.agreesWith(snapshot.kvs)) {
-        await this.resync('reconcile');
-      }
+      if (generation !== this.generation || this.resyncing || this.lagCheck) return;
+      // An event arrived while the probe was out: the watch is alive, and the probe's figures
+      // no longer compare with the view.
+      if (probe.since !== this.viewRevision) return;
+      if (!this.agreesWith(probe)) this.expectProgress(generation);
     } catch (error) {
       if (this.isReachable) {
         this.options.logger.warn({ err: describeEtcdError(error) }, 'etcd unreachable');
       }
       this.setReachable(false);
     }
+  }
+
+  /**
+   * The probe saw changes the view lacks: they were committed before it, so a working watch
+   * delivers them. Usually they are already on their way — in flight, or queued behind others
+   * in a busy process — and resyncing at once would re-read the whole pool for nothing; in a
+   * pool of hundreds joining at once, members doing so together kept etcd and themselves busy
+   * enough to fall further behind. So: resync only if the watch delivers nothing at all within
+   * the grace.
+   */
+  private expectProgress(generation: number): void {
+    const revision = this.viewRevision;
+    const graceMs = Math.min(this.options.reconcileIntervalMs, LAG_GRACE_MS);
+    this.lagCheck = setTimeout(() => {
+      this.lagCheck = undefined;
+      if (this.stopped || generation !== this.generation || this.resyncing) return;
+      if (this.viewRevision === revision) void this.resync('reconcile');
+    }, graceMs);
+    this.lagCheck.unref();
   }
 
   /** Reads the valid members afresh from etcd (one range), oldest first. */
@@ -255,30 +298,57 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     this.emit('reachability', reachable);
   }
 
-  private agreesWith(kvs: IKeyValue[]): boolean {
-    let members = 0;
-    let claimSeen = false;
-    for (const kv of kvs) {
-      const key = kv.key.toString();
-      if (key === this.options.keys.leader) {
-        claimSeen = true;
-        if (this.claimView?.term !== BigInt(kv.mod_revision)) return false;
-      } else if (key.startsWith(this.options.keys.membersPrefix)) {
-        const known = this.byKey.get(key);
-        if (known) {
-          if (known.modRevision !== BigInt(kv.mod_revision)) return false;
-          members++;
-        } else if (this.classifyMember(kv) !== undefined) {
-          return false;
-        }
-      }
-    }
-    return members === this.sorted.length && claimSeen === (this.claimView !== undefined);
+  /**
+   * One linearizable transaction of three small ranges, whatever the pool's size: the number
+   * of keys under the members prefix (etcd counts them in its index, values unread), the keys
+   * of those modified after the view's revision (etcd filters them before answering: none
+   * while the view is current), and the claim's key without its value.
+   */
+  private async probe(): Promise<Probe> {
+    const { keys } = this.options;
+    const members = Range.prefix(keys.membersPrefix);
+    const since = this.viewRevision;
+    const result = await this.etcd
+      .if(keys.leader, 'Mod', '>', -1) // always true: a transaction only for its atomic read
+      .then(
+        { request_range: { key: members.start, range_end: members.end, count_only: true } },
+        {
+          request_range: {
+            key: members.start,
+            range_end: members.end,
+            keys_only: true,
+            min_mod_revision: (since + 1n).toString(),
+          },
+        },
+        { request_range: { key: Buffer.from(keys.leader), keys_only: true } },
+      )
+      .commit();
+    const [count, changed, claim] = result.responses.map((op) => op.response_range);
+    return {
+      since,
+      memberKeys: Number(count?.count ?? 0),
+      changed: changed?.kvs.length ?? 0,
+      claimTerm: claim?.kvs[0] === undefined ? undefined : BigInt(claim.kvs[0].mod_revision),
+    };
+  }
+
+  /**
+   * Whether the view holds the state the probe saw. It does unless the watch has yet to
+   * deliver a put (a key modified after the view's revision), a delete (fewer keys than the
+   * view knows, valid or not; a delete and a put together show as the put) or a claim change.
+   */
+  private agreesWith(probe: Probe): boolean {
+    return (
+      probe.changed === 0 &&
+      probe.memberKeys === this.byKey.size + this.invalidMembers.size &&
+      probe.claimTerm === this.claimView?.term
+    );
   }
 
   private applySnapshot(revision: bigint, kvs: IKeyValue[]): void {
     this.sorted = [];
     this.byKey.clear();
+    this.invalidMembers.clear();
     this.claimView = undefined;
     this.viewRevision = revision;
     this.snapshotRevision = revision;
@@ -304,7 +374,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     const key = kv.key.toString();
     const { keys } = this.options;
     if (key === keys.leader) {
-      const decoded = decode(leaderClaimSchema, kv.value);
+      const decoded = decodeShared(leaderClaimSchema, kv.value);
       if (!decoded.ok) this.reportInvalid('claim', key, kv, decoded.reason);
       this.claimView = {
         term: BigInt(kv.mod_revision),
@@ -316,7 +386,12 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     if (key.startsWith(keys.membersPrefix)) {
       const member = this.classifyMember(kv);
       const wasThere = this.removeMember(key);
-      if (member) this.insertMember(member);
+      if (member) {
+        this.insertMember(member);
+        this.invalidMembers.delete(key);
+      } else {
+        this.invalidMembers.add(key);
+      }
       return member !== undefined || wasThere;
     }
     if (!key.startsWith(keys.statePrefix)) {
@@ -332,6 +407,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       this.claimView = undefined;
       return had;
     }
+    this.invalidMembers.delete(key);
     return this.removeMember(key);
   }
 
@@ -343,7 +419,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       this.reportInvalid('member_key', key, kv, 'key is not bound to the lease its name says');
       return undefined;
     }
-    const decoded = decode(memberRecordSchema, kv.value);
+    const decoded = decodeShared(memberRecordSchema, kv.value);
     if (!decoded.ok) {
       this.reportInvalid('member_record', key, kv, decoded.reason);
       return undefined;
@@ -352,13 +428,13 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       this.reportInvalid('member_record', key, kv, `record names pool "${decoded.value.pool}"`);
       return undefined;
     }
-    return {
+    return shareMember({
       key,
       leaseId: kv.lease,
       createRevision: BigInt(kv.create_revision),
       modRevision: BigInt(kv.mod_revision),
       record: decoded.value,
-    };
+    });
   }
 
   private insertMember(member: MemberView): void {
@@ -390,6 +466,37 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   private forgetReports(key: string): void {
     for (const id of this.reported) if (id.startsWith(`${key}@`)) this.reported.delete(id);
   }
+}
+
+/** Members remembered by `shareMember`: a few hundred bytes each. */
+const SHARED_MEMBERS = 4096;
+const sharedMembers = new Map<string, MemberView>();
+
+/**
+ * The one frozen object for a member version, shared by every view of the process that holds
+ * it. A member of a pool of n holds n members; a process hosting many members of one pool (the
+ * scale benchmark, tests) would otherwise hold n copies of each — O(n²) memory where O(n) does.
+ * A version is its key at its mod revision with the same lease, create revision and decoded
+ * record (`decodeShared` gives the same object for the same bytes), so views of different etcd
+ * clusters that happen to share a key and revision are never mixed. Oldest go first.
+ */
+function shareMember(member: MemberView): MemberView {
+  const id = `${member.key}@${member.modRevision}`;
+  const known = sharedMembers.get(id);
+  if (
+    known !== undefined &&
+    known.record === member.record &&
+    known.leaseId === member.leaseId &&
+    known.createRevision === member.createRevision
+  ) {
+    return known;
+  }
+  sharedMembers.delete(id);
+  sharedMembers.set(id, Object.freeze(member));
+  if (sharedMembers.size > SHARED_MEMBERS) {
+    sharedMembers.delete(sharedMembers.keys().next().value!);
+  }
+  return member;
 }
 
 /** Index of the first member whose create revision is >= `revision` (binary search). */

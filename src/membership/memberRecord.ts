@@ -33,9 +33,59 @@ export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 /** Parses and validates a stored value; never throws. */
 export function decode<T>(schema: z.ZodType<T>, raw: Buffer | string): Decoded<T> {
+  return decodeText(schema, raw.toString());
+}
+
+/** What `decodeShared` remembers per schema: distinct values, and their text in all. */
+const SHARED_ENTRIES = 4096;
+const SHARED_CHARS = 4 * 1024 * 1024;
+/** A longer value (foreign, or hostile) is decoded every time rather than held on to. */
+const SHARED_MAX_CHARS = 64 * 1024;
+
+interface SharedDecodes {
+  entries: Map<string, Decoded<unknown>>;
+  chars: number;
+}
+
+const shared = new WeakMap<z.ZodType, SharedDecodes>();
+
+/**
+ * `decode`, shared by every pool view of the process. A member sees each record again on
+ * every resync, and a process hosting many members (several pools, a benchmark) sees every
+ * watch event once per member. Validation is a pure function of the bytes, so each distinct
+ * value is parsed and validated once and the answer reused; it is deep-frozen, since every
+ * caller gets the same object. Bounded in entries and in text; the oldest entries go first.
+ */
+export function decodeShared<T>(schema: z.ZodType<T>, raw: Buffer | string): Decoded<T> {
+  const text = raw.toString();
+  if (text.length > SHARED_MAX_CHARS) return decodeText(schema, text);
+  let cache = shared.get(schema);
+  if (!cache) shared.set(schema, (cache = { entries: new Map(), chars: 0 }));
+  const known = cache.entries.get(text) as Decoded<T> | undefined;
+  if (known) return known;
+  const decoded = deepFreeze(decodeText(schema, text));
+  cache.entries.set(text, decoded);
+  cache.chars += text.length;
+  while (cache.entries.size > SHARED_ENTRIES || cache.chars > SHARED_CHARS) {
+    const oldest = cache.entries.keys().next().value!;
+    cache.entries.delete(oldest);
+    cache.chars -= oldest.length;
+  }
+  return decoded;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+function decodeText<T>(schema: z.ZodType<T>, raw: string): Decoded<T> {
   let json: unknown;
   try {
-    json = JSON.parse(raw.toString());
+    json = JSON.parse(raw);
   } catch {
     return { ok: false, reason: 'not JSON' };
   }

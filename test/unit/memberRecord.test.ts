@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import {
   decode,
+  decodeShared,
   leaderClaimSchema,
   memberRecordSchema,
 } from '../../src/membership/memberRecord.js';
@@ -54,5 +55,43 @@ describe('member record validation', () => {
     };
     expect(decode(leaderClaimSchema, JSON.stringify(claim)).ok).to.equal(true);
     expect(decode(leaderClaimSchema, JSON.stringify({ ...claim, id: '' })).ok).to.equal(false);
+  });
+
+  describe('shared by the views of a process', () => {
+    it('gives the answer decode gives, once per distinct value, frozen', () => {
+      const raw = Buffer.from(JSON.stringify({ ...valid, id: 'shared-1' }));
+      const first = decodeShared(memberRecordSchema, raw);
+      expect(first).to.deep.equal(decode(memberRecordSchema, raw));
+      // Another buffer with the same bytes: the same answer, not a new one.
+      expect(decodeShared(memberRecordSchema, Buffer.from(raw))).to.equal(first);
+      expect(Object.isFrozen(first)).to.equal(true);
+      if (first.ok) {
+        expect(Object.isFrozen(first.value.labels)).to.equal(true);
+        expect(() => (first.value.leads as string[]).push('x')).to.throw(TypeError);
+      }
+    });
+
+    it('remembers rejections too, and keeps schemas apart', () => {
+      const raw = JSON.stringify({ ...valid, id: 'has space' });
+      const rejected = decodeShared(memberRecordSchema, raw);
+      expect(rejected.ok).to.equal(false);
+      expect(decodeShared(memberRecordSchema, raw)).to.equal(rejected);
+      expect(decodeShared(leaderClaimSchema, raw)).to.not.equal(rejected);
+      expect(decodeShared(memberRecordSchema, 'garbage{')).to.deep.equal({
+        ok: false,
+        reason: 'not JSON',
+      });
+    });
+
+    it('decodes a large value every time rather than holding on to it', () => {
+      const raw = JSON.stringify({
+        ...valid,
+        labels: { big: 'x'.repeat(200) },
+        pad: 'y'.repeat(70_000),
+      });
+      const first = decodeShared(memberRecordSchema, raw);
+      expect(first.ok).to.equal(false);
+      expect(decodeShared(memberRecordSchema, raw)).to.not.equal(first);
+    });
   });
 });
