@@ -4,11 +4,11 @@
  *
  * Any watch error, cancellation or compaction ⇒ resync (read again, watch again). A watch on
  * an etcd member that lost quorum stalls silently, so a periodic linearizable read reconciles
- * the view; it is also how the view knows etcd is reachable. That read is a probe of constant
- * size — how many member keys exist, which of them changed after the view's revision, and the
- * claim's revision — not the whole pool: every member sends one every few seconds, so a read
- * of the whole pool would cost etcd and the members O(members²) at rest. Events at or below the last
- * snapshot's revision are ignored. Several events can share one revision (a transaction, or a
+ * the view; it is also how the view knows etcd is reachable. That read is a small probe — how
+ * many member keys exist and the claim's revision; every tenth probe also which members
+ * changed after the view's revision — not the whole pool: every member sends one every few
+ * seconds, so reading the whole pool would cost etcd and the members O(members²) at rest.
+ * Events at or below the last snapshot's revision are ignored. Several events can share one revision (a transaction, or a
  * lease revoke deleting a member key and the claim together), so the filter is the snapshot's
  * revision, never the last event's.
  *
@@ -61,6 +61,9 @@ export interface PoolViewOptions {
   metrics: PoolMetrics;
 }
 
+/** One probe in this many also lists the members modified after the view (see `probe`). */
+const SCAN_EVERY = 10;
+
 /** How long a watch may take to deliver what a reconcile probe already showed. */
 const LAG_GRACE_MS = 1000;
 
@@ -70,7 +73,7 @@ interface Probe {
   since: bigint;
   /** Keys under the members prefix, valid or not. */
   memberKeys: number;
-  /** Of those, how many were modified after `since`. */
+  /** Of those, how many were modified after `since` (0 when the probe did not scan). */
   changed: number;
   /** The claim's mod revision, undefined without a claim. */
   claimTerm: bigint | undefined;
@@ -93,6 +96,8 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   private reconcileTimer: NodeJS.Timeout | undefined;
   /** Set while a reconcile probe showed changes the watch had yet to deliver (`reconcile`). */
   private lagCheck: NodeJS.Timeout | undefined;
+  /** Probes sent; starts at random so that the views of a process scan at different times. */
+  private probes = Math.floor(Math.random() * SCAN_EVERY);
   private stopped = false;
   private isSynced = false;
   private isReachable = false;
@@ -299,31 +304,39 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   }
 
   /**
-   * One linearizable transaction of three small ranges, whatever the pool's size: the number
-   * of keys under the members prefix (etcd counts them in its index, values unread), the keys
-   * of those modified after the view's revision (etcd filters them before answering: none
-   * while the view is current), and the claim's key without its value.
+   * One linearizable transaction of small ranges: the number of keys under the members prefix
+   * (etcd counts them in its index, values unread) and the claim's key without its value —
+   * and, every `SCAN_EVERY`th probe, the keys of the members modified after the view's
+   * revision (none while the view is current). That scan is what finds a change that leaves
+   * the count alone (a record rewritten; a member gone and another come between two probes),
+   * but etcd reads every member key to answer it, which in every probe of every member came
+   * to O(members²) reads at rest: the largest part of etcd's work in a pool of hundreds.
    */
   private async probe(): Promise<Probe> {
     const { keys } = this.options;
     const members = Range.prefix(keys.membersPrefix);
     const since = this.viewRevision;
+    const scan = ++this.probes % SCAN_EVERY === 0;
     const result = await this.etcd
       .if(keys.leader, 'Mod', '>', -1) // always true: a transaction only for its atomic read
       .then(
         { request_range: { key: members.start, range_end: members.end, count_only: true } },
-        {
-          request_range: {
-            key: members.start,
-            range_end: members.end,
-            keys_only: true,
-            min_mod_revision: (since + 1n).toString(),
-          },
-        },
         { request_range: { key: Buffer.from(keys.leader), keys_only: true } },
+        ...(scan
+          ? [
+              {
+                request_range: {
+                  key: members.start,
+                  range_end: members.end,
+                  keys_only: true,
+                  min_mod_revision: (since + 1n).toString(),
+                },
+              },
+            ]
+          : []),
       )
       .commit();
-    const [count, changed, claim] = result.responses.map((op) => op.response_range);
+    const [count, claim, changed] = result.responses.map((op) => op.response_range);
     return {
       since,
       memberKeys: Number(count?.count ?? 0),
@@ -334,8 +347,8 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
 
   /**
    * Whether the view holds the state the probe saw. It does unless the watch has yet to
-   * deliver a put (a key modified after the view's revision), a delete (fewer keys than the
-   * view knows, valid or not; a delete and a put together show as the put) or a claim change.
+   * deliver a member that came or went (not as many keys as the view knows, valid or not), a
+   * claim change, or — seen by a scanning probe — any put after the view's revision.
    */
   private agreesWith(probe: Probe): boolean {
     return (

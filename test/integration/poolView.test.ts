@@ -17,7 +17,7 @@ const RECONCILE_MS = 300;
 
 let prefixCounter = 0;
 
-describe('the pool view reconciles with a constant-size probe', function () {
+describe('the pool view reconciles with a small probe', function () {
   this.timeout(30_000);
   let etcd: EtcdCluster;
   let client: Etcd3;
@@ -46,8 +46,14 @@ describe('the pool view reconciles with a constant-size probe', function () {
   });
 
   /** Registers member `id` under a lease of its own, as a member does. */
-  async function putMember(id: string): Promise<string> {
+  async function putMember(id: string, weight = 1): Promise<string> {
     const { ID } = await client.leaseClient.leaseGrant({ TTL: 30 });
+    await writeMember(id, ID, weight);
+    return keys.member(ID);
+  }
+
+  /** Writes member `id`'s record under lease `leaseId` (decimal), as a member does. */
+  async function writeMember(id: string, leaseId: string, weight: number): Promise<void> {
     const record = {
       id,
       pool: POOL,
@@ -55,13 +61,11 @@ describe('the pool view reconciles with a constant-size probe', function () {
       startedAt: new Date().toISOString(),
       pid: 1,
       version: '0.0.0-test',
-      weight: 1,
+      weight,
       labels: {},
       leads: [],
     };
-    const key = keys.member(ID);
-    await client.put(key).value(JSON.stringify(record)).lease(ID);
-    return key;
+    await client.put(keys.member(leaseId)).value(JSON.stringify(record)).lease(leaseId);
   }
 
   async function startView(): Promise<PoolView> {
@@ -103,6 +107,22 @@ describe('the pool view reconciles with a constant-size probe', function () {
     await client.delete().key(b);
     await eventually('the view drops b', async () => ids(v).join() === 'a', 5000);
     expect(await resyncs('reconcile')).to.equal(2);
+  });
+
+  it('a change that leaves the count alone is found by the scanning probe', async () => {
+    const { ID } = await client.leaseClient.leaseGrant({ TTL: 30 });
+    await writeMember('a', ID, 1);
+    const v = await startView();
+    watcherOf(v).removeAllListeners('data');
+    // A record rewritten in place: as many keys as before, the claim unchanged.
+    await writeMember('a', ID, 7);
+    // One probe in ten scans: within ten intervals and the grace.
+    await eventually(
+      'the view sees the new weight',
+      async () => v.members[0]?.record.weight === 7,
+      12 * RECONCILE_MS + 2000,
+    );
+    expect(await resyncs('reconcile')).to.equal(1);
   });
 
   it('a watch that is only late is given its grace: no resync', async () => {
