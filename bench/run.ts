@@ -19,12 +19,18 @@ import { EtcdCluster } from '../src/local/etcdCluster.js';
 import { assertCliBuilt } from '../src/local/memberProcess.js';
 import { failover } from './failover.js';
 import { peerElection } from './peer.js';
+import { scale } from './scale.js';
 import { throughput } from './throughput.js';
 import { renderSvg } from './plot.js';
 import { renderMarkdown, writeDocs, type BenchRecord } from './report.js';
 import { textTable, type Benchmark, type Section } from './section.js';
 
-const BENCHMARKS: Record<string, Benchmark> = { failover, peer: peerElection, throughput };
+const BENCHMARKS: Record<string, Benchmark> = {
+  failover,
+  peer: peerElection,
+  throughput,
+  scale,
+};
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
