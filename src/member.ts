@@ -33,6 +33,9 @@ import { echoHandler, type WorkHandler } from './work/handler.js';
 import { WorkRouter } from './work/router.js';
 import { TicketSequence } from './work/tickets.js';
 
+/** How long after a leadership change this member rewrites `leads` in its records. */
+const PUBLISH_LEADS_AFTER_MS = 200;
+
 /** While etcd stays unreachable, its reason is logged again this often, not only on change. */
 const REMIND_EVERY_MS = 30_000;
 
@@ -120,6 +123,7 @@ export class PoolMember {
         strategy,
         preemptAfterMs: config.strategy.preemptAfterMs,
         handovers,
+        readOnClaim: [keys.ticketHighWater],
         logger: logger.child({ pool }),
         metrics,
       });
@@ -130,8 +134,13 @@ export class PoolMember {
         config.ticketBlockSize,
         metrics,
       );
-      election.on('leaderChanged', (leader) => {
-        if (leader?.self) tickets.prefetch(leader.term);
+      // On the claim's own answer, not on `leaderChanged`, which waits for our view to see
+      // the claim come back through the watch; and again on any change that finds us leading
+      // without a block (a claim adopted at start-up).
+      election.on('claimed', (term, [mark]) => tickets.prefetch(term, { kv: mark }));
+      election.on('change', () => {
+        const term = election.term;
+        if (term !== undefined) tickets.prefetch(term);
       });
       const router = new WorkRouter(
         etcd,
@@ -424,5 +433,16 @@ function publishLeadership(elections: PoolElection[]): void {
     }
     void publish(); // leadership may have moved while we wrote
   };
-  for (const election of elections) election.on('change', () => void publish());
+  // Not at once: a new leader's first writes (its claim, then its first ticket block) are on
+  // the path of the first request after a failover, and this write would queue in etcd beside
+  // them. Another pool's `avoid` strategy can wait this long to see the change.
+  let scheduled: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    scheduled ??= setTimeout(() => {
+      scheduled = undefined;
+      void publish();
+    }, PUBLISH_LEADS_AFTER_MS);
+    scheduled.unref();
+  };
+  for (const election of elections) election.on('change', schedule);
 }

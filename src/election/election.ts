@@ -15,7 +15,7 @@
  *   the successor sees the pool without us and claims within milliseconds.
  */
 import { EventEmitter } from 'node:events';
-import type { ComparatorBuilder, Etcd3 } from 'etcd3';
+import type { ComparatorBuilder, Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
@@ -68,6 +68,8 @@ export interface ElectionEvents {
   /** Anything that may change `isLeader()`, `leader()` or readiness. */
   change: [];
   leaderChanged: [leader: LeaderInfo | undefined, previous: LeaderInfo | undefined];
+  /** Our claim committed under `term`; `reads` are the `readOnClaim` keys at that revision. */
+  claimed: [term: bigint, reads: (IKeyValue | undefined)[]];
 }
 
 export interface ElectionOptions {
@@ -87,6 +89,12 @@ export interface ElectionOptions {
    * change at a time instead of swapping leaders back and forth.
    */
   handovers?: HandoverGate;
+  /**
+   * Keys read in the claim's own transaction. Their values as of the claim come with the
+   * `claimed` event, so leader-owned state (the ticket mark) costs no extra read on the path
+   * of the first request after a failover.
+   */
+  readOnClaim?: string[];
   logger: Logger;
   metrics: PoolMetrics;
 }
@@ -658,6 +666,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       url: this.record.url,
       claimedAt: new Date().toISOString(),
     };
+    const reads = this.options.readOnClaim ?? [];
     let failed = false;
     try {
       const guard =
@@ -666,7 +675,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
           : this.etcd.if(keys.leader, 'Mod', '==', replaceTerm.toString());
       const result = await guard
         .and(registration.memberKey, 'Create', '==', registration.createRevision.toString())
-        .then(this.etcd.put(keys.leader).value(JSON.stringify(claim)).lease(registration.lease.id))
+        .then(
+          this.etcd.put(keys.leader).value(JSON.stringify(claim)).lease(registration.lease.id),
+          ...reads.map((key) => this.etcd.get(key)),
+        )
         .commit();
       failed = !result.succeeded;
       if (result.succeeded) {
@@ -674,6 +686,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         if (this.registration === registration && !this.leaving) {
           this.heldTerm = term;
           this.logger.info({ term: term.toString() }, 'claimed leadership');
+          const values = reads.map((_, i) => result.responses[i + 1]?.response_range?.kvs[0]);
+          this.emit('claimed', term, values);
         } else {
           // We left (or re-registered) while the claim was in flight: take it back.
           await this.fenced(term).then(this.etcd.delete().key(keys.leader)).commit();

@@ -7,7 +7,7 @@
  * it, so no ticket is issued twice. A block is bound to the term that reserved it; a new term
  * reserves a new block. Cost: one range and one txn per `blockSize` tickets.
  */
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import type { PoolElection } from '../election/election.js';
 import { isPoolError, NotLeaderError, PoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
@@ -32,11 +32,13 @@ export class TicketSequence {
 
   /**
    * Reserves a block for `term` ahead of the first request, so that the first work after a
-   * failover does not wait for two etcd round trips. Failures are left to `next()` to retry.
+   * failover does not wait for two etcd round trips. `mark` is the high-water mark as read in
+   * the claim's own transaction (`undefined` inside when the key is absent), which saves the
+   * read; without it the mark is read first. Failures are left to `next()` to retry.
    */
-  prefetch(term: bigint): void {
+  prefetch(term: bigint, mark?: { kv: IKeyValue | undefined }): void {
     if (this.block?.term === term || this.reserving) return;
-    this.reserving = this.reserve(term).finally(() => (this.reserving = undefined));
+    this.reserving = this.reserve(term, mark).finally(() => (this.reserving = undefined));
     this.reserving.catch(() => undefined);
   }
 
@@ -57,9 +59,9 @@ export class TicketSequence {
     }
   }
 
-  private async reserve(term: bigint): Promise<Block> {
+  private async reserve(term: bigint, mark?: { kv: IKeyValue | undefined }): Promise<Block> {
     try {
-      return await this.reserveBlock(term);
+      return await this.reserveBlock(term, mark);
     } catch (error) {
       if (isPoolError(error)) throw error;
       throw new PoolError('ETCD_UNAVAILABLE', 'could not reserve tickets in etcd', undefined, {
@@ -68,9 +70,12 @@ export class TicketSequence {
     }
   }
 
-  private async reserveBlock(term: bigint): Promise<Block> {
+  private async reserveBlock(term: bigint, mark?: { kv: IKeyValue | undefined }): Promise<Block> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = (await this.etcd.get(this.key).exec()).kvs[0];
+      // The mark from the claim is exact: since then only this term may write it. A stale one
+      // (never expected) just fails the Mod guard below and is read again.
+      const current =
+        attempt === 0 && mark ? mark.kv : (await this.etcd.get(this.key).exec()).kvs[0];
       const highWater = current ? parseHighWater(current.value.toString()) : 0n;
       const size = BigInt(this.blockSize);
       const result = await this.election
