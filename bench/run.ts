@@ -7,7 +7,8 @@
  *
  * `--smoke` runs the fewest trials in seconds, so the suite cannot rot: it renders the docs in
  * memory (to exercise the renderer) and writes only test-artifacts/bench-smoke.json.
- * `--only failover,scale` runs a subset (for working on one benchmark; docs are not written).
+ * `--only failover,scale` runs a subset (for working on one benchmark): its record goes to
+ * test-artifacts/bench-<names>.json and the docs are not written.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -101,9 +102,11 @@ async function main(): Promise<void> {
     machine,
     sections,
   };
-  const file = smoke
-    ? path.join(ROOT, 'test-artifacts', 'bench-smoke.json')
-    : path.join(ROOT, 'bench', 'results', `${record.startedAt.replace(/:/g, '-')}.json`);
+  // Only complete runs are kept in bench/results; smoke and --only runs go to test-artifacts.
+  const file =
+    smoke || partial
+      ? path.join(ROOT, 'test-artifacts', `bench-${smoke ? 'smoke' : names.join('-')}.json`)
+      : path.join(ROOT, 'bench', 'results', `${record.startedAt.replace(/:/g, '-')}.json`);
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
   const relative = path.relative(ROOT, file);

@@ -355,7 +355,9 @@ async function probeTicket(leader: MemberProcess): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const reqs = (value: number) => Math.round(value).toLocaleString('en-US');
-const perCall = (value: number) => (Number.isFinite(value) ? value.toFixed(4) : '—');
+/** Four decimals; a value that rounds to zero prints as 0.0000, not -0.0000. */
+const perCall = (value: number) =>
+  Number.isFinite(value) ? (Math.abs(value) < 0.00005 ? 0 : value).toFixed(4) : '—';
 
 export const throughput: Benchmark = async (context) => {
   assertCliBuilt();
@@ -739,7 +741,7 @@ function report(
       `etcd requests: the delta of every member's service_pool_etcd_requests_total around each measured run, ` +
       `less the pool's rate at rest (measured during the bare runs); tickets: counted between two probe calls ` +
       `on the leader around each run; etcd writes per 1000 tickets from service_pool_ticket_blocks_total ` +
-      `(one fenced txn per block, after one range).`,
+      `(one fenced txn per block; a range before it, except for the first block of a term, whose mark comes with the claim).`,
     tables: [routing, simpleVsTracked, ticketTable],
     plots,
     targets: targetChecks,
