@@ -67,7 +67,7 @@ const POOL = 'default';
 const TRACE_DIR = process.env.BENCH_LOG_DIR;
 const AGREE_TIMEOUT_MS = 20_000;
 /** How long after its TTL a crash trial may take before it counts as a miss. */
-const FAILOVER_SLACK_MS = 5000;
+export const FAILOVER_SLACK_MS = 5000;
 
 /**
  * A pool of member processes under its own etcd prefix, with a watch on its claim key that
@@ -279,7 +279,7 @@ export async function failoverTrial(
   };
 }
 
-interface Scenario {
+export interface Scenario {
   name: string;
   kind: TrialKind;
   ttlSeconds: number;
@@ -288,7 +288,8 @@ interface Scenario {
 
 const MEMBER_IDS = ['a', 'b', 'c'];
 
-function scenarios(smoke: boolean): Scenario[] {
+/** The failover scenarios; the peer benchmark runs the graceful and crash ones alike. */
+export function scenarios(smoke: boolean): Scenario[] {
   return smoke
     ? [
         { name: 'graceful (SIGTERM)', kind: 'graceful', ttlSeconds: 2, trials: 2 },
@@ -313,15 +314,10 @@ export interface ScenarioReport extends Scenario {
 }
 
 function report(scenario: Scenario, results: TrialResult[]): ScenarioReport {
-  const values = (pick: (r: TrialResult) => number | undefined) =>
-    results.flatMap((r) => {
-      const value = pick(r);
-      return value === undefined ? [] : [value];
-    });
   return {
     ...scenario,
-    servedMs: summarize(values((r) => r.servedMs)),
-    claimedMs: summarize(values((r) => r.claimedMs)),
+    servedMs: summarize(results.map((r) => r.servedMs)),
+    claimedMs: summarize(results.map((r) => r.claimedMs)),
     failed: results.reduce((sum, r) => sum + r.failed, 0),
     calls: results.reduce((sum, r) => sum + r.calls, 0),
     missed: results.filter((r) => r.servedMs === undefined || r.claimedMs === undefined).length,

@@ -30,6 +30,7 @@ import {
   type ExitStatus,
 } from '../src/local/childProcesses.js';
 import type { EtcdCluster } from '../src/local/etcdCluster.js';
+import { FAILOVER_SLACK_MS, scenarios as failoverScenarios } from './failover.js';
 import { ms, type Benchmark, type Plot, type Section, type Table } from './section.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -79,20 +80,14 @@ const ETCD3_VERSION = (
 ).version;
 /** A candidate process starts, grants its lease and puts its key within this bound. */
 const CAMPAIGN_TIMEOUT_MS = 20_000;
-/** How long after its TTL a trial may take before it counts as a miss (as in failover.ts). */
-const FAILOVER_SLACK_MS = 5000;
 
+/** Our graceful and crash scenarios, same TTLs and trial counts, so the tables line up. */
 function scenarios(smoke: boolean): Scenario[] {
-  return smoke
-    ? [
-        { name: 'graceful (SIGTERM → resign)', kind: 'graceful', ttlSeconds: 2, trials: 2 },
-        { name: 'crash (SIGKILL), TTL 2 s', kind: 'crash', ttlSeconds: 2, trials: 1 },
-      ]
-    : [
-        { name: 'graceful (SIGTERM → resign)', kind: 'graceful', ttlSeconds: 5, trials: 30 },
-        { name: 'crash (SIGKILL), TTL 2 s', kind: 'crash', ttlSeconds: 2, trials: 10 },
-        { name: 'crash (SIGKILL), TTL 5 s', kind: 'crash', ttlSeconds: 5, trials: 10 },
-      ];
+  return failoverScenarios(smoke).flatMap((s): Scenario[] => {
+    if (s.kind === 'restart') return [];
+    if (s.kind === 'graceful') return [{ ...s, kind: s.kind, name: 'graceful (SIGTERM → resign)' }];
+    return [{ ...s, kind: s.kind }];
+  });
 }
 
 /**
@@ -387,16 +382,11 @@ async function runScenario(
   } finally {
     await pool.close();
   }
-  const values = (pick: (r: PeerTrialResult) => number | undefined) =>
-    results.flatMap((r) => {
-      const value = pick(r);
-      return value === undefined ? [] : [value];
-    });
   return {
     ...scenario,
-    deletedMs: summarize(values((r) => r.deletedMs)),
-    observedMs: summarize(values((r) => r.observedMs)),
-    electedMs: summarize(values((r) => r.electedMs)),
+    deletedMs: summarize(results.map((r) => r.deletedMs)),
+    observedMs: summarize(results.map((r) => r.observedMs)),
+    electedMs: summarize(results.map((r) => r.electedMs)),
     missed: results.filter(
       (r) => r.deletedMs === undefined || r.observedMs === undefined || r.electedMs === undefined,
     ).length,

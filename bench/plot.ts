@@ -92,7 +92,8 @@ function legend(series: PlotSeries[]): string[] {
   });
 }
 
-function lines(plot: Plot, series: PlotSeries[], logTicks: boolean): string[] {
+function lines(plot: Plot, series: PlotSeries[]): string[] {
+  const logTicks = plot.logX === true;
   const xs = series.flatMap((s) => s.points.map(([x]) => x));
   const ys = series.flatMap((s) => s.points.map(([, y]) => y));
   const xTicks = logTicks
@@ -153,8 +154,8 @@ export function renderSvg(plot: Plot): string {
     plot.kind === 'bars'
       ? bars(plot)
       : plot.kind === 'cdf'
-        ? lines({ ...plot, logX: false }, cdfSeries(plot.series), false)
-        : lines(plot, plot.series, plot.logX === true);
+        ? lines({ ...plot, logX: false }, cdfSeries(plot.series))
+        : lines(plot, plot.series);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" role="img" aria-label="${escape(plot.title)}">`,
     ...body,

@@ -32,7 +32,8 @@ export interface BenchRecord {
 
 export const HAND_WRITTEN_MARKER = '<!-- Everything below this line is written by hand. -->';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository's root: results, docs and images are written relative to it. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DOC_PATH = path.join(ROOT, 'docs', 'benchmarks.md');
 const IMAGE_DIR = path.join(ROOT, 'docs', 'images', 'bench');
 

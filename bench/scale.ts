@@ -501,8 +501,8 @@ async function runSize(
     processes: plan.workers,
     registerMs,
     trials,
-    agreedMs: summarize(defined(trials.map((t) => t.agreedMs))),
-    firstSeenMs: summarize(defined(trials.map((t) => t.firstSeenMs))),
+    agreedMs: summarize(trials.map((t) => t.agreedMs)),
+    firstSeenMs: summarize(trials.map((t) => t.firstSeenMs)),
     rest,
     rssPerExtraMemberBytes: undefined,
   };
@@ -873,10 +873,6 @@ function points(
     const y = pick(r);
     return y === undefined ? [] : [[r.members, y] as [number, number]];
   });
-}
-
-function defined(values: (number | undefined)[]): number[] {
-  return values.filter((v): v is number => v !== undefined);
 }
 
 function mb(bytes: number, digits = 1): string {

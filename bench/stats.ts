@@ -17,10 +17,13 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
 }
 
-/** Undefined when there are no values: a table shows that as "—", not as 0. */
-export function summarize(values: number[]): Summary | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
+/**
+ * Undefined when there are no values: a table shows that as "—", not as 0. An undefined
+ * value (a trial that timed out) is left out.
+ */
+export function summarize(values: readonly (number | undefined)[]): Summary | undefined {
+  const sorted = values.filter((v): v is number => v !== undefined).sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
   const middle = sorted.length / 2;
   const median = Number.isInteger(middle)
     ? (sorted[middle - 1]! + sorted[middle]!) / 2
