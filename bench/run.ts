@@ -10,12 +10,10 @@
  * `--only failover,scale` runs a subset (for working on one benchmark): its record goes to
  * test-artifacts/bench-<names>.json and the docs are not written.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { EtcdCluster } from '../src/local/etcdCluster.js';
 import { assertCliBuilt } from '../src/local/memberProcess.js';
 import { failover } from './failover.js';
@@ -23,7 +21,7 @@ import { peerElection } from './peer.js';
 import { scale } from './scale.js';
 import { throughput } from './throughput.js';
 import { renderSvg } from './plot.js';
-import { renderMarkdown, writeDocs, type BenchRecord } from './report.js';
+import { renderMarkdown, ROOT, writeDocs, type BenchRecord } from './report.js';
 import { textTable, type Benchmark, type Section } from './section.js';
 
 const BENCHMARKS: Record<string, Benchmark> = {
@@ -32,13 +30,6 @@ const BENCHMARKS: Record<string, Benchmark> = {
   throughput,
   scale,
 };
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function etcdVersion(): string {
-  const out = execFileSync('etcd', ['--version'], { encoding: 'utf8' });
-  return /etcd Version: (\S+)/.exec(out)?.[1] ?? out.trim();
-}
 
 function selected(argv: string[]): string[] {
   const at = argv.indexOf('--only');
@@ -62,17 +53,17 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const t0 = performance.now();
   const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  const command = ['npx tsx bench/run.ts', ...process.argv.slice(2)].join(' ');
+  console.log(`bench${smoke ? ' --smoke' : ''}: ${names.join(', ')}; starting etcd (3 members)…`);
+  const etcd = await EtcdCluster.start({ size: 3, fast: true });
   const machine = {
     cores: os.cpus().length,
     cpu: os.cpus()[0]?.model,
     memoryBytes: os.totalmem(),
     node: process.version,
-    etcd: etcdVersion(),
+    etcd: etcd.version,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
   };
-  const command = ['npx tsx bench/run.ts', ...process.argv.slice(2)].join(' ');
-  console.log(`bench${smoke ? ' --smoke' : ''}: ${names.join(', ')}; starting etcd (3 members)…`);
-  const etcd = await EtcdCluster.start({ size: 3, fast: true });
   const sections: Section[] = [];
   try {
     for (const [i, name] of names.entries()) {

@@ -135,13 +135,8 @@ export class PoolMember {
         metrics,
       );
       // On the claim's own answer, not on `leaderChanged`, which waits for our view to see
-      // the claim come back through the watch; and again on any change that finds us leading
-      // without a block (a claim adopted at start-up).
-      election.on('claimed', (term, [mark]) => tickets.prefetch(term, { kv: mark }));
-      election.on('change', () => {
-        const term = election.term;
-        if (term !== undefined) tickets.prefetch(term);
-      });
+      // the claim come back through the watch.
+      election.on('claimed', (term, reads) => tickets.prefetch(term, reads && { kv: reads[0] }));
       const router = new WorkRouter(
         etcd,
         election,

@@ -68,8 +68,11 @@ export interface ElectionEvents {
   /** Anything that may change `isLeader()`, `leader()` or readiness. */
   change: [];
   leaderChanged: [leader: LeaderInfo | undefined, previous: LeaderInfo | undefined];
-  /** Our claim committed under `term`; `reads` are the `readOnClaim` keys at that revision. */
-  claimed: [term: bigint, reads: (IKeyValue | undefined)[]];
+  /**
+   * We hold the claim under `term`: `reads` are the `readOnClaim` keys as of the claim, or
+   * undefined when we adopted a claim whose answer we never saw.
+   */
+  claimed: [term: bigint, reads: (IKeyValue | undefined)[] | undefined];
 }
 
 export interface ElectionOptions {
@@ -576,6 +579,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       // Our claim committed but its answer was lost (a timeout): adopt it.
       this.heldTerm = claimView.term;
       this.logger.info({ term: claimView.term.toString() }, 'adopted our own leader claim');
+      this.emit('claimed', claimView.term, undefined);
     }
     if (claimIsMine && preferred && !preferredIsMe && this.isLeader() && this.strategy.preempt) {
       this.considerPreemption(claimView.term, preferred);

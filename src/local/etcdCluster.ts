@@ -152,6 +152,8 @@ export class EtcdCluster {
     private readonly removeDataOnClose: boolean,
     private readonly ownProcessGroup: boolean,
     private readonly tls: ClientTls | undefined,
+    /** What `etcd --version` says, e.g. `3.4.23`. */
+    readonly version: string,
   ) {}
 
   /** Starts every member and resolves once all of them answer /health with `true`. */
@@ -164,7 +166,7 @@ export class EtcdCluster {
       );
     }
     const etcd = options.etcdBinary ?? 'etcd';
-    await assertEtcdInstalled(etcd);
+    const version = await assertEtcdInstalled(etcd);
     const { clientPorts } = options;
     if (clientPorts !== undefined && clientPorts.length !== size) {
       throw new LocalProcessError(
@@ -236,6 +238,7 @@ export class EtcdCluster {
       options.dataDir === undefined || options.keepData !== true,
       options.ownProcessGroup ?? false,
       tls,
+      version,
     );
     try {
       slots.forEach((_, i) => cluster.spawnMember(i));
@@ -576,7 +579,8 @@ function httpsGet(url: string, tls: ClientTls, timeoutMs = 1000): Promise<HttpAn
   });
 }
 
-async function assertEtcdInstalled(binary: string): Promise<void> {
+/** Runs `etcd --version`; returns the version it names, or throws ETCD_MISSING. */
+async function assertEtcdInstalled(binary: string): Promise<string> {
   const result = await runCommand(binary, ['--version'], { env: inheritedEnv() });
   if (result.code !== 0) {
     throw new LocalProcessError(
@@ -585,6 +589,7 @@ async function assertEtcdInstalled(binary: string): Promise<void> {
         `install Debian's etcd-server package (apt-get install etcd-server) or pass etcdBinary`,
     );
   }
+  return /etcd Version: (\S+)/.exec(result.stdout)?.[1] ?? result.stdout.trim();
 }
 
 interface CommandResult extends EtcdctlResult {
