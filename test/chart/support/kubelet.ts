@@ -34,6 +34,8 @@ export interface SimulatedPod {
   ip: string;
   nodeName: string;
   labels: Record<string, string>;
+  /** The node's address (status.hostIP); loopback when the node is this machine's loopback. */
+  hostIp?: string;
 }
 
 export function simulatedPod(name: string, ip: string, labels: Record<string, string>) {
@@ -87,7 +89,7 @@ function fieldValue(fieldPath: string, pod: SimulatedPod): string {
     'metadata.uid': pod.uid,
     'status.podIP': pod.ip,
     'status.podIPs': pod.ip,
-    'status.hostIP': '127.0.0.1',
+    'status.hostIP': pod.hostIp ?? '127.0.0.1',
     'spec.nodeName': pod.nodeName,
   };
   const value = fields[fieldPath];
