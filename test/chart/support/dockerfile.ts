@@ -1,8 +1,10 @@
 /**
  * A Dockerfile read as the builder reads it: comments and parser directives dropped, lines
- * joined at a trailing backslash, instructions grouped into stages. Enough to check the
- * Dockerfile without a Docker engine; not a full implementation of the syntax (no heredocs,
- * no escape directive), which a test would notice as an unknown instruction.
+ * joined at a trailing backslash, instructions grouped into stages, the ARGs declared before
+ * the first FROM substituted into the FROM lines (`--build-arg` values over their defaults).
+ * Enough to check the Dockerfile without a Docker engine; not a full implementation of the
+ * syntax (no heredocs, no escape directive, no `${NAME:-word}` forms), which a test would notice
+ * as an unknown instruction or an unresolved FROM.
  */
 
 export interface Instruction {
@@ -13,8 +15,10 @@ export interface Instruction {
 }
 
 export interface Stage {
-  /** The image of FROM, e.g. node:24-slim. */
+  /** The image of FROM with its ARGs substituted, e.g. node:24-slim. */
   base: string;
+  /** The image of FROM as written, e.g. ${NODE_IMAGE}. */
+  baseAsWritten: string;
   /** The name of `FROM ... AS name`. */
   name?: string;
   instructions: Instruction[];
@@ -40,8 +44,9 @@ const KEYWORDS = new Set([
   'SHELL',
 ]);
 
-export function parseDockerfile(text: string): Stage[] {
-  const stages: Stage[] = [];
+/** The instructions in file order, each continued line joined into one. */
+function logicalInstructions(text: string): Instruction[] {
+  const instructions: Instruction[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const startLine = i + 1;
@@ -57,20 +62,66 @@ export function parseDockerfile(text: string): Stage[] {
     if (!match || !KEYWORDS.has(match[1]!.toUpperCase())) {
       throw new Error(`Dockerfile line ${startLine}: not an instruction: ${logical}`);
     }
-    const instruction = {
+    instructions.push({
       keyword: match[1]!.toUpperCase(),
       args: match[2]!.trim(),
       line: startLine,
-    };
+    });
+  }
+  return instructions;
+}
+
+/**
+ * The ARGs declared before the first FROM, the only ones a FROM line can use: name to default
+ * (undefined for `ARG NAME` without one).
+ */
+export function globalArgs(text: string): Map<string, string | undefined> {
+  const args = new Map<string, string | undefined>();
+  for (const instruction of logicalInstructions(text)) {
+    if (instruction.keyword === 'FROM') break;
+    if (instruction.keyword !== 'ARG') {
+      throw new Error(`Dockerfile line ${instruction.line}: ${instruction.keyword} before FROM`);
+    }
+    const arg = /^([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$/.exec(instruction.args);
+    if (!arg) throw new Error(`Dockerfile line ${instruction.line}: bad ARG: ${instruction.args}`);
+    args.set(arg[1]!, arg[2]?.replace(/^"(.*)"$/, '$1'));
+  }
+  return args;
+}
+
+/**
+ * The stages of a Dockerfile. `buildArgs` are the `--build-arg` values: they replace the
+ * defaults of the global ARGs in FROM lines; a FROM that names an ARG with neither throws.
+ */
+export function parseDockerfile(text: string, buildArgs: Record<string, string> = {}): Stage[] {
+  const args = globalArgs(text);
+  const substitute = (written: string, line: number) =>
+    written.replace(
+      /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+      (_whole, braced: string | undefined, bare: string | undefined) => {
+        const name = (braced ?? bare)!;
+        const value = args.has(name) ? (buildArgs[name] ?? args.get(name)) : undefined;
+        if (value === undefined) {
+          throw new Error(
+            `Dockerfile line ${line}: FROM uses ${name}, a global ARG without a value`,
+          );
+        }
+        return value;
+      },
+    );
+  const stages: Stage[] = [];
+  for (const instruction of logicalInstructions(text)) {
     if (instruction.keyword === 'FROM') {
       const from = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(instruction.args);
-      if (!from) throw new Error(`Dockerfile line ${startLine}: bad FROM: ${instruction.args}`);
-      stages.push({ base: from[1]!, ...(from[2] ? { name: from[2] } : {}), instructions: [] });
-    } else if (stages.length === 0) {
-      if (instruction.keyword !== 'ARG') {
-        throw new Error(`Dockerfile line ${startLine}: ${instruction.keyword} before FROM`);
-      }
-    } else {
+      if (!from)
+        throw new Error(`Dockerfile line ${instruction.line}: bad FROM: ${instruction.args}`);
+      stages.push({
+        base: substitute(from[1]!, instruction.line),
+        baseAsWritten: from[1]!,
+        ...(from[2] ? { name: from[2] } : {}),
+        instructions: [],
+      });
+    } else if (stages.length > 0) {
       stages.at(-1)!.instructions.push(instruction);
     }
   }

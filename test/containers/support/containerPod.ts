@@ -113,6 +113,8 @@ export class ContainerPod extends EventEmitter {
   readonly events: PodEvent[] = [];
   readonly logFile: string;
   readyAt: number | undefined;
+  /** How the last container ended, once one has. */
+  lastExit: ExitStatus | undefined;
   restarts = 0;
   private ready = false;
   private terminating = false;
@@ -198,6 +200,7 @@ export class ContainerPod extends EventEmitter {
       if (this.terminating) return;
       const startedAt = Date.now();
       const exit = await this.runOnce();
+      this.lastExit = exit;
       this.setReady(false);
       this.event(`container exited: ${describeExit(exit)}`);
       this.emit('exit', exit);
@@ -233,6 +236,8 @@ export class ContainerPod extends EventEmitter {
     this.running = exited;
     this.startProbes(generation);
     const exit = await exited;
+    // Probes belong to a running container: they stop with it.
+    this.generation++;
     await podman(['rm', '--force', this.containerName], { allowFailure: true });
     return exit;
   }

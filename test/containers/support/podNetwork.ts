@@ -11,6 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { podman } from './podman.js';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
+/** Pod IPs end at .191; podman's own range is .192/26. */
+const LAST_POD_HOST = 191;
 
 export class PodNetwork {
   private next = 2;
@@ -29,7 +31,17 @@ export class PodNetwork {
     for (let third = 0; third < 256; third++) {
       const prefix = `10.231.${(third * 37 + Number(process.pid)) % 256}`;
       if (taken.has(prefix)) continue;
-      await podman(['network', 'create', '--subnet', `${prefix}.0/24`, name]);
+      // Pods get .2–.191, chosen here; podman hands out .192–.254 to the other containers
+      // (Service proxies, clients), so the two never collide.
+      await podman([
+        'network',
+        'create',
+        '--subnet',
+        `${prefix}.0/24`,
+        '--ip-range',
+        `${prefix}.192/26`,
+        name,
+      ]);
       return new PodNetwork(name, prefix, namespace);
     }
     throw new Error('no free /24 under 10.231.0.0/16 for the pod network');
@@ -41,9 +53,9 @@ export class PodNetwork {
 
   /** A pod IP not held by a live pod; addresses are not reused while others are free. */
   allocate(): string {
-    for (let i = 0; i < 252; i++) {
+    for (let i = 0; i < LAST_POD_HOST; i++) {
       const host = this.next;
-      this.next = this.next >= 253 ? 2 : this.next + 1;
+      this.next = this.next >= LAST_POD_HOST ? 2 : this.next + 1;
       const ip = `${this.prefix}.${host}`;
       if (!this.inUse.has(ip)) {
         this.inUse.add(ip);

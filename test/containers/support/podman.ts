@@ -82,7 +82,17 @@ export function podmanStream(
   onLine: (line: string) => void,
 ): { child: ChildProcess; exited: Promise<ExitStatus> } {
   const child = spawn('podman', args, { env: podmanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  forwardLines(child, onLine);
+  return { child, exited: supervise(child) };
+}
+
+/**
+ * Passes a child's stdout and stderr to `onLine`, line by line as they arrive (a last line
+ * without a newline when the stream ends). For children spawned with both piped.
+ */
+export function forwardLines(child: ChildProcess, onLine: (line: string) => void): void {
   for (const stream of [child.stdout, child.stderr]) {
+    if (stream === null) continue;
     let pending = '';
     stream.setEncoding('utf8').on('data', (text: string) => {
       pending += text;
@@ -92,7 +102,6 @@ export function podmanStream(
     });
     stream.on('end', () => pending && onLine(pending));
   }
-  return { child, exited: supervise(child) };
 }
 
 /**

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make image`: builds the repository's Dockerfile as TAG (default service-pool-leader:dev).
+#   scripts/build-image.sh [TAG]
+# With Docker where `docker info` reaches an engine, else with podman, through the repository's
+# engine settings (test/containers/support/containers.conf: runc, netavark), explicit ulimits
+# (the engine's defaults can be refused), the host network, and this machine's CA bundle
+# mounted read-only (npm's TLS where a proxy re-signs traffic; stand-in bases point
+# NODE_EXTRA_CA_CERTS at it).
+#
+# NODE_IMAGE=<tag> is the base of both stages instead of the Dockerfile's default (the official
+# node image), e.g. a stand-in from `make standin-images`; it must exist locally (podman:
+# --pull=never).
+# CONTAINER_ENGINE=docker|podman skips the choice (the rehearsal builds with podman).
+#
+# Prints the build time and the size of the image's own layers (the image minus its base). The
+# last line is for programs: `built TAG seconds=S own_layers_bytes=N`.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tag="${1:-service-pool-leader:dev}"
+node_image="${NODE_IMAGE:-}"
+# The base the size is measured against: NODE_IMAGE, else the Dockerfile's default.
+base="${node_image:-$(sed -n 's/^ARG NODE_IMAGE=//p' "$root/Dockerfile")}"
+engine="${CONTAINER_ENGINE:-}"
+
+if [ -z "$engine" ]; then
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    engine=docker
+  elif command -v podman >/dev/null 2>&1; then
+    engine=podman
+  else
+    echo "build-image: neither a running Docker engine nor podman: install Docker, or podman" \
+      "and runc (scripts/install-system-deps.sh)" >&2
+    exit 1
+  fi
+fi
+
+args=(build -t "$tag" -f "$root/Dockerfile")
+if [ -n "$node_image" ]; then
+  args+=(--build-arg "NODE_IMAGE=$node_image")
+fi
+case "$engine" in
+  docker) ;;
+  podman)
+    export CONTAINERS_CONF="$root/test/containers/support/containers.conf"
+    args+=(--network=host --ulimit nofile=20000:20000 --ulimit nproc=4096:4096)
+    if [ -n "$node_image" ]; then
+      args+=(--pull=never)
+    fi
+    if [ -d /etc/ssl/certs ]; then
+      args+=(-v /etc/ssl/certs:/etc/ssl/certs:ro)
+    fi
+    ;;
+  *)
+    echo "build-image: CONTAINER_ENGINE is docker or podman, not $engine" >&2
+    exit 2
+    ;;
+esac
+
+echo "build-image: $engine ${args[*]} $root"
+started="$EPOCHREALTIME"
+if ! "$engine" "${args[@]}" "$root"; then
+  if [ -z "$node_image" ]; then
+    echo "build-image: the build failed; where no image registry is reachable, build stand-in" \
+      "bases with \`make standin-images\` and pass one: make image NODE_IMAGE=<its node tag>" >&2
+  fi
+  exit 1
+fi
+seconds="$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
+
+size() { "$engine" image inspect --format '{{.Size}}' "$1"; }
+own_bytes=$(($(size "$tag") - $(size "$base")))
+own_mb="$(awk -v b="$own_bytes" 'BEGIN { printf "%.1f", b / 1000000 }')"
+echo "build-image: $tag built in $seconds s with $engine; own layers $own_mb MB" \
+  "(without the base $base)"
+echo "built $tag seconds=$seconds own_layers_bytes=$own_bytes"
