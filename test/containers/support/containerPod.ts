@@ -112,6 +112,9 @@ export class ContainerPod extends EventEmitter {
   readonly createdAt = Date.now();
   readonly events: PodEvent[] = [];
   readonly logFile: string;
+  /** The first time the pod turned ready (for install timings). */
+  firstReadyAt: number | undefined;
+  /** The last transition to ready: a ReplicaSet scales down the most recently ready first. */
   readyAt: number | undefined;
   /** How the last container ended, once one has. */
   lastExit: ExitStatus | undefined;
@@ -123,6 +126,7 @@ export class ContainerPod extends EventEmitter {
   private running: Promise<ExitStatus> | undefined;
   private nodeDown: { promise: Promise<void>; resolve: () => void } | undefined;
   private readonly container: IContainer;
+  private readonly abandoned = new AbortController();
   private readonly log: WriteStream;
   private readonly done: Promise<void>;
   private output = '';
@@ -185,7 +189,10 @@ export class ContainerPod extends EventEmitter {
   private setReady(ready: boolean): void {
     if (ready === this.ready) return;
     this.ready = ready;
-    if (ready) this.readyAt ??= Date.now();
+    if (ready) {
+      this.readyAt = Date.now();
+      this.firstReadyAt ??= this.readyAt;
+    }
     this.event(ready ? 'ready' : 'not ready');
     this.emit('change');
   }
@@ -213,7 +220,8 @@ export class ContainerPod extends EventEmitter {
       if (Date.now() - startedAt > 2 * MAX_BACKOFF_MS) backoffMs = 0;
       if (backoffMs > 0) {
         this.event(`back-off ${backoffMs / 1000} s restarting failed container`);
-        await delay(backoffMs);
+        await delay(backoffMs, undefined, { signal: this.abandoned.signal }).catch(() => undefined);
+        if (this.terminating) return;
       }
       backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs === 0 ? 10_000 : backoffMs * 2);
       this.restarts++;
@@ -633,9 +641,11 @@ export class ContainerPod extends EventEmitter {
     ]);
   }
 
-  /** The cluster goes away: the container is not restarted once it exits. */
+  /** The cluster goes away: probes stop, and nothing restarts the container once it exits. */
   abandon(): void {
     this.terminating = true;
+    this.generation++;
+    this.abandoned.abort();
     this.nodeDown?.resolve();
   }
 

@@ -84,6 +84,7 @@ export class DeploymentController {
   /** Brings every ReplicaSet to its desired count: creates, or deletes the newest-ready first. */
   private reconcile(): Promise<void> {
     this.reconciling = this.reconciling.then(() => {
+      if (this.cluster.closed) return;
       for (const set of this.replicaSets) {
         const pods = this.podsOf(set);
         for (let i = pods.length; i < set.desired; i++) {
@@ -95,8 +96,10 @@ export class DeploymentController {
             aliases: [],
           });
         }
+        // Not ready first, then the most recently ready (the controller's pod ranking).
+        const rank = (pod: ContainerPod) => (pod.serving ? pod.readyAt! : Infinity);
         const extra = pods
-          .sort((a, b) => (b.readyAt ?? Infinity) - (a.readyAt ?? Infinity))
+          .sort((a, b) => (rank(a) === rank(b) ? 0 : rank(b) > rank(a) ? 1 : -1))
           .slice(0, Math.max(0, pods.length - set.desired));
         for (const pod of extra) void pod.delete();
       }
@@ -209,7 +212,7 @@ export class StatefulSetController {
     const pod = this.cluster.pod(this.podName(ordinal));
     const termination = await pod.delete();
     await pod.finished();
-    this.runOrdinal(ordinal);
+    if (!this.cluster.closed) this.runOrdinal(ordinal);
     return termination;
   }
 }

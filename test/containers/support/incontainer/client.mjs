@@ -1,11 +1,21 @@
-// A client in its own container (or inside a pod, through `podman exec`): GETs URL every
+// A client in its own container (or inside a pod, through `podman exec`): resolves URL's host
+// once (a Service's address never changes; the stand-in DNS may drop a query while containers
+// come and go, which a cluster's DNS does not), then GETs URL every
 // INTERVAL_MS on a new connection each time, as `curl` in a loop does, for at most MAX_CALLS
 // calls and MAX_MS milliseconds, and prints one JSON line per call: {startedAt, endedAt, status,
 // body}. A call that got no HTTP answer has status 0 and body.error.code CONNECTION_LOST or
 // TIMEOUT. Stops by itself, or on SIGTERM after the call in flight.
+import dns from 'node:dns/promises';
 import http from 'node:http';
 
-const url = process.env.URL;
+const url = new URL(process.env.URL);
+const { address } = await dns.lookup(url.hostname);
+const target = {
+  host: address,
+  port: url.port || 80,
+  path: url.pathname + url.search,
+  headers: { host: url.host },
+};
 const intervalMs = Number(process.env.INTERVAL_MS ?? 20);
 const maxCalls = Number(process.env.MAX_CALLS ?? 10000);
 const maxMs = Number(process.env.MAX_MS ?? 60000);
@@ -18,7 +28,7 @@ function call() {
   return new Promise((resolve) => {
     const startedAt = Date.now();
     const done = (status, body) => resolve({ startedAt, endedAt: Date.now(), status, body });
-    const request = http.get(url, { agent: false, timeout: timeoutMs }, (response) => {
+    const request = http.get({ ...target, agent: false, timeout: timeoutMs }, (response) => {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => (text += chunk));

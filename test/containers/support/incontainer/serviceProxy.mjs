@@ -27,7 +27,15 @@ const servers = process.env.SERVICE_PORTS.split(',').map((port) => {
       return;
     }
     const [host, targetPort] = targets[next++ % targets.length];
-    const upstream = net.connect({ host, port: targetPort });
+    // An endpoint that does not accept within 3 s (a pod cut off the network or gone with its
+    // node, before its readiness probe caught it): the client's connection is reset, as no
+    // pod ever had it. Nothing was sent.
+    const upstream = net.connect({ host, port: targetPort, timeout: 3000 });
+    upstream.once('connect', () => upstream.setTimeout(0));
+    upstream.once('timeout', () => {
+      upstream.destroy();
+      client.resetAndDestroy();
+    });
     client.pipe(upstream).pipe(client);
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
