@@ -269,6 +269,43 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
     prometheus = await startPrometheus();
   });
 
+  it('every container runs as its securityContext says: its uid and groups, a read-only root, no capabilities, no privilege escalation', async () => {
+    const shell = [
+      'sh',
+      '-c',
+      'id -u; id -g; id -G; grep -E "^(CapEff|NoNewPrivs):" /proc/self/status | tr -s "\t" " "; ' +
+        '(touch /probe-root 2>/dev/null && echo root-writable) || echo root-read-only',
+    ];
+    const seen: string[] = [];
+    for (const pod of [members.pods()[0]!, cluster.pod(etcd.podName(0))]) {
+      const context = {
+        ...pod.definition.spec.securityContext,
+        ...pod.definition.spec.containers[0]!.securityContext,
+      } as { runAsUser: number; runAsGroup: number; fsGroup?: number };
+      const result = await pod.exec(shell);
+      expect(result.code, result.stderr).to.equal(0);
+      const [uid, gid, groups, capabilities, noNewPrivs, root] = result.stdout.trim().split('\n');
+      expect([Number(uid), Number(gid)], pod.name).to.deep.equal([
+        context.runAsUser,
+        context.runAsGroup,
+      ]);
+      if (context.fsGroup !== undefined) {
+        expect(groups!.split(' ').map(Number), 'fsGroup').to.include(context.fsGroup);
+      }
+      expect(capabilities).to.equal('CapEff: 0000000000000000');
+      expect(noNewPrivs).to.equal('NoNewPrivs: 1');
+      expect(root).to.equal('root-read-only');
+      seen.push(`${pod.name} uid ${uid} gid ${gid} groups ${groups}`);
+    }
+    // The member writes only under /tmp, the chart's emptyDir.
+    const member = members.pods()[0]!;
+    const tmp = await member.exec(['sh', '-c', 'touch /tmp/probe && echo tmp-writable']);
+    expect(tmp.stdout.trim(), tmp.stderr).to.equal('tmp-writable');
+    measured(
+      `security contexts in force: ${seen.join('; ')}; CapEff 0, NoNewPrivs 1, read-only root`,
+    );
+  });
+
   it('helm test: the chart’s test pod GETs /work through the Service and exits 0', async () => {
     const hook = manifests.find(
       (m) => m.kind === 'Pod' && m.metadata.annotations?.['helm.sh/hook'] === 'test',
