@@ -116,6 +116,11 @@ export class ContainerPod extends EventEmitter {
   firstReadyAt: number | undefined;
   /** The last transition to ready: a ReplicaSet scales down the most recently ready first. */
   readyAt: number | undefined;
+  /**
+   * Why no container could be created (the kubelet's CreateContainerConfigError: a
+   * runAsNonRoot it cannot verify, a missing image or object); the pod then never runs.
+   */
+  startError: Error | undefined;
   /** How the last container ended, once one has. */
   lastExit: ExitStatus | undefined;
   restarts = 0;
@@ -201,12 +206,20 @@ export class ContainerPod extends EventEmitter {
   private async lifecycle(): Promise<void> {
     const policy = this.definition.spec.restartPolicy ?? 'Always';
     let backoffMs = 0;
-    await this.prepareVolumes();
     for (;;) {
       if (this.nodeDown) await this.nodeDown.promise;
       if (this.terminating) return;
       const startedAt = Date.now();
-      const exit = await this.runOnce();
+      let exit: ExitStatus;
+      try {
+        if (this.restarts === 0) await this.prepareVolumes();
+        exit = await this.runOnce();
+      } catch (error) {
+        this.startError = error as Error;
+        this.event(`CreateContainerConfigError: ${this.startError.message}`);
+        this.emit('change');
+        return;
+      }
       this.lastExit = exit;
       this.setReady(false);
       this.event(`container exited: ${describeExit(exit)}`);
@@ -570,15 +583,33 @@ export class ContainerPod extends EventEmitter {
     // The kubelet gives at least 2 s more when the hook used up the grace period.
     const remainingS = Math.max(2, Math.ceil((grace - (Date.now() - started)) / 1000));
     this.event(`SIGTERM (SIGKILL after ${remainingS} s)`);
-    const exitedBefore = this.running!;
-    await podman(['stop', '--time', String(remainingS), this.containerName], {
-      allowFailure: true,
-      timeoutMs: (remainingS + 30) * 1000,
-    });
+    const exitedBefore = this.running ?? Promise.resolve<ExitStatus>({ code: null, signal: null });
+    await this.untilExited(exitedBefore, ['stop', '--time', String(remainingS)], remainingS + 30);
     const exit = await exitedBefore;
     this.terminatingContainer = false;
     const ms = Date.now() - started;
     return { exit, ms, sigkilled: exit.code === 137 || exit.signal === 'SIGKILL' };
+  }
+
+  /**
+   * Runs `podman <command> <container>` until the container has exited: a container that
+   * `podman run` is still creating is not yet there to be stopped, so the command is repeated
+   * every 200 ms until `timeoutS` has passed.
+   */
+  private async untilExited(exited: Promise<ExitStatus>, command: string[], timeoutS: number) {
+    const name = this.containerName;
+    const deadline = Date.now() + timeoutS * 1000;
+    let ended = false;
+    void exited.then(() => (ended = true));
+    while (!ended && Date.now() < deadline) {
+      const result = await podman([...command, name], {
+        allowFailure: true,
+        timeoutMs: timeoutS * 1000,
+      });
+      if (result.code === 0) break;
+      await Promise.race([exited, delay(200)]);
+    }
+    await Promise.race([exited, delay(Math.max(0, deadline - Date.now()))]);
   }
 
   /**
@@ -603,8 +634,7 @@ export class ContainerPod extends EventEmitter {
     this.nodeDown = { promise, resolve };
     this.event('node crashed: container SIGKILLed');
     this.terminatingContainer = true;
-    await podman(['kill', '--signal', 'KILL', this.containerName], { allowFailure: true });
-    await this.running;
+    if (this.running) await this.untilExited(this.running, ['kill', '--signal', 'KILL'], 30);
     this.terminatingContainer = false;
   }
 
@@ -619,7 +649,7 @@ export class ContainerPod extends EventEmitter {
   /** The container's main process dies at once (an OOM kill, a crash): the kubelet restarts it. */
   async killContainer(): Promise<void> {
     this.event('container SIGKILLed');
-    await podman(['kill', '--signal', 'KILL', this.containerName], { allowFailure: true });
+    if (this.running) await this.untilExited(this.running, ['kill', '--signal', 'KILL'], 30);
   }
 
   /** Takes the pod off the network (its own loopback stays), or puts it back. */
@@ -656,6 +686,10 @@ export class ContainerPod extends EventEmitter {
     await new Promise<void>((resolve, reject) => {
       const check = () => {
         if (this.serving) finish(resolve);
+        else if (this.startError) {
+          const error = new Error(`pod ${this.name} cannot start: ${this.startError.message}`);
+          finish(() => reject(error));
+        }
       };
       const fail = () =>
         finish(() =>
@@ -674,6 +708,7 @@ export class ContainerPod extends EventEmitter {
       };
       this.on('change', check);
       deadline.addEventListener('abort', fail);
+      check();
     });
   }
 

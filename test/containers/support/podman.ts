@@ -18,8 +18,9 @@ export const ULIMITS = ['--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=409
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 
-export function podmanEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, CONTAINERS_CONF };
+/** podman's environment: the given engine settings file (the repository's by default). */
+export function podmanEnv(conf = CONTAINERS_CONF): NodeJS.ProcessEnv {
+  return { ...process.env, CONTAINERS_CONF: conf };
 }
 
 export class PodmanError extends Error {
@@ -45,14 +46,14 @@ export interface PodmanResult {
  */
 export function podman(
   args: string[],
-  options: { timeoutMs?: number; allowFailure?: boolean; input?: string } = {},
+  options: { timeoutMs?: number; allowFailure?: boolean; input?: string; conf?: string } = {},
 ): Promise<PodmanResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       'podman',
       args,
       {
-        env: podmanEnv(),
+        env: podmanEnv(options.conf),
         timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         killSignal: 'SIGKILL',
         maxBuffer: 64 * 1024 * 1024,
@@ -108,8 +109,8 @@ export function forwardLines(child: ChildProcess, onLine: (line: string) => void
  * Checks that containers can run here: podman installed, the configured runtime present, and a
  * trivial container started from `image`. Throws with the reason otherwise; never skips.
  */
-export async function assertContainersWork(image: string): Promise<void> {
-  const version = await podman(['version', '--format', '{{.Client.Version}}']).catch(
+export async function assertContainersWork(image: string, conf = CONTAINERS_CONF): Promise<void> {
+  const version = await podman(['version', '--format', '{{.Client.Version}}'], { conf }).catch(
     (error: Error) => {
       throw new Error(
         `containers cannot run here: podman is not usable (${error.message}); ` +
@@ -119,11 +120,11 @@ export async function assertContainersWork(image: string): Promise<void> {
   );
   const probe = await podman(
     ['run', '--rm', '--pull=never', ...ULIMITS, '--network=none', image, 'true'],
-    { allowFailure: true, timeoutMs: 60_000 },
+    { allowFailure: true, timeoutMs: 60_000, conf },
   );
   if (probe.code !== 0) {
     throw new Error(
-      `containers cannot run here (podman ${version.stdout.trim()}, ${CONTAINERS_CONF}): ` +
+      `containers cannot run here (podman ${version.stdout.trim()}, ${conf}): ` +
         probe.stderr.trim(),
     );
   }
