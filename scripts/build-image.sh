@@ -58,7 +58,8 @@ case "$engine" in
 esac
 
 echo "build-image: $engine ${args[*]} $root"
-started="$EPOCHREALTIME"
+# Whole seconds: bash 3.2 (macOS) has no EPOCHREALTIME.
+started="$(date +%s)"
 if ! "$engine" "${args[@]}" "$root"; then
   if [ -z "$node_image" ]; then
     echo "build-image: the build failed; where no image registry is reachable, build stand-in" \
@@ -66,10 +67,20 @@ if ! "$engine" "${args[@]}" "$root"; then
   fi
   exit 1
 fi
-seconds="$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
+seconds=$(($(date +%s) - started))
 
-size() { "$engine" image inspect --format '{{.Size}}' "$1"; }
-own_bytes=$(($(size "$tag") - $(size "$base")))
+# The base may not be among the engine's local images (Docker with BuildKit and the classic
+# image store keeps it in the build cache only): then the own layers' size is not known.
+size() { "$engine" image inspect --format '{{.Size}}' "$1" 2>/dev/null || echo unknown; }
+image_bytes="$(size "$tag")"
+base_bytes="$(size "$base")"
+if [ "$image_bytes" = unknown ] || [ "$base_bytes" = unknown ]; then
+  echo "build-image: $tag built in $seconds s with $engine (the base $base is not among the" \
+    "local images: own layers not measured)"
+  echo "built $tag seconds=$seconds own_layers_bytes=unknown"
+  exit 0
+fi
+own_bytes=$((image_bytes - base_bytes))
 own_mb="$(awk -v b="$own_bytes" 'BEGIN { printf "%.1f", b / 1000000 }')"
 echo "build-image: $tag built in $seconds s with $engine; own layers $own_mb MB" \
   "(without the base $base)"

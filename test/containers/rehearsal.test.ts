@@ -76,7 +76,7 @@ interface PoolAnswer {
   members: { id: string; createRevision: number }[];
 }
 
-const began = Date.now();
+let began = Date.now();
 const elapsed = () => `${((Date.now() - began) / 1000).toFixed(1)} s`;
 function progress(line: string): void {
   console.log(`      [${elapsed()}] ${line}`);
@@ -168,6 +168,7 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
   const failed = (calls: CallRecord[]) => calls.filter((r) => r.status !== 200);
 
   before(async function () {
+    began = Date.now();
     mkdirSync(ARTIFACTS, { recursive: true });
     writeFileSync(path.join(ARTIFACTS, 'measured.txt'), '');
     ensureTools();
@@ -273,8 +274,9 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
     const shell = [
       'sh',
       '-c',
-      'id -u; id -g; id -G; grep -E "^(CapEff|NoNewPrivs):" /proc/self/status | tr -s "\t" " "; ' +
-        '(touch /probe-root 2>/dev/null && echo root-writable) || echo root-read-only',
+      'id -u; id -g; id -G; grep -E "^(CapBnd|NoNewPrivs):" /proc/self/status | tr -s "\t" " "; ' +
+        // The options of the mount at / (mountinfo's fifth field is the mount point).
+        'awk \'$5 == "/" { print $6 }\' /proc/self/mountinfo',
     ];
     const seen: string[] = [];
     for (const pod of [members.pods()[0]!, cluster.pod(etcd.podName(0))]) {
@@ -292,9 +294,10 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
       if (context.fsGroup !== undefined) {
         expect(groups!.split(' ').map(Number), 'fsGroup').to.include(context.fsGroup);
       }
-      expect(capabilities).to.equal('CapEff: 0000000000000000');
+      // The bounding set: not even a setuid binary could regain a capability.
+      expect(capabilities).to.equal('CapBnd: 0000000000000000');
       expect(noNewPrivs).to.equal('NoNewPrivs: 1');
-      expect(root).to.equal('root-read-only');
+      expect(root!.split(','), 'the root is mounted read-only').to.include('ro');
       seen.push(`${pod.name} uid ${uid} gid ${gid} groups ${groups}`);
     }
     // The member writes only under /tmp, the chart's emptyDir.
@@ -302,7 +305,7 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
     const tmp = await member.exec(['sh', '-c', 'touch /tmp/probe && echo tmp-writable']);
     expect(tmp.stdout.trim(), tmp.stderr).to.equal('tmp-writable');
     measured(
-      `security contexts in force: ${seen.join('; ')}; CapEff 0, NoNewPrivs 1, read-only root`,
+      `security contexts in force: ${seen.join('; ')}; CapBnd 0, NoNewPrivs 1, root mounted ro`,
     );
   });
 
@@ -322,6 +325,7 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
 
   it('curl /work from a client container through the Service name: answered by the oldest member', async () => {
     const curl = throughService('curl', { maxCalls: 1 });
+    await curl.until('its answer', (r) => r.length >= 1, 30_000);
     const [answer] = await finish(curl);
     expect(answer?.status, JSON.stringify(answer)).to.equal(200);
     const pool = await podGet<PoolAnswer>(members.pods()[0]!, '/pool');
@@ -365,7 +369,7 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
     expect(failed(calls), outcomes(calls)).to.deep.equal([]);
   });
 
-  it('a node crash under the leader (SIGKILL of its container): a successor within the TTL and slack; the pod comes back as a follower', async () => {
+  it('the leader’s container SIGKILLed and held down (a crash with no goodbye): a successor within the TTL and slack; restarted, the pod comes back as a follower', async () => {
     const leader = await leaderPod();
     const loop = throughService('node-crash', { timeoutMs: 15_000 });
     disrupted.add('service node-crash');
@@ -392,7 +396,7 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
     )!;
     const failover = first.endedAt - killedAt;
     measured(
-      `node crash under the leader (TTL ${ttl / 1000} s): SIGKILL to the first /work answered by ${newLeader.name} ${failover} ms; failed calls ${failed(calls).length} of ${calls.length} (${outcomes(failed(calls))}); restarts of the crashed pod ${leader.restarts}`,
+      `leader's container SIGKILLed (TTL ${ttl / 1000} s): SIGKILL to the first /work answered by ${newLeader.name} ${failover} ms; failed calls ${failed(calls).length} of ${calls.length} (${outcomes(failed(calls))}); restarts of the crashed pod ${leader.restarts}`,
     );
     expect(failover).to.be.below(ttl + CRASH_SLACK_MS);
     expect(view.self.isLeader, 'the restarted pod follows').to.equal(false);
@@ -401,10 +405,20 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
   });
 
   it('kubectl delete pod of an etcd member: the pool keeps serving, and the member rejoins with its volume', async () => {
+    const memberList = async () => {
+      const list = await cluster.pod(etcd.podName(0)).exec(['etcdctl', 'member', 'list']);
+      expect(list.code, list.stderr).to.equal(0);
+      return list.stdout.trim().split('\n').sort();
+    };
+    const membersBefore = await memberList();
     const loop = throughService('etcd-delete');
     await loop.until('20 answers', (r) => r.length >= 20, 30_000);
     const termination = await etcd.deletePod(1);
     await cluster.pod(etcd.podName(1)).waitReady(120_000);
+    // The same member IDs, all started: the new pod came back with its claim's data directory
+    // (without it, etcd could not rejoin under its old ID).
+    expect(await memberList()).to.deep.equal(membersBefore);
+    expect(membersBefore.every((line) => line.includes(', started, '))).to.equal(true);
     const health = await cluster
       .pod(etcd.podName(0))
       .exec(['etcdctl', 'endpoint', 'health', '--cluster']);
@@ -445,7 +459,10 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
     expect(
       members.pods().every((p) => p.definition.spec.containers[0]!.image!.endsWith(`:${NEXT_TAG}`)),
     ).to.equal(true);
-    expect(changes, 'the leader, the oldest pod, goes last: one change').to.equal(1);
+    // Here the newest-ready pods go first, so the leader (the oldest) goes last: one change. A
+    // real ReplicaSet ranks ready times in log-2 buckets and picks within one at random, so a
+    // cluster may see two.
+    expect(changes).to.be.within(1, 2);
     expect(fewestServing).to.be.at.least(members.replicas);
     expect(fewestServing).to.be.at.least(members.replicas - Number(pdb.spec!.maxUnavailable));
     expect(failed(calls), outcomes(calls)).to.deep.equal([]);

@@ -164,6 +164,8 @@ export class Cluster extends EventEmitter {
   /** Removes every container and the network of this run, and its state directory. */
   async close(): Promise<void> {
     this.closed = true;
+    // Services and scrape targets follow pods into the state directory, which goes below.
+    this.removeAllListeners('change');
     for (const pod of this.pods) pod.abandon();
     const ids = await podman(['ps', '--all', '--quiet', '--filter', `label=${this.node.label}`], {
       allowFailure: true,

@@ -23,8 +23,11 @@
  * - on delete: not ready at once (Services stop sending), the preStop hook, SIGTERM, SIGKILL
  *   once terminationGracePeriodSeconds has passed.
  *
- * One container per pod (the chart's pods have one); anything else the spec asks for that is
- * not modelled here is refused with its name, never ignored.
+ * One container per pod (the chart's pods have one). Fields that would change how the pod runs
+ * and are not modelled (init containers, postStart hooks, hostNetwork, subPath, privileged,
+ * other volume kinds and probe kinds) are refused with their name. Not modelled and not
+ * refused, since the chart uses none of them: dnsPolicy, volume `items`, a probe's own
+ * terminationGracePeriodSeconds, fsGroupChangePolicy (ownership is always set).
  */
 import { EventEmitter } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -146,6 +149,9 @@ export class ContainerPod extends EventEmitter {
       throw new Error(`pod ${definition.name}: the container kubelet runs one container per pod`);
     }
     this.container = containers[0]!;
+    if (this.container.lifecycle?.postStart || definition.spec.hostNetwork) {
+      throw new Error(`pod ${definition.name}: postStart hooks and hostNetwork are not modelled`);
+    }
     this.ip = node.network.allocate();
     this.logFile = path.join(node.stateDir, 'logs', `${definition.name}.log`);
     this.log = createWriteStream(this.logFile, { flags: 'a' });
@@ -249,6 +255,8 @@ export class ContainerPod extends EventEmitter {
   private async runOnce(): Promise<ExitStatus> {
     const generation = ++this.generation;
     const args = await this.runArgs();
+    // Deleted while the container was being prepared: it is never started.
+    if (this.terminating) return { code: null, signal: null };
     this.event(`starting container ${this.containerName} from ${args.image}`);
     const { exited } = podmanStream(['run', ...args.flags, args.image, ...args.argv], (line) => {
       this.log.write(`${line}\n`);
@@ -351,7 +359,7 @@ export class ContainerPod extends EventEmitter {
       }
     }
     if (context.runAsUser !== undefined || context.runAsGroup !== undefined) {
-      const uid = context.runAsUser ?? imageUid ?? '0';
+      const uid = context.runAsUser ?? (imageUid || '0');
       const gid = context.runAsGroup ?? (context.runAsUser === undefined ? imageGid : undefined);
       flags.push('--user', gid === undefined ? `${uid}` : `${uid}:${gid}`);
     }
@@ -620,6 +628,7 @@ export class ContainerPod extends EventEmitter {
   async delete(): Promise<Termination> {
     this.event('deleted');
     this.terminating = true;
+    this.abandoned.abort();
     this.emit('change');
     this.nodeDown?.resolve();
     const termination = await this.stopContainer(true);
