@@ -3,7 +3,8 @@
  * template` over the values matrix, what every rendering must hold (a pool that Kubernetes
  * runs as designed), and values.schema.json refusing what it should.
  */
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -194,6 +195,34 @@ describe('the Helm chart helm/service-pool-leader', function () {
     expect(deployment.spec?.template.spec?.containers[0]?.image).to.equal(
       `service-pool-leader:${PACKAGE_VERSION}`,
     );
+  });
+
+  it("a chart or app upgrade never rolls etcd: its pods carry etcd's version and no chart version", async () => {
+    // The same chart under a new chart version and appVersion, rendered beside the original.
+    const bumped = mkdtempSync(path.join(os.tmpdir(), 'spl-chart-bump-'));
+    try {
+      cpSync(CHART_DIR, bumped, { recursive: true });
+      const chartFile = path.join(bumped, 'Chart.yaml');
+      writeFileSync(
+        chartFile,
+        readFileSync(chartFile, 'utf8')
+          .replace(/^version: .*$/m, 'version: 9.9.9')
+          .replace(/^appVersion: .*$/m, "appVersion: '9.9.9'"),
+      );
+      const tools = TOOLSETS.at(-1)!;
+      const rendered = await run(tools.helm, ['template', 'spl', bumped, '--namespace', 'pools']);
+      expect(rendered.code, rendered.stderr).to.equal(0);
+      const before = find<IStatefulSet>(await renderChart(tools, {}), 'StatefulSet');
+      const after = find<IStatefulSet>(parseManifests(rendered.stdout), 'StatefulSet');
+      expect(after.spec!.template, 'the etcd pod template').to.deep.equal(before.spec!.template);
+      const labels = before.spec!.template.metadata!.labels!;
+      expect(labels).not.to.have.property('helm.sh/chart');
+      expect(labels['app.kubernetes.io/version']).to.equal(
+        before.spec!.template.spec!.containers[0]!.image!.split(':').at(-1),
+      );
+    } finally {
+      rmSync(bumped, { recursive: true, force: true });
+    }
   });
 
   it("`config` offers exactly the member's variables that the chart does not set itself", () => {

@@ -53,6 +53,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/*
+The labels of the etcd pods: etcd's own version and no chart or app version, so that upgrading
+the chart or the app never rolls the etcd StatefulSet.
+*/}}
+{{- define "service-pool-leader.etcdPodLabels" -}}
+{{ include "service-pool-leader.selectorLabels" (dict "ctx" . "component" "etcd") }}
+app.kubernetes.io/version: {{ .Values.etcd.image.tag | quote }}
+app.kubernetes.io/part-of: service-pool-leader
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{- define "service-pool-leader.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "service-pool-leader.fullname" .) .Values.serviceAccount.name }}
