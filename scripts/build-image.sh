@@ -10,7 +10,8 @@
 # NODE_IMAGE=<tag> is the base of both stages instead of the Dockerfile's default (the official
 # node image), e.g. a stand-in from `make standin-images`; it must exist locally (podman:
 # --pull=never).
-# CONTAINER_ENGINE=docker|podman skips the choice (the rehearsal builds with podman).
+# CONTAINER_ENGINE=docker|podman skips the choice (the rehearsal builds with podman;
+# scripts/cluster-up.sh with docker, which kind and minikube load from).
 #
 # Prints the build time and the size of the image's own layers (the image minus its base). The
 # last line is for programs: `built TAG seconds=S own_layers_bytes=N`.
@@ -40,7 +41,14 @@ if [ -n "$node_image" ]; then
   args+=(--build-arg "NODE_IMAGE=$node_image")
 fi
 case "$engine" in
-  docker) ;;
+  docker)
+    # No provenance attestation: with Docker's containerd image store, `kind load docker-image`
+    # fails on one ("ctr: content digest ... not found", kind issue #3795). Builders before
+    # buildx 0.10 do not know the flag and add none.
+    if docker build --help 2>/dev/null | grep -q -- '--provenance'; then
+      args+=(--provenance=false)
+    fi
+    ;;
   podman)
     export CONTAINERS_CONF="$root/test/containers/support/containers.conf"
     args+=(--network=host --ulimit nofile=20000:20000 --ulimit nproc=4096:4096)

@@ -26,7 +26,7 @@ case "$flavour" in
       kind create cluster --name "$CLUSTER" --wait 2m
     fi
     kubectl config use-context "kind-$CLUSTER"
-    docker build -t "$IMAGE" "$root"
+    CONTAINER_ENGINE=docker "$root/scripts/build-image.sh" "$IMAGE"
     kind load docker-image "$IMAGE" --name "$CLUSTER"
     ;;
   minikube)
@@ -38,7 +38,7 @@ case "$flavour" in
       minikube start --profile "$PROFILE"
     fi
     kubectl config use-context "$PROFILE"
-    docker build -t "$IMAGE" "$root"
+    CONTAINER_ENGINE=docker "$root/scripts/build-image.sh" "$IMAGE"
     minikube image load "$IMAGE" --profile "$PROFILE"
     ;;
 esac

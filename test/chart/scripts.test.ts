@@ -1,8 +1,19 @@
 /**
- * scripts/: shellcheck (Debian's package) finds nothing in any of them, and every script meant
- * to be run is executable.
+ * scripts/: shellcheck (Debian's package) finds nothing in any of them, every script meant
+ * to be run is executable, and the image is built in one place (build-image.sh) with the flags
+ * `kind load docker-image` needs.
  */
-import { accessSync, constants, readdirSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { REPO_ROOT, run } from './support/tools.js';
@@ -30,6 +41,59 @@ describe('the shell scripts', function () {
   it('every script in scripts/ is executable', () => {
     for (const name of runnable) {
       expect(() => accessSync(path.join(SCRIPTS, name), constants.X_OK), name).not.to.throw();
+    }
+  });
+
+  /**
+   * Runs build-image.sh against a `docker` that records its arguments: an engine that answers
+   * `docker info`, whose `docker build --help` does or does not list --provenance.
+   */
+  async function buildWithDocker(knowsProvenance: boolean): Promise<string[][]> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spl-fake-docker-'));
+    const calls = path.join(dir, 'calls');
+    const docker = path.join(dir, 'docker');
+    writeFileSync(
+      docker,
+      [
+        '#!/bin/sh',
+        `printf '%s\\n' "$*" >> '${calls}'`,
+        'case "$1 $2" in',
+        `  "build --help") ${knowsProvenance ? "echo '      --provenance string   Shorthand for --attest=type=provenance'" : "echo '  -t, --tag list'"} ;;`,
+        '  "image inspect") echo 1000 ;;',
+        'esac',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(docker, 0o755);
+    try {
+      const result = await run(path.join(SCRIPTS, 'build-image.sh'), ['spl-test:provenance'], {
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, CONTAINER_ENGINE: 'docker' },
+      });
+      expect(result.code, result.stdout + result.stderr).to.equal(0);
+      return readFileSync(calls, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' '));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('builds with --provenance=false where the builder knows the flag (kind load fails on attestations), and without it where not', async () => {
+    const builds = (calls: string[][]) =>
+      calls.filter((argv) => argv[0] === 'build' && argv[1] !== '--help');
+    const [withFlag] = builds(await buildWithDocker(true));
+    expect(withFlag).to.include('--provenance=false');
+    expect(withFlag).to.include.members(['-t', 'spl-test:provenance']);
+    const [withoutFlag] = builds(await buildWithDocker(false));
+    expect(withoutFlag).not.to.include('--provenance=false');
+  });
+
+  it('every image build goes through build-image.sh: no other script runs `docker build`', () => {
+    for (const name of [...runnable, ...sourced].filter((n) => n !== 'build-image.sh')) {
+      const text = readFileSync(path.join(SCRIPTS, name), 'utf8');
+      expect(text, name).not.to.match(/docker\s+build\b/);
     }
   });
 });
