@@ -27,7 +27,11 @@ json_field() {
   sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p" <<<"$1"
 }
 
-mapfile -t pods < <(kubectl -n "$NAMESPACE" get pods -l "$MEMBERS" \
+# A read loop, not mapfile: macOS's bash 3.2 has no mapfile.
+pods=()
+while IFS= read -r pod; do
+  if [ -n "$pod" ]; then pods+=("$pod"); fi
+done < <(kubectl -n "$NAMESPACE" get pods -l "$MEMBERS" \
   --field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
 if [ "${#pods[@]}" -lt 2 ]; then
   echo "need at least 2 running members in namespace $NAMESPACE (make kind-up), found ${#pods[@]}" >&2
@@ -41,7 +45,7 @@ if [ -z "$leader" ]; then
   exit 1
 fi
 follower=""
-for pod in "${pods[@]}"; do
+for pod in ${pods[@]+"${pods[@]}"}; do
   if [ "$pod" != "$leader" ]; then
     follower="$pod"
     break

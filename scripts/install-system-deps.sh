@@ -50,14 +50,14 @@ fi
 
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+${sudo[@]+"${sudo[@]}"} apt-get update -qq
+${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends ${missing[@]+"${missing[@]}"} >/dev/null
 # The etcd-server package may start a system etcd on the default ports; the demo and the
 # tests run their own clusters, so stop it where a service manager did start it. The same
 # holds for the prometheus package's system Prometheus on :9090 (the tests use a free port).
 for service in etcd prometheus; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
-    "${sudo[@]}" systemctl stop "$service" || true
+    ${sudo[@]+"${sudo[@]}"} systemctl stop "$service" || true
   fi
 done
 echo "installed: ${missing[*]}"

@@ -53,7 +53,7 @@ deploy_pool() {
     "$(helm_binary)" upgrade --install "$RELEASE" "$root/helm/service-pool-leader" \
       --namespace "$NAMESPACE" \
       --set image.repository="${IMAGE%:*}" --set image.tag="$tag" --set image.pullPolicy=Never \
-      "${HELM_ARGS[@]}"
+      ${HELM_ARGS[@]+"${HELM_ARGS[@]}"}
   fi
   echo "waiting for etcd and the members (the first start pulls the etcd image)"
   kubectl -n "$NAMESPACE" rollout status statefulset --selector "app.kubernetes.io/component=etcd" --timeout 5m

@@ -96,4 +96,45 @@ describe('the shell scripts', function () {
       expect(text, name).not.to.match(/docker\s+build\b/);
     }
   });
+
+  /**
+   * What macOS's bash 3.2 (what kind users on a Mac run) lacks or does differently, found in the
+   * code (comments left out): builtins and expansions added in bash 4, and "${a[@]}" of an
+   * empty array, which bash before 4.4 calls unbound under `set -u`.
+   */
+  const BASH4_ONLY: [RegExp, string][] = [
+    [/\b(mapfile|readarray)\b/, 'mapfile/readarray (bash 4)'],
+    [/\b(declare|local|typeset)\s+-[a-zA-Z]*A/, 'associative arrays (bash 4)'],
+    [/\$\{?(EPOCHREALTIME|EPOCHSECONDS)\b/, 'EPOCHREALTIME/EPOCHSECONDS (bash 5)'],
+    [/\$\{\w+(,,?|\^\^?)\}/, 'case-changing expansions (bash 4)'],
+    [/&>>|\|&/, '&>> and |& (bash 4)'],
+    [/\bwait\s+-n\b/, 'wait -n (bash 4.3)'],
+    // `${a: -3}` (a space before the minus; `${a:-3}` is a default value, fine in 3.2).
+    [/\$\{\w+:\s+-\d+\}/, 'negative substring offsets (bash 4.2)'],
+  ];
+
+  it("every script runs under macOS's bash 3.2: no bash-4 constructs, and empty arrays expanded only through a guard", () => {
+    const found: string[] = [];
+    for (const name of [...runnable, ...sourced]) {
+      const text = readFileSync(path.join(SCRIPTS, name), 'utf8');
+      const code = text
+        .split('\n')
+        .map((line) => line.replace(/^\s*#.*$/, ''))
+        .join('\n');
+      for (const [pattern, what] of BASH4_ONLY) {
+        if (pattern.test(code)) found.push(`${name}: ${what}`);
+      }
+      // "${a[@]}" unguarded: allowed only for an array initialised with at least one element.
+      for (const match of code.matchAll(/(.)"\$\{(\w+)\[@\]\}"/g)) {
+        const guarded = match[1] === '+';
+        const nonEmpty = new RegExp(`\\b${match[2]}=\\(\\s*[^)\\s]`).test(code);
+        if (!guarded && !nonEmpty) {
+          found.push(
+            `${name}: "\${${match[2]}[@]}" may be empty: write \${${match[2]}[@]+"\${${match[2]}[@]}"}`,
+          );
+        }
+      }
+    }
+    expect(found).to.deep.equal([]);
+  });
 });
