@@ -197,6 +197,16 @@ describe('the Helm chart helm/service-pool-leader', function () {
     );
   });
 
+  it('no pod of the chart gets Service environment variables (etcd reads every ETCD_* variable)', async () => {
+    const manifests = await renderChart(TOOLSETS.at(-1)!, {});
+    const specs = [
+      find<IDeployment>(manifests, 'Deployment').spec!.template.spec!,
+      find<IStatefulSet>(manifests, 'StatefulSet').spec!.template.spec!,
+      ...manifests.filter((m) => m.kind === 'Pod').map((pod) => (pod as IPod).spec!),
+    ];
+    expect(specs.map((spec) => spec.enableServiceLinks)).to.deep.equal(specs.map(() => false));
+  });
+
   it("a chart or app upgrade never rolls etcd: its pods carry etcd's version and no chart version", async () => {
     // The same chart under a new chart version and appVersion, rendered beside the original.
     const bumped = mkdtempSync(path.join(os.tmpdir(), 'spl-chart-bump-'));

@@ -14,7 +14,7 @@
  * Stand-ins, each said where it matters: no image can be pulled here, so `node:24-slim` is a
  * Debian bookworm minbase with Node's own binary (support/images.ts) and
  * `quay.io/coreos/etcd:v3.5.25` is Debian's etcd 3.4.23 with the chart's exact command, args
- * and env. etcd 3.4 serves /health but not /readyz and /livez (added in 3.5.12) on its metrics
+ * and env. etcd 3.4 serves /health but not /readyz and /livez (added in 3.5.11) on its metrics
  * listener: the etcd pods' probes ask /health on the same port, the one difference. What this
  * cannot show: kube-proxy's iptables rules (a container proxy stands in), the API server and
  * its admission, a real kubelet's timing, NetworkPolicy enforcement.
@@ -86,7 +86,7 @@ function measured(line: string): void {
   writeFileSync(path.join(ARTIFACTS, 'measured.txt'), `${line}\n`, { flag: 'a' });
 }
 
-/** etcd 3.4 (the stand-in) has /health where 3.5.12+ has /readyz and /livez. */
+/** etcd 3.4 (the stand-in) has /health where 3.5.11+ has /readyz and /livez. */
 function etcd34Probe(image: string, probe: IProbe): IProbe {
   const path = probe.httpGet?.path;
   if (!image.startsWith('quay.io/coreos/etcd:') || (path !== '/readyz' && path !== '/livez')) {
