@@ -197,6 +197,25 @@ describe('the Helm chart helm/service-pool-leader', function () {
     );
   });
 
+  it("etcd's backend quota is 80 % of its volume (at most 8 GiB), so its NOSPACE alarm comes before a full disk", async () => {
+    const tools = TOOLSETS.at(-1)!;
+    const quota = async (persistence: Values) => {
+      const etcd = find<IStatefulSet>(
+        await renderChart(tools, { etcd: { persistence } }),
+        'StatefulSet',
+      );
+      const args = etcd.spec!.template.spec!.containers[0]!.args!;
+      const flag = args.find((arg) => arg.startsWith('--quota-backend-bytes='));
+      return flag === undefined ? undefined : Number(flag.split('=')[1]);
+    };
+    const GiB = 2 ** 30;
+    expect(await quota({}), 'the default 1Gi volume').to.equal(Math.floor(0.8 * GiB));
+    expect(await quota({ size: '1.5Gi' })).to.equal(Math.floor(0.8 * 1.5 * GiB));
+    expect(await quota({ size: '500M' })).to.equal(400_000_000);
+    expect(await quota({ size: '20Gi' }), "etcd's recommended ceiling").to.equal(8 * GiB);
+    expect(await quota({ enabled: false }), 'no volume, no size: etcd decides').to.equal(undefined);
+  });
+
   it('no pod of the chart gets Service environment variables (etcd reads every ETCD_* variable)', async () => {
     const manifests = await renderChart(TOOLSETS.at(-1)!, {});
     const specs = [

@@ -64,6 +64,20 @@ app.kubernetes.io/part-of: service-pool-leader
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/*
+etcd's backend quota in bytes: 80 % of the etcd volume (etcd.persistence.size), at most 8 GiB
+(etcd's own recommended ceiling). etcd's default, 2 GiB, would be larger than the default 1 Gi
+volume: the disk would fill before etcd raised its NOSPACE alarm.
+*/}}
+{{- define "service-pool-leader.etcdQuotaBytes" -}}
+{{- $size := toString .Values.etcd.persistence.size }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $size }}
+{{- $unit := trimPrefix $number $size }}
+{{- $factors := dict "" 1 "K" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 }}
+{{- $bytes := mulf (float64 $number) (get $factors $unit) 0.8 | floor }}
+{{- min (int64 $bytes) 8589934592 }}
+{{- end }}
+
 {{- define "service-pool-leader.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "service-pool-leader.fullname" .) .Values.serviceAccount.name }}
