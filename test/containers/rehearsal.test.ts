@@ -229,7 +229,6 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
       (m) => m.kind === 'Service' && (m as IService).spec?.clusterIP !== 'None',
     ) as IService;
     serviceUrl = `http://${appService.metadata!.name}:${appService.spec!.ports![0]!.port}`;
-    if (appService.spec!.ports![0]!.port === 80) serviceUrl = `http://${appService.metadata!.name}`;
     // Everything at once, as `helm install` creates it.
     const installing = etcd.start();
     members.start();

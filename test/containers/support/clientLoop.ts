@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CallRecord } from '../../chaos/harness.js';
 import type { Cluster } from './cluster.js';
-import type { ContainerPod } from './containerPod.js';
-import { podman, podmanStream, ULIMITS } from './podman.js';
+import { containerFlags, type ContainerPod } from './containerPod.js';
+import { podman, podmanStream } from './podman.js';
 
 const SCRIPT = fileURLToPath(new URL('./incontainer/client.mjs', import.meta.url));
 
@@ -64,15 +64,7 @@ export class ClientLoop {
       [
         'run',
         '--rm',
-        '--name',
-        containerName,
-        '--label',
-        cluster.node.label,
-        '--pull=never',
-        ...ULIMITS,
-        '--network',
-        cluster.node.network.name,
-        ...cluster.node.network.dnsFlags(),
+        ...containerFlags(cluster.node, containerName),
         '--volume',
         `${SCRIPT}:/client.mjs:ro`,
         ...ClientLoop.env(options),

@@ -66,6 +66,25 @@ export interface Node {
   log: (line: string) => void;
 }
 
+/**
+ * The `podman run` flags every container of this run gets: its name, the run's label (so that
+ * only this run's containers are ever removed), local images only, the ulimits, the pod
+ * network and a pod's resolv.conf.
+ */
+export function containerFlags(node: Node, name: string): string[] {
+  return [
+    '--name',
+    name,
+    '--label',
+    node.label,
+    '--pull=never',
+    ...ULIMITS,
+    '--network',
+    node.network.name,
+    ...node.network.dnsFlags(),
+  ];
+}
+
 export interface PodDefinition {
   name: string;
   labels: Record<string, string>;
@@ -130,6 +149,8 @@ export class ContainerPod extends EventEmitter {
   private ready = false;
   private terminating = false;
   private generation = 0;
+  /** The current container is being stopped: its probes no longer count. */
+  private terminatingContainer = false;
   private containerName = '';
   private running: Promise<ExitStatus> | undefined;
   private nodeDown: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -297,20 +318,12 @@ export class ContainerPod extends EventEmitter {
       this.node.objects,
     );
     const flags = [
-      '--name',
-      this.containerName,
-      '--label',
-      this.node.label,
-      '--pull=never',
-      ...ULIMITS,
-      '--network',
-      this.node.network.name,
+      ...containerFlags(this.node, this.containerName),
       '--ip',
       this.ip,
       '--hostname',
       spec.hostname ?? this.name,
       ...this.definition.aliases.flatMap((alias) => ['--network-alias', alias]),
-      ...this.node.network.dnsFlags(),
       ...Object.entries(env).flatMap(([name, value]) => ['--env', `${name}=${value}`]),
       ...(await this.securityFlags(image)),
       ...this.resourceFlags(),
@@ -473,8 +486,6 @@ export class ContainerPod extends EventEmitter {
       if (livenessProbe) void this.probeLoop(livenessProbe, live, 'liveness');
     })();
   }
-
-  private terminatingContainer = false;
 
   /**
    * Runs one probe until the container goes. Startup: resolves true at its first success

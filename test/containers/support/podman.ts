@@ -82,7 +82,17 @@ export function podmanStream(
   args: string[],
   onLine: (line: string) => void,
 ): { child: ChildProcess; exited: Promise<ExitStatus> } {
-  const child = spawn('podman', args, { env: podmanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  return streamLines('podman', args, { env: podmanEnv() }, onLine);
+}
+
+/** Starts `file args…` with its output passed to `onLine` line by line; resolves with how it ended. */
+export function streamLines(
+  file: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv },
+  onLine: (line: string) => void,
+): { child: ChildProcess; exited: Promise<ExitStatus> } {
+  const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   forwardLines(child, onLine);
   return { child, exited: supervise(child) };
 }
@@ -91,7 +101,7 @@ export function podmanStream(
  * Passes a child's stdout and stderr to `onLine`, line by line as they arrive (a last line
  * without a newline when the stream ends). For children spawned with both piped.
  */
-export function forwardLines(child: ChildProcess, onLine: (line: string) => void): void {
+function forwardLines(child: ChildProcess, onLine: (line: string) => void): void {
   for (const stream of [child.stdout, child.stderr]) {
     if (stream === null) continue;
     let pending = '';

@@ -8,12 +8,13 @@
  * What it is not: kube-proxy's iptables rules (a connection without endpoints is reset here
  * rather than rejected), session affinity, or NodePorts.
  */
-import { rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { Cluster } from './cluster.js';
-import { podman, podmanStream, ULIMITS } from './podman.js';
+import { containerFlags } from './containerPod.js';
+import { podman, podmanStream } from './podman.js';
 
 const SCRIPT_DIR = fileURLToPath(new URL('./incontainer', import.meta.url));
 
@@ -35,24 +36,16 @@ export class ServiceProxy {
     const name = service.metadata!.name!;
     const dir = path.join(cluster.node.stateDir, 'services', name);
     const endpointsFile = path.join(dir, 'endpoints.json');
-    await import('node:fs/promises').then((fs) => fs.mkdir(dir, { recursive: true }));
+    await mkdir(dir, { recursive: true });
     await writeFile(endpointsFile, '{}');
     const containerName = `${cluster.node.runId}-svc-${name}`;
     const ports = service.spec!.ports!.map((p) => p.port).join(',');
     const { exited } = podmanStream(
       [
         'run',
-        '--name',
-        containerName,
-        '--label',
-        cluster.node.label,
-        '--pull=never',
-        ...ULIMITS,
-        '--network',
-        cluster.node.network.name,
+        ...containerFlags(cluster.node, containerName),
         '--network-alias',
         cluster.node.network.serviceName(name),
-        ...cluster.node.network.dnsFlags(),
         '--user',
         '0:0',
         '--env',
