@@ -12,7 +12,8 @@ import {
   MEMBER_URL_VARIABLE,
   type CommandIo,
 } from './client/invocation.js';
-import { ConfigError, describeVariables, loadConfig } from './config/config.js';
+import { ConfigError, loadConfig } from './config/config.js';
+import { describeVariables } from './config/variables.js';
 import { VERSION } from './version.js';
 
 /**

@@ -5,7 +5,8 @@
  *   member.election.on('leaderChanged', (leader) => ...);
  *   await member.shutdown();
  */
-export { loadConfig, ConfigError, describeVariables, type Config } from './config/config.js';
+export { loadConfig, ConfigError, type Config } from './config/config.js';
+export { describeVariables } from './config/variables.js';
 export { PoolMember, type PoolMemberOptions } from './member.js';
 export { PoolElection, type LeaderInfo, type ElectionEvents } from './election/election.js';
 export type { MemberView, ClaimView } from './election/poolView.js';

@@ -8,6 +8,7 @@
  * in its process group then get the terminal's Ctrl-C themselves.
  */
 import type { ChildProcess } from 'node:child_process';
+import { open } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 
 export interface ExitStatus {
@@ -134,4 +135,23 @@ export class LocalProcessError extends Error {
 
 export function isLocalProcessError(error: unknown): error is LocalProcessError {
   return error instanceof LocalProcessError;
+}
+
+/** The last `lines` lines of a log file. Reads at most the last 64 KiB: enough for a few dozen log lines, cheap for long runs. */
+export async function readTail(file: string, lines: number): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return '(no log)';
+  }
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, 64 * 1024);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    return buffer.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } finally {
+    await handle.close();
+  }
 }

@@ -17,8 +17,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import https from 'node:https';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -27,11 +26,29 @@ import {
   inheritedEnv,
   isRunning,
   pollUntil,
+  readTail,
   supervise,
   LocalProcessError,
   type ExitStatus,
 } from './childProcesses.js';
+import {
+  assertEtcdInstalled,
+  parseEtcdJson,
+  runCommand,
+  type EtcdctlOptions,
+  type EtcdctlResult,
+} from './etcdctl.js';
+import {
+  hasActivePeers,
+  httpsGet,
+  isHealthy,
+  readClientTls,
+  type ClientTls,
+  type HttpAnswer,
+} from './etcdHealth.js';
 import { freePorts } from './ports.js';
+
+export type { EtcdctlOptions, EtcdctlResult } from './etcdctl.js';
 
 export interface EtcdClusterOptions {
   /** Number of members. Default 3. */
@@ -79,42 +96,12 @@ export interface EtcdClusterTls {
   caFile: string;
 }
 
-/** The harness's TLS client material, read once at start. */
-interface ClientTls {
-  files: EtcdClusterTls;
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
-}
-
 export interface EtcdMember {
   readonly name: string;
   readonly clientUrl: string;
   readonly peerUrl: string;
   readonly pid: number | undefined;
   readonly running: boolean;
-}
-
-export interface EtcdctlResult {
-  stdout: string;
-  stderr: string;
-  /** null when etcdctl was stopped by `until` or by the timeout. */
-  code: number | null;
-  timedOut: boolean;
-}
-
-export interface EtcdctlOptions {
-  /** Kill etcdctl after this long (it does not end by itself for `elect -l` or `watch`). Default 10 s. */
-  timeoutMs?: number;
-  /** Stop etcdctl as soon as its output so far satisfies this, e.g. two lines of `elect -l`. */
-  until?: (stdout: string) => boolean;
-  /** Written to stdin, e.g. the requests of `txn`. */
-  input?: string;
-  /**
-   * `name:password` to run as. Default: root once `enableAuth` has run, else no user; `null`
-   * runs without a user even then (a client certificate's common name is the user).
-   */
-  user?: string | null;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -525,135 +512,5 @@ export class EtcdCluster {
   private async describeExited(i: number): Promise<string> {
     const slot = this.slot(i);
     return `${slot.name} exited (${describeExit(await slot.exited)})`;
-  }
-}
-
-interface HttpAnswer {
-  status: number;
-  body: string;
-}
-
-/** etcd 3.4 answers {"health":"true"} only when the member has a leader and serves reads. */
-function isHealthy(answer: HttpAnswer | undefined): boolean {
-  if (answer?.status !== 200) return false;
-  try {
-    return (JSON.parse(answer.body) as { health?: unknown }).health === 'true';
-  } catch {
-    return false;
-  }
-}
-
-/** A member that does not answer (its /metrics) has no peers worth waiting for. */
-function hasActivePeers(answer: HttpAnswer | undefined): boolean {
-  return answer !== undefined && /^etcd_network_active_peers\{[^}]*\} [1-9]/m.test(answer.body);
-}
-
-async function readClientTls(files: EtcdClusterTls): Promise<ClientTls> {
-  const [ca, cert, key] = await Promise.all(
-    [files.caFile, files.certFile, files.keyFile].map((file) => readFile(file)),
-  );
-  return { files, ca: ca!, cert: cert!, key: key! };
-}
-
-/** `httpGet` over TLS with a client certificate, which fetch cannot present. */
-function httpsGet(url: string, tls: ClientTls, timeoutMs = 1000): Promise<HttpAnswer | undefined> {
-  return new Promise((resolve) => {
-    const request = https.get(
-      url,
-      {
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-        agent: false,
-        signal: AbortSignal.timeout(timeoutMs),
-      },
-      (response) => {
-        let body = '';
-        response.setEncoding('utf8');
-        response.on('data', (text: string) => (body += text));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-        response.on('error', () => resolve(undefined));
-      },
-    );
-    request.on('error', () => resolve(undefined));
-  });
-}
-
-/** Runs `etcd --version`; returns the version it names, or throws ETCD_MISSING. */
-async function assertEtcdInstalled(binary: string): Promise<string> {
-  const result = await runCommand(binary, ['--version'], { env: inheritedEnv() });
-  if (result.code !== 0) {
-    throw new LocalProcessError(
-      'ETCD_MISSING',
-      `cannot run etcd ("${binary} --version" ${result.startError?.message ?? `failed: ${result.stderr.trim()}`}): ` +
-        `install Debian's etcd-server package (apt-get install etcd-server) or pass etcdBinary`,
-    );
-  }
-  return /etcd Version: (\S+)/.exec(result.stdout)?.[1] ?? result.stdout.trim();
-}
-
-interface CommandResult extends EtcdctlResult {
-  startError?: Error;
-}
-
-async function runCommand(
-  binary: string,
-  args: string[],
-  options: EtcdctlOptions & { env: Record<string, string> },
-): Promise<CommandResult> {
-  const child = spawn(binary, args, {
-    env: options.env,
-    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  });
-  const exited = supervise(child);
-  let stdout = '';
-  let stderr = '';
-  let timedOut = false;
-  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-    stdout += text;
-    if (options.until?.(stdout)) child.kill('SIGTERM');
-  });
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  // etcdctl may exit without reading its input; the EPIPE that follows is not news.
-  child.stdin?.on('error', () => undefined).end(options.input);
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, options.timeoutMs ?? 10_000);
-  const status = await exited;
-  clearTimeout(timer);
-  return status.error === undefined
-    ? { stdout, stderr, code: status.code, timedOut }
-    : { stdout, stderr, code: status.code, timedOut, startError: status.error };
-}
-
-/**
- * etcdctl's JSON carries uint64 ids (cluster_id, member_id, leader) that a double cannot hold:
- * they are read as strings. Undefined when the output is not JSON (etcdctl failed).
- */
-function parseEtcdJson<T>(text: string): T | undefined {
-  try {
-    return JSON.parse(text.replace(/:(\d{16,})/g, ':"$1"')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Reads at most the last 64 KiB: enough for a few dozen log lines, cheap for long runs. */
-async function readTail(file: string, lines: number): Promise<string> {
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch {
-    return '(no log)';
-  }
-  try {
-    const { size } = await handle.stat();
-    const length = Math.min(size, 64 * 1024);
-    const buffer = Buffer.alloc(length);
-    await handle.read(buffer, 0, length, size - length);
-    return buffer.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } finally {
-    await handle.close();
   }
 }

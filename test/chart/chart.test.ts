@@ -16,7 +16,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
-import { VARIABLES } from '../../src/config/config.js';
+import { VARIABLES } from '../../src/config/variables.js';
 import { restrictedViolations } from './support/podSecurity.js';
 import {
   CHART_DIR,

@@ -1,11 +1,6 @@
 import { expect } from 'chai';
-import {
-  ConfigError,
-  describeVariables,
-  loadConfig,
-  VARIABLES,
-  PARSED_VARIABLES,
-} from '../../src/config/config.js';
+import { ConfigError, loadConfig, PARSED_VARIABLES } from '../../src/config/config.js';
+import { describeVariables, VARIABLES } from '../../src/config/variables.js';
 
 const host = { hostname: 'box', pid: 42 };
 
