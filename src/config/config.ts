@@ -10,18 +10,68 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const LOG_FORMATS = ['json', 'pretty'] as const;
+export const LOG_FORMATS = ['json', 'pretty'] as const;
 
-/** `what` names the expected value, e.g. "a whole number of seconds". */
-const integer = (min: number, max: number, what: string) => {
+/** A whole-number variable: inclusive bounds, the default, and what the number counts. */
+export interface WholeNumber {
+  min: number;
+  max: number;
+  default: number;
+  /** Names the expected value in messages, e.g. "a whole number of seconds". */
+  what: string;
+}
+
+const MS = 'a whole number of milliseconds';
+
+/**
+ * The whole-number variables. The parser below and the Helm chart's values.schema.json
+ * (jsonSchema.ts, written by scripts/chart-config-schema.ts) both take their bounds from here.
+ */
+export const WHOLE_NUMBERS = {
+  PORT: { min: 0, max: 65535, default: 8080, what: 'a port number' },
+  ETCD_CALL_TIMEOUT_MS: { min: 100, max: 60_000, default: 1500, what: MS },
+  LEASE_TTL_SECONDS: { min: 2, max: 3600, default: 5, what: 'a whole number of seconds' },
+  LEASE_SAFETY_MARGIN_MS: { min: 0, max: 10_000, default: 500, what: MS },
+  RECONCILE_INTERVAL_MS: { min: 200, max: 600_000, default: 3000, what: MS },
+  LEADERLESS_WAIT_MS: { min: 0, max: 120_000, default: 5000, what: MS },
+  FORWARD_TIMEOUT_MS: { min: 50, max: 120_000, default: 5000, what: MS },
+  FORWARD_MAX_HOPS: { min: 1, max: 10, default: 3, what: 'a whole number of hops' },
+  SHUTDOWN_TIMEOUT_MS: { min: 100, max: 600_000, default: 10_000, what: MS },
+  SHUTDOWN_LINGER_MS: { min: 0, max: 60_000, default: 300, what: MS },
+  TICKET_BLOCK_SIZE: {
+    min: 1,
+    max: 1_000_000_000,
+    default: 1000,
+    what: 'a whole number of tickets',
+  },
+  PREEMPT_AFTER_MS: { min: 0, max: 3_600_000, default: 5000, what: MS },
+} as const satisfies Record<string, WholeNumber>;
+
+/** A decimal whole number within the variable's bounds, or its default when unset. */
+const wholeNumber = (name: keyof typeof WHOLE_NUMBERS) => {
+  const { min, max, what } = WHOLE_NUMBERS[name];
   const expected = `expected ${what} from ${min} to ${max}`;
   return z
     .string()
     .trim()
     .regex(/^\d+$/, expected)
     .transform(Number)
-    .pipe(z.number().int(expected).min(min, expected).max(max, expected));
+    .pipe(z.number().int(expected).min(min, expected).max(max, expected))
+    .default(WHOLE_NUMBERS[name].default);
 };
+
+/**
+ * Patterns of single values (no anchors), shared with jsonSchema.ts. A pool name appears in
+ * etcd keys and URL paths, so it keeps to a safe alphabet.
+ */
+export const PATTERNS = {
+  poolName: '[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?',
+  labelKey: '[A-Za-z0-9._/-]{1,63}',
+  labelValue: '[A-Za-z0-9._-]{0,63}',
+  weight: '[0-9]+(\\.[0-9]+)?',
+} as const;
+
+const anchored = (pattern: string) => new RegExp(`^(?:${pattern})$`);
 
 const httpUrl = z
   .string()
@@ -39,12 +89,11 @@ const httpUrl = z
   }, 'expected an http:// or https:// URL such as http://10.0.0.7:8080')
   .transform((value) => value.replace(/\/+$/, ''));
 
-/** Pool names appear in etcd keys and URL paths: keep them to a safe alphabet. */
 export const poolName = z
   .string()
   .trim()
   .regex(
-    /^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$/,
+    anchored(PATTERNS.poolName),
     'expected a pool name of 1-63 lowercase letters, digits, "-" or "_", starting and ending with a letter or digit',
   );
 
@@ -110,11 +159,13 @@ const poolList = commaList
   .refine((pools) => new Set(pools).size === pools.length, 'expected each pool name once');
 
 /** `k=v,k2=v2`; where `bareKeys`, a bare `k` matches any value (kept as an empty string). */
+const labelPart = new RegExp(`^(${PATTERNS.labelKey})(?:=(${PATTERNS.labelValue}))?$`);
+
 const labelList = (bareKeys: boolean) =>
   commaList.transform((parts, ctx) => {
     const labels: Record<string, string> = {};
     for (const part of parts) {
-      const match = /^([A-Za-z0-9._/-]{1,63})(?:=([A-Za-z0-9._-]{0,63}))?$/.exec(part);
+      const match = labelPart.exec(part);
       if (!match || (!bareKeys && match[2] === undefined)) {
         ctx.addIssue({
           code: 'custom',
@@ -137,11 +188,11 @@ const rawSchema = z.object({
     .refine((value) => isIP(value) !== 0, 'expected an IPv4 or IPv6 address')
     .optional(),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
-  PORT: integer(0, 65535, 'a port number').default(8080),
+  PORT: wholeNumber('PORT'),
   ADVERTISE_URL: httpUrl.optional(),
   ETCD_ENDPOINTS: etcdEndpoints.default(['http://127.0.0.1:2379']),
   ETCD_PREFIX: etcdPrefix.default('/service-pool-leader'),
-  ETCD_CALL_TIMEOUT_MS: integer(100, 60_000, 'a whole number of milliseconds').default(1500),
+  ETCD_CALL_TIMEOUT_MS: wholeNumber('ETCD_CALL_TIMEOUT_MS'),
   ETCD_CA_FILE: readableFile.optional(),
   ETCD_CERT_FILE: readableFile.optional(),
   ETCD_KEY_FILE: readableFile.optional(),
@@ -149,15 +200,15 @@ const rawSchema = z.object({
   ETCD_PASSWORD: z.string().max(1024, 'expected a password of at most 1024 characters').optional(),
   FORWARD_TOKEN: secretToken.optional(),
   ADMIN_TOKEN: secretToken.optional(),
-  LEASE_TTL_SECONDS: integer(2, 3600, 'a whole number of seconds').default(5),
-  LEASE_SAFETY_MARGIN_MS: integer(0, 10_000, 'a whole number of milliseconds').default(500),
-  RECONCILE_INTERVAL_MS: integer(200, 600_000, 'a whole number of milliseconds').default(3000),
-  LEADERLESS_WAIT_MS: integer(0, 120_000, 'a whole number of milliseconds').default(5000),
-  FORWARD_TIMEOUT_MS: integer(50, 120_000, 'a whole number of milliseconds').default(5000),
-  FORWARD_MAX_HOPS: integer(1, 10, 'a whole number of hops').default(3),
-  SHUTDOWN_TIMEOUT_MS: integer(100, 600_000, 'a whole number of milliseconds').default(10_000),
-  SHUTDOWN_LINGER_MS: integer(0, 60_000, 'a whole number of milliseconds').default(300),
-  TICKET_BLOCK_SIZE: integer(1, 1_000_000_000, 'a whole number of tickets').default(1000),
+  LEASE_TTL_SECONDS: wholeNumber('LEASE_TTL_SECONDS'),
+  LEASE_SAFETY_MARGIN_MS: wholeNumber('LEASE_SAFETY_MARGIN_MS'),
+  RECONCILE_INTERVAL_MS: wholeNumber('RECONCILE_INTERVAL_MS'),
+  LEADERLESS_WAIT_MS: wholeNumber('LEADERLESS_WAIT_MS'),
+  FORWARD_TIMEOUT_MS: wholeNumber('FORWARD_TIMEOUT_MS'),
+  FORWARD_MAX_HOPS: wholeNumber('FORWARD_MAX_HOPS'),
+  SHUTDOWN_TIMEOUT_MS: wholeNumber('SHUTDOWN_TIMEOUT_MS'),
+  SHUTDOWN_LINGER_MS: wholeNumber('SHUTDOWN_LINGER_MS'),
+  TICKET_BLOCK_SIZE: wholeNumber('TICKET_BLOCK_SIZE'),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
@@ -171,14 +222,14 @@ const rawSchema = z.object({
   WEIGHT: z
     .string()
     .trim()
-    .regex(/^\d+(\.\d+)?$/, 'expected a number of at least 0, such as 1 or 2.5')
+    .regex(anchored(PATTERNS.weight), 'expected a number of at least 0, such as 1 or 2.5')
     .transform(Number)
     .default(1),
   LABELS: labelList(false).default({}),
   AVOID_LABELS: labelList(true).default({}),
   AVOID_POOLS: poolList.default([]),
   STRATEGY_MODULE: readableFile.optional(),
-  PREEMPT_AFTER_MS: integer(0, 3_600_000, 'a whole number of milliseconds').default(5000),
+  PREEMPT_AFTER_MS: wholeNumber('PREEMPT_AFTER_MS'),
 });
 
 /** Every variable the schema reads; each must be documented in `VARIABLES` (variables.ts). */

@@ -17,6 +17,7 @@ import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { VARIABLES } from '../../src/config/variables.js';
+import { CHART_MANAGED_VARIABLES } from '../../scripts/chart-config-schema.js';
 import { restrictedViolations } from './support/podSecurity.js';
 import {
   CHART_DIR,
@@ -33,25 +34,6 @@ import {
   type Values,
 } from './support/tools.js';
 import { VALUES_MATRIX, type ValuesCase } from './support/valuesMatrix.js';
-
-/** Variables the chart sets itself, so `config` must not offer them. */
-const CHART_MANAGED_VARIABLES = [
-  'MEMBER_ID', // POD_NAME is the member id
-  'POD_NAME',
-  'POD_IP', // downward API
-  'HOST', // unset: bind every address of the pod
-  'PORT', // containerPort
-  'ADVERTISE_URL', // http://$(POD_IP):<containerPort>
-  'ETCD_ENDPOINTS', // etcd.enabled or etcd.endpoints
-  'ETCD_PREFIX', // etcd.prefix
-  'ETCD_CA_FILE', // etcd.tls: files mounted from a Secret
-  'ETCD_CERT_FILE',
-  'ETCD_KEY_FILE',
-  'ETCD_USERNAME', // etcd.auth: from a Secret
-  'ETCD_PASSWORD',
-  'FORWARD_TOKEN', // tokens.existingSecret
-  'ADMIN_TOKEN',
-];
 
 const STANDARD_LABELS = [
   'helm.sh/chart',
@@ -260,10 +242,10 @@ describe('the Helm chart helm/service-pool-leader', function () {
     };
     const offered = Object.keys(schema.properties.config.properties);
     const expected = VARIABLES.map((v) => v.name).filter(
-      (name) => !CHART_MANAGED_VARIABLES.includes(name),
+      (name) => !(name in CHART_MANAGED_VARIABLES),
     );
     expect([...offered].sort()).to.deep.equal([...expected].sort());
-    for (const name of CHART_MANAGED_VARIABLES) {
+    for (const name of Object.keys(CHART_MANAGED_VARIABLES)) {
       expect(
         VARIABLES.map((v) => v.name),
         `${name} is no variable of the member`,

@@ -105,12 +105,73 @@ volume: the disk would fill before etcd raised its NOSPACE alarm.
 {{- end }}
 
 {{/*
+etcd.tls and etcd.auth are for an external etcd: the bundled one serves plain HTTP without
+users inside the namespace (the NetworkPolicy admits only the members), so with it they would
+be silently ignored.
+*/}}
+{{- define "service-pool-leader.checkEtcd" -}}
+{{- if .Values.etcd.enabled }}
+{{- range $what := list "tls" "auth" }}
+{{- if (get $.Values.etcd $what).enabled }}
+{{- fail (printf "etcd.%s.enabled=true applies to an external etcd: set etcd.enabled=false and etcd.endpoints, or leave etcd.%s.enabled false (the bundled etcd has no TLS or users)" $what $what) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 terminationGracePeriodSeconds: the preStop sleep, then the member's own shutdown bound
 (SHUTDOWN_TIMEOUT_MS, rounded up to seconds), then a margin for the process to exit.
 */}}
 {{- define "service-pool-leader.terminationGracePeriodSeconds" -}}
-{{- $shutdownMs := int (default 10000 .Values.config.SHUTDOWN_TIMEOUT_MS) }}
+{{- $shutdownMs := int (include "service-pool-leader.memberConfig" . | fromJson).SHUTDOWN_TIMEOUT_MS }}
 {{- add (int .Values.shutdown.preStopSleepSeconds) (div (add $shutdownMs 999) 1000) (int .Values.shutdown.extraGraceSeconds) }}
+{{- end }}
+
+{{/*
+The member's configuration as JSON: `config` over the member's own defaults
+(files/member-defaults.json, written from src/config by scripts/chart-config-schema.ts).
+*/}}
+{{- define "service-pool-leader.memberConfig" -}}
+{{- $defaults := .Files.Get "files/member-defaults.json" | fromJson }}
+{{- mergeOverwrite $defaults (deepCopy .Values.config) | toJson }}
+{{- end }}
+
+{{/*
+What values.schema.json cannot say of `config` and the member would refuse at start (exit 2,
+then a crash loop): comparisons between variables, and pools named twice. The same rules as
+loadConfig in src/config/config.ts, with the same wording; test/chart/configSchema.test.ts
+holds the two together.
+*/}}
+{{- define "service-pool-leader.checkConfig" -}}
+{{- $c := include "service-pool-leader.memberConfig" . | fromJson }}
+{{- $ttlMs := mulf (float64 $c.LEASE_TTL_SECONDS) 1000 }}
+{{- if ge (float64 $c.LEASE_SAFETY_MARGIN_MS) (divf $ttlMs 2) }}
+{{- fail (printf "config.LEASE_SAFETY_MARGIN_MS=%.0f: expected less than half the lease TTL (%.0f ms)" (float64 $c.LEASE_SAFETY_MARGIN_MS) (divf $ttlMs 2)) }}
+{{- end }}
+{{- if ge (float64 $c.ETCD_CALL_TIMEOUT_MS) $ttlMs }}
+{{- fail (printf "config.ETCD_CALL_TIMEOUT_MS=%.0f: expected less than the lease TTL (%.0f ms)" (float64 $c.ETCD_CALL_TIMEOUT_MS) $ttlMs) }}
+{{- end }}
+{{- if ge (float64 $c.SHUTDOWN_LINGER_MS) (float64 $c.SHUTDOWN_TIMEOUT_MS) }}
+{{- fail (printf "config.SHUTDOWN_LINGER_MS=%.0f: expected less than SHUTDOWN_TIMEOUT_MS (%.0f ms)" (float64 $c.SHUTDOWN_LINGER_MS) (float64 $c.SHUTDOWN_TIMEOUT_MS)) }}
+{{- end }}
+{{- $module := get $c "STRATEGY_MODULE" | toString | trim }}
+{{- $strategy := get $c "ELECTION_STRATEGY" | default "oldest" }}
+{{- if and (eq $strategy "module") (not $module) }}
+{{- fail "config.STRATEGY_MODULE: expected a file, because ELECTION_STRATEGY=module" }}
+{{- end }}
+{{- if and $module (ne $strategy "module") }}
+{{- fail (printf "config.ELECTION_STRATEGY=%s: expected module, because STRATEGY_MODULE is set" $strategy) }}
+{{- end }}
+{{- range $name := list "POOLS" "AVOID_POOLS" }}
+{{- $pools := list }}
+{{- range splitList "," (get $c $name | toString) }}
+{{- if trim . }}{{ $pools = append $pools (trim .) }}{{ end }}
+{{- end }}
+{{- if ne (len $pools) (len (uniq $pools)) }}
+{{- fail (printf "config.%s=%q: expected each pool name once" $name (get $c $name)) }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The restricted Pod Security Standard, for every container of the chart. */}}
