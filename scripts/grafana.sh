@@ -3,7 +3,7 @@
 # Prints the steps; with INSTALL=1 runs them. The pool's release then gets a ServiceMonitor
 # (labelled release=kube-prometheus-stack, which that Prometheus selects), its alert rules,
 # and its dashboard ConfigMap (grafana_dashboard: "1", which Grafana's sidecar loads), and its
-# NetworkPolicy lets the monitoring namespace scrape the members.
+# NetworkPolicy lets that Prometheus scrape the members and the bundled etcd.
 set -euo pipefail
 # shellcheck source=lib/cluster.sh source-path=SCRIPTDIR
 source "$(dirname "$0")/lib/cluster.sh"
@@ -28,7 +28,8 @@ step() {
   fi
 }
 
-scrapers="[{\"podSelector\":{}},{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"$MONITORING\"}}}]"
+# The NetworkPolicy admits this Prometheus (prometheus-operator's pods in $MONITORING).
+prometheus="[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"$MONITORING\"}},\"podSelector\":{\"matchLabels\":{\"app.kubernetes.io/name\":\"prometheus\"}}}]"
 step "$helm" repo add prometheus-community https://prometheus-community.github.io/helm-charts
 step "$helm" repo update prometheus-community
 step "$helm" upgrade --install "$STACK" prometheus-community/kube-prometheus-stack \
@@ -38,7 +39,7 @@ step "$helm" upgrade "$RELEASE" "$root/helm/service-pool-leader" --namespace "$N
   --reuse-values \
   --set metrics.serviceMonitor.enabled=true --set "metrics.serviceMonitor.labels.release=$STACK" \
   --set metrics.prometheusRule.enabled=true --set "metrics.prometheusRule.labels.release=$STACK" \
-  --set grafana.dashboard.enabled=true --set-json "networkPolicy.from=$scrapers"
+  --set grafana.dashboard.enabled=true --set-json "networkPolicy.prometheus=$prometheus"
 
 cat <<EOT
 

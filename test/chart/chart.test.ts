@@ -159,12 +159,13 @@ describe('the Helm chart helm/service-pool-leader', function () {
         const manifests = parseManifests(
           (await templateOk(tools, await grafanaScriptHelmArgs())).stdout,
         );
-        const monitor = find<IServiceMonitor>(manifests, 'ServiceMonitor');
-        expect(monitor.metadata?.labels?.release).to.equal('kube-prometheus-stack');
+        for (const monitor of manifests.filter((m) => m.kind === 'ServiceMonitor'))
+          expect(monitor.metadata.labels?.release).to.equal('kube-prometheus-stack');
         find(manifests, 'PrometheusRule');
+        // The NetworkPolicy admits kube-prometheus-stack's Prometheus (test/chart/scraping.test.ts).
         const policy = find<INetworkPolicy>(manifests, 'NetworkPolicy', 'spl-service-pool-leader');
         expect(JSON.stringify(policy.spec?.ingress)).to.include(
-          '"kubernetes.io/metadata.name":"monitoring"',
+          '[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}},"podSelector":{"matchLabels":{"app.kubernetes.io/name":"prometheus"}}}]',
         );
       });
     });
@@ -402,8 +403,10 @@ function checkPool(manifests: Manifest[], valuesCase: ValuesCase): void {
     )
     .map((m) => m.kind);
   if (expected.monitoring) {
-    expect(monitoringKinds.sort()).to.deep.equal(['ConfigMap', 'PrometheusRule', 'ServiceMonitor']);
-    const monitor = find<IServiceMonitor>(manifests, 'ServiceMonitor');
+    const monitors =
+      expected.etcdMembers > 0 ? ['ServiceMonitor', 'ServiceMonitor'] : ['ServiceMonitor'];
+    expect(monitoringKinds.sort()).to.deep.equal(['ConfigMap', 'PrometheusRule', ...monitors]);
+    const monitor = find<IServiceMonitor>(manifests, 'ServiceMonitor', service.metadata!.name);
     expect(monitor.spec.selector.matchLabels).to.satisfy(isSubsetOf(service.metadata!.labels!));
     const portNames = service.spec!.ports!.map((p) => p.name);
     for (const endpoint of monitor.spec.endpoints ?? [])
