@@ -180,6 +180,35 @@ describe('the Helm chart helm/service-pool-leader', function () {
     );
   });
 
+  it("Chart.yaml names the project's home, sources, maintainers and an icon that exists here; lint has nothing to add", async () => {
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      homepage: string;
+      repository: { url: string };
+    };
+    const chart = parseManifests(
+      readFileSync(path.join(CHART_DIR, 'Chart.yaml'), 'utf8'),
+    )[0] as unknown as {
+      home: string;
+      sources: string[];
+      icon: string;
+      maintainers: { name: string; url?: string }[];
+    };
+    expect(chart.home).to.equal(pkg.homepage);
+    expect(chart.sources).to.include(
+      pkg.repository.url.replace(/^git\+/, '').replace(/\.git$/, ''),
+    );
+    expect(chart.maintainers.length).to.be.greaterThan(0);
+    const raw = `${pkg.homepage.replace('https://github.com/', 'https://raw.githubusercontent.com/')}/main/`;
+    expect(chart.icon.startsWith(raw), chart.icon).to.equal(true);
+    const icon = readFileSync(path.join(REPO_ROOT, chart.icon.slice(raw.length)), 'utf8');
+    expect(icon).to.match(/^<svg [^>]*viewBox="0 0 \d+ \d+"/);
+    for (const tools of TOOLSETS) {
+      const lint = await lintChart(tools, {});
+      expect(lint.code, lint.stderr).to.equal(0);
+      expect(lint.stdout + lint.stderr, tools.name).to.not.match(/\[(INFO|WARNING)\]/);
+    }
+  });
+
   it("etcd's backend quota is 80 % of its volume (at most 8 GiB), so its NOSPACE alarm comes before a full disk", async () => {
     const tools = TOOLSETS.at(-1)!;
     const quota = async (persistence: Values) => {
@@ -446,7 +475,7 @@ function checkEtcd(manifests: Manifest[], members: number, memberLabels: Record<
 
   const container = spec.template.spec!.containers[0] as IContainer;
   expect(container.image).to.match(
-    /^(quay\.io\/coreos|gcr\.io\/etcd-development)\/etcd:v3\.5\.\d+$/,
+    /^(quay\.io\/coreos|gcr\.io\/etcd-development)\/etcd:v3\.5\.\d+(@sha256:[0-9a-f]{64})?$/,
   );
   const flag = (flagName: string) =>
     container.args!.find((a) => a.startsWith(`--${flagName}=`))!.slice(flagName.length + 3);

@@ -4,6 +4,8 @@
  * that enforces the restricted Pod Security Standard with the locally built image. The two
  * kubectl versions render it alike, and it never drifts from the chart.
  */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -29,7 +31,19 @@ const HELM_ONLY_LABELS = [
 ];
 const HELM_ONLY_ANNOTATIONS = ['checksum/config'];
 
-/** Drops what only Helm renders, recursively through pod templates, and sorts the objects. */
+/** kustomize's configMapGenerator names a ConfigMap <name>-<hash of its contents>. */
+const GENERATED_NAME = /^(.+)-[a-z0-9]{10}$/;
+
+/** The name the Deployment's envFrom gives to the members' ConfigMap. */
+function memberConfigMapName(manifests: Manifest[]): string {
+  const deployment = find<IDeployment>(manifests, 'Deployment');
+  return deployment.spec!.template.spec!.containers[0]!.envFrom![0]!.configMapRef!.name!;
+}
+
+/**
+ * Drops what only Helm renders (recursively through pod templates) and the hash suffix that
+ * only kustomize's generator adds, and sorts the objects.
+ */
 function comparable(manifests: Manifest[]): Manifest[] {
   const strip = (metadata: {
     labels?: Record<string, string>;
@@ -41,7 +55,9 @@ function comparable(manifests: Manifest[]): Manifest[] {
       delete metadata.annotations;
     }
   };
-  return structuredClone(manifests)
+  const hashed = GENERATED_NAME.exec(memberConfigMapName(manifests));
+  const unhash = (text: string) => (hashed ? text.replaceAll(hashed[0], hashed[1]!) : text);
+  return (JSON.parse(unhash(JSON.stringify(manifests))) as Manifest[])
     .filter((manifest) => manifest.metadata.annotations?.['helm.sh/hook'] === undefined)
     .map((manifest) => {
       strip(manifest.metadata);
@@ -63,6 +79,26 @@ describe('k8s/: the kustomize base and the kind overlay', function () {
       renderKustomization(TOOLSETS.at(-1)!, BASE),
     ]);
     expect(comparable(base)).to.deep.equal(comparable(chart));
+  });
+
+  it("the members' ConfigMap is generated, so that an edit of k8s/base/member.env rolls the members under apply -k", async () => {
+    const tools = TOOLSETS.at(-1)!;
+    const before = await renderKustomization(tools, BASE);
+    const name = memberConfigMapName(before);
+    expect(name).to.match(GENERATED_NAME);
+    expect(find(before, 'ConfigMap', name).data).to.include({ LEASE_TTL_SECONDS: '5' });
+    const copy = mkdtempSync(path.join(os.tmpdir(), 'spl-kustomize-'));
+    try {
+      cpSync(BASE, copy, { recursive: true });
+      const env = path.join(copy, 'member.env');
+      writeFileSync(env, readFileSync(env, 'utf8').replace('LOG_LEVEL=info', 'LOG_LEVEL=debug'));
+      const after = await renderKustomization(tools, copy);
+      const renamed = memberConfigMapName(after);
+      expect(renamed, 'a new name: a new pod template, a rollout').to.not.equal(name);
+      expect(find(after, 'ConfigMap', renamed).data).to.include({ LOG_LEVEL: 'debug' });
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('both kubectl versions render k8s/overlays/kind alike', async () => {

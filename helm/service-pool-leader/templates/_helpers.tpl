@@ -86,8 +86,21 @@ volume: the disk would fill before etcd raised its NOSPACE alarm.
 {{- end }}
 {{- end }}
 
+{{/*
+repository:tag, and @digest when a digest pins the exact image (the runtime pulls by digest;
+the tag stays for people and for what the chart derives from it).
+*/}}
+{{- define "service-pool-leader.imageRef" -}}
+{{- printf "%s:%s" .image.repository (default .defaultTag .image.tag) }}
+{{- with .image.digest }}@{{ . }}{{ end }}
+{{- end }}
+
 {{- define "service-pool-leader.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- include "service-pool-leader.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion) }}
+{{- end }}
+
+{{- define "service-pool-leader.etcdImage" -}}
+{{- include "service-pool-leader.imageRef" (dict "image" .Values.etcd.image "defaultTag" "") }}
 {{- end }}
 
 {{/* ETCD_ENDPOINTS: the bundled members by their stable DNS names, or the external list. */}}

@@ -25,6 +25,34 @@ const bundledEtcd = (members: number) =>
 
 const EXTERNAL_ENDPOINTS = ['https://etcd-0.etcd.example:2379', 'https://etcd-1.etcd.example:2379'];
 
+const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
+const ON_SSD_NODES = {
+  nodeAffinity: {
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: [{ matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] }],
+    },
+  },
+};
+const TOLERATE_DEDICATED = [
+  { key: 'dedicated', operator: 'Equal', value: 'pools', effect: 'NoSchedule' },
+];
+
+/** Every placement value of the members and of etcd set, and both images pinned. */
+export const PLACED: Values = {
+  image: { digest: DIGEST },
+  affinity: ON_SSD_NODES,
+  priorityClassName: 'pool-members',
+  tolerations: TOLERATE_DEDICATED,
+  etcd: {
+    image: { digest: DIGEST },
+    affinity: ON_SSD_NODES,
+    nodeSelector: { 'kubernetes.io/os': 'linux' },
+    tolerations: TOLERATE_DEDICATED,
+    priorityClassName: 'pool-etcd',
+    extraEnv: [{ name: 'GOMAXPROCS', value: '2' }],
+  },
+};
+
 export const VALUES_MATRIX: readonly ValuesCase[] = [
   {
     name: 'defaults',
@@ -80,5 +108,10 @@ export const VALUES_MATRIX: readonly ValuesCase[] = [
       config: { SHUTDOWN_TIMEOUT_MS: 25_500 },
     },
     expect: { replicas: 5, etcdMembers: 5, etcdEndpoints: bundledEtcd(5), monitoring: false },
+  },
+  {
+    name: 'placed and pinned: affinity, priority classes, tolerations, image digests, etcd env',
+    values: PLACED,
+    expect: { replicas: 3, etcdMembers: 3, etcdEndpoints: bundledEtcd(3), monitoring: false },
   },
 ];
