@@ -776,7 +776,11 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.evaluate();
   }
 
-  /** Leader change bookkeeping: events, logs and the failover-duration metric. */
+  /**
+   * Leader change bookkeeping: events, logs and the leader metrics. A change is a new term
+   * after one this member knew: the leader it finds at start-up is not one, or every restart
+   * of any member would count as a change of the pool's leader.
+   */
   private observeLeader(): void {
     const leader = this.leader();
     const current = this.lastLeader;
@@ -794,8 +798,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         metrics.failoverDuration.observe({ pool }, (now - this.leaderlessSince) / 1000);
       }
       this.leaderlessSince = undefined;
-      metrics.leaderChanges.inc({ pool });
-      metrics.lastLeaderChange.set({ pool }, now / 1000);
+      if (previous && previous.term !== leader.term) metrics.leaderChanges.inc({ pool });
+      // The claim's own time, which every member reads alike, not when this one saw it.
+      const claimedAt = Date.parse(this.verifiedClaim()?.claimedAt ?? '');
+      if (Number.isFinite(claimedAt)) metrics.lastLeaderChange.set({ pool }, claimedAt / 1000);
     }
     if (current) metrics.leaderInfo.remove({ pool, leader_id: current.id });
     if (leader) metrics.leaderInfo.set({ pool, leader_id: leader.id }, 1);

@@ -59,19 +59,19 @@ export function createMetrics(version: string): PoolMetrics {
     }),
     term: new Gauge({
       name: 'service_pool_term',
-      help: 'Revision of the current leader claim (the fencing token); 0 without a leader.',
+      help: 'Revision of the current leader claim (the fencing token; each new claim has a higher one); 0 without a leader.',
       labelNames: ['pool'],
       registers,
     }),
     leaderChanges: new Counter({
       name: 'service_pool_leader_changes_total',
-      help: 'Leader changes observed by this member.',
+      help: 'New leader terms this member saw after one it knew; the leader it finds at start-up is not a change.',
       labelNames: ['pool'],
       registers,
     }),
     lastLeaderChange: new Gauge({
       name: 'service_pool_last_leader_change_timestamp_seconds',
-      help: 'Unix time of the last observed leader change.',
+      help: "Unix time the current leader claimed the pool (the claim's own time, alike on every member).",
       labelNames: ['pool'],
       registers,
     }),

@@ -1,8 +1,10 @@
 /**
  * The Grafana dashboard, read as a file: what the issue asks it to show, only core panels,
  * templated datasource, namespace and pool, `$__rate_interval` in every rate, a unit on every
- * panel, and queries that read documented metrics with the labels those metrics have. Whether
- * the queries return data is dashboardQueries.test.ts, against a real Prometheus.
+ * panel, queries that read documented metrics with the labels those metrics have, leader
+ * changes counted from the pool's term, and etcd's own metrics selected through a variable.
+ * Whether the queries return data (and whether etcd exports those metrics) is
+ * dashboardQueries.test.ts, against a real Prometheus scraping a real pool and etcd.
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
@@ -28,6 +30,24 @@ const CORE_PANELS = new Set([
 const TARGET_LABELS = ['namespace', 'pod', 'instance', 'job', 'service', 'container', 'endpoint'];
 
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
+
+/** etcd's own metrics the issue asks for, as etcd 3.4 and later name them. */
+const ETCD_METRICS = [
+  'etcd_server_has_leader',
+  'etcd_server_leader_changes_seen_total',
+  'etcd_disk_wal_fsync_duration_seconds_bucket',
+  'etcd_disk_backend_commit_duration_seconds_bucket',
+  'etcd_mvcc_db_total_size_in_bytes',
+  'etcd_server_quota_backend_bytes',
+];
+
+/**
+ * A leader change is a change of the pool's term, the newest any member reports (a restarting
+ * member reports 0 until it has read the pool, and a term is never reused), over a subquery
+ * stepped at the panel's interval.
+ */
+const TERM_CHANGES =
+  'changes(max by (namespace, pool) (service_pool_term{namespace=~"$namespace", pool=~"$pool"} > 0)[$__rate_interval:$__interval])';
 
 describe('the Grafana dashboard file', () => {
   const dashboard = loadDashboard();
@@ -57,6 +77,10 @@ describe('the Grafana dashboard file', () => {
       'Lease time left',
       'Watch resyncs',
       'etcd requests by operation',
+      'etcd has leader',
+      'etcd leader changes',
+      'etcd WAL fsync and backend commit (p99)',
+      'etcd database size and quota',
     ]);
     const leader = panels.find((panel) => panel.title === 'Current leader');
     expect(leader?.type).to.equal('state-timeline');
@@ -100,16 +124,45 @@ describe('the Grafana dashboard file', () => {
     }
   });
 
-  it('uses $__rate_interval as the range of every rate and increase', () => {
+  it('uses $__rate_interval as the range of every rate, increase and changes', () => {
     for (const { where, expr } of queries) {
       for (const [, range] of expr.matchAll(/\[([^\]]*)\]/g)) {
-        expect(range, where).to.equal('$__rate_interval');
+        // A subquery steps at the panel's interval: never fewer than two points per range.
+        expect(range, where).to.be.oneOf(['$__rate_interval', '$__rate_interval:$__interval']);
       }
       const windows =
-        expr.match(/\b(rate|irate|increase|delta|idelta|deriv|\w+_over_time)\(/g) ?? [];
-      const ranged = expr.match(/\[\$__rate_interval\]/g) ?? [];
+        expr.match(/\b(rate|irate|increase|changes|delta|idelta|deriv|\w+_over_time)\(/g) ?? [];
+      const ranged = expr.match(/\[\$__rate_interval(:\$__interval)?\]/g) ?? [];
       expect(ranged.length, where).to.be.at.least(windows.length);
     }
+  });
+
+  it("counts leader changes from the pool's term, which a restarting member cannot move", () => {
+    const changes = panels.find((panel) => panel.title === 'Leader changes');
+    expect(changes?.targets?.map((t) => t.expr)).to.deep.equal([TERM_CHANGES]);
+    const annotation = dashboard.annotations.list.find((a) => a.name === 'Leader changes');
+    expect(annotation?.expr).to.equal(`${TERM_CHANGES} > 0`);
+    for (const { where, expr } of queries) {
+      expect(expr, where).to.not.include('service_pool_leader_changes_total');
+    }
+  });
+
+  it("reads etcd's own metrics, in the namespace and of the etcd jobs the variables select", () => {
+    const variable = dashboard.templating.list.find((v) => v.name === 'etcd_job');
+    expect(variable).to.include({ type: 'query', includeAll: true, allValue: '.*' });
+    expect(variable?.datasource).to.deep.equal(DATASOURCE);
+    expect(variableQuery(variable!)).to.equal(
+      'label_values(etcd_server_has_leader{namespace=~"$namespace"}, job)',
+    );
+    const read = new Set<string>();
+    for (const { where, expr } of queries) {
+      for (const [, name, matchers] of expr.matchAll(/(?<![\w$])(etcd_\w+)(?:\{([^}]*)\})?/g)) {
+        read.add(name!);
+        expect(matchers ?? '', `${where}: ${name}`).to.include('namespace=~"$namespace"');
+        expect(matchers ?? '', `${where}: ${name}`).to.include('job=~"$etcd_job"');
+      }
+    }
+    expect([...read].sort()).to.deep.equal([...ETCD_METRICS].sort());
   });
 
   it('aggregates every histogram by le before histogram_quantile', () => {
@@ -197,7 +250,8 @@ describe('the Grafana dashboard file', () => {
       path.join(CHART, 'templates', 'grafana-dashboard-configmap.yaml'),
       'utf8',
     );
-    expect(template).to.include(`.Files.Get "${path.relative(CHART, DASHBOARD_FILE)}"`);
+    expect(template).to.include(`$file := "${path.relative(CHART, DASHBOARD_FILE)}"`);
+    expect(template).to.include('.Files.Get $file');
     expect(template).to.include('grafana_dashboard: "1"');
     expect(template).to.include('.Values.grafana.dashboard.enabled');
   });

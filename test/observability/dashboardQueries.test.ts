@@ -1,13 +1,16 @@
 /**
- * The dashboard against a real Prometheus scraping a live pool, as a user sees it after
- * `kubectl delete pod <leader>`: three members on a real etcd, scraped every second, the
- * leader gets SIGTERM, then its successor does. Every query of every panel, with the
- * variables filled in as Grafana fills them, must return data over the test window, and the
- * leadership panels must show both failovers.
+ * The dashboard against a real Prometheus scraping a live pool and its etcd, as a user sees
+ * it after a follower crash-loops and then `kubectl delete pod <leader>`: three members on a
+ * real etcd (its metrics on their own port, as the chart's etcd exposes them on 2381), all
+ * scraped every second; follower c is SIGKILLed and restarted, then the leader gets SIGTERM,
+ * then its successor does. Every query of every panel, with the variables filled in as
+ * Grafana fills them, must return data over the test window; the leadership panels must show
+ * both failovers and nothing for c's restart.
  *
  * Variables: the local members have no namespace label, and "All" (`.*`) matches a missing
- * label, so $namespace is `.*`; $pool is `default`; $__rate_interval is 15 s (Grafana's floor
- * of four scrape intervals would be 4 s; 15 s is what a 15 s scrape gets).
+ * label, so $namespace is `.*`; $pool is `default`; $etcd_job is the etcd scrape job;
+ * $__rate_interval is 15 s (Grafana's floor of four scrape intervals would be 4 s; 15 s is
+ * what a 15 s scrape gets) and $__interval, the step, 1 s.
  *
  * Two failovers, not one: a member creates its failover histogram series at the first
  * failover it observes, with the count already at 1, so rate() sees a failover only from the
@@ -16,21 +19,23 @@
 import { expect } from 'chai';
 import { setTimeout as delay } from 'node:timers/promises';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { freePorts } from '../../src/local/ports.js';
+import { freePort, freePorts } from '../../src/local/ports.js';
 import { TestPool, eventually, workLoop } from '../support/pool.js';
 import { RULES_FILE } from './catalog.js';
 import { dashboardQueries, fillVariables, loadDashboard, variableQuery } from './dashboard.js';
 import { PrometheusServer, isFiniteSample, type Series } from './prometheusServer.js';
 
+const MEMBERS = ['a', 'b', 'c'];
+const JOB = 'service-pool-leader';
+const ETCD_JOB = 'etcd';
 const VARIABLES = {
   datasource: 'prometheus',
   namespace: '.*',
   pool: 'default',
+  etcd_job: ETCD_JOB,
   __rate_interval: '15s',
   __interval: '1s',
 };
-const MEMBERS = ['a', 'b', 'c'];
-const JOB = 'service-pool-leader';
 
 const seconds = () => Date.now() / 1000;
 
@@ -52,17 +57,25 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
   this.timeout(90_000);
   const dashboard = loadDashboard();
   let etcd: EtcdCluster | undefined;
+  let etcdMetricsUrl = '';
   let pool: TestPool | undefined;
   let prometheus: PrometheusServer | undefined;
   let start = 0;
   let end = 0;
+  /** By then a had claimed the pool. */
+  let aLeading = 0;
+  /** After c's restart was scraped, before the first failover. */
+  let quietUntil = 0;
 
-  const panelQuery = (title: string, refId = 'A') => {
+  const panelQueryExpr = (title: string, refId = 'A') => {
     const panel = dashboard.panels.find((p) => p.title === title);
     const expr = panel?.targets?.find((t) => t.refId === refId)?.expr;
     if (expr === undefined) throw new Error(`no panel "${title}" target ${refId}`);
-    return prometheus!.queryRange(fillVariables(expr, VARIABLES), start, end);
+    return expr;
   };
+
+  const panelQuery = (title: string, refId = 'A') =>
+    prometheus!.queryRange(fillVariables(panelQueryExpr(title, refId), VARIABLES), start, end);
 
   /** Waits until Prometheus' latest scrape names `leader` as the leader of every member. */
   const scrapedLeader = (leader: string, members: number) =>
@@ -77,9 +90,20 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
       15_000,
     );
 
+  /** The latest scraped start time of member `id`'s process. */
+  const scrapedStart = async (id: string) => {
+    const series = await prometheus!.query(`process_start_time_seconds{job="${JOB}", pod="${id}"}`);
+    return Number(series[0]?.values[0]?.[1] ?? 0);
+  };
+
   before(async () => {
     const began = Date.now();
-    etcd = await EtcdCluster.start({ size: 1 });
+    const etcdMetricsPort = await freePort();
+    etcdMetricsUrl = `http://127.0.0.1:${etcdMetricsPort}/metrics`;
+    etcd = await EtcdCluster.start({
+      size: 1,
+      extraArgs: [`--listen-metrics-urls=http://127.0.0.1:${etcdMetricsPort}`],
+    });
     pool = new TestPool(etcd, { LEASE_TTL_SECONDS: '2' });
     const ports = await freePorts(MEMBERS.length);
     const config = {
@@ -94,6 +118,7 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
             labels: { pod: id },
           })),
         },
+        { job_name: ETCD_JOB, static_configs: [{ targets: [`127.0.0.1:${etcdMetricsPort}`] }] },
       ],
     };
     // Prometheus takes ~5 s to its first scrape: start it while the members start.
@@ -101,6 +126,7 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
     for (const [i, id] of MEMBERS.entries()) await pool.startMember(id, ports[i]);
     prometheus = await starting;
     expect(await pool.agreedLeader()).to.equal('a');
+    aLeading = seconds();
     const load = workLoop(pool, ['c']);
 
     await scrapedLeader('a', 3);
@@ -109,6 +135,19 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
       `      measured: first scrape of all 3 members ${Date.now() - began} ms after start`,
     );
     await delay(3000);
+
+    // Follower c crashes and comes back on its port, under the same leader.
+    const cStarted = await scrapedStart('c');
+    await pool.member('c').kill();
+    await pool.startMember('c', ports[2]);
+    expect(await pool.agreedLeader()).to.equal('a');
+    await eventually(
+      'Prometheus scraped the restarted c',
+      async () => (await scrapedStart('c')) > cStarted,
+      15_000,
+    );
+    await delay(2000);
+    quietUntil = Math.floor(seconds());
 
     const first = Date.now();
     expect((await pool.member('a').stop()).code).to.equal(0);
@@ -162,15 +201,37 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
     expect(empty, 'queries without data').to.deep.equal([]);
   });
 
-  it('the pool variable lists the pool', async () => {
-    const variable = dashboard.templating.list.find((v) => v.name === 'pool')!;
+  /** The values a `label_values(<selector>, <label>)` variable lists over the test window. */
+  const variableValues = async (name: string) => {
+    const variable = dashboard.templating.list.find((v) => v.name === name)!;
     const [, selector, label] = /^label_values\((.*),\s*(\w+)\)$/.exec(variableQuery(variable))!;
     const series = (await prometheus!.api('series', {
       'match[]': fillVariables(selector!, VARIABLES),
       start: String(start),
       end: String(end),
     })) as Record<string, string>[];
-    expect([...new Set(series.map((s) => s[label!]))]).to.deep.equal(['default']);
+    return [...new Set(series.map((s) => s[label!]))];
+  };
+
+  it('the pool variable lists the pool', async () => {
+    expect(await variableValues('pool')).to.deep.equal(['default']);
+  });
+
+  it('the etcd job variable lists the etcd scrape job', async () => {
+    expect(await variableValues('etcd_job')).to.deep.equal([ETCD_JOB]);
+  });
+
+  it('etcd 3.4 exports every etcd metric the dashboard reads, on its --listen-metrics-urls', async () => {
+    const exposition = await (await fetch(etcdMetricsUrl)).text();
+    const read = new Set(
+      dashboardQueries(dashboard).flatMap(({ expr }) =>
+        [...expr.matchAll(/(?<![\w$])etcd_\w+/g)].map(([name]) => name),
+      ),
+    );
+    expect(read.size).to.be.above(0);
+    for (const name of read) {
+      expect(exposition, name).to.match(new RegExp(`^${name}[{ ]`, 'm'));
+    }
   });
 
   it('the leader timeline shows a, then b, then c', async () => {
@@ -180,6 +241,24 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
       Math.min(...series.filter((s) => s.metric.leader_id === id).map((s) => s.values[0]![0]));
     expect(firstAt('a')).to.be.below(firstAt('b'));
     expect(firstAt('b')).to.be.below(firstAt('c'));
+  });
+
+  it('a follower that crashed and restarted moves neither the leader-change panels nor "Since last leader change"', async () => {
+    const fill = (expr: string) => fillVariables(expr, VARIABLES);
+    const changes = panelQueryExpr('Leader changes');
+    const perStep = finiteValues(await prometheus!.queryRange(fill(changes), start, quietUntil));
+    expect(perStep, 'leader changes per interval').to.have.length.above(0);
+    expect(Math.max(...perStep), 'leader changes per interval').to.equal(0);
+    const annotation = dashboard.annotations.list.find((a) => a.name === 'Leader changes')!;
+    const marks = await prometheus!.queryRange(fill(annotation.expr!), start, quietUntil);
+    expect(finiteValues(marks), 'leader-change marks').to.deep.equal([]);
+    // a claimed before aLeading; c's restart came seconds later.
+    const since = await prometheus!.query(
+      fill(panelQueryExpr('Since last leader change')),
+      quietUntil,
+    );
+    expect(finiteValues(since)).to.have.length(1);
+    expect(finiteValues(since)[0]).to.be.at.least(quietUntil - aLeading);
   });
 
   it('the leader-change panels and annotation show the failovers', async () => {

@@ -1,7 +1,8 @@
 /**
  * The alert rules: promtool accepts them, its unit tests show every alert firing and not
- * firing, and each alert carries what an on-call engineer needs (severity, summary,
- * description, a runbook section).
+ * firing, each alert waits out a scrape or a burst before it fires, and each carries what an
+ * on-call engineer needs (severity, summary, description, a runbook section). What the chart
+ * makes of them for a release is chart.test.ts.
  */
 import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -86,6 +87,7 @@ describe('alert rules', function () {
   });
 
   it('every alert has a severity, a summary, a description and a runbook section', () => {
+    const operations = readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
     for (const rule of alertRules()) {
       expect(rule.labels?.severity, rule.alert).to.be.oneOf(['critical', 'warning']);
       expect(rule.annotations?.summary, rule.alert).to.be.a('string').with.length.above(0);
@@ -93,6 +95,18 @@ describe('alert rules', function () {
       expect(rule.annotations?.runbook_url, rule.alert).to.equal(
         `docs/operations.md#${rule.alert.toLowerCase()}`,
       );
+      expect(operations, rule.alert).to.match(new RegExp(`^### ${rule.alert}$`, 'm'));
+    }
+  });
+
+  it('every alert holds for at least 30 s (two scrapes) before it fires', () => {
+    const seconds = (duration = '0s') =>
+      [...duration.matchAll(/(\d+)([hms])/g)].reduce(
+        (sum, [, n, unit]) => sum + Number(n) * { h: 3600, m: 60, s: 1 }[unit as 'h' | 'm' | 's'],
+        0,
+      );
+    for (const rule of alertRules()) {
+      expect(seconds(rule.for), `${rule.alert} for: ${rule.for ?? 'none'}`).to.be.at.least(30);
     }
   });
 
@@ -110,7 +124,8 @@ describe('alert rules', function () {
 
   it("are what the chart's PrometheusRule embeds", () => {
     const template = readFileSync(path.join(CHART, 'templates', 'prometheusrule.yaml'), 'utf8');
-    expect(template).to.include(`.Files.Get "${path.relative(CHART, RULES_FILE)}"`);
+    expect(template).to.include(`$file := "${path.relative(CHART, RULES_FILE)}"`);
+    expect(template).to.include('.Files.Get $file');
     expect(template).to.include('.Values.metrics.prometheusRule.enabled');
   });
 });
