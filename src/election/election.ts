@@ -240,7 +240,11 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     return genuine ? claim : undefined;
   }
 
-  /** Ready: registered, synced, etcd reachable, lease safely alive, not leaving. */
+  /**
+   * Ready: registered, synced, etcd reachable, lease safely alive, not leaving — and our own
+   * key in the view: until its watch event arrives (a few ms after the put) this member does
+   * not know its own rank, and its /pool would list the pool without it.
+   */
   isReady(now = monotonicNow()): boolean {
     const registration = this.registration;
     return (
@@ -249,7 +253,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       registration.lease.isAlive &&
       registration.lease.leaseDeadline - this.options.safetyMarginMs > now &&
       this.view.synced &&
-      this.view.reachable
+      this.view.reachable &&
+      this.view.member(registration.memberKey) !== undefined
     );
   }
 

@@ -11,6 +11,7 @@ import {
   workLoop,
   grantLease,
 } from '../support/pool.js';
+import { freePorts } from '../../src/local/ports.js';
 
 describe('a pool on a real etcd cluster', function () {
   this.timeout(60_000);
@@ -62,6 +63,33 @@ describe('a pool on a real etcd cluster', function () {
     const [key, value] = elect.stdout.trim().split('\n');
     expect(key).to.equal(view.leader?.memberKey);
     expect(JSON.parse(value!).id).to.equal('a');
+  });
+
+  it('a member turns ready only once it sees itself in the pool (its /pool lists it at its first 200 /readyz)', async () => {
+    pool = new TestPool(etcd, { LEASE_TTL_SECONDS: '2' });
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const missing: string[] = [];
+    for (const id of ids) {
+      const port = (await freePorts(1))[0]!;
+      const starting = pool.startMember(id, port);
+      // The first 200 from /readyz, caught as soon as it is given, then the member's /pool.
+      const url = `http://127.0.0.1:${port}`;
+      for (;;) {
+        const ready = await fetch(`${url}/readyz`).then(
+          (res) => res.status === 200,
+          () => false,
+        );
+        if (ready) break;
+      }
+      const view = (await (await fetch(`${url}/pool`)).json()) as {
+        members: { id: string }[];
+      };
+      if (!view.members.some((m) => m.id === id)) {
+        missing.push(`${id} saw ${view.members.map((m) => m.id).join(',') || 'nobody'}`);
+      }
+      await starting;
+    }
+    expect(missing, 'members ready before seeing themselves').to.deep.equal([]);
   });
 
   it('the leader gets SIGTERM: a new leader serves /work within 1 s and a client looping on the others sees no error', async () => {
