@@ -534,6 +534,11 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
       datasource: 'prometheus',
       namespace: NAMESPACE,
       pool: 'default',
+      // The job prometheus-operator gives the etcd ServiceMonitor's targets: its Service.
+      etcd_job: manifests.find(
+        (m) =>
+          m.kind === 'Service' && m.metadata.labels?.['app.kubernetes.io/component'] === 'etcd',
+      )!.metadata.name,
       __rate_interval: '15s',
       __interval: '2s',
     };
@@ -550,61 +555,67 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
     return pod.events.find((e) => e.what.startsWith('SIGTERM'))?.at ?? Infinity;
   }
 
-  /** Debian's Prometheus, its targets the pods the ServiceMonitor selects (file_sd, rewritten on change). */
+  /**
+   * Debian's Prometheus, one job per ServiceMonitor of the chart (the members', the bundled
+   * etcd's), its targets the pods of the Service the monitor selects (file_sd, rewritten on
+   * change), labelled as prometheus-operator labels them.
+   */
   async function startPrometheus(): Promise<PrometheusServer> {
-    const monitor = manifests.find((m) => m.kind === 'ServiceMonitor') as Manifest & {
+    type Monitor = Manifest & {
       spec: {
         selector: { matchLabels: Record<string, string> };
         endpoints: { port: string; path: string; interval: string; scrapeTimeout: string }[];
       };
     };
-    const selected = manifests.filter(
-      (m) =>
-        m.kind === 'Service' &&
-        Object.entries(monitor.spec.selector.matchLabels).every(
-          ([k, v]) => m.metadata.labels?.[k] === v,
-        ),
-    ) as IService[];
-    expect(selected).to.have.length(1);
-    const target = selected[0]!;
-    const endpoint = monitor.spec.endpoints[0]!;
-    const targetsFile = path.join(cluster.node.stateDir, 'targets.json');
-    const writeTargets = () =>
-      writeFileSync(
-        `${targetsFile}`,
-        JSON.stringify(
-          cluster
-            .podsMatching(target.spec!.selector!)
-            .filter((pod) => !pod.isTerminating)
-            .map((pod) => ({
-              targets: [`${pod.ip}:${pod.port(endpoint.port)}`],
-              // What prometheus-operator sets for a ServiceMonitor target.
-              labels: {
-                namespace: NAMESPACE,
-                service: target.metadata!.name!,
-                pod: pod.name,
-                container: pod.definition.spec.containers[0]!.name,
-                endpoint: endpoint.port,
-                job: target.metadata!.name!,
-              },
-            })),
-        ),
-      );
-    writeTargets();
-    cluster.on('change', writeTargets);
-    return PrometheusServer.start({
-      global: {
+    const monitors = manifests.filter((m) => m.kind === 'ServiceMonitor') as Monitor[];
+    expect(monitors.length, 'ServiceMonitors of the members and of etcd').to.equal(2);
+    const jobs = monitors.map((monitor) => {
+      const selected = manifests.filter(
+        (m) =>
+          m.kind === 'Service' &&
+          Object.entries(monitor.spec.selector.matchLabels).every(
+            ([k, v]) => m.metadata.labels?.[k] === v,
+          ),
+      ) as IService[];
+      expect(selected, monitor.metadata.name).to.have.length(1);
+      const service = selected[0]!;
+      const endpoint = monitor.spec.endpoints[0]!;
+      const file = path.join(cluster.node.stateDir, `targets-${monitor.metadata.name}.json`);
+      const write = () =>
+        writeFileSync(
+          file,
+          JSON.stringify(
+            cluster
+              .podsMatching(service.spec!.selector!)
+              .filter((pod) => !pod.isTerminating)
+              .map((pod) => ({
+                targets: [`${pod.ip}:${pod.port(endpoint.port)}`],
+                // What prometheus-operator sets for a ServiceMonitor target.
+                labels: {
+                  namespace: NAMESPACE,
+                  service: service.metadata!.name!,
+                  pod: pod.name,
+                  container: pod.definition.spec.containers[0]!.name,
+                  endpoint: endpoint.port,
+                  job: service.metadata!.name!,
+                },
+              })),
+          ),
+        );
+      write();
+      cluster.on('change', write);
+      return {
+        job_name: `serviceMonitor/${monitor.metadata.name}`,
+        metrics_path: endpoint.path,
         scrape_interval: endpoint.interval,
         scrape_timeout: endpoint.scrapeTimeout,
-        evaluation_interval: endpoint.interval,
-      },
-      scrape_configs: [
-        {
-          job_name: 'serviceMonitor',
-          metrics_path: endpoint.path,
-          file_sd_configs: [{ files: [targetsFile], refresh_interval: '1s' }],
-        },
-      ],
+        file_sd_configs: [{ files: [file], refresh_interval: '1s' }],
+      };
+    });
+    const interval = jobs[0]!.scrape_interval;
+    return PrometheusServer.start({
+      global: { scrape_interval: interval, evaluation_interval: interval },
+      scrape_configs: jobs,
     });
   }
 });
