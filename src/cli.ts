@@ -28,6 +28,8 @@ function enableCompileCache(): void {
 
 /** Exit code for bad configuration, distinct from crashes (1). */
 const EXIT_BAD_CONFIG = 2;
+/** Exit code when another process with our MEMBER_ID took over our registration. */
+const EXIT_SUPERSEDED = 3;
 
 async function serve(): Promise<void> {
   let config;
@@ -43,7 +45,10 @@ async function serve(): Promise<void> {
   enableCompileCache();
   // Loaded here, not at the top: `status` and `work` need none of it and start faster.
   const { PoolMember } = await import('./member.js');
-  const member = await PoolMember.start({ config });
+  const member = await PoolMember.start({
+    config,
+    onSuperseded: () => void member.shutdown().then(() => process.exit(EXIT_SUPERSEDED)),
+  });
   const stop = (signal: NodeJS.Signals) => {
     member.logger.info({ signal }, 'signal received');
     void member.shutdown().then((clean) => process.exit(clean ? 0 : 1));

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'HOP_LIMIT_EXCEEDED'
   | 'NOT_LEADER'
   | 'NO_LEADER'
+  | 'LEADER_UNREACHABLE'
   | 'SHUTTING_DOWN'
   | 'UPSTREAM_FAILED'
   | 'UPSTREAM_TIMEOUT'
@@ -39,10 +40,45 @@ export class NotLeaderError extends PoolError {
 }
 
 /** No leader was elected within the wait bound. */
+/**
+ * No leader could take the request within LEADERLESS_WAIT_MS. `lastLeader`, when set, is the
+ * leader that was tried last and answered "not leader": its claim still stood in etcd while
+ * it had stopped acting (its lease about to expire), and no successor had claimed yet.
+ */
 export class NoLeaderError extends PoolError {
-  constructor(readonly waitedMs: number) {
-    super('NO_LEADER', `no leader was elected within ${waitedMs} ms`, { waitedMs });
+  constructor(
+    readonly waitedMs: number,
+    lastLeader?: { id: string; term: bigint },
+  ) {
+    super(
+      'NO_LEADER',
+      lastLeader === undefined
+        ? `no leader was elected within ${waitedMs} ms`
+        : `leader ${lastLeader.id} (term ${lastLeader.term}) no longer acts as leader and no successor claimed within ${waitedMs} ms`,
+      lastLeader === undefined
+        ? { waitedMs }
+        : { waitedMs, leader: lastLeader.id, term: lastLeader.term.toString() },
+    );
     this.name = 'NoLeaderError';
+  }
+}
+
+/**
+ * The elected leader could not be reached at its advertised URL for LEADERLESS_WAIT_MS
+ * (refused, timed out while connecting, name not resolved): nothing was sent, nothing
+ * executed. Usually a wrong ADVERTISE_URL or a network policy between the members.
+ */
+export class LeaderUnreachableError extends PoolError {
+  constructor(
+    readonly waitedMs: number,
+    leader: { id: string; url: string; reason: string },
+  ) {
+    super(
+      'LEADER_UNREACHABLE',
+      `leader ${leader.id} at ${leader.url} could not be reached for ${waitedMs} ms (${leader.reason})`,
+      { waitedMs, leader: leader.id, url: leader.url, reason: leader.reason },
+    );
+    this.name = 'LeaderUnreachableError';
   }
 }
 

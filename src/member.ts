@@ -52,6 +52,12 @@ export interface PoolMemberOptions {
    * on PORT, with its graceful shutdown.
    */
   app?: express.Express;
+  /**
+   * Called when another process with this MEMBER_ID took over the registration while this one
+   * was frozen or cut off (its election has stopped: two members with one id cannot be told
+   * apart). The CLI shuts down and exits 3; a library user should do likewise.
+   */
+  onSuperseded?: (other: { memberKey: string; url: string; pid: number }) => void;
 }
 
 export class PoolMember {
@@ -133,6 +139,7 @@ export class PoolMember {
         keys.ticketHighWater,
         config.ticketBlockSize,
         metrics,
+        logger.child({ pool }),
       );
       // On the claim's own answer, not on `leaderChanged`, which waits for our view to see
       // the claim come back through the watch.
@@ -181,6 +188,9 @@ export class PoolMember {
       config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,
     );
     const member = new PoolMember(config, elections, metrics, logger, server, etcd, forwarder);
+    for (const election of elections) {
+      election.once('superseded', (other) => options.onSuperseded?.(other));
+    }
     const status = statusSource({
       elections,
       metrics,
@@ -217,6 +227,7 @@ export class PoolMember {
       },
       'listening',
     );
+    void checkAdvertiseUrl(config, logger);
     // One bounded check before joining. A refusal that only an operator can fix (a wrong
     // password, a missing role, an untrusted certificate) stops start-up with one line naming
     // the cause: the process exits 1 and Kubernetes shows a crash loop with that line, where a
@@ -440,4 +451,31 @@ function publishLeadership(elections: PoolElection[]): void {
     scheduled.unref();
   };
   for (const election of elections) election.on('change', schedule);
+}
+
+/**
+ * Asks our own ADVERTISE_URL who answers there, once at start-up (2 s bound; never blocks the
+ * start): where it does not reach this process, the others cannot forward work to it when it
+ * leads. Warns with the reason; silent when all is well.
+ */
+async function checkAdvertiseUrl(config: Config, logger: Logger): Promise<void> {
+  let problem: string | undefined;
+  try {
+    const res = await fetch(new URL('/healthz', config.advertiseUrl), {
+      signal: AbortSignal.timeout(2000),
+    });
+    const body = (await res.json()) as { member?: unknown; pid?: unknown };
+    if (body.member !== config.memberId || body.pid !== process.pid) {
+      problem = `another process answers there (member ${String(body.member)}, pid ${String(body.pid)})`;
+    }
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    problem = cause ?? (error instanceof Error ? error.message : String(error));
+  }
+  if (problem !== undefined) {
+    logger.warn(
+      { url: config.advertiseUrl, problem },
+      'ADVERTISE_URL does not reach this member: the others could not forward work to it; check ADVERTISE_URL (or POD_IP and PORT)',
+    );
+  }
 }

@@ -73,6 +73,12 @@ export interface ElectionEvents {
    * undefined when we adopted a claim whose answer we never saw.
    */
   claimed: [term: bigint, reads: (IKeyValue | undefined)[] | undefined];
+  /**
+   * Another process with our MEMBER_ID holds a registration while ours is gone (it took ours
+   * over while we were frozen or cut off). We do not register again: two members with one id
+   * cannot be told apart. The election stops; the owner should exit.
+   */
+  superseded: [other: { memberKey: string; url: string; pid: number; startedAt: string }];
 }
 
 export interface ElectionOptions {
@@ -166,6 +172,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     metrics.ticketBlocks.inc({ pool }, 0);
     this.view.on('change', () => this.evaluate());
     this.view.on('reachability', () => this.evaluate());
+    this.view.on('rollback', () => this.startOver());
   }
 
   get pool(): string {
@@ -399,6 +406,20 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
           this.options.callTimeoutMs,
         );
         if (takeover) await this.revokePreviousIncarnations(lease.id);
+        else {
+          const other = await this.otherIncarnation(lease.id);
+          if (other) {
+            lease.abandon();
+            await this.etcd.leaseClient.leaseRevoke({ ID: lease.id }).catch(() => undefined);
+            this.logger.error(
+              other,
+              'another process with our MEMBER_ID took over our registration; yielding to it',
+            );
+            await this.close();
+            this.emit('superseded', other);
+            return;
+          }
+        }
         const memberKey = this.options.keys.member(lease.id);
         const record = memberRecordSchema.parse({
           ...this.record,
@@ -469,6 +490,25 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     }
   }
 
+  /**
+   * A live registration with our MEMBER_ID by another process (another pid or start time),
+   * found when we register again after losing ours. Our own stale keys do not count.
+   */
+  private async otherIncarnation(
+    ownLeaseId: string,
+  ): Promise<{ memberKey: string; url: string; pid: number; startedAt: string } | undefined> {
+    const existing = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
+    for (const kv of existing.kvs) {
+      const decoded = decodeShared(memberRecordSchema, kv.value);
+      if (!decoded.ok || decoded.value.id !== this.record.id) continue;
+      if (kv.lease === '0' || kv.lease === ownLeaseId) continue;
+      const { url, pid, startedAt } = decoded.value;
+      if (pid === this.record.pid && startedAt === this.record.startedAt) continue;
+      return { memberKey: kv.key.toString(), url, pid, startedAt };
+    }
+    return undefined;
+  }
+
   private watchLease(lease: MemberLease): void {
     lease.on('renewed', () => this.evaluate());
     lease.on('keepAliveFailed', (error) => {
@@ -484,6 +524,24 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       this.logger.warn({ reason }, 'lease lost; registering again');
       this.dropRegistration();
     });
+  }
+
+  /**
+   * etcd went back in time (restored from an older backup): our term, our key's create
+   * revision and our lease may all belong to a history etcd no longer has, and a claim or a
+   * key with the same revision may now mean something else. So nothing of it is trusted: stop
+   * acting as leader at once, drop the registration and register anew in the etcd that is.
+   */
+  private startOver(): void {
+    if (this.stopped) return;
+    if (this.heldTerm !== undefined) {
+      this.logger.warn(
+        { term: this.heldTerm.toString() },
+        'leadership dropped: etcd went back in time',
+      );
+    }
+    this.heldTerm = undefined;
+    this.dropRegistration();
   }
 
   /** Our registration is gone (lease expired or member key deleted): register anew. */
@@ -520,6 +578,11 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 
     // A view in the middle of a resync still holds a recent snapshot: acting on it is safe,
     // because every claim and release is a compare-and-swap in etcd.
+    // Registered or registering, always: a re-registration asked for while another was
+    // finishing (an evaluate inside it) would otherwise be absorbed by it and never happen.
+    if (!registration && !this.registering && !this.leaving) {
+      void this.register(false);
+    }
     if (registration && view.revision >= registration.createRevision) {
       if (!view.member(registration.memberKey) && !this.leaving) {
         this.logger.warn(

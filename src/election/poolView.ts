@@ -29,6 +29,7 @@ import {
   type MemberRecord,
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
+import { EtcdHistory, type RevisionStep, type TicketMarkStep } from './etcdHistory.js';
 
 export interface MemberView {
   key: string;
@@ -49,6 +50,10 @@ export interface ClaimView {
 export interface PoolViewEvents {
   change: [];
   reachability: [reachable: boolean];
+  /** etcd answered with a lower revision than before: restored from an older backup. */
+  rollback: [step: RevisionStep];
+  /** The ticket mark fell below one seen before: tickets above it were already issued. */
+  ticketMarkBack: [step: TicketMarkStep];
 }
 
 export interface PoolViewOptions {
@@ -71,6 +76,8 @@ const LAG_GRACE_MS = 1000;
 interface Probe {
   /** The view's revision when the probe was sent. */
   since: bigint;
+  /** etcd's revision in the probe's answer. */
+  revision: bigint;
   /** Keys under the members prefix, valid or not. */
   memberKeys: number;
   /** Of those, how many were modified after `since` (0 when the probe did not scan). */
@@ -79,7 +86,13 @@ interface Probe {
   claimTerm: bigint | undefined;
 }
 
-type ResyncReason = 'start' | 'watch_error' | 'watch_disconnected' | 'watch_ended' | 'reconcile';
+type ResyncReason =
+  | 'start'
+  | 'watch_error'
+  | 'watch_disconnected'
+  | 'watch_ended'
+  | 'reconcile'
+  | 'rollback';
 
 export class PoolView extends EventEmitter<PoolViewEvents> {
   private sorted: MemberView[] = [];
@@ -102,6 +115,8 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   private isSynced = false;
   private isReachable = false;
   private reported = new Set<string>();
+  /** What this process has seen of etcd's revisions and the ticket mark. */
+  readonly history = new EtcdHistory();
 
   constructor(
     private readonly etcd: Etcd3,
@@ -185,6 +200,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
         const snapshot = await this.readPool();
         if (generation !== this.generation) return;
         this.setReachable(true);
+        this.noteRevision(snapshot.revision);
         this.applySnapshot(snapshot.revision, snapshot.kvs);
         // The election may act on the fresh snapshot before the watch is in place.
         this.emit('change');
@@ -242,6 +258,10 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     try {
       const probe = await this.probe();
       this.setReachable(true);
+      if (this.noteRevision(probe.revision)) {
+        void this.resync('rollback');
+        return;
+      }
       if (generation !== this.generation || this.resyncing || this.lagCheck) return;
       // An event arrived while the probe was out: the watch is alive, and the probe's figures
       // no longer compare with the view.
@@ -284,17 +304,44 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   }
 
   /**
-   * Reads the members and the claim at one revision (one transaction with two ranges). Only
-   * those: a large foreign value elsewhere under the pool prefix must not slow every read.
+   * Reads the members, the claim and the ticket mark at one revision (one transaction, three
+   * ranges). Only those: a large foreign value elsewhere under the pool prefix must not slow
+   * every read.
    */
   private async readPool(): Promise<{ revision: bigint; kvs: IKeyValue[] }> {
     const { keys } = this.options;
     const result = await this.etcd
       .if(keys.leader, 'Mod', '>', -1) // always true: a transaction only for its atomic read
-      .then(this.etcd.getAll().prefix(keys.membersPrefix), this.etcd.get(keys.leader))
+      .then(
+        this.etcd.getAll().prefix(keys.membersPrefix),
+        this.etcd.get(keys.leader),
+        this.etcd.get(keys.ticketHighWater),
+      )
       .commit();
     const kvs = result.responses.flatMap((op) => op.response_range?.kvs ?? []);
     return { revision: BigInt(result.header.revision), kvs };
+  }
+
+  /** True (and reported) when etcd answered with a lower revision than before. */
+  private noteRevision(revision: bigint): boolean {
+    const step = this.history.noteRevision(revision);
+    if (step === undefined) return false;
+    this.options.logger.error(
+      { seenRevision: step.seen.toString(), revision: step.now.toString() },
+      'etcd went back in time: it answers with a lower revision than it gave before (restored from an older backup?)',
+    );
+    this.emit('rollback', step);
+    return true;
+  }
+
+  private noteTicketMark(mark: bigint): void {
+    const step = this.history.noteTicketMark(mark);
+    if (step === undefined) return;
+    this.options.logger.error(
+      { highestMark: step.highest.toString(), mark: step.now.toString() },
+      'the ticket mark in etcd fell below one seen before (etcd restored from an older backup?)',
+    );
+    this.emit('ticketMarkBack', step);
   }
 
   private setReachable(reachable: boolean): void {
@@ -339,6 +386,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     const [count, claim, changed] = result.responses.map((op) => op.response_range);
     return {
       since,
+      revision: BigInt(result.header.revision),
       memberKeys: Number(count?.count ?? 0),
       changed: changed?.kvs.length ?? 0,
       claimTerm: claim?.kvs[0] === undefined ? undefined : BigInt(claim.kvs[0].mod_revision),
@@ -366,6 +414,9 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     this.viewRevision = revision;
     this.snapshotRevision = revision;
     for (const kv of kvs) this.applyPut(kv);
+    if (!kvs.some((kv) => kv.key.toString() === this.options.keys.ticketHighWater)) {
+      this.noteTicketMark(0n);
+    }
   }
 
   private applyEvents(res: IWatchResponse): void {
@@ -377,6 +428,8 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       if (event.type === 'Put') changed = this.applyPut(event.kv) || changed;
       else changed = this.applyDelete(event.kv.key.toString()) || changed;
     }
+    // Not noted in the history: a watch may be served by an etcd member that lags behind the
+    // one a linearizable read reached, and its header may be lower without any restore.
     const headerRevision = BigInt(res.header.revision);
     if (headerRevision > this.viewRevision) this.viewRevision = headerRevision;
     if (changed) this.emit('change');
@@ -407,7 +460,10 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       }
       return member !== undefined || wasThere;
     }
-    if (!key.startsWith(keys.statePrefix)) {
+    if (key === keys.ticketHighWater) {
+      const mark = kv.value.toString();
+      if (/^\d{1,30}$/.test(mark)) this.noteTicketMark(BigInt(mark));
+    } else if (!key.startsWith(keys.statePrefix)) {
       this.reportInvalid('foreign_key', key, kv, 'not a key of the pool layout');
     }
     return false;
@@ -415,6 +471,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
 
   private applyDelete(key: string): boolean {
     this.forgetReports(key);
+    if (key === this.options.keys.ticketHighWater) this.noteTicketMark(0n);
     if (key === this.options.keys.leader) {
       const had = this.claimView !== undefined;
       this.claimView = undefined;

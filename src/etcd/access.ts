@@ -28,6 +28,7 @@ export type EtcdProblemKind =
   | 'auth-mismatch'
   | 'tls'
   | 'unreachable'
+  | 'no-space'
   | 'other';
 
 export interface EtcdProblem {
@@ -54,6 +55,17 @@ function problem(kind: EtcdProblemKind, message: string): EtcdProblem {
  * FAILED_PRECONDITION and INVALID_ARGUMENT, so only etcd's exact text tells them apart.
  */
 const ETCD_AUTH_NOT_ENABLED = 'etcdserver: authentication is not enabled';
+
+/**
+ * etcd's text for its NOSPACE alarm (rpctypes.ErrGRPCNoSpace, RESOURCE_EXHAUSTED): the backend
+ * reached --quota-backend-bytes and etcd refuses every write, while reads and lease keep-alives
+ * still work, until an operator frees space and disarms the alarm.
+ */
+const ETCD_NO_SPACE = 'etcdserver: mvcc: database space exceeded';
+
+/** What an operator does about NOSPACE, for messages and logs. */
+export const NO_SPACE_FIX =
+  'free space in etcd (compact, defrag), then `etcdctl alarm disarm`; see docs/operations.md#etcd-out-of-space';
 const ETCD_USER_NAME_EMPTY = 'etcdserver: user name is empty';
 
 /**
@@ -102,6 +114,12 @@ export function classifyEtcdError(error: unknown, endpoints: readonly string[] =
       'etcd has authentication enabled and asks who we are — set ETCD_USERNAME and ETCD_PASSWORD',
     );
   }
+  if (text.includes(ETCD_NO_SPACE)) {
+    return problem(
+      'no-space',
+      `etcd is out of space (NOSPACE alarm) and refuses writes — ${NO_SPACE_FIX}`,
+    );
+  }
   if (error instanceof GRPCUnavailableError) {
     const tlsFailure = TLS_FAILURE_TEXT.exec(text)?.[1];
     if (tlsFailure !== undefined) {
@@ -120,7 +138,7 @@ export function classifyEtcdError(error: unknown, endpoints: readonly string[] =
 function unreachableReason(error: unknown): string | undefined {
   if (error instanceof GRPCUnavailableError) return 'no connection';
   if (error instanceof GRPCDeadlineExceededError) return 'no answer before the call deadline';
-  // etcd3 stops sending to a host for 5 s after three failures in a row.
+  // etcd3's per-host breaker; connectEtcd disables it, a library user's client may not.
   if (isBrokenCircuit(error)) return 'the etcd client pauses up to 5 s after failed requests';
   return undefined;
 }

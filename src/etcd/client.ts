@@ -4,13 +4,17 @@
  * keep-alive) get none, or the deadline would end them. The same hook counts every request by
  * operation, which is how `/metrics` shows what each route costs in etcd.
  *
+ * Fault handling: no per-host circuit breaker (see `faultHandling` below); a failed write never
+ * blocks the keep-alives that hold the member's lease.
+ *
  * Security: with `tls`, gRPC speaks TLS, trusts only the given CA and presents the client
  * certificate if there is one (etcd's `--client-cert-auth`). With `auth`, etcd3 trades the user
  * name and password for a token before the first request (the `authenticate` call, under the
  * same deadline) and again whenever etcd calls the token invalid — an etcd restart forgets
  * every token.
  */
-import { Etcd3, type CallContext } from 'etcd3';
+import { handleType, noop, retry } from 'cockatiel';
+import { Etcd3, GRPCUnavailableError, type CallContext } from 'etcd3';
 
 export interface EtcdTls {
   /** PEM CA bundle that signs the etcd server certificates. */
@@ -48,6 +52,15 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
         }
       : {}),
     ...(auth ? { auth: { username: auth.username, password: auth.password } } : {}),
+    // etcd3's default stops using a host for 5 s after three failed calls in a row, lease
+    // keep-alives included. A write refused for NOSPACE or a deadline of ours says nothing
+    // about the host, yet three of them then cost every member its lease. So: no breaker (the
+    // deadlines bound every call), and one more try, on another host, only for a call that
+    // reached no host at all.
+    faultHandling: {
+      host: () => noop,
+      global: retry(handleType(GRPCUnavailableError), { maxAttempts: 1 }),
+    },
     // HTTP/2 pings find a connection to a frozen or cut-off etcd member, so its streams fail
     // and reconnect elsewhere. etcd refuses pings more often than every 5 s.
     grpcOptions: {

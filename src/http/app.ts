@@ -16,6 +16,7 @@ import { PoolError, isPoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { HOPS_HEADER, TERM_HEADER, TOKEN_HEADER, VIA_HEADER } from '../work/forwarder.js';
 import { bearerToken, secretMatches } from './auth.js';
+import { FailureLog } from '../log/failureLog.js';
 import type { IncomingWork, WorkRouter } from '../work/router.js';
 import { errorMiddleware, knownError, sendError } from './errors.js';
 import { memberId } from '../config/config.js';
@@ -74,7 +75,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   if (options.statusRoutes) app.use(options.statusRoutes);
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    // Who answers: a member checks its own ADVERTISE_URL against these at start-up.
+    res.json({ status: 'ok', member: pools[0]?.election.memberId, pid: process.pid });
   });
 
   app.get('/readyz', (_req, res) => {
@@ -119,11 +121,11 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     (res.locals.pool as PoolRoutes | undefined) ?? firstPool;
 
   app.get(['/pool', '/pools/:pool'], (_req, res) => {
-    res.json(describePool(poolOf(res).election));
+    res.json(describePool(poolOf(res).election, poolOf(res).router));
   });
 
   app.get('/pools', (_req, res) => {
-    res.json(pools.map((pool) => describePool(pool.election)));
+    res.json(pools.map((pool) => describePool(pool.election, pool.router)));
   });
 
   /** The forwarding headers, refused with 401 when a forward lacks the shared token. */
@@ -163,12 +165,19 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     });
   });
 
+  const failures = new FailureLog(logger, 'work failed');
   const handleWork = async (route: WorkRoute, res: Response, work: IncomingWork) => {
     const { election, router } = poolOf(res);
     const stopTimer = metrics.workDuration.startTimer({ route });
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
+    // The client went away: stop waiting for a leader on its behalf.
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
     try {
-      const outcome = route === 'work' ? await router.route(work) : await router.routeSimply(work);
+      const outcome =
+        route === 'work' ? await router.route(work, gone.signal) : await router.routeSimply(work);
       role = outcome.role;
       metrics.workRequests.inc({
         route,
@@ -180,8 +189,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       const code = isPoolError(error) ? error.code.toLowerCase() : 'internal';
       metrics.workRequests.inc({ route, role, outcome: code });
       if (isPoolError(error)) {
-        if (error.code !== 'NOT_LEADER')
-          logger.info({ code: error.code, msg: error.message }, 'work failed');
+        if (error.code !== 'NOT_LEADER') failures.record(error.code, error.message);
         sendError(res, error);
       } else {
         logger.error({ err: error }, 'work handler failed');
@@ -320,8 +328,11 @@ function forwardingHeaders(req: Request): Pick<IncomingWork, 'hops' | 'via' | 't
   };
 }
 
-/** The `:observer` view of the pool as this member sees it. */
-export function describePool(election: PoolElection) {
+/**
+ * The `:observer` view of the pool as this member sees it; with `router`, whether the leader
+ * could be reached at its URL the last time this member forwarded to it.
+ */
+export function describePool(election: PoolElection, router?: WorkRouter) {
   const leader = election.leader();
   const view = election.view;
   return {
@@ -334,7 +345,13 @@ export function describePool(election: PoolElection) {
       leaseTimeLeftMs: election.leaseTimeLeftMs(),
     },
     leader: leader
-      ? { id: leader.id, url: leader.url, memberKey: leader.memberKey, term: Number(leader.term) }
+      ? {
+          id: leader.id,
+          url: leader.url,
+          memberKey: leader.memberKey,
+          term: Number(leader.term),
+          unreachable: router?.unreachableReason(leader.url) ?? null,
+        }
       : null,
     term: leader ? Number(leader.term) : null,
     revision: Number(view.revision),

@@ -38,15 +38,27 @@ export interface UpstreamAnswer {
  * connecting): the request was never sent, so it may be retried.
  */
 export class UpstreamUnreachableError extends PoolError {
+  /** Why, in a word where there is one: ECONNREFUSED, ENOTFOUND, a timeout. */
+  readonly reason: string;
+
   constructor(target: ForwardTarget, cause: unknown) {
+    const reason = describeCause(cause);
     super(
       'UPSTREAM_FAILED',
-      `leader ${target.id} could not be reached`,
-      { leader: target.id },
+      `leader ${target.id} at ${target.url} could not be reached (${reason})`,
+      { leader: target.id, url: target.url, reason },
       { cause },
     );
     this.name = 'UpstreamUnreachableError';
+    this.reason = reason;
   }
+}
+
+function describeCause(cause: unknown): string {
+  if (cause instanceof PoolError && cause.code === 'UPSTREAM_TIMEOUT') return 'connect timed out';
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string') return code;
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 const MAX_ANSWER_BYTES = 1024 * 1024;

@@ -4,8 +4,9 @@
  *
  * - No leader right now: hold the request until one is elected, up to `leaderlessWaitMs`,
  *   then NO_LEADER (503 with Retry-After).
- * - The leader answered "not leader" or refused the connection: nothing executed, so wait for
- *   the next leader and retry, bounded by hops and by the same wait.
+ * - The leader answered "not leader" or could not be reached: nothing executed, so wait for
+ *   the next leader or retry with backoff, bounded by the same wait in all; then NO_LEADER
+ *   naming that leader, or LEADER_UNREACHABLE with its URL and the reason.
  * - A failure after the request may have executed is never retried: UPSTREAM_FAILED (502) or
  *   UPSTREAM_TIMEOUT (504).
  * - A request that was itself forwarded is never forwarded again: if this member is not the
@@ -14,7 +15,13 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { PoolElection } from '../election/election.js';
-import { isNotLeader, NoLeaderError, NotLeaderError, PoolError } from '../errors.js';
+import {
+  isNotLeader,
+  LeaderUnreachableError,
+  NoLeaderError,
+  NotLeaderError,
+  PoolError,
+} from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
@@ -45,6 +52,9 @@ export interface WorkRouterOptions {
 }
 
 export class WorkRouter {
+  /** Leader URLs found unreachable and not reached since, with why; each is logged once. */
+  private readonly unreachable = new Map<string, string>();
+
   constructor(
     private readonly etcd: Etcd3,
     private readonly election: PoolElection,
@@ -56,7 +66,14 @@ export class WorkRouter {
     private readonly logger: Logger,
   ) {}
 
-  async route(work: IncomingWork): Promise<WorkOutcome> {
+  /**
+   * Executes `work` here or forwards it to the leader. Waits for a usable leader at most
+   * LEADERLESS_WAIT_MS in all, whatever stands in the way (no claim yet, a leader that answers
+   * "not leader", a leader that cannot be reached), retrying with backoff (25 ms doubling to
+   * 1 s) while the view does not move; `abort` (the client went away) ends the wait early.
+   * Then NO_LEADER or LEADER_UNREACHABLE, saying what happened.
+   */
+  async route(work: IncomingWork, abort?: AbortSignal): Promise<WorkOutcome> {
     if (work.hops > this.options.maxHops) {
       throw new PoolError(
         'HOP_LIMIT_EXCEEDED',
@@ -66,14 +83,13 @@ export class WorkRouter {
     const startedAt = Date.now();
     const deadline = startedAt + this.options.leaderlessWaitMs;
     const forwarded = work.hops > 0;
-    // Each attempt executes here or forwards once; a failed attempt that certainly did not
-    // execute (not leader, unreachable) waits for the view to move, then tries again.
-    for (let attempt = 0; attempt <= this.options.maxHops; attempt++) {
+    // What stood in the way last: the answer names it.
+    let lastFailure: { id: string; url: string; term: bigint; unreachable?: string } | undefined;
+    // Each round executes here or forwards once; a round that certainly did not execute (not
+    // leader, unreachable) waits for the view to move, or a backoff, then tries again.
+    for (let retries = 0; ; ) {
       const term = this.election.term;
       let tried: bigint | undefined;
-      // How long to wait for the view to move past `tried`: for a refused connection or a
-      // lost leadership, as long as the leaderless bound allows; for a "not leader" answer
-      // only briefly, as that leader may just not have seen its own claim's answer yet.
       let patienceMs = Infinity;
       if (term !== undefined) {
         if (forwarded && work.termSeen !== undefined && work.termSeen > term) {
@@ -93,33 +109,68 @@ export class WorkRouter {
         if (!leader || leader.self) {
           const remaining = deadline - Date.now();
           const elected =
-            remaining > 0 && (await this.election.waitFor(hasUsableLeader, remaining));
+            remaining > 0 &&
+            (await untilAborted(this.election.waitFor(hasUsableLeader, remaining), abort));
           if (!elected) break;
-          attempt--; // waiting for a first leader is not an attempt
-          continue;
+          continue; // waiting for a first leader is no retry
         }
         try {
           const answer = await this.forward(work, leader);
+          this.unreachable.delete(leader.url);
           return { role: 'follower', ...answer };
         } catch (error) {
-          const retryable = isNotLeader(error) || error instanceof UpstreamUnreachableError;
-          if (!retryable) throw error;
+          const unreachable = error instanceof UpstreamUnreachableError ? error : undefined;
+          if (!isNotLeader(error) && !unreachable) throw error;
           this.metrics.forwardRetries.inc({
             pool: this.election.pool,
-            reason: isNotLeader(error) ? 'not_leader' : 'unreachable',
+            reason: unreachable ? 'unreachable' : 'not_leader',
           });
+          if (unreachable) this.reportUnreachable(leader, unreachable.reason);
+          lastFailure = { ...leader, ...(unreachable ? { unreachable: unreachable.reason } : {}) };
           tried = leader.term;
-          if (isNotLeader(error)) patienceMs = 25 * 2 ** attempt;
+          // That leader may just not have seen its own claim's answer yet, or its successor
+          // may be about to claim: ask again soon, then less often.
+          patienceMs = Math.min(25 * 2 ** retries++, 1000);
         }
       }
       const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      await this.election.waitFor(
-        (e) => hasUsableLeader(e) && currentTerm(e) !== tried,
-        Math.min(remaining, patienceMs),
+      if (remaining <= 0 || abort?.aborted) break;
+      await untilAborted(
+        this.election.waitFor(
+          (e) => hasUsableLeader(e) && currentTerm(e) !== tried,
+          Math.min(remaining, patienceMs),
+        ),
+        abort,
       );
+      if (abort?.aborted) break;
     }
-    throw new NoLeaderError(Date.now() - startedAt);
+    const waitedMs = Date.now() - startedAt;
+    if (lastFailure?.unreachable !== undefined) {
+      throw new LeaderUnreachableError(waitedMs, {
+        ...lastFailure,
+        reason: lastFailure.unreachable,
+      });
+    }
+    throw new NoLeaderError(waitedMs, lastFailure);
+  }
+
+  /** Why `url` could not be reached at the last forward to it; undefined if it could. */
+  unreachableReason(url: string): string | undefined {
+    return this.unreachable.get(url);
+  }
+
+  /**
+   * Logs once per leader URL that it cannot be reached, with the reason; again only after a
+   * forward to it succeeded.
+   */
+  private reportUnreachable(leader: { id: string; url: string; term: bigint }, reason: string) {
+    const known = this.unreachable.has(leader.url);
+    this.unreachable.set(leader.url, reason);
+    if (known) return;
+    this.logger.warn(
+      { leader: leader.id, url: leader.url, term: leader.term.toString(), reason },
+      'the leader cannot be reached at its advertised URL; check its ADVERTISE_URL and the network between members',
+    );
   }
 
   /**
@@ -216,4 +267,18 @@ function hasUsableLeader(election: PoolElection): boolean {
   if (election.isLeader()) return true;
   const leader = election.leader();
   return leader !== undefined && !leader.self;
+}
+
+/** `wait`, or false as soon as `abort` fires. */
+function untilAborted(wait: Promise<boolean>, abort?: AbortSignal): Promise<boolean> {
+  if (abort === undefined) return wait;
+  if (abort.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(false);
+    abort.addEventListener('abort', onAbort, { once: true });
+    void wait.then((value) => {
+      abort.removeEventListener('abort', onAbort);
+      resolve(value);
+    });
+  });
 }

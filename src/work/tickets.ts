@@ -9,6 +9,8 @@
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { PoolElection } from '../election/election.js';
+import type { Logger } from 'pino';
+import { classifyEtcdError, describeEtcdError } from '../etcd/access.js';
 import { isPoolError, NotLeaderError, PoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 
@@ -28,7 +30,11 @@ export class TicketSequence {
     private readonly key: string,
     private readonly blockSize: number,
     private readonly metrics: PoolMetrics,
-  ) {}
+    private readonly logger: Logger,
+  ) {
+    // Any member, leader or not, puts the mark back above what the pool has issued.
+    election.view.on('ticketMarkBack', (step) => void this.raiseMark(step.highest));
+  }
 
   /**
    * Reserves a block for `term` ahead of the first request, so that the first work after a
@@ -59,14 +65,53 @@ export class TicketSequence {
     }
   }
 
+  /**
+   * Puts the mark back to at least `floor` after etcd lost part of its history. Safe from any
+   * member: a higher mark only makes the next reservation skip numbers, and a leader's own
+   * reservation compares the mark's revision, so it re-reads a raised mark. Retries with
+   * backoff while etcd refuses (about a minute in all), until the mark is at least `floor`.
+   */
+  async raiseMark(floor: bigint): Promise<void> {
+    let delayMs = 100;
+    for (let attempt = 0; attempt < 30; attempt++) {
+      try {
+        const current = (await this.etcd.get(this.key).exec()).kvs[0];
+        const stored = current ? parseHighWater(current.value.toString()) : 0n;
+        if (stored >= floor) return;
+        const result = await this.etcd
+          .if(this.key, 'Mod', '==', current ? current.mod_revision : 0)
+          .then(this.etcd.put(this.key).value(floor.toString()))
+          .commit();
+        if (result.succeeded) {
+          this.logger.warn(
+            { from: stored.toString(), to: floor.toString() },
+            'raised the ticket mark back above every ticket this pool has issued',
+          );
+          return;
+        }
+      } catch (error) {
+        this.logger.warn(
+          { err: describeEtcdError(error) },
+          'cannot raise the ticket mark; retrying',
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
+      delayMs = Math.min(delayMs * 2, 2000);
+    }
+  }
+
   private async reserve(term: bigint, mark?: { kv: IKeyValue | undefined }): Promise<Block> {
     try {
       return await this.reserveBlock(term, mark);
     } catch (error) {
       if (isPoolError(error)) throw error;
-      throw new PoolError('ETCD_UNAVAILABLE', 'could not reserve tickets in etcd', undefined, {
-        cause: error,
-      });
+      const problem = classifyEtcdError(error);
+      throw new PoolError(
+        'ETCD_UNAVAILABLE',
+        `could not reserve tickets in etcd: ${problem.message}`,
+        { etcd: problem.kind },
+        { cause: error },
+      );
     }
   }
 
@@ -76,7 +121,11 @@ export class TicketSequence {
       // (never expected) just fails the Mod guard below and is read again.
       const current =
         attempt === 0 && mark ? mark.kv : (await this.etcd.get(this.key).exec()).kvs[0];
-      const highWater = current ? parseHighWater(current.value.toString()) : 0n;
+      const stored = current ? parseHighWater(current.value.toString()) : 0n;
+      // Never below a mark this member has seen: after a restore of etcd from an older backup
+      // the stored one may be, and tickets above it were already issued.
+      const seen = this.election.view.history.highestTicketMark;
+      const highWater = stored > seen ? stored : seen;
       const size = BigInt(this.blockSize);
       const result = await this.election
         .fenced(term)

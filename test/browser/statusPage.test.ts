@@ -353,6 +353,7 @@ class FakeStatus implements StatusSource {
             url: 'http://127.0.0.1:7001',
             memberKey: `key-${this.leader}`,
             term: 7,
+            unreachable: null,
           },
           term: 7,
           revision: 9,

@@ -9,13 +9,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
+import { Etcd3 } from 'etcd3';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { freePorts } from '../../src/local/ports.js';
 import { eventually } from '../support/pool.js';
 import {
   ChaosPool,
+  checkAcrossRestore,
   checkInvariants,
+  checkLogs,
   claimedAfter,
   claimedTerms,
+  claims,
   firstServedAfter,
   Load,
   outcomes,
@@ -25,6 +30,7 @@ import {
 
 const TTL_SECONDS = 2;
 const TTL_MS = TTL_SECONDS * 1000;
+const LEADERLESS_WAIT_MS = 3000;
 
 interface ScenarioResult {
   scenario: string;
@@ -71,11 +77,16 @@ describe('chaos: never two leaders, never a lost request', function () {
   async function startPool(
     env: Record<string, string> = {},
     ids = ['a', 'b', 'c'],
+    etcdArgs: string[] = [],
   ): Promise<ChaosPool> {
-    etcd = await EtcdCluster.start({ size: 3 });
+    etcd = await EtcdCluster.start({ size: 3, extraArgs: etcdArgs });
     pool = new ChaosPool(
       etcd,
-      { LEASE_TTL_SECONDS: String(TTL_SECONDS), LEADERLESS_WAIT_MS: '3000', ...env },
+      {
+        LEASE_TTL_SECONDS: String(TTL_SECONDS),
+        LEADERLESS_WAIT_MS: String(LEADERLESS_WAIT_MS),
+        ...env,
+      },
       logDir,
     );
     await pool.start(ids);
@@ -102,8 +113,16 @@ describe('chaos: never two leaders, never a lost request', function () {
     scenario: string,
     measured: string,
     records: CallRecord[],
+    /** When etcd was restored from an older backup during the scenario. */
+    restoredAt?: number,
   ): Promise<Violation[]> {
-    const violations = checkInvariants(records, await claimedTerms(logDir), disrupted);
+    const options = { leaderlessWaitMs: LEADERLESS_WAIT_MS };
+    const violations = [
+      ...(restoredAt === undefined
+        ? checkInvariants(records, await claimedTerms(logDir), disrupted, options)
+        : checkAcrossRestore(records, await claims(logDir), restoredAt, disrupted, options)),
+      ...(await checkLogs(logDir)),
+    ];
     results.push({
       scenario,
       measured,
@@ -400,6 +419,187 @@ describe('chaos: never two leaders, never a lost request', function () {
     );
     expect(violations).to.deep.equal([]);
     expect(records.every((r) => r.status === 200)).to.equal(true);
+  });
+
+  it('10. etcd out of space (NOSPACE): every member keeps its lease, /work says NOSPACE and the fix; once fixed the pool serves again, no restart', async () => {
+    const p = await startPool(
+      { TICKET_BLOCK_SIZE: '20' },
+      ['a', 'b', 'c'],
+      [`--quota-backend-bytes=${8 * 1024 * 1024}`],
+    );
+    const keys = async () =>
+      Promise.all(p.running().map(async (m) => (await p.view(m.id)).self.memberKey));
+    const registered = await keys();
+    const work = startLoad(p);
+    await pause(500);
+    const client = new Etcd3({ hosts: etcd!.endpoints });
+    let filledAt = 0;
+    try {
+      const value = Buffer.alloc(512 * 1024, 'x');
+      for (let i = 0; filledAt === 0 && i < 64; i++) {
+        await client
+          .put(`/filler/${i}`)
+          .value(value)
+          .catch((error: unknown) => {
+            if (String(error).includes('database space exceeded')) filledAt = Date.now();
+            else throw error;
+          });
+      }
+      expect(filledAt, 'etcd raised its NOSPACE alarm').to.be.greaterThan(0);
+      // Longer than etcd3 takes to call a lease lost (2×TTL), with failing writes all along.
+      await pause(3 * TTL_MS + 1000);
+      expect(await keys(), 'every member kept its registration').to.deep.equal(registered);
+      const ready = await Promise.all(
+        p.running().map(async (m) => (await fetch(`${m.url}/readyz`)).status),
+      );
+      expect(ready, 'every member stays ready').to.deep.equal([200, 200, 200]);
+      const refused = work.records.filter((r) => r.body.error?.code === 'ETCD_UNAVAILABLE');
+      expect(refused.length, 'answers refused for lack of space').to.be.greaterThan(0);
+      for (const record of refused) expect(record.body.error!.message).to.include('NOSPACE');
+
+      const fixedAt = Date.now();
+      await client.delete().prefix('/filler/');
+      await etcd!.compact();
+      await etcd!.etcdctl(['defrag', '--cluster']);
+      await etcd!.etcdctl(['alarm', 'disarm']);
+      await eventually(
+        'the pool serves again',
+        async () => firstServedAfter(work.records, fixedAt, undefined) !== undefined,
+        10_000,
+      );
+      const recovered = firstServedAfter(work.records, fixedAt, undefined)!;
+      await pause(500);
+      const records = await work.stop();
+      expect(await claimedAfter(logDir, filledAt - 500), 'no leader change').to.equal(undefined);
+      const violations = await finish(
+        'etcd out of space (NOSPACE alarm), then fixed (compact, defrag, alarm disarm)',
+        `${3 * TTL_MS + 1000} ms under NOSPACE: every lease kept, ${refused.length} calls refused with NOSPACE; serving again ${recovered} ms after the fix began`,
+        records,
+      );
+      expect(violations).to.deep.equal([]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('11. a frozen member whose registration a new process with its MEMBER_ID took over yields on waking: one member per id, exit 3', async () => {
+    const p = await startPool();
+    const frozen = p.member('c');
+    disrupted.add('c');
+    const work = startLoad(p, { exclude: new Set(['c']) });
+    frozen.signal('SIGSTOP');
+    // The frozen process still holds its port: the new one listens elsewhere.
+    const successor = await p.startMember('c', (await freePorts(1))[0]!);
+    await eventually(
+      'the new c is the only c',
+      async () => (await p.view('a')).members.filter((m) => m.id === 'c').length === 1,
+      3 * TTL_MS,
+    );
+    const wokenAt = Date.now();
+    frozen.signal('SIGCONT');
+    const exit = await frozen.exited;
+    const yieldedAfter = Date.now() - wokenAt;
+    expect(exit.code, frozen.recentOutput()).to.equal(3);
+    expect(frozen.recentOutput()).to.include(
+      'another process with our MEMBER_ID took over our registration; yielding to it',
+    );
+    await pause(2 * TTL_MS);
+    const members = (await p.view('a')).members.map((m) => m.id);
+    expect(members.sort()).to.deep.equal(['a', 'b', 'c']);
+    expect((await p.view('c')).self.memberKey).to.equal(
+      (await p.view('a')).members.find((m) => m.id === 'c')!.memberKey,
+    );
+    expect(successor.running).to.equal(true);
+    const records = await work.stop();
+    const violations = await finish(
+      'a member SIGSTOPped, a new process with its MEMBER_ID takes over, SIGCONT',
+      `the woken process yielded (exit 3) ${yieldedAfter} ms after SIGCONT; one member per id`,
+      records,
+    );
+    expect(violations).to.deep.equal([]);
+  });
+
+  it('12. etcd restored from an older backup while the pool runs: no ticket repeats, one leader again, without restarts', async () => {
+    const p = await startPool({ TICKET_BLOCK_SIZE: '50' });
+    const work = startLoad(p);
+    await pause(1000);
+    const snapshot = path.join(logDir, 'etcd.snapshot');
+    await etcd!.saveSnapshot(snapshot);
+    // After the backup: a graceful handover (the successor reserves the next block) and
+    // more blocks, all lost by the restore.
+    disrupted.add('a');
+    await p.member('a').stop();
+    await pause(3000);
+    const highestBefore = Math.max(
+      ...work.records.filter((r) => r.status === 200).map((r) => r.body.ticket!),
+    );
+    const restoredAt = Date.now();
+    await etcd!.restoreSnapshot(snapshot);
+    const backAt = Date.now();
+    await eventually(
+      'the pool serves again',
+      async () => firstServedAfter(work.records, backAt, undefined) !== undefined,
+      20_000,
+    );
+    const recovered = firstServedAfter(work.records, backAt, undefined)!;
+    const leader = await p.agreedLeader(10_000);
+    await pause(2000);
+    const records = await work.stop();
+    const ready = await Promise.all(
+      p.running().map(async (m) => (await fetch(`${m.url}/readyz`)).status),
+    );
+    expect(ready, 'every member registered and ready again').to.deep.equal([200, 200]);
+    const lowestAfter = Math.min(
+      ...records
+        .filter((r) => r.status === 200 && r.startedAt >= backAt)
+        .map((r) => r.body.ticket!),
+    );
+    const violations = await finish(
+      'etcd restored from a backup taken before a handover and several ticket blocks',
+      `etcd restored in ${backAt - restoredAt} ms; serving again ${recovered} ms after etcd was back (leader ${leader}); highest ticket before ${highestBefore}, lowest after ${lowestAfter}`,
+      records,
+      restoredAt,
+    );
+    expect(violations).to.deep.equal([]);
+    expect(lowestAfter).to.be.above(highestBefore);
+  });
+
+  it('13. a leader whose ADVERTISE_URL reaches nothing: every call through the others says so after the full wait, and the pool heals once it leaves', async () => {
+    etcd = await EtcdCluster.start({ size: 3 });
+    const p = (pool = new ChaosPool(
+      etcd,
+      { LEASE_TTL_SECONDS: String(TTL_SECONDS), LEADERLESS_WAIT_MS: String(LEADERLESS_WAIT_MS) },
+      logDir,
+    ));
+    const [wrongPort] = await freePorts(1);
+    await p.startMember('a', undefined, { ADVERTISE_URL: `http://127.0.0.1:${wrongPort}` });
+    await p.start(['b', 'c']);
+    expect(await p.agreedLeader()).to.equal('a');
+    const work = startLoad(p, { exclude: new Set(['a']) });
+    await pause(2 * LEADERLESS_WAIT_MS);
+    const unreachable = work.records.filter((r) => r.body.error?.code === 'LEADER_UNREACHABLE');
+    expect(unreachable.length, 'calls answered LEADER_UNREACHABLE').to.be.greaterThan(0);
+    for (const record of unreachable) {
+      expect(record.body.error!.message).to.include(`http://127.0.0.1:${wrongPort}`);
+      expect(record.body.error!.message).to.include('ECONNREFUSED');
+    }
+    const leftAt = Date.now();
+    disrupted.add('a');
+    await p.member('a').stop();
+    await eventually(
+      'b serves',
+      async () => firstServedAfter(work.records, leftAt, 'a') !== undefined,
+      5000,
+    );
+    const healed = firstServedAfter(work.records, leftAt, 'a')!;
+    await pause(500);
+    const records = await work.stop();
+    const violations = await finish(
+      'the leader advertises a URL that reaches nothing, then leaves',
+      `${unreachable.length} calls answered LEADER_UNREACHABLE with the URL and reason, each after the full wait; served by b ${healed} ms after a left`,
+      records,
+    );
+    expect(violations).to.deep.equal([]);
   });
 });
 

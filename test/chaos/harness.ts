@@ -9,6 +9,7 @@ import type { EtcdCluster } from '../../src/local/etcdCluster.js';
 import type { MemberProcess } from '../../src/local/memberProcess.js';
 import { freePorts } from '../../src/local/ports.js';
 import { TcpProxy } from '../../src/local/tcpProxy.js';
+import { duplicateKeys } from '../support/jsonKeys.js';
 import { TestPool, type WorkAnswer } from '../support/pool.js';
 
 export interface CallRecord {
@@ -33,7 +34,12 @@ export class ChaosPool extends TestPool {
     super(etcd, env);
   }
 
-  override async startMember(id: string, port?: number): Promise<MemberProcess> {
+  /** `env` goes over the pool's, for this member only. */
+  override async startMember(
+    id: string,
+    port?: number,
+    env: Record<string, string> = {},
+  ): Promise<MemberProcess> {
     let proxies = this.proxies.get(id);
     if (!proxies) {
       proxies = await Promise.all(this.etcd.endpoints.map((endpoint) => TcpProxy.start(endpoint)));
@@ -44,7 +50,7 @@ export class ChaosPool extends TestPool {
     return this.spawn(
       id,
       memberPort,
-      { ETCD_ENDPOINTS: proxies.map((p) => p.url).join(',') },
+      { ETCD_ENDPOINTS: proxies.map((p) => p.url).join(','), ...env },
       path.join(this.logDir, `${id}.log`),
     );
   }
@@ -184,25 +190,80 @@ export interface Violation {
   detail: string;
 }
 
-/** The errors a client may see, each documented in docs/operations.md. */
-const DOCUMENTED_ERRORS = new Map([
-  [503, 'NO_LEADER'],
-  [502, 'UPSTREAM_FAILED'],
-  [504, 'UPSTREAM_TIMEOUT'],
+/**
+ * The members' logs: every JSON line names each key once (a parser keeps only the last of
+ * two), and failed requests are summarised, not logged one line each — at most four
+ * "work failed" lines per member, error code and 10 s (a first line and a summary per window,
+ * windows straddling the bucket). Lines cut short by a SIGKILL are skipped.
+ */
+export async function checkLogs(logDir: string): Promise<Violation[]> {
+  const violations: Violation[] = [];
+  const failures = new Map<string, number>();
+  for (const name of (await readdir(logDir)).filter((file) => file.endsWith('.log'))) {
+    const member = name.replace(/\.log$/, '');
+    for (const line of (await readFile(path.join(logDir, name), 'utf8')).split('\n')) {
+      if (!line.startsWith('{')) continue;
+      let entry: { msg?: string; code?: string; time?: string };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        continue;
+      }
+      const twice = duplicateKeys(line);
+      if (twice.length > 0) {
+        violations.push({
+          invariant: 'every log line is JSON with each key once',
+          detail: `${member}: ${twice.join(', ')} twice in ${line.slice(0, 200)}`,
+        });
+      }
+      if (entry.msg?.startsWith('work failed') && entry.time) {
+        const bucket = `${member} ${entry.code} ${Math.floor(Date.parse(entry.time) / 10_000)}`;
+        failures.set(bucket, (failures.get(bucket) ?? 0) + 1);
+      }
+    }
+  }
+  for (const [bucket, count] of failures) {
+    if (count > 4) {
+      violations.push({
+        invariant: 'failed requests are summarised in the log',
+        detail: `${count} "work failed" lines within 10 s (member, code, bucket: ${bucket})`,
+      });
+    }
+  }
+  return violations;
+}
+
+/** The errors a client may see under these faults, each documented in docs/operations.md. */
+const DOCUMENTED_ERRORS = new Set([
+  '503 NO_LEADER',
+  '503 LEADER_UNREACHABLE',
+  '503 ETCD_UNAVAILABLE',
+  '502 UPSTREAM_FAILED',
+  '504 UPSTREAM_TIMEOUT',
 ]);
+
+/** Answers that say no leader could take the call: they come only after the leaderless wait. */
+const LEADERLESS_ERRORS = new Set(['NO_LEADER', 'LEADER_UNREACHABLE']);
+
+export interface InvariantOptions {
+  /** LEADERLESS_WAIT_MS of the members: a leaderless answer before it is a member giving up early. */
+  leaderlessWaitMs?: number;
+}
 
 /**
  * Checks every answer the clients received:
  * - no ticket was issued twice, and tickets increase with term;
  * - every answer was produced under a term its performer had claimed, and no member answered
  *   under an old term after an answer under a newer term had already reached a client;
- * - every call ended in a 2xx or a documented error — never a hang, never a 500.
+ * - every call ended in a 2xx or a documented error — never a hang, never a 500;
+ * - a member said "no leader" only after holding the call LEADERLESS_WAIT_MS.
  */
 export function checkInvariants(
   records: CallRecord[],
   claims: Map<number, string>,
   /** Members the scenario killed or stopped: a client's connection to them may die. */
   disrupted: ReadonlySet<string>,
+  options: InvariantOptions = {},
 ): Violation[] {
   const violations: Violation[] = [];
   const ok = records.filter((r) => r.status === 200);
@@ -275,7 +336,18 @@ export function checkInvariants(
 
   for (const record of records) {
     if (record.status === 200) continue;
-    const documented = DOCUMENTED_ERRORS.get(record.status);
+    const code = record.body.error?.code ?? '';
+    const waitedMs = record.body.error?.details?.waitedMs;
+    if (
+      options.leaderlessWaitMs !== undefined &&
+      LEADERLESS_ERRORS.has(code) &&
+      (typeof waitedMs !== 'number' || waitedMs < options.leaderlessWaitMs)
+    ) {
+      violations.push({
+        invariant: 'a leaderless answer only after LEADERLESS_WAIT_MS',
+        detail: `${record.asked} answered ${code} after ${String(waitedMs)} ms of ${options.leaderlessWaitMs}: ${record.body.error?.message}`,
+      });
+    }
     // A connection refused or reset by a member the scenario killed is the client's own
     // connection dying, not an answer; only a call that hung until its timeout is a fault.
     if (
@@ -285,12 +357,70 @@ export function checkInvariants(
     ) {
       continue;
     }
-    if (record.status === 0 || documented !== record.body.error?.code) {
+    if (record.status === 0 || !DOCUMENTED_ERRORS.has(`${record.status} ${code}`)) {
       violations.push({
         invariant: 'every call ends in a 2xx or a documented error',
         detail: `call to ${record.asked} ended ${record.status || 'without an answer'} ${JSON.stringify(record.body).slice(0, 160)}`,
       });
     }
+  }
+  return violations;
+}
+
+/**
+ * `checkInvariants` across a restore of etcd from an older backup at `restoredAt`. Terms are
+ * claim revisions, and a restore without `--bump-revision` sets etcd's revision back, so term
+ * numbers start again lower: the term checks hold within each side of the restore. Tickets
+ * hold across it: none repeats, and every ticket after the restore is above every ticket
+ * before it. An answer belongs to the side of the claim it was performed under.
+ */
+export function checkAcrossRestore(
+  records: CallRecord[],
+  allClaims: Claim[],
+  restoredAt: number,
+  disrupted: ReadonlySet<string>,
+  options: InvariantOptions = {},
+): Violation[] {
+  const later = allClaims.filter((claim) => claim.at >= restoredAt);
+  const afterRestore = (record: CallRecord) =>
+    record.status === 200
+      ? later.some(
+          (claim) =>
+            claim.term === record.body.term &&
+            claim.member === record.body.performedBy &&
+            record.endedAt >= claim.at,
+        )
+      : record.startedAt >= restoredAt;
+  const sides = [false, true].map((after) => ({
+    records: records.filter((record) => afterRestore(record) === after),
+    claims: new Map(
+      allClaims
+        .filter((claim) => claim.at >= restoredAt === after)
+        .map((claim) => [claim.term, claim.member]),
+    ),
+  }));
+  const violations = sides.flatMap((side) =>
+    checkInvariants(side.records, side.claims, disrupted, options),
+  );
+  const tickets = (side: (typeof sides)[number]) =>
+    side.records.filter((r) => r.status === 200).map((r) => r.body.ticket!);
+  const before = tickets(sides[0]!);
+  const after = tickets(sides[1]!);
+  const issuedBefore = new Set(before);
+  const twice = after.filter((ticket) => issuedBefore.has(ticket));
+  if (twice.length > 0) {
+    violations.push({
+      invariant: 'unique tickets',
+      detail: `${twice.length} tickets issued both before and after the restore, e.g. ${twice.slice(0, 5).join(', ')}`,
+    });
+  }
+  const highestBefore = Math.max(...before);
+  const repeated = after.filter((ticket) => ticket <= highestBefore);
+  if (repeated.length > 0) {
+    violations.push({
+      invariant: 'tickets after a restore are above every ticket before it',
+      detail: `${repeated.length} tickets after the restore at or below ${highestBefore}, e.g. ${repeated.slice(0, 5).join(', ')}`,
+    });
   }
   return violations;
 }

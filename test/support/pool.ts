@@ -29,7 +29,7 @@ export interface WorkAnswer {
     leader?: string;
     term?: number;
     via?: string[];
-    error?: { code: string; message: string };
+    error?: { code: string; message: string; details?: Record<string, unknown> };
   };
 }
 

@@ -1,6 +1,6 @@
 /** The chaos suite's invariant checker must catch what it claims to catch. */
 import { expect } from 'chai';
-import { checkInvariants, type CallRecord } from '../chaos/harness.js';
+import { checkAcrossRestore, checkInvariants, type CallRecord } from '../chaos/harness.js';
 
 function ok(
   performedBy: string,
@@ -68,5 +68,38 @@ describe('the chaos invariant checker', () => {
     expect(
       found.filter((v) => v.invariant === 'every call ends in a 2xx or a documented error'),
     ).to.have.length(3);
+  });
+
+  it('catches a member that said "no leader" before LEADERLESS_WAIT_MS', () => {
+    const leaderless = (waitedMs: number): CallRecord => ({
+      asked: 'b',
+      startedAt: 0,
+      endedAt: waitedMs,
+      status: 503,
+      body: { error: { code: 'NO_LEADER', message: 'x', details: { waitedMs } } },
+    });
+    const options = { leaderlessWaitMs: 3000 };
+    expect(checkInvariants([leaderless(3001)], claims, none, options)).to.deep.equal([]);
+    const found = checkInvariants([leaderless(383)], claims, none, options);
+    expect(found.map((v) => v.invariant)).to.deep.equal([
+      'a leaderless answer only after LEADERLESS_WAIT_MS',
+    ]);
+  });
+
+  it('across a restore of etcd: terms start again lower, tickets must not', () => {
+    const restoredAt = 100;
+    const history = [
+      { member: 'a', term: 900, at: 0 },
+      { member: 'b', term: 40, at: 150 },
+    ];
+    const before = [ok('a', 900, 1, 10), ok('a', 900, 2, 20)];
+    expect(
+      checkAcrossRestore([...before, ok('b', 40, 51, 160)], history, restoredAt, none),
+    ).to.deep.equal([]);
+    const found = checkAcrossRestore([...before, ok('b', 40, 2, 160)], history, restoredAt, none);
+    expect(found.map((v) => v.invariant)).to.include.members([
+      'unique tickets',
+      'tickets after a restore are above every ticket before it',
+    ]);
   });
 });

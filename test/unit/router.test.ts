@@ -1,0 +1,134 @@
+/**
+ * How long a follower holds a request when the leader it sees cannot take it, and what the
+ * answer then says. The election is a stand-in exposing only what the router reads (the
+ * decision logic under test); the forwards are real HTTP to a local server.
+ */
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { pino } from 'pino';
+import type { PoolElection } from '../../src/election/election.js';
+import { PoolError } from '../../src/errors.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
+import { Forwarder } from '../../src/work/forwarder.js';
+import { WorkRouter } from '../../src/work/router.js';
+import { freePorts } from '../../src/local/ports.js';
+
+/** A follower's election: `leader` is another member's claim that never changes. */
+class StandInElection extends EventEmitter {
+  readonly pool = 'default';
+  readonly memberId = 'b';
+  readonly term = undefined;
+  constructor(private readonly claim: { id: string; url: string; term: bigint }) {
+    super();
+  }
+  isLeader() {
+    return false;
+  }
+  leader() {
+    return { ...this.claim, self: false };
+  }
+  waitFor(ready: (e: this) => boolean, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => setTimeout(() => resolve(ready(this)), timeoutMs));
+  }
+}
+
+function logLines() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'info', base: null },
+    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  return { logger, lines };
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<PoolError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof PoolError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('WorkRouter: a follower whose leader cannot take the request', function () {
+  this.timeout(10_000);
+  const WAIT_MS = 1200;
+  let server: http.Server;
+  let url: string;
+  const forwarder = new Forwarder(500);
+
+  before(async () => {
+    // A leader whose claim still stands in etcd while it has stopped acting: 421 to all.
+    server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () =>
+        res.writeHead(421, { 'content-type': 'application/json' }).end('{"error":{}}'),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => {
+    forwarder.close();
+    server.closeAllConnections();
+    server.close();
+  });
+
+  function router(leaderUrl: string) {
+    const { logger, lines } = logLines();
+    const election = new StandInElection({ id: 'a', url: leaderUrl, term: 9n });
+    const routing = new WorkRouter(
+      undefined as never,
+      election as unknown as PoolElection,
+      () => Promise.resolve({}),
+      undefined as never,
+      forwarder,
+      { leaderlessWaitMs: WAIT_MS, maxHops: 3 },
+      createMetrics('test'),
+      logger,
+    );
+    return { routing, lines };
+  }
+
+  it('a leader answering "not leader": it waits LEADERLESS_WAIT_MS, then NO_LEADER names that leader', async () => {
+    const { routing } = router(url);
+    const error = await failureOf(routing.route({ payload: 1, via: [], hops: 0 }));
+    expect(error.code).to.equal('NO_LEADER');
+    expect(error.details?.waitedMs as number).to.be.at.least(WAIT_MS);
+    expect(error.message).to.equal(
+      `leader a (term 9) no longer acts as leader and no successor claimed within ${error.details?.waitedMs as number} ms`,
+    );
+  });
+
+  it('an unreachable leader: LEADER_UNREACHABLE with its URL and why, logged once with the URL', async () => {
+    const [closedPort] = await freePorts(1);
+    const closed = `http://127.0.0.1:${closedPort}`;
+    const { routing, lines } = router(closed);
+    const errors = await Promise.all(
+      [1, 2].map(() => failureOf(routing.route({ payload: 1, via: [], hops: 0 }))),
+    );
+    for (const error of errors) {
+      expect(error.code).to.equal('LEADER_UNREACHABLE');
+      expect(error.details?.waitedMs as number).to.be.at.least(WAIT_MS);
+      expect(error.message).to.match(
+        new RegExp(`^leader a at ${closed} could not be reached for \\d+ ms \\(ECONNREFUSED\\)$`),
+      );
+    }
+    const warnings = lines.filter((line) => line.level === 40);
+    expect(warnings, JSON.stringify(lines)).to.have.length(1);
+    expect(warnings[0]).to.include({ leader: 'a', url: closed, reason: 'ECONNREFUSED' });
+  });
+
+  it('the client going away ends the wait at once', async () => {
+    const { routing } = router(url);
+    const gone = new AbortController();
+    const startedAt = Date.now();
+    setTimeout(() => gone.abort(), 100);
+    const error = await failureOf(routing.route({ payload: 1, via: [], hops: 0 }, gone.signal));
+    expect(error.code).to.equal('NO_LEADER');
+    expect(Date.now() - startedAt).to.be.below(WAIT_MS);
+  });
+});
