@@ -469,8 +469,9 @@ async function checkAdvertiseUrl(config: Config, logger: Logger): Promise<void> 
       problem = `another process answers there (member ${String(body.member)}, pid ${String(body.pid)})`;
     }
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    problem = cause ?? (error instanceof Error ? error.message : String(error));
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    problem =
+      cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
   }
   if (problem !== undefined) {
     logger.warn(

@@ -64,6 +64,9 @@ export interface LeaderChange {
 
 const HISTORY_LENGTH = 50;
 
+/** How long a released claim may still name us before we delete it again (milliseconds). */
+const RELEASE_SETTLE_MS = 1000;
+
 export interface ElectionEvents {
   /** Anything that may change `isLeader()`, `leader()` or readiness. */
   change: [];
@@ -143,6 +146,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private outranked: { since: number; timer: NodeJS.Timeout } | undefined;
   private lastFallback: { reason: string; at: number } | undefined;
   private releasedTerm: bigint | undefined;
+  /** When (monotonic) we released `releasedTerm`, and a repeat of that delete in flight. */
+  private releasedAt = 0;
+  private releaseRetry: Promise<unknown> | undefined;
   /** What the last `change` event reflected (see `emitIfChanged`). */
   private lastObserved = '';
   private readonly logger: Logger;
@@ -181,6 +187,11 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 
   get memberId(): string {
     return this.record.id;
+  }
+
+  /** True once `close()` ran: nothing of this election acts any more. */
+  get closed(): boolean {
+    return this.stopped;
   }
 
   get memberKey(): string | undefined {
@@ -386,9 +397,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * Grants a lease and puts our member key. At start-up only, a member record with our id
-   * under another lease belongs to a previous incarnation of this member (a restarted
-   * container): its lease is revoked so the pool does not wait a TTL for a dead member.
+   * Grants a lease and puts our member key, after settling other registrations with our id
+   * (`settleIncarnations`; `takeover` at start-up, else a registration lost and made again).
+   * Retries etcd failures with backoff until registered, closed or superseded.
    */
   private register(takeover: boolean): Promise<void> {
     this.registering ??= this.runRegister(takeover).finally(() => (this.registering = undefined));
@@ -405,20 +416,17 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
           this.options.leaseTtlSeconds,
           this.options.callTimeoutMs,
         );
-        if (takeover) await this.revokePreviousIncarnations(lease.id);
-        else {
-          const other = await this.otherIncarnation(lease.id);
-          if (other) {
-            lease.abandon();
-            await this.etcd.leaseClient.leaseRevoke({ ID: lease.id }).catch(() => undefined);
-            this.logger.error(
-              other,
-              'another process with our MEMBER_ID took over our registration; yielding to it',
-            );
-            await this.close();
-            this.emit('superseded', other);
-            return;
-          }
+        const successor = await this.settleIncarnations(lease.id, !takeover);
+        if (successor) {
+          lease.abandon();
+          await this.etcd.leaseClient.leaseRevoke({ ID: lease.id }).catch(() => undefined);
+          this.logger.error(
+            successor,
+            'another process with our MEMBER_ID took over our registration; yielding to it',
+          );
+          await this.close();
+          this.emit('superseded', successor);
+          return;
         }
         const memberKey = this.options.keys.member(lease.id);
         const record = memberRecordSchema.parse({
@@ -463,48 +471,44 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * A previous incarnation is revoked only when it cannot still be serving: it advertised our
-   * own URL (which we now hold, so it no longer does), or its URL does not answer. A live
-   * process with our id elsewhere is left alone — revoking its lease could make two leaders
-   * until its own lease deadline.
+   * Other registrations with our MEMBER_ID, settled before we register (`again`: after losing
+   * ours). One of this very process (a stale key of ours) or of a process that does not answer
+   * as itself at its URL (a previous incarnation: a restarted container, or a process whose key
+   * a restore of etcd brought back) is revoked, so the pool does not wait a TTL for a dead
+   * member. A live process elsewhere is left alone — revoking its lease could make two leaders
+   * until its own lease deadline — and when we register again and it started after us, it took
+   * our registration over while we were frozen or cut off: it is returned, and we yield.
    */
-  private async revokePreviousIncarnations(ownLeaseId: string): Promise<void> {
+  private async settleIncarnations(
+    ownLeaseId: string,
+    again: boolean,
+  ): Promise<{ memberKey: string; url: string; pid: number; startedAt: string } | undefined> {
     const existing = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
+    const { id, pid, startedAt } = this.record;
     for (const kv of existing.kvs) {
       const decoded = decodeShared(memberRecordSchema, kv.value);
-      if (!decoded.ok || decoded.value.id !== this.record.id) continue;
+      if (!decoded.ok || decoded.value.id !== id) continue;
       if (kv.lease === '0' || kv.lease === ownLeaseId) continue;
-      const previous = decoded.value;
-      if (previous.url !== this.record.url && (await answers(previous.url))) {
+      const other = decoded.value;
+      const memberKey = kv.key.toString();
+      const ours = other.pid === pid && other.startedAt === startedAt;
+      if (!ours && (await answersAs(other.url, id, other.pid))) {
+        if (again && Date.parse(other.startedAt) > Date.parse(startedAt)) {
+          return { memberKey, url: other.url, pid: other.pid, startedAt: other.startedAt };
+        }
         this.logger.warn(
-          { memberKey: kv.key.toString(), url: previous.url },
+          { memberKey, url: other.url, pid: other.pid },
           'a live member with our MEMBER_ID answers at another URL; not taking over its registration',
         );
         continue;
       }
       await this.etcd.leaseClient.leaseRevoke({ ID: kv.lease }).catch(() => undefined);
       this.logger.info(
-        { memberKey: kv.key.toString(), leaseId: kv.lease },
-        'took over the registration of a previous incarnation of this member',
+        { memberKey, leaseId: kv.lease, pid: other.pid, startedAt: other.startedAt },
+        ours
+          ? 'revoked a stale registration of this process'
+          : 'took over the registration of a previous incarnation of this member',
       );
-    }
-  }
-
-  /**
-   * A live registration with our MEMBER_ID by another process (another pid or start time),
-   * found when we register again after losing ours. Our own stale keys do not count.
-   */
-  private async otherIncarnation(
-    ownLeaseId: string,
-  ): Promise<{ memberKey: string; url: string; pid: number; startedAt: string } | undefined> {
-    const existing = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
-    for (const kv of existing.kvs) {
-      const decoded = decodeShared(memberRecordSchema, kv.value);
-      if (!decoded.ok || decoded.value.id !== this.record.id) continue;
-      if (kv.lease === '0' || kv.lease === ownLeaseId) continue;
-      const { url, pid, startedAt } = decoded.value;
-      if (pid === this.record.pid && startedAt === this.record.startedAt) continue;
-      return { memberKey: kv.key.toString(), url, pid, startedAt };
     }
     return undefined;
   }
@@ -541,6 +545,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       );
     }
     this.heldTerm = undefined;
+    this.releasedTerm = undefined;
     this.dropRegistration();
   }
 
@@ -648,6 +653,14 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       this.heldTerm = claimView.term;
       this.logger.info({ term: claimView.term.toString() }, 'adopted our own leader claim');
       this.emit('claimed', claimView.term, undefined);
+    }
+    if (
+      claimIsMine &&
+      this.heldTerm === undefined &&
+      claimView.term === this.releasedTerm &&
+      monotonicNow() - this.releasedAt > RELEASE_SETTLE_MS
+    ) {
+      this.repeatRelease(claimView.term);
     }
     if (claimIsMine && preferred && !preferredIsMe && this.isLeader() && this.strategy.preempt) {
       this.considerPreemption(claimView.term, preferred);
@@ -825,12 +838,34 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     return member;
   }
 
+  /**
+   * The claim we released still names us well after the release: its delete failed, or a
+   * restore of etcd brought it back. No one acts on it (we never adopt a released term), so
+   * the pool would wait for our lease to end: delete it again, only if it is still that claim.
+   */
+  private repeatRelease(term: bigint): void {
+    if (this.releaseRetry) return;
+    this.releaseRetry = this.etcd
+      .if(this.options.keys.leader, 'Mod', '==', term.toString())
+      .then(this.etcd.delete().key(this.options.keys.leader))
+      .commit()
+      .then((result) => {
+        if (result.succeeded)
+          this.logger.info({ term: term.toString() }, 'deleted our released claim again');
+      })
+      .catch((error: unknown) => {
+        this.logger.warn({ err: describeEtcdError(error) }, 'deleting our released claim failed');
+      })
+      .finally(() => (this.releaseRetry = undefined));
+  }
+
   /** Hands the claim over: delete it only if it is still the one we wrote. */
   private async releaseLeadership(term: bigint, successor: MemberView): Promise<void> {
     if (this.heldTerm !== term) return;
     this.heldTerm = undefined;
     // Until the watch shows the delete, the view still names us: never adopt this term again.
     this.releasedTerm = term;
+    this.releasedAt = monotonicNow();
     this.options.handovers?.record();
     this.logger.info(
       { term: term.toString(), successor: successor.record.id },
@@ -911,10 +946,16 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 }
 
 /** Whether a member URL answers /healthz within half a second. */
-async function answers(url: string): Promise<boolean> {
+/**
+ * Whether the process `pid` of member `id` answers at `url` (500 ms bound). A member of an
+ * older version, whose /healthz names nobody, counts as answering if it answers.
+ */
+async function answersAs(url: string, id: string, pid: number): Promise<boolean> {
   try {
     const res = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(500) });
-    return res.ok;
+    if (!res.ok) return false;
+    const body = (await res.json()) as { member?: unknown; pid?: unknown };
+    return body.member === undefined || (body.member === id && body.pid === pid);
   } catch {
     return false;
   }

@@ -4,18 +4,19 @@
  * revision than it already gave us, and the pool's ticket mark may stand below tickets the
  * pool has already issued. Members outlive such a restore, so they remember.
  *
- * Two signals, each reported once per step back:
- * - the revision of an answer is below the highest seen (a restore without
- *   `--bump-revision`);
- * - the ticket high-water mark is below the one seen last (any restore that lost a block
+ * Two signals:
+ * - a linearizable read answers with a revision below the highest one received before that
+ *   read was sent (a restore without `--bump-revision`). Only "before it was sent": reads in
+ *   flight together may come back in any order;
+ * - the ticket high-water mark stands below the highest one seen (any restore that lost a block
  *   reservation, with or without `--bump-revision`).
- * Plain bookkeeping: synchronous, no I/O.
+ * Plain bookkeeping: synchronous, no I/O. Times are monotonic milliseconds.
  */
 
 export interface RevisionStep {
-  /** Highest revision seen before. */
+  /** Highest revision received before the read was sent. */
   seen: bigint;
-  /** The revision etcd answered with now. */
+  /** The revision etcd answered with. */
   now: bigint;
 }
 
@@ -28,38 +29,55 @@ export interface TicketMarkStep {
 
 export class EtcdHistory {
   private highestRevision = 0n;
-  private lastMark: bigint | undefined;
-  private highestMarkSeen = 0n;
+  private highestMark = 0n;
+  private lastStepAt = -Infinity;
 
-  /** The highest ticket mark seen, across steps back: the floor of any new reservation. */
+  /** The highest ticket mark seen or reserved: the floor of any new reservation. */
   get highestTicketMark(): bigint {
-    return this.highestMarkSeen;
+    return this.highestMark;
+  }
+
+  /** The revision to pass to `noteRevision` for a read sent now. */
+  get revisionFloor(): bigint {
+    return this.highestRevision;
+  }
+
+  /** Milliseconds since etcd was last seen going back; Infinity if never. */
+  sinceLastStepMs(now: number): number {
+    return now - this.lastStepAt;
   }
 
   /**
-   * Records the revision of an answer. Returns the step back when it is below the highest
-   * seen; the new revision then becomes the reference, so one restore is reported once.
+   * Records the revision of a linearizable read's answer; `floor` is `revisionFloor` as it
+   * was when the read was sent. Returns the step back when the answer is below it, and the
+   * answer then becomes the reference, so one restore is reported once.
    */
-  noteRevision(revision: bigint): RevisionStep | undefined {
-    if (revision >= this.highestRevision) {
-      this.highestRevision = revision;
+  noteRevision(revision: bigint, floor: bigint, now: number): RevisionStep | undefined {
+    if (revision >= floor) {
+      if (revision > this.highestRevision) this.highestRevision = revision;
       return undefined;
     }
-    const step = { seen: this.highestRevision, now: revision };
     this.highestRevision = revision;
-    return step;
+    this.lastStepAt = now;
+    return { seen: floor, now: revision };
   }
 
   /**
-   * Records the ticket mark as etcd holds it (0 for a missing key). Returns the step back when
-   * it is below the last mark seen. Only the pool's leaders raise the mark, so a lower one is
-   * etcd's history lost, not a writer of ours.
+   * Records the ticket mark as etcd holds it (0 for a missing key). Returns the step back
+   * whenever it stands below the highest mark seen: only the pool's leaders raise the mark,
+   * never lower it, so a lower one is etcd's history lost.
    */
-  noteTicketMark(mark: bigint): TicketMarkStep | undefined {
-    const last = this.lastMark;
-    this.lastMark = mark;
-    if (mark > this.highestMarkSeen) this.highestMarkSeen = mark;
-    if (last === undefined || mark >= last) return undefined;
-    return { highest: this.highestMarkSeen, now: mark };
+  noteTicketMark(mark: bigint, now: number): TicketMarkStep | undefined {
+    if (mark >= this.highestMark) {
+      this.highestMark = mark;
+      return undefined;
+    }
+    this.lastStepAt = now;
+    return { highest: this.highestMark, now: mark };
+  }
+
+  /** Records a block this process reserved: the mark it wrote, seen before any watch says so. */
+  noteReserved(mark: bigint): void {
+    if (mark > this.highestMark) this.highestMark = mark;
   }
 }

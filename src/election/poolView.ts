@@ -29,6 +29,7 @@ import {
   type MemberRecord,
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
+import { monotonicNow } from '../membership/lease.js';
 import { EtcdHistory, type RevisionStep, type TicketMarkStep } from './etcdHistory.js';
 
 export interface MemberView {
@@ -197,10 +198,11 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       void old?.cancel().catch(() => undefined);
       let step = 'read the pool';
       try {
+        const floor = this.history.revisionFloor;
         const snapshot = await this.readPool();
         if (generation !== this.generation) return;
         this.setReachable(true);
-        this.noteRevision(snapshot.revision);
+        this.noteRevision(snapshot.revision, floor);
         this.applySnapshot(snapshot.revision, snapshot.kvs);
         // The election may act on the fresh snapshot before the watch is in place.
         this.emit('change');
@@ -256,9 +258,10 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     if (this.stopped || this.resyncing) return;
     const generation = this.generation;
     try {
+      const floor = this.history.revisionFloor;
       const probe = await this.probe();
       this.setReachable(true);
-      if (this.noteRevision(probe.revision)) {
+      if (this.noteRevision(probe.revision, floor)) {
         void this.resync('rollback');
         return;
       }
@@ -322,9 +325,12 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     return { revision: BigInt(result.header.revision), kvs };
   }
 
-  /** True (and reported) when etcd answered with a lower revision than before. */
-  private noteRevision(revision: bigint): boolean {
-    const step = this.history.noteRevision(revision);
+  /**
+   * True (and reported) when a linearizable read answered with a lower revision than one
+   * received before it was sent (`floor`).
+   */
+  private noteRevision(revision: bigint, floor: bigint): boolean {
+    const step = this.history.noteRevision(revision, floor, monotonicNow());
     if (step === undefined) return false;
     this.options.logger.error(
       { seenRevision: step.seen.toString(), revision: step.now.toString() },
@@ -335,7 +341,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   }
 
   private noteTicketMark(mark: bigint): void {
-    const step = this.history.noteTicketMark(mark);
+    const step = this.history.noteTicketMark(mark, monotonicNow());
     if (step === undefined) return;
     this.options.logger.error(
       { highestMark: step.highest.toString(), mark: step.now.toString() },

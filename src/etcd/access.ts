@@ -138,8 +138,8 @@ export function classifyEtcdError(error: unknown, endpoints: readonly string[] =
 function unreachableReason(error: unknown): string | undefined {
   if (error instanceof GRPCUnavailableError) return 'no connection';
   if (error instanceof GRPCDeadlineExceededError) return 'no answer before the call deadline';
-  // etcd3's per-host breaker; connectEtcd disables it, a library user's client may not.
-  if (isBrokenCircuit(error)) return 'the etcd client pauses up to 5 s after failed requests';
+  // The per-host breaker (connectEtcd: 1 s after three host failures in a row).
+  if (isBrokenCircuit(error)) return 'every etcd endpoint failed its last requests';
   return undefined;
 }
 
@@ -164,7 +164,7 @@ export function describeEtcdError(error: unknown, endpoints: readonly string[] =
  * Proves that etcd answers and lets us read `prefix` and write `key`, with one transaction that
  * writes nothing: its condition (`version < 0`) never holds, but etcd checks the permissions of
  * both branches, so a missing write permission is refused here and not at the first claim.
- * Bounded by the call deadline and etcd3's retries (three attempts), plus one deadline to ask
+ * Bounded by the call deadline (two tries when the first found no connection), plus one deadline to ask
  * the endpoints directly when etcd3 only says "unavailable" — a verdict on certificates, or
  * how each endpoint behaves.
  *

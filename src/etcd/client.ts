@@ -4,8 +4,9 @@
  * keep-alive) get none, or the deadline would end them. The same hook counts every request by
  * operation, which is how `/metrics` shows what each route costs in etcd.
  *
- * Fault handling: no per-host circuit breaker (see `faultHandling` below); a failed write never
- * blocks the keep-alives that hold the member's lease.
+ * Fault handling (see `faultHandling` below): a host that does not answer is skipped for a
+ * second; a request etcd refuses (NOSPACE, a timeout of its own) never blocks the keep-alives
+ * that hold the member's lease.
  *
  * Security: with `tls`, gRPC speaks TLS, trusts only the given CA and presents the client
  * certificate if there is one (etcd's `--client-cert-auth`). With `auth`, etcd3 trades the user
@@ -13,8 +14,8 @@
  * same deadline) and again whenever etcd calls the token invalid — an etcd restart forgets
  * every token.
  */
-import { handleType, noop, retry } from 'cockatiel';
-import { Etcd3, GRPCUnavailableError, type CallContext } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry } from 'cockatiel';
+import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, type CallContext } from 'etcd3';
 
 export interface EtcdTls {
   /** PEM CA bundle that signs the etcd server certificates. */
@@ -52,14 +53,21 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
         }
       : {}),
     ...(auth ? { auth: { username: auth.username, password: auth.password } } : {}),
-    // etcd3's default stops using a host for 5 s after three failed calls in a row, lease
-    // keep-alives included. A write refused for NOSPACE or a deadline of ours says nothing
-    // about the host, yet three of them then cost every member its lease. So: no breaker (the
-    // deadlines bound every call), and one more try, on another host, only for a call that
-    // reached no host at all.
+    // etcd3's default stops using a host for 5 s after three failed calls of any kind in a
+    // row, lease keep-alives included: three writes refused for NOSPACE then cost every member
+    // its lease. Here only failures of the host count (no connection, or no answer before our
+    // deadline; never an answer of etcd's, "etcdserver: ..."), a host is tried again after 1 s,
+    // and with one endpoint there is nothing to skip to. A call that found no connection is
+    // tried once more, on another host; each try has its own deadline.
     faultHandling: {
-      host: () => noop,
-      global: retry(handleType(GRPCUnavailableError), { maxAttempts: 1 }),
+      host: () =>
+        options.endpoints.length > 1
+          ? circuitBreaker(handleWhen(isHostFailure), {
+              halfOpenAfter: 1000,
+              breaker: new ConsecutiveBreaker(3),
+            })
+          : noop,
+      global: retry(handleWhen(isNotConnected), { maxAttempts: 1 }),
     },
     // HTTP/2 pings find a connection to a frozen or cut-off etcd member, so its streams fail
     // and reconnect elsewhere. etcd refuses pings more often than every 5 s.
@@ -75,4 +83,21 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
       return context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs };
     },
   });
+}
+
+/** An answer of etcd itself (it reached the server), as opposed to a failure of the host. */
+function isEtcdAnswer(error: Error): boolean {
+  return error.message.includes('etcdserver:');
+}
+
+/** No connection to the host (nothing was sent). */
+function isNotConnected(error: Error): boolean {
+  return error instanceof GRPCUnavailableError && !isEtcdAnswer(error);
+}
+
+/** The host failed: no connection, or no answer before the call's deadline. */
+function isHostFailure(error: Error): boolean {
+  return (
+    isNotConnected(error) || (error instanceof GRPCDeadlineExceededError && !isEtcdAnswer(error))
+  );
 }

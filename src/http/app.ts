@@ -186,6 +186,11 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       });
       res.status(outcome.status).json(outcome.body);
     } catch (error) {
+      if (gone.signal.aborted) {
+        // The client left while we waited for a leader: no one to answer, nothing to report.
+        metrics.workRequests.inc({ route, role, outcome: 'client_gone' });
+        return;
+      }
       const code = isPoolError(error) ? error.code.toLowerCase() : 'internal';
       metrics.workRequests.inc({ route, role, outcome: code });
       if (isPoolError(error)) {

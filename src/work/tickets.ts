@@ -7,11 +7,13 @@
  * it, so no ticket is issued twice. A block is bound to the term that reserved it; a new term
  * reserves a new block. Cost: one range and one txn per `blockSize` tickets.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { PoolElection } from '../election/election.js';
 import type { Logger } from 'pino';
 import { classifyEtcdError, describeEtcdError } from '../etcd/access.js';
 import { isPoolError, NotLeaderError, PoolError } from '../errors.js';
+import { monotonicNow } from '../membership/lease.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 
 interface Block {
@@ -20,9 +22,17 @@ interface Block {
   last: bigint;
 }
 
+/**
+ * After etcd was seen going back in time, a leader's first reservation waits this long, so that
+ * every member that remembers a higher mark has put it back first (they do within milliseconds
+ * of their view's resync) and no member's floor lags behind another's.
+ */
+const SETTLE_AFTER_STEP_MS = 2000;
+
 export class TicketSequence {
   private block: Block | undefined;
   private reserving: Promise<Block> | undefined;
+  private raising: Promise<void> | undefined;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -33,7 +43,9 @@ export class TicketSequence {
     private readonly logger: Logger,
   ) {
     // Any member, leader or not, puts the mark back above what the pool has issued.
-    election.view.on('ticketMarkBack', (step) => void this.raiseMark(step.highest));
+    election.view.on('ticketMarkBack', () => {
+      this.raising ??= this.raiseMark().finally(() => (this.raising = undefined));
+    });
   }
 
   /**
@@ -66,14 +78,16 @@ export class TicketSequence {
   }
 
   /**
-   * Puts the mark back to at least `floor` after etcd lost part of its history. Safe from any
-   * member: a higher mark only makes the next reservation skip numbers, and a leader's own
-   * reservation compares the mark's revision, so it re-reads a raised mark. Retries with
-   * backoff while etcd refuses (about a minute in all), until the mark is at least `floor`.
+   * Puts the mark back to at least the highest mark this member has seen, after etcd lost part
+   * of its history. Safe from any member: a higher mark only makes the next reservation skip
+   * numbers, and a leader's own reservation compares the mark's revision, so it re-reads a
+   * raised mark. Retries with backoff (up to 2 s apart; unref'd timers) while etcd refuses,
+   * until the mark is high enough or the election has closed. One runs at a time.
    */
-  async raiseMark(floor: bigint): Promise<void> {
+  private async raiseMark(): Promise<void> {
     let delayMs = 100;
-    for (let attempt = 0; attempt < 30; attempt++) {
+    while (!this.election.closed) {
+      const floor = this.election.view.history.highestTicketMark;
       try {
         const current = (await this.etcd.get(this.key).exec()).kvs[0];
         const stored = current ? parseHighWater(current.value.toString()) : 0n;
@@ -89,13 +103,14 @@ export class TicketSequence {
           );
           return;
         }
+        continue; // the mark moved meanwhile: read it again
       } catch (error) {
         this.logger.warn(
           { err: describeEtcdError(error) },
           'cannot raise the ticket mark; retrying',
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
+      await delay(delayMs * (0.5 + Math.random()), undefined, { ref: false });
       delayMs = Math.min(delayMs * 2, 2000);
     }
   }
@@ -116,6 +131,12 @@ export class TicketSequence {
   }
 
   private async reserveBlock(term: bigint, mark?: { kv: IKeyValue | undefined }): Promise<Block> {
+    const history = this.election.view.history;
+    const settling = SETTLE_AFTER_STEP_MS - history.sinceLastStepMs(monotonicNow());
+    if (settling > 0) {
+      await delay(settling, undefined, { ref: false });
+      mark = undefined; // read afresh: a member may have raised it meanwhile
+    }
     for (let attempt = 0; attempt < 5; attempt++) {
       // The mark from the claim is exact: since then only this term may write it. A stale one
       // (never expected) just fails the Mod guard below and is read again.
@@ -124,7 +145,7 @@ export class TicketSequence {
       const stored = current ? parseHighWater(current.value.toString()) : 0n;
       // Never below a mark this member has seen: after a restore of etcd from an older backup
       // the stored one may be, and tickets above it were already issued.
-      const seen = this.election.view.history.highestTicketMark;
+      const seen = history.highestTicketMark;
       const highWater = stored > seen ? stored : seen;
       const size = BigInt(this.blockSize);
       const result = await this.election
@@ -133,6 +154,7 @@ export class TicketSequence {
         .then(this.etcd.put(this.key).value((highWater + size).toString()))
         .commit();
       if (result.succeeded) {
+        history.noteReserved(highWater + size);
         this.metrics.ticketBlocks.inc({ pool: this.election.pool });
         const block = { term, next: highWater + 1n, last: highWater + size };
         this.block = block;

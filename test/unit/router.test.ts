@@ -58,11 +58,13 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
   const WAIT_MS = 1200;
   let server: http.Server;
   let url: string;
+  let forwards = 0;
   const forwarder = new Forwarder(500);
 
   before(async () => {
     // A leader whose claim still stands in etcd while it has stopped acting: 421 to all.
     server = http.createServer((req, res) => {
+      forwards++;
       req.resume();
       req.on('end', () =>
         res.writeHead(421, { 'content-type': 'application/json' }).end('{"error":{}}'),
@@ -95,9 +97,14 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
 
   it('a leader answering "not leader": it waits LEADERLESS_WAIT_MS, then NO_LEADER names that leader', async () => {
     const { routing } = router(url);
+    forwards = 0;
     const error = await failureOf(routing.route({ payload: 1, via: [], hops: 0 }));
     expect(error.code).to.equal('NO_LEADER');
     expect(error.details?.waitedMs as number).to.be.at.least(WAIT_MS);
+    // At most one forward (500 ms timeout) past the wait, not a hop-count of short retries.
+    expect(error.details?.waitedMs as number).to.be.below(WAIT_MS + 500);
+    // Asked again with backoff (25 ms doubling, at most 1 s apart), not in a tight loop.
+    expect(forwards).to.be.within(4, 10);
     expect(error.message).to.equal(
       `leader a (term 9) no longer acts as leader and no successor claimed within ${error.details?.waitedMs as number} ms`,
     );
