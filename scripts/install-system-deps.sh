@@ -7,8 +7,9 @@
 # kubectl come zipped inside npm packages: scripts/fetch-helm.sh), shellcheck (the chart
 # tests lint scripts/), and podman with runc, netavark, aardvark-dns and debootstrap (`make
 # image` without Docker; the container rehearsal builds its stand-in base images with
-# debootstrap and runs them with runc, since crun fails on hosts with hybrid cgroups). Safe to
-# run repeatedly; does nothing when all are present.
+# debootstrap and runs them with runc, since crun fails on hosts with hybrid cgroups), and
+# faketime (the chaos suite steps a member's wall clock). Safe to run repeatedly; does nothing
+# when all are present.
 set -euo pipefail
 
 missing=()
@@ -26,6 +27,8 @@ command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
 [ -x /usr/lib/podman/netavark ] || missing+=(netavark)
 [ -x /usr/lib/podman/aardvark-dns ] || missing+=(aardvark-dns)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+# libfaketime: the chaos suite steps one member's wall clock (its deadlines must not follow).
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
@@ -34,7 +37,7 @@ fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: ${missing[*]}; install etcd 3.4+ (etcd and etcdctl on PATH), openssl," \
     "Chromium (at /usr/bin/chromium), Prometheus (promtool on PATH), unzip, shellcheck," \
-    "podman with runc, netavark and aardvark-dns, and debootstrap, and run again" >&2
+    "podman with runc, netavark and aardvark-dns, debootstrap and libfaketime, and run again" >&2
   exit 1
 fi
 

@@ -25,7 +25,7 @@ import { createHttpApp } from './http/app.js';
 import { statusSource } from './http/status.js';
 import { statusRoutes, type StatusRouter } from './http/statusPage.js';
 import { createLogger } from './log/logger.js';
-import { asError } from './membership/lease.js';
+import { asError, monotonicNow } from './membership/lease.js';
 import { createMetrics, createNodeMetricsRegistry, type PoolMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
 import { Forwarder } from './work/forwarder.js';
@@ -280,7 +280,7 @@ export class PoolMember {
         `${problem.message} — not ready; retrying in the background`,
       );
     report(first);
-    let last = { message: first.message, at: Date.now() };
+    let last = { message: first.message, at: monotonicNow() };
     let delayMs = 500;
     for (;;) {
       // Unreferenced: this wait must not keep a library user's process alive.
@@ -293,9 +293,9 @@ export class PoolMember {
         this.logger.info({ endpoints: this.config.etcd.endpoints }, 'etcd answers');
         return;
       }
-      if (problem.message !== last.message || Date.now() - last.at >= REMIND_EVERY_MS) {
+      if (problem.message !== last.message || monotonicNow() - last.at >= REMIND_EVERY_MS) {
         report(problem);
-        last = { message: problem.message, at: Date.now() };
+        last = { message: problem.message, at: monotonicNow() };
       }
     }
   }
@@ -350,7 +350,7 @@ export class PoolMember {
   }
 
   private async runShutdown(): Promise<boolean> {
-    const startedAt = Date.now();
+    const startedAt = monotonicNow();
     const bound = this.config.shutdownTimeoutMs;
     this.draining = true;
     this.logger.info({ inFlight: this.inFlight, timeoutMs: bound }, 'shutting down');
@@ -360,7 +360,10 @@ export class PoolMember {
     });
     const steps = (async () => {
       const step = (name: string) =>
-        this.logger.debug({ step: name, atMs: Date.now() - startedAt }, 'shutdown step done');
+        this.logger.debug(
+          { step: name, atMs: Math.round(monotonicNow() - startedAt) },
+          'shutdown step done',
+        );
       await Promise.all(this.elections.map((election) => election.leave()));
       step('left the elections');
       // Peers learn of the release within milliseconds; until they do they may still forward
@@ -388,7 +391,7 @@ export class PoolMember {
     this.forwarder.close();
     this.etcd.close();
     this.logger.info(
-      { clean, tookMs: Date.now() - startedAt },
+      { clean, tookMs: Math.round(monotonicNow() - startedAt) },
       clean ? 'stopped' : 'shutdown timed out',
     );
     return clean;

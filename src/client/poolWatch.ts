@@ -89,11 +89,11 @@ export class PoolWatch {
   }
 
   private failedRecently(url: string): boolean {
-    return Date.now() - (this.failedAt.get(url) ?? -Infinity) <= FAILED_SOURCE_PAUSE_MS;
+    return performance.now() - (this.failedAt.get(url) ?? -Infinity) <= FAILED_SOURCE_PAUSE_MS;
   }
 
   private failed(url: string): void {
-    this.failedAt.set(url, Date.now());
+    this.failedAt.set(url, performance.now());
   }
 
   /**

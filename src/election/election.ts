@@ -892,7 +892,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const previous = this.lastKnownLeader;
     if (leader) this.lastKnownLeader = leader;
     const { metrics, pool } = this.options;
-    const now = Date.now();
+    // Durations from the monotonic clock; the wall clock only to show when.
+    const now = monotonicNow();
+    const wallNow = Date.now();
     const leaderlessSince = this.leaderlessSince;
     if (!leader) {
       this.leaderlessSince = now;
@@ -909,11 +911,12 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (current) metrics.leaderInfo.remove({ pool, leader_id: current.id });
     if (leader) metrics.leaderInfo.set({ pool, leader_id: leader.id }, 1);
     this.recordChange({
-      at: new Date(now).toISOString(),
+      at: new Date(wallNow).toISOString(),
       leader: leader?.id ?? null,
       term: leader ? Number(leader.term) : null,
       previous: previous?.id ?? null,
-      failoverMs: leader && leaderlessSince !== undefined ? now - leaderlessSince : null,
+      failoverMs:
+        leader && leaderlessSince !== undefined ? Math.round(now - leaderlessSince) : null,
     });
     this.logger.info(
       {

@@ -59,7 +59,7 @@ class EventStream {
   /** A snapshot is being taken or written, or the socket has not drained since. */
   private busy = false;
   private delayed: NodeJS.Timeout | undefined;
-  private lastEventAt = 0;
+  private lastEventAt = -Infinity;
   private lastCounters = '';
 
   constructor(
@@ -96,7 +96,7 @@ class EventStream {
   private notify(): void {
     this.pending = true;
     if (this.busy || this.delayed || this.closed) return;
-    const wait = this.lastEventAt + COALESCE_MS - Date.now();
+    const wait = this.lastEventAt + COALESCE_MS - performance.now();
     if (wait <= 0) void this.flush();
     else this.delayed = setTimeout(() => void this.flush(), wait);
   }
@@ -106,7 +106,7 @@ class EventStream {
     if (!this.pending || this.busy || this.closed) return;
     this.pending = false;
     this.busy = true;
-    this.lastEventAt = Date.now();
+    this.lastEventAt = performance.now();
     let snapshot: StatusSnapshot;
     try {
       snapshot = await this.source.snapshot();

@@ -22,6 +22,7 @@ import {
   NotLeaderError,
   PoolError,
 } from '../errors.js';
+import { monotonicNow } from '../membership/lease.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
@@ -80,7 +81,7 @@ export class WorkRouter {
         `request passed ${work.hops} hops; the limit is ${this.options.maxHops}`,
       );
     }
-    const startedAt = Date.now();
+    const startedAt = monotonicNow();
     const deadline = startedAt + this.options.leaderlessWaitMs;
     const forwarded = work.hops > 0;
     // What stood in the way last: the answer names it.
@@ -107,7 +108,7 @@ export class WorkRouter {
       } else {
         const leader = this.election.leader();
         if (!leader || leader.self) {
-          const remaining = deadline - Date.now();
+          const remaining = deadline - monotonicNow();
           const elected =
             remaining > 0 &&
             (await untilAborted(this.election.waitFor(hasUsableLeader, remaining), abort));
@@ -133,7 +134,7 @@ export class WorkRouter {
           patienceMs = Math.min(25 * 2 ** retries++, 1000);
         }
       }
-      const remaining = deadline - Date.now();
+      const remaining = deadline - monotonicNow();
       if (remaining <= 0 || abort?.aborted) break;
       await untilAborted(
         this.election.waitFor(
@@ -144,7 +145,7 @@ export class WorkRouter {
       );
       if (abort?.aborted) break;
     }
-    const waitedMs = Date.now() - startedAt;
+    const waitedMs = Math.round(monotonicNow() - startedAt);
     if (lastFailure?.unreachable !== undefined) {
       throw new LeaderUnreachableError(waitedMs, {
         ...lastFailure,

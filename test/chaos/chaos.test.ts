@@ -18,6 +18,7 @@ import {
   checkAcrossRestore,
   checkInvariants,
   checkLogs,
+  fakeWallClock,
   claimedAfter,
   claimedTerms,
   claims,
@@ -625,6 +626,43 @@ describe('chaos: never two leaders, never a lost request', function () {
     const violations = await finish(
       'the leader advertises a URL that reaches nothing, then leaves',
       `${unreachable.length} calls answered LEADER_UNREACHABLE with the URL and reason, each after the full wait; served by b ${healed} ms after a left`,
+      records,
+    );
+    expect(violations).to.deep.equal([]);
+  });
+
+  it('14. a member whose wall clock steps back an hour while it holds calls: still 503 after LEADERLESS_WAIT_MS, not when etcd returns', async () => {
+    const clock = fakeWallClock(path.join(logDir, 'b.faketime'));
+    etcd = await EtcdCluster.start({ size: 3 });
+    const p = (pool = new ChaosPool(
+      etcd,
+      { LEASE_TTL_SECONDS: String(TTL_SECONDS), LEADERLESS_WAIT_MS: String(LEADERLESS_WAIT_MS) },
+      logDir,
+    ));
+    await p.start(['a']);
+    await p.startMember('b', undefined, clock.env);
+    expect(await p.agreedLeader()).to.equal('a');
+    // No leader can be elected while etcd is down: calls to b are held for the full wait.
+    await etcd.stopAll();
+    await pause(TTL_MS + 500);
+    const calls = Array.from({ length: 10 }, async (_, i): Promise<CallRecord> => {
+      const startedAt = Date.now();
+      const answer = await p.work('b', { held: i }, 30_000);
+      return { asked: 'b', startedAt, endedAt: Date.now(), ...answer };
+    });
+    await pause(500);
+    clock.step('-1h');
+    const records = await Promise.all(calls);
+    await etcd.startAll();
+    for (const record of records) {
+      expect(record.status, JSON.stringify(record.body)).to.equal(503);
+      expect(record.endedAt - record.startedAt).to.be.below(LEADERLESS_WAIT_MS + 2000);
+    }
+    expect(await p.agreedLeader(15_000)).to.be.oneOf(['a', 'b']);
+    const took = records.map((r) => r.endedAt - r.startedAt);
+    const violations = await finish(
+      "a member's wall clock stepped back 1 h while it held calls (etcd down)",
+      `answered 503 after ${Math.min(...took)}-${Math.max(...took)} ms (LEADERLESS_WAIT_MS ${LEADERLESS_WAIT_MS})`,
       records,
     );
     expect(violations).to.deep.equal([]);

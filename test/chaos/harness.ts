@@ -3,6 +3,7 @@
  * reaching every etcd member through its own cuttable TCP proxy, a bounded client load on
  * every member, and an invariant checker over everything the clients received.
  */
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EtcdCluster } from '../../src/local/etcdCluster.js';
@@ -68,6 +69,36 @@ export class ChaosPool extends TestPool {
     await super.close();
     await Promise.all([...this.proxies.values()].flat().map((p) => p.close()));
   }
+}
+
+/**
+ * A member's wall clock under our control: libfaketime (Debian's faketime) preloaded, reading
+ * its offset from `file` on every call (FAKETIME_NO_CACHE), the monotonic clock left real.
+ * `env` goes to the member; `step('-1h')` moves its wall clock. Throws when libfaketime is
+ * missing (scripts/install-system-deps.sh installs it).
+ */
+export function fakeWallClock(file: string): {
+  env: Record<string, string>;
+  step: (offset: string) => void;
+} {
+  const library = readdirSync('/usr/lib')
+    .map((dir) => path.join('/usr/lib', dir, 'faketime', 'libfaketime.so.1'))
+    .find((candidate) => existsSync(candidate));
+  if (!library) {
+    throw new Error(
+      'libfaketime.so.1 not found under /usr/lib/*/faketime: apt-get install faketime',
+    );
+  }
+  writeFileSync(file, '+0\n');
+  return {
+    env: {
+      LD_PRELOAD: library,
+      FAKETIME_TIMESTAMP_FILE: file,
+      FAKETIME_NO_CACHE: '1',
+      FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    },
+    step: (offset) => writeFileSync(file, `${offset}\n`),
+  };
 }
 
 /**
