@@ -12,6 +12,7 @@ import type { Config } from './config/config.js';
 import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './etcd/access.js';
 import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { poolKeys } from './etcd/keys.js';
+import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';
 import {
@@ -38,6 +39,11 @@ const PUBLISH_LEADS_AFTER_MS = 200;
 
 /** While etcd stays unreachable, its reason is logged again this often, not only on change. */
 const REMIND_EVERY_MS = 30_000;
+/**
+ * Milliseconds before the shutdown bound at which held requests are answered 503 (then, half
+ * of it later, those still open 502): time enough to write the answers before the exit.
+ */
+const LAST_CALL_MS = 200;
 
 export interface PoolMemberOptions {
   config: Config;
@@ -63,6 +69,9 @@ export interface PoolMemberOptions {
 export class PoolMember {
   private draining = false;
   private inFlight = 0;
+  /** Shutdown's last calls (see HttpAppOptions): end the holding, then answer what is open. */
+  private readonly holding = new AbortController();
+  private readonly lastCall = new AbortController();
   private idle: (() => void) | undefined;
   private shuttingDown: Promise<boolean> | undefined;
   /** The status page's routes; its event streams are ended before draining. */
@@ -203,6 +212,8 @@ export class PoolMember {
       nodeMetrics: createNodeMetricsRegistry(),
       logger,
       draining: () => member.draining,
+      stopHolding: member.holding.signal,
+      lastCall: member.lastCall.signal,
       ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     });
@@ -358,6 +369,30 @@ export class PoolMember {
     const timedOut = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), bound);
     });
+    // Before the bound, every request accepted gets its answer: first those still waiting for
+    // a leader (nothing was sent), then those still with the leader or its handler.
+    const margin = Math.min(LAST_CALL_MS, bound / 2);
+    const lastCalls = [
+      setTimeout(() => {
+        this.holding.abort(
+          new PoolError(
+            'SHUTTING_DOWN',
+            'this member is shutting down and no leader took the request: ask another member',
+          ),
+        );
+      }, bound - margin),
+      setTimeout(
+        () => {
+          this.lastCall.abort(
+            new PoolError(
+              'UPSTREAM_FAILED',
+              'this member shut down before the work finished; it may or may not have executed',
+            ),
+          );
+        },
+        bound - margin / 2,
+      ),
+    ];
     const steps = (async () => {
       const step = (name: string) =>
         this.logger.debug(
@@ -387,6 +422,7 @@ export class PoolMember {
     })();
     const clean = await Promise.race([steps, timedOut]);
     clearTimeout(timer);
+    for (const lastCall of lastCalls) clearTimeout(lastCall);
     this.server.closeAllConnections();
     this.forwarder.close();
     this.etcd.close();

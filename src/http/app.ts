@@ -53,6 +53,14 @@ export interface HttpAppOptions {
   adminToken?: string;
   /** Routes mounted first: the status page and its event stream. */
   statusRoutes?: express.Router;
+  /**
+   * Shutdown's two last calls, aborted with the PoolError to answer: `stopHolding` ends every
+   * wait for a leader (nothing was sent: 503 SHUTTING_DOWN); `lastCall`, a moment later,
+   * answers every request still open (a forward or the work itself under way: 502), so that
+   * each request accepted gets an answer before the process exits.
+   */
+  stopHolding?: AbortSignal;
+  lastCall?: AbortSignal;
 }
 
 type WorkRoute = 'work' | 'simple-work';
@@ -175,9 +183,14 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     res.once('close', () => {
       if (!res.writableFinished) gone.abort();
     });
+    const wait = options.stopHolding
+      ? AbortSignal.any([gone.signal, options.stopHolding])
+      : gone.signal;
     try {
-      const outcome =
-        route === 'work' ? await router.route(work, gone.signal) : await router.routeSimply(work);
+      const outcome = await untilLastCall(
+        route === 'work' ? router.route(work, wait) : router.routeSimply(work),
+        options.lastCall,
+      );
       role = outcome.role;
       metrics.workRequests.inc({
         route,
@@ -375,4 +388,27 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
       isLeader: leader?.memberKey === member.key,
     })),
   };
+}
+
+/**
+ * `work`, unless `lastCall` fires first: then its reason (the answer shutdown gives). The
+ * work goes on unobserved; its outcome no longer reaches anyone.
+ */
+function untilLastCall<T>(work: Promise<T>, lastCall: AbortSignal | undefined): Promise<T> {
+  if (lastCall === undefined) return work;
+  if (lastCall.aborted) return Promise.reject(lastCall.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(lastCall.reason as Error);
+    lastCall.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        lastCall.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        lastCall.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
 }

@@ -145,6 +145,8 @@ export class WorkRouter {
       );
       if (abort?.aborted) break;
     }
+    // Shutdown ends the wait with the answer it wants given (see HttpAppOptions.stopHolding).
+    if (abort?.reason instanceof PoolError) throw abort.reason;
     const waitedMs = Math.round(monotonicNow() - startedAt);
     if (lastFailure?.unreachable !== undefined) {
       throw new LeaderUnreachableError(waitedMs, {

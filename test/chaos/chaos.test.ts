@@ -667,6 +667,50 @@ describe('chaos: never two leaders, never a lost request', function () {
     );
     expect(violations).to.deep.equal([]);
   });
+
+  for (const variant of ['held for a leader', 'stuck at a frozen leader'] as const) {
+    it(`15. SIGTERM to a follower with 200 calls ${variant}: every call is answered before it exits (shutdown 2 s, leaderless wait 10 s)`, async () => {
+      const p = await startPool({
+        LEASE_TTL_SECONDS: '5',
+        LEADERLESS_WAIT_MS: '10000',
+        SHUTDOWN_TIMEOUT_MS: '2000',
+        FORWARD_TIMEOUT_MS: '10000',
+      });
+      disrupted.add('a');
+      if (variant === 'held for a leader') await p.member('a').kill();
+      else p.member('a').signal('SIGSTOP');
+      const calls = Array.from({ length: 200 }, async (_, i): Promise<CallRecord> => {
+        const startedAt = Date.now();
+        const answer = await p.work('b', { i }, 20_000).catch((error: unknown) => ({
+          status: 0,
+          body: { error: { code: 'CONNECTION_LOST', message: String(error) } },
+        }));
+        return { asked: 'b', startedAt, endedAt: Date.now(), ...answer };
+      });
+      await pause(1000);
+      const stoppedAt = Date.now();
+      const exit = await p.member('b').stop(10_000);
+      const exitedAfter = Date.now() - stoppedAt;
+      const records = await Promise.all(calls);
+      if (variant === 'stuck at a frozen leader') p.member('a').signal('SIGCONT');
+      const expected = variant === 'held for a leader' ? 'SHUTTING_DOWN' : 'UPSTREAM_FAILED';
+      const answered = records.filter((r) => r.body.error?.code === expected).length;
+      const violations = await finish(
+        `SIGTERM to a follower with 200 calls ${variant} (SHUTDOWN_TIMEOUT_MS 2000, LEADERLESS_WAIT_MS 10000)`,
+        `${answered} of 200 answered ${expected} before the exit (code ${exit.code}, ${exitedAfter} ms after SIGTERM)`,
+        records,
+      );
+      expect(
+        records
+          .map((r) => `${r.status} ${r.body.error?.code}`)
+          .filter((o) => !o.endsWith(expected)),
+        'calls without the expected answer',
+      ).to.deep.equal([]);
+      expect(answered).to.equal(200);
+      expect(exitedAfter).to.be.below(2500);
+      expect(violations).to.deep.equal([]);
+    });
+  }
 });
 
 async function resyncCount(pool: ChaosPool, id: string): Promise<number> {
