@@ -213,6 +213,7 @@ export class PoolMember {
       logger,
       draining: () => member.draining,
       stopHolding: member.holding.signal,
+      maxPendingWork: config.maxPendingWork,
       lastCall: member.lastCall.signal,
       ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),

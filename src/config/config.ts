@@ -36,6 +36,7 @@ export const WHOLE_NUMBERS = {
   LEADERLESS_WAIT_MS: { min: 0, max: 120_000, default: 5000, what: MS },
   FORWARD_TIMEOUT_MS: { min: 50, max: 120_000, default: 5000, what: MS },
   FORWARD_MAX_HOPS: { min: 1, max: 10, default: 3, what: 'a whole number of hops' },
+  MAX_PENDING_WORK: { min: 1, max: 1_000_000, default: 1000, what: 'a whole number of requests' },
   SHUTDOWN_TIMEOUT_MS: { min: 100, max: 600_000, default: 10_000, what: MS },
   SHUTDOWN_LINGER_MS: { min: 0, max: 60_000, default: 300, what: MS },
   TICKET_BLOCK_SIZE: {
@@ -206,6 +207,7 @@ const rawSchema = z.object({
   LEADERLESS_WAIT_MS: wholeNumber('LEADERLESS_WAIT_MS'),
   FORWARD_TIMEOUT_MS: wholeNumber('FORWARD_TIMEOUT_MS'),
   FORWARD_MAX_HOPS: wholeNumber('FORWARD_MAX_HOPS'),
+  MAX_PENDING_WORK: wholeNumber('MAX_PENDING_WORK'),
   SHUTDOWN_TIMEOUT_MS: wholeNumber('SHUTDOWN_TIMEOUT_MS'),
   SHUTDOWN_LINGER_MS: wholeNumber('SHUTDOWN_LINGER_MS'),
   TICKET_BLOCK_SIZE: wholeNumber('TICKET_BLOCK_SIZE'),
@@ -275,6 +277,8 @@ export interface Config {
   leaderlessWaitMs: number;
   forwardTimeoutMs: number;
   forwardMaxHops: number;
+  /** Work requests held or in flight at once; beyond, 503 OVERLOADED. */
+  maxPendingWork: number;
   shutdownTimeoutMs: number;
   shutdownLingerMs: number;
   ticketBlockSize: number;
@@ -449,6 +453,7 @@ export function loadConfig(
     leaderlessWaitMs: raw.LEADERLESS_WAIT_MS,
     forwardTimeoutMs: raw.FORWARD_TIMEOUT_MS,
     forwardMaxHops: raw.FORWARD_MAX_HOPS,
+    maxPendingWork: raw.MAX_PENDING_WORK,
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
     shutdownLingerMs: raw.SHUTDOWN_LINGER_MS,
     ticketBlockSize: raw.TICKET_BLOCK_SIZE,

@@ -159,6 +159,12 @@ export const VARIABLES: readonly VariableDoc[] = [
     defaultText: '3',
   },
   {
+    name: 'MAX_PENDING_WORK',
+    description:
+      'Work requests this member holds or has in flight at once (waiting for a leader, forwarded, executing); beyond it, 503 OVERLOADED at once. Keep it well under the open-file limit: each takes a client socket and may take one to the leader.',
+    defaultText: '1000',
+  },
+  {
     name: 'SHUTDOWN_TIMEOUT_MS',
     description: 'Upper bound of graceful shutdown on SIGTERM/SIGINT.',
     defaultText: '10000',

@@ -61,6 +61,8 @@ export interface HttpAppOptions {
    */
   stopHolding?: AbortSignal;
   lastCall?: AbortSignal;
+  /** Work requests held or in flight at once (MAX_PENDING_WORK); beyond, 503 OVERLOADED. */
+  maxPendingWork?: number;
 }
 
 type WorkRoute = 'work' | 'simple-work';
@@ -218,12 +220,45 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     }
   };
 
+  // Bounded holding (as Akka's singleton proxy bounds its buffer): a request beyond the limit
+  // is refused before its body is read, so a flood costs a few microseconds per request, and
+  // memory and sockets stay bounded. The connection closes after the answer: an unread body
+  // must not be parsed as the next request.
+  const maxPending = options.maxPendingWork ?? Infinity;
+  let pending = 0;
+  const admit =
+    (route: WorkRoute): express.RequestHandler =>
+    (_req, res, next) => {
+      if (pending >= maxPending) {
+        metrics.workShed.inc();
+        const role = poolOf(res).election.isLeader() ? 'leader' : 'follower';
+        metrics.workRequests.inc({ route, role, outcome: 'overloaded' });
+        res.set('Connection', 'close');
+        sendError(
+          res,
+          new PoolError(
+            'OVERLOADED',
+            `this member already holds ${pending} work requests (MAX_PENDING_WORK): ask again shortly or ask another member`,
+            { pending, limit: maxPending },
+          ),
+        );
+        return;
+      }
+      pending++;
+      metrics.workPending.set(pending);
+      res.once('close', () => {
+        pending--;
+        metrics.workPending.set(pending);
+      });
+      next();
+    };
+
   const json = express.json({ limit: MAX_BODY, strict: false, type: () => true });
   warmUp(json);
   for (const route of ['work', 'simple-work'] as const) {
     const paths = [`/${route}`, `/pools/:pool/${route}`];
 
-    app.get(paths, async (req, res) => {
+    app.get(paths, admit(route), async (req, res) => {
       const payload = req.query.payload;
       if (payload !== undefined && typeof payload !== 'string') {
         throw new PoolError('BAD_REQUEST', 'give "payload" at most once in the query string');
@@ -234,6 +269,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
 
     app.post(
       paths,
+      admit(route),
       (req, _res, next) => {
         if (!req.is('application/json')) {
           throw new PoolError(

@@ -21,6 +21,8 @@ export interface PoolMetrics {
   readonly failoverDuration: Histogram<'pool'>;
   readonly workRequests: Counter<'route' | 'role' | 'outcome'>;
   readonly workDuration: Histogram<'route' | 'role'>;
+  readonly workPending: Gauge;
+  readonly workShed: Counter;
   readonly forwardDuration: Histogram<'pool'>;
   readonly forwardRetries: Counter<'pool' | 'reason'>;
   readonly forwardsRefused: Counter<'pool'>;
@@ -86,6 +88,16 @@ export function createMetrics(version: string): PoolMetrics {
       name: 'service_pool_work_requests_total',
       help: 'Work requests by route, role of this member and outcome.',
       labelNames: ['route', 'role', 'outcome'],
+      registers,
+    }),
+    workPending: new Gauge({
+      name: 'service_pool_work_pending',
+      help: 'Work requests this member holds or has in flight now (at most MAX_PENDING_WORK).',
+      registers,
+    }),
+    workShed: new Counter({
+      name: 'service_pool_work_shed_total',
+      help: 'Work requests refused at once (503 OVERLOADED) because MAX_PENDING_WORK were pending.',
       registers,
     }),
     workDuration: new Histogram({

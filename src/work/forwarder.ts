@@ -113,7 +113,7 @@ export class Forwarder {
       });
       const fail = (error: unknown) => {
         clearTimeout(timer);
-        if (!sent) reject(new UpstreamUnreachableError(target, error));
+        if (!sent || neverSent(error)) reject(new UpstreamUnreachableError(target, error));
         else if (error instanceof PoolError) reject(error);
         else reject(ambiguous(target, error));
       };
@@ -181,6 +181,27 @@ export class Forwarder {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/**
+ * Errors that come before any byte can leave: no socket (the process or the system is out of
+ * file descriptors, no local port), no route, no address, a refused connect. Whatever the
+ * socket's state looked like, the request was not sent: it did not execute.
+ */
+const NOT_SENT = new Set([
+  'EMFILE',
+  'ENFILE',
+  'EADDRNOTAVAIL',
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+export function neverSent(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && NOT_SENT.has(code);
 }
 
 function ambiguous(target: ForwardTarget, error: unknown): PoolError {

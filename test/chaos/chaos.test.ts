@@ -4,6 +4,7 @@
  * Each scenario's measured outcome is written to test-artifacts/reliability.{json,md}, from
  * which docs/reliability.md is updated.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -711,6 +712,68 @@ describe('chaos: never two leaders, never a lost request', function () {
       expect(violations).to.deep.equal([]);
     });
   }
+
+  it('16. a flood of 3000 calls on a follower while the leader is frozen (TTL 2): at most MAX_PENDING_WORK held, the rest shed at once, every call answered, the follower keeps its lease', async () => {
+    const LIMIT = 500;
+    const p = await startPool({ MAX_PENDING_WORK: String(LIMIT) });
+    const b = p.member('b');
+    const keyBefore = (await p.view('b')).self.memberKey;
+    disrupted.add('a');
+    p.member('a').signal('SIGSTOP');
+    // Sampled while the flood lasts: b's open descriptors, RSS and lease time left.
+    let sampling = true;
+    const peak = { fds: 0, rssKb: 0, minLeaseMs: Infinity, pending: 0 };
+    const sampler = (async () => {
+      while (sampling) {
+        peak.fds = Math.max(peak.fds, readdirSync(`/proc/${b.pid}/fd`).length);
+        const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${b.pid}/status`, 'utf8'));
+        peak.rssKb = Math.max(peak.rssKb, Number(rss?.[1] ?? 0));
+        const view = await p.view('b').catch(() => undefined);
+        if (view) peak.minLeaseMs = Math.min(peak.minLeaseMs, view.self.leaseTimeLeftMs);
+        const metrics = await fetch(`${b.url}/metrics`).then(
+          (r) => r.text(),
+          () => '',
+        );
+        const pending = /^service_pool_work_pending (\d+)/m.exec(metrics);
+        peak.pending = Math.max(peak.pending, Number(pending?.[1] ?? 0));
+        await pause(100);
+      }
+    })();
+    const startedAt = Date.now();
+    const records = await Promise.all(
+      Array.from({ length: 3000 }, async (_, i): Promise<CallRecord> => {
+        const callStart = Date.now();
+        const answer = await p.work('b', { i }, 30_000).catch((error: unknown) => ({
+          status: 0,
+          body: { error: { code: 'CONNECTION_LOST', message: String(error) } },
+        }));
+        return { asked: 'b', startedAt: callStart, endedAt: Date.now(), ...answer };
+      }),
+    );
+    const floodMs = Date.now() - startedAt;
+    sampling = false;
+    await sampler;
+    p.member('a').signal('SIGCONT');
+    const shed = records.filter((r) => r.body.error?.code === 'OVERLOADED').length;
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    const shedCounted = Number(/^service_pool_work_shed_total (\d+)/m.exec(metrics)?.[1]);
+    const keyAfter = (await p.view('b')).self.memberKey;
+    const violations = await finish(
+      `a flood of 3000 calls on a follower while the leader is frozen (TTL 2, MAX_PENDING_WORK ${LIMIT})`,
+      `answered ${records.filter((r) => r.status !== 0).length} of 3000 in ${floodMs} ms; held at most ${peak.pending}, shed ${shed} (503 OVERLOADED; the member counted ${shedCounted}); at peak ${peak.fds} fds, RSS ${Math.round(peak.rssKb / 1024)} MiB; the follower's lease time left never below ${Math.round(peak.minLeaseMs)} ms`,
+      records,
+    );
+    expect(
+      records.filter((r) => r.status === 0),
+      'calls without an answer',
+    ).to.deep.equal([]);
+    expect(peak.pending).to.be.at.most(LIMIT);
+    expect(shed).to.be.greaterThan(0);
+    expect(shedCounted).to.equal(shed);
+    expect(keyAfter, 'b kept its registration').to.equal(keyBefore);
+    expect(b.recentOutput()).to.not.include('lease lost');
+    expect(violations).to.deep.equal([]);
+  });
 });
 
 async function resyncCount(pool: ChaosPool, id: string): Promise<number> {

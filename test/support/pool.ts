@@ -12,7 +12,13 @@ import { freePorts } from '../../src/local/ports.js';
 
 export interface PoolView {
   pool: string;
-  self: { id: string; memberKey: string | null; isLeader: boolean; ready: boolean };
+  self: {
+    id: string;
+    memberKey: string | null;
+    isLeader: boolean;
+    ready: boolean;
+    leaseTimeLeftMs: number;
+  };
   leader: { id: string; url: string; memberKey: string; term: number } | null;
   term: number | null;
   revision: number;

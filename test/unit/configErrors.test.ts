@@ -50,6 +50,7 @@ const WRONG: Record<string, string[]> = {
   LEADERLESS_WAIT_MS: [...notWhole, '120001'],
   FORWARD_TIMEOUT_MS: [...notWhole, '49', '120001'],
   FORWARD_MAX_HOPS: [...notWhole, '0', '11'],
+  MAX_PENDING_WORK: [...notWhole, '0', '1000001'],
   SHUTDOWN_TIMEOUT_MS: [...notWhole, '99', '600001'],
   SHUTDOWN_LINGER_MS: [...notWhole, '60001', '10000'],
   TICKET_BLOCK_SIZE: [...notWhole, '0', '1000000001'],

@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { NotLeaderError, PoolError } from '../../src/errors.js';
@@ -11,6 +14,8 @@ import {
   VIA_HEADER,
   type ForwardTarget,
 } from '../../src/work/forwarder.js';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** What a forward's failure means: retryable (not sent), or its code. */
 async function failure(promise: Promise<unknown>): Promise<string> {
@@ -80,6 +85,37 @@ describe('Forwarder', function () {
       forwarder.forward({ ...target, url: `http://127.0.0.1:${port}` }, request),
     );
     expect(result).to.equal('unreachable');
+  });
+
+  it('out of file descriptors (EMFILE): unreachable, nothing was sent, not "may have executed"', () => {
+    // A process whose every descriptor is taken, under `prlimit`, forwards once.
+    const script = `
+      import fs from 'node:fs';
+      import http from 'node:http';
+      const { Forwarder, UpstreamUnreachableError } = await import(process.argv[1]);
+      const server = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('{}')); });
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const forwarder = new Forwarder(1000);
+      const taken = [];
+      try { for (;;) taken.push(fs.openSync('/dev/null', 'r')); } catch {}
+      let outcome;
+      try {
+        await forwarder.forward({ id: 'a', url: 'http://127.0.0.1:' + server.address().port, term: 1n },
+          { pool: 'default', payload: 1, hops: 0, via: [] });
+        outcome = 'answered';
+      } catch (error) {
+        outcome = error instanceof UpstreamUnreachableError ? 'unreachable ' + error.reason : error.code + ' ' + error.message;
+      }
+      for (const fd of taken) fs.closeSync(fd);
+      process.stdout.write(outcome);
+      process.exit(0);`;
+    const compiled = path.join(REPO_ROOT, 'dist/src/work/forwarder.js');
+    const out = execFileSync(
+      'prlimit',
+      ['--nofile=256:256', process.execPath, '--input-type=module', '-e', script, compiled],
+      { encoding: 'utf8' },
+    );
+    expect(out).to.equal('unreachable EMFILE');
   });
 
   it('421 is "not leader"', async () => {
