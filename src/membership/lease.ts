@@ -13,7 +13,9 @@
  *
  * Keep-alives go every TTL/3 on one long-lived stream. One unanswered after
  * min(call timeout, TTL/6) counts as failed: a new stream is opened and the keep-alive sent
- * again at once, so one bad etcd member costs a fraction of the TTL, not a third of it. The
+ * again at once, so one bad etcd member costs a fraction of the TTL, not a third of it. A
+ * stream that fails outright (its etcd member gone or removed) is replaced within 20 ms,
+ * backing off to TTL/6 while they keep failing. The
  * old stream is kept for another call timeout: an answer that arrives late still proves the
  * lease was renewed when that keep-alive was sent (on a slow link every answer is late).
  * A passed deadline does not mean the lease is gone (etcd extends leases when it regains
@@ -45,6 +47,9 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   private opening: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private answerTimer: NodeJS.Timeout | undefined;
+  /** A prompt retry after a failed stream, and its delay (doubling; 0 after an answer). */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = 0;
   private deadline: number;
   private state: 'alive' | 'lost' | 'revoked' = 'alive';
   /** Raised when answers prove slow but alive, so a slow link does not churn streams. */
@@ -133,7 +138,23 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
       this.keepAlive();
     } catch (error) {
       this.emit('keepAliveFailed', asError(error));
+      this.retrySoon();
     }
+  }
+
+  /**
+   * A stream failed (its etcd member went away, was removed, refused us): open another and
+   * send again soon — 20 ms, doubling up to TTL/6 — rather than at the next TTL/3 tick. Each
+   * new stream may land on another endpoint, so a dead one costs milliseconds, not the lease.
+   */
+  private retrySoon(): void {
+    if (this.retryTimer || this.state !== 'alive') return;
+    this.retryDelayMs = Math.min(Math.max(2 * this.retryDelayMs, 20), this.ttlMs / 6);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.keepAlive();
+    }, this.retryDelayMs);
+    this.retryTimer.unref();
   }
 
   /** An answer on any stream, current or replaced, renews from when its keep-alive was sent. */
@@ -156,13 +177,17 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
       return;
     }
     this.deadline = Math.max(this.deadline, sentAt + Number(res.TTL) * 1000);
+    this.retryDelayMs = 0;
     this.emit('renewed', this.deadline);
   }
 
   private failStream(error: Error, which: Channel): void {
     if (which !== this.channel) return;
     this.dropStream();
-    if (this.state === 'alive') this.emit('keepAliveFailed', error);
+    if (this.state === 'alive') {
+      this.emit('keepAliveFailed', error);
+      this.retrySoon();
+    }
   }
 
   private dropStream(): void {
@@ -182,6 +207,8 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
 
   private stop(): void {
     clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.dropStream();
   }
 

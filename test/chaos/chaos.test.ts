@@ -774,6 +774,40 @@ describe('chaos: never two leaders, never a lost request', function () {
     expect(b.recentOutput()).to.not.include('lease lost');
     expect(violations).to.deep.equal([]);
   });
+
+  it('17. the etcd raft leader removed from the cluster (member remove) under load, TTL 2: every member keeps its lease, no failed call', async () => {
+    const p = await startPool();
+    const keys = async () =>
+      Promise.all(p.running().map(async (m) => (await p.view(m.id)).self.memberKey));
+    const registered = await keys();
+    const work = startLoad(p);
+    // etcd refuses a reconfiguration until its members have been connected for 5 s.
+    await pause(5000);
+    const leader = await etcd!.raftLeader();
+    expect(leader, 'etcd has a raft leader').to.not.equal(undefined);
+    const list = await etcd!.etcdctl(['member', 'list', '-w', 'json']);
+    const members = (
+      JSON.parse(list.stdout.replace(/"ID":(\d+)/g, '"ID":"$1"')) as {
+        members: { ID: string; clientURLs: string[] }[];
+      }
+    ).members;
+    const removed = members.find((m) => m.clientURLs.includes(etcd!.endpoints[leader!]!))!;
+    const removedAt = Date.now();
+    const result = await etcd!.etcdctl(['member', 'remove', BigInt(removed.ID).toString(16)]);
+    expect(result.code, result.stderr).to.equal(0);
+    // A removed member shuts itself down; its endpoint then refuses connections.
+    await etcd!.stopMember(leader!);
+    await pause(3 * TTL_MS);
+    const records = await work.stop();
+    expect(await keys(), 'every member kept its registration').to.deep.equal(registered);
+    const violations = await finish(
+      "etcd's raft leader removed from the cluster (member remove) while the pool kept its endpoints",
+      `${3 * TTL_MS} ms after the removal: every lease kept, leader ${await p.agreedLeader()}`,
+      records,
+    );
+    expect(records.filter((r) => r.status !== 200 && r.startedAt >= removedAt)).to.deep.equal([]);
+    expect(violations).to.deep.equal([]);
+  });
 });
 
 async function resyncCount(pool: ChaosPool, id: string): Promise<number> {
