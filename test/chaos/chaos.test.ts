@@ -722,7 +722,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     p.member('a').signal('SIGSTOP');
     // Sampled while the flood lasts: b's open descriptors, RSS and lease time left.
     let sampling = true;
-    const peak = { fds: 0, rssKb: 0, minLeaseMs: Infinity, pending: 0 };
+    const peak = { fds: 0, rssKb: 0, minLeaseMs: Infinity, pending: 0, loopLagMs: 0 };
     const sampler = (async () => {
       while (sampling) {
         peak.fds = Math.max(peak.fds, readdirSync(`/proc/${b.pid}/fd`).length);
@@ -736,6 +736,9 @@ describe('chaos: never two leaders, never a lost request', function () {
         );
         const pending = /^service_pool_work_pending (\d+)/m.exec(metrics);
         peak.pending = Math.max(peak.pending, Number(pending?.[1] ?? 0));
+        // Node's own event-loop delay (prom-client's default metrics, highest since start).
+        const lag = /^nodejs_eventloop_lag_max_seconds ([\d.e+-]+)/m.exec(metrics);
+        peak.loopLagMs = Math.max(peak.loopLagMs, 1000 * Number(lag?.[1] ?? 0));
         await pause(100);
       }
     })();
@@ -760,7 +763,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     const keyAfter = (await p.view('b')).self.memberKey;
     const violations = await finish(
       `a flood of 3000 calls on a follower while the leader is frozen (TTL 2, MAX_PENDING_WORK ${LIMIT})`,
-      `answered ${records.filter((r) => r.status !== 0).length} of 3000 in ${floodMs} ms; held at most ${peak.pending}, shed ${shed} (503 OVERLOADED; the member counted ${shedCounted}); at peak ${peak.fds} fds, RSS ${Math.round(peak.rssKb / 1024)} MiB; the follower's lease time left never below ${Math.round(peak.minLeaseMs)} ms`,
+      `answered ${records.filter((r) => r.status !== 0).length} of 3000 in ${floodMs} ms; held at most ${peak.pending}, shed ${shed} (503 OVERLOADED; the member counted ${shedCounted}); at peak ${peak.fds} fds, RSS ${Math.round(peak.rssKb / 1024)} MiB, event-loop delay ${Math.round(peak.loopLagMs)} ms; the follower's lease time left never below ${Math.round(peak.minLeaseMs)} ms`,
       records,
     );
     expect(
