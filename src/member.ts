@@ -12,6 +12,7 @@ import type { Config } from './config/config.js';
 import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './etcd/access.js';
 import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { poolKeys } from './etcd/keys.js';
+import { watchEtcdMembership } from './etcd/membership.js';
 import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';
@@ -72,6 +73,7 @@ export class PoolMember {
   /** Shutdown's last calls (see HttpAppOptions): end the holding, then answer what is open. */
   private readonly holding = new AbortController();
   private readonly lastCall = new AbortController();
+  private stopMembershipCheck: (() => void) | undefined;
   private idle: (() => void) | undefined;
   private shuttingDown: Promise<boolean> | undefined;
   /** The status page's routes; its event streams are ended before draining. */
@@ -240,6 +242,12 @@ export class PoolMember {
       'listening',
     );
     void checkAdvertiseUrl(config, logger);
+    member.stopMembershipCheck = watchEtcdMembership(
+      etcd,
+      config.etcd.endpoints,
+      logger,
+      config.etcd.membershipCheckMs,
+    );
     // One bounded check before joining. A refusal that only an operator can fix (a wrong
     // password, a missing role, an untrusted certificate) stops start-up with one line naming
     // the cause: the process exits 1 and Kubernetes shows a crash loop with that line, where a
@@ -267,6 +275,7 @@ export class PoolMember {
 
   /** Undoes a start-up that cannot go on: nothing was registered, so nothing to leave. */
   private async abandon(): Promise<void> {
+    this.stopMembershipCheck?.();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -365,6 +374,7 @@ export class PoolMember {
     const startedAt = monotonicNow();
     const bound = this.config.shutdownTimeoutMs;
     this.draining = true;
+    this.stopMembershipCheck?.();
     this.logger.info({ inFlight: this.inFlight, timeoutMs: bound }, 'shutting down');
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<false>((resolve) => {

@@ -30,6 +30,7 @@ const MS = 'a whole number of milliseconds';
 export const WHOLE_NUMBERS = {
   PORT: { min: 0, max: 65535, default: 8080, what: 'a port number' },
   ETCD_CALL_TIMEOUT_MS: { min: 100, max: 60_000, default: 1500, what: MS },
+  ETCD_MEMBERSHIP_CHECK_MS: { min: 1000, max: 3_600_000, default: 30_000, what: MS },
   LEASE_TTL_SECONDS: { min: 2, max: 3600, default: 5, what: 'a whole number of seconds' },
   LEASE_SAFETY_MARGIN_MS: { min: 0, max: 10_000, default: 500, what: MS },
   RECONCILE_INTERVAL_MS: { min: 200, max: 600_000, default: 3000, what: MS },
@@ -194,6 +195,7 @@ const rawSchema = z.object({
   ETCD_ENDPOINTS: etcdEndpoints.default(['http://127.0.0.1:2379']),
   ETCD_PREFIX: etcdPrefix.default('/service-pool-leader'),
   ETCD_CALL_TIMEOUT_MS: wholeNumber('ETCD_CALL_TIMEOUT_MS'),
+  ETCD_MEMBERSHIP_CHECK_MS: wholeNumber('ETCD_MEMBERSHIP_CHECK_MS'),
   ETCD_CA_FILE: readableFile.optional(),
   ETCD_CERT_FILE: readableFile.optional(),
   ETCD_KEY_FILE: readableFile.optional(),
@@ -261,6 +263,8 @@ export interface Config {
     endpoints: string[];
     prefix: string;
     callTimeoutMs: number;
+    /** Period of the check of ETCD_ENDPOINTS against etcd's member list. */
+    membershipCheckMs: number;
     /** TLS material, read at start-up; undefined for plain HTTP. */
     tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
     auth?: { username: string; password: string };
@@ -434,6 +438,7 @@ export function loadConfig(
       endpoints: raw.ETCD_ENDPOINTS,
       prefix: raw.ETCD_PREFIX,
       callTimeoutMs: raw.ETCD_CALL_TIMEOUT_MS,
+      membershipCheckMs: raw.ETCD_MEMBERSHIP_CHECK_MS,
       ...(raw.ETCD_CA_FILE
         ? {
             tls: {

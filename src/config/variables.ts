@@ -92,6 +92,12 @@ export const VARIABLES: readonly VariableDoc[] = [
     defaultText: '1500',
   },
   {
+    name: 'ETCD_MEMBERSHIP_CHECK_MS',
+    description:
+      "How often ETCD_ENDPOINTS is compared with etcd's member list; a difference is logged with the URLs to list.",
+    defaultText: '30000',
+  },
+  {
     name: 'ETCD_CA_FILE',
     description: 'PEM CA bundle that signs the etcd server certificates; enables TLS.',
     defaultText: 'unset (plain HTTP)',

@@ -37,6 +37,7 @@ const WRONG: Record<string, string[]> = {
   ETCD_ENDPOINTS: ['nope', ',,,', 'http://e0:2379,ftp://e1', 'e0:2379', 'unix:///run/etcd.sock'],
   ETCD_PREFIX: ['no-slash', '/ends/', '/', '/with space', '/ü'],
   ETCD_CALL_TIMEOUT_MS: [...notWhole, '99', '60001', '5000'],
+  ETCD_MEMBERSHIP_CHECK_MS: [...notWhole, '999', '3600001'],
   ETCD_CA_FILE: badFile,
   ETCD_CERT_FILE: badFile,
   ETCD_KEY_FILE: badFile,
