@@ -109,10 +109,10 @@ export class WorkRouter {
         const leader = this.election.leader();
         if (!leader || leader.self) {
           const remaining = deadline - monotonicNow();
-          const elected =
-            remaining > 0 &&
-            (await untilAborted(this.election.waitFor(hasUsableLeader, remaining), abort));
-          if (!elected) break;
+          if (remaining <= 0 || abort?.aborted) break;
+          // Whole milliseconds, rounded up: a timer may fire a fraction early, and the
+          // answer must not come before the full wait. Not elected yet: the loop looks again.
+          await untilAborted(this.election.waitFor(hasUsableLeader, Math.ceil(remaining)), abort);
           continue; // waiting for a first leader is no retry
         }
         try {
@@ -139,7 +139,7 @@ export class WorkRouter {
       await untilAborted(
         this.election.waitFor(
           (e) => hasUsableLeader(e) && currentTerm(e) !== tried,
-          Math.min(remaining, patienceMs),
+          Math.ceil(Math.min(remaining, patienceMs)),
         ),
         abort,
       );
@@ -147,7 +147,7 @@ export class WorkRouter {
     }
     // Shutdown ends the wait with the answer it wants given (see HttpAppOptions.stopHolding).
     if (abort?.reason instanceof PoolError) throw abort.reason;
-    const waitedMs = Math.round(monotonicNow() - startedAt);
+    const waitedMs = Math.floor(monotonicNow() - startedAt);
     if (lastFailure?.unreachable !== undefined) {
       throw new LeaderUnreachableError(waitedMs, {
         ...lastFailure,
