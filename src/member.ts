@@ -16,17 +16,12 @@ import { watchEtcdMembership } from './etcd/membership.js';
 import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';
-import {
-  avoid,
-  loadModuleStrategy,
-  oldest,
-  weighted,
-  type LeaderStrategy,
-} from './election/strategy.js';
+import { strategyFor, type LeaderStrategy } from './election/strategy.js';
 import { createHttpApp } from './http/app.js';
 import { statusSource } from './http/status.js';
 import { statusRoutes, type StatusRouter } from './http/statusPage.js';
 import { createLogger } from './log/logger.js';
+import { checkAdvertiseUrl } from './membership/identity.js';
 import { asError, monotonicNow } from './membership/lease.js';
 import { createMetrics, createNodeMetricsRegistry, type PoolMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
@@ -114,7 +109,7 @@ export class PoolMember {
       onRequest: (operation) => metrics.etcdRequests.inc({ operation }),
     };
     const etcd = connectEtcd(etcdOptions);
-    const strategy = options.strategy ?? (await strategyFor(config));
+    const strategy = options.strategy ?? (await strategyFor(config.strategy));
     const forwarder = new Forwarder(config.forwardTimeoutMs, config.forwardToken);
     const startedAt = new Date().toISOString();
     const handovers = new HandoverGate();
@@ -241,7 +236,7 @@ export class PoolMember {
       },
       'listening',
     );
-    void checkAdvertiseUrl(config, logger);
+    void checkAdvertiseUrl({ url: config.advertiseUrl, memberId: config.memberId }, logger);
     member.stopMembershipCheck = watchEtcdMembership(
       etcd,
       config.etcd.endpoints,
@@ -451,21 +446,6 @@ export class PoolMember {
   }
 }
 
-/** The strategy ELECTION_STRATEGY names, with its settings. */
-async function strategyFor(config: Config): Promise<LeaderStrategy> {
-  const { strategy } = config;
-  switch (strategy.name) {
-    case 'oldest':
-      return oldest;
-    case 'weighted':
-      return weighted;
-    case 'avoid':
-      return avoid({ labels: strategy.avoidLabels, pools: strategy.avoidPools });
-    case 'module':
-      return loadModuleStrategy(strategy.modulePath!);
-  }
-}
-
 /**
  * Keeps `leads` in every pool's member record equal to the pools this member leads, so that
  * the `avoid` strategy of another pool can see it ("not already leading pool Y").
@@ -501,32 +481,4 @@ function publishLeadership(elections: PoolElection[]): void {
     scheduled.unref();
   };
   for (const election of elections) election.on('change', schedule);
-}
-
-/**
- * Asks our own ADVERTISE_URL who answers there, once at start-up (2 s bound; never blocks the
- * start): where it does not reach this process, the others cannot forward work to it when it
- * leads. Warns with the reason; silent when all is well.
- */
-async function checkAdvertiseUrl(config: Config, logger: Logger): Promise<void> {
-  let problem: string | undefined;
-  try {
-    const res = await fetch(new URL('/healthz', config.advertiseUrl), {
-      signal: AbortSignal.timeout(2000),
-    });
-    const body = (await res.json()) as { member?: unknown; pid?: unknown };
-    if (body.member !== config.memberId || body.pid !== process.pid) {
-      problem = `another process answers there (member ${String(body.member)}, pid ${String(body.pid)})`;
-    }
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    problem =
-      cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
-  }
-  if (problem !== undefined) {
-    logger.warn(
-      { url: config.advertiseUrl, problem },
-      'ADVERTISE_URL does not reach this member: the others could not forward work to it; check ADVERTISE_URL (or POD_IP and PORT)',
-    );
-  }
 }

@@ -19,6 +19,7 @@ import type { ComparatorBuilder, Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
+import { answersAs } from '../membership/identity.js';
 import { asError, MemberLease, monotonicNow } from '../membership/lease.js';
 import {
   decodeShared,
@@ -949,17 +950,3 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 }
 
 /** Whether a member URL answers /healthz within half a second. */
-/**
- * Whether the process `pid` of member `id` answers at `url` (500 ms bound). A member of an
- * older version, whose /healthz names nobody, counts as answering if it answers.
- */
-async function answersAs(url: string, id: string, pid: number): Promise<boolean> {
-  try {
-    const res = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(500) });
-    if (!res.ok) return false;
-    const body = (await res.json()) as { member?: unknown; pid?: unknown };
-    return body.member === undefined || (body.member === id && body.pid === pid);
-  } catch {
-    return false;
-  }
-}

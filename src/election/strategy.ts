@@ -16,6 +16,7 @@
  * see the election). `oldest` never needs to: a member that joins is always the youngest.
  */
 import { pathToFileURL } from 'node:url';
+import type { Config } from '../config/config.js';
 import type { MemberView } from './poolView.js';
 
 export interface StrategyContext {
@@ -166,4 +167,18 @@ function toStrategyMember(member: MemberView): StrategyMember {
     labels: { ...member.record.labels },
     leads: [...member.record.leads],
   };
+}
+
+/** The strategy ELECTION_STRATEGY names, with its settings. */
+export async function strategyFor(settings: Config['strategy']): Promise<LeaderStrategy> {
+  switch (settings.name) {
+    case 'oldest':
+      return oldest;
+    case 'weighted':
+      return weighted;
+    case 'avoid':
+      return avoid({ labels: settings.avoidLabels, pools: settings.avoidPools });
+    case 'module':
+      return loadModuleStrategy(settings.modulePath!);
+  }
 }

@@ -17,6 +17,7 @@ import type { PoolMetrics } from '../metrics/metrics.js';
 import { HOPS_HEADER, TERM_HEADER, TOKEN_HEADER, VIA_HEADER } from '../work/forwarder.js';
 import { bearerToken, secretMatches } from './auth.js';
 import { FailureLog } from '../log/failureLog.js';
+import { ABORTED, unlessAborted } from '../work/abortable.js';
 import type { IncomingWork, WorkRouter } from '../work/router.js';
 import { errorMiddleware, knownError, sendError } from './errors.js';
 import { memberId } from '../config/config.js';
@@ -189,10 +190,12 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       ? AbortSignal.any([gone.signal, options.stopHolding])
       : gone.signal;
     try {
-      const outcome = await untilLastCall(
+      const outcome = await unlessAborted(
         route === 'work' ? router.route(work, wait) : router.routeSimply(work),
         options.lastCall,
       );
+      // Shutdown's last call came first: its reason is the answer.
+      if (outcome === ABORTED) throw options.lastCall!.reason as Error;
       role = outcome.role;
       metrics.workRequests.inc({
         route,
@@ -424,27 +427,4 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
       isLeader: leader?.memberKey === member.key,
     })),
   };
-}
-
-/**
- * `work`, unless `lastCall` fires first: then its reason (the answer shutdown gives). The
- * work goes on unobserved; its outcome no longer reaches anyone.
- */
-function untilLastCall<T>(work: Promise<T>, lastCall: AbortSignal | undefined): Promise<T> {
-  if (lastCall === undefined) return work;
-  if (lastCall.aborted) return Promise.reject(lastCall.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(lastCall.reason as Error);
-    lastCall.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        lastCall.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        lastCall.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-    );
-  });
 }

@@ -23,6 +23,7 @@ import {
   PoolError,
 } from '../errors.js';
 import { monotonicNow } from '../membership/lease.js';
+import { unlessAborted } from './abortable.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
@@ -112,7 +113,7 @@ export class WorkRouter {
           if (remaining <= 0 || abort?.aborted) break;
           // Whole milliseconds, rounded up: a timer may fire a fraction early, and the
           // answer must not come before the full wait. Not elected yet: the loop looks again.
-          await untilAborted(this.election.waitFor(hasUsableLeader, Math.ceil(remaining)), abort);
+          await unlessAborted(this.election.waitFor(hasUsableLeader, Math.ceil(remaining)), abort);
           continue; // waiting for a first leader is no retry
         }
         try {
@@ -136,7 +137,7 @@ export class WorkRouter {
       }
       const remaining = deadline - monotonicNow();
       if (remaining <= 0 || abort?.aborted) break;
-      await untilAborted(
+      await unlessAborted(
         this.election.waitFor(
           (e) => hasUsableLeader(e) && currentTerm(e) !== tried,
           Math.ceil(Math.min(remaining, patienceMs)),
@@ -270,18 +271,4 @@ function hasUsableLeader(election: PoolElection): boolean {
   if (election.isLeader()) return true;
   const leader = election.leader();
   return leader !== undefined && !leader.self;
-}
-
-/** `wait`, or false as soon as `abort` fires. */
-function untilAborted(wait: Promise<boolean>, abort?: AbortSignal): Promise<boolean> {
-  if (abort === undefined) return wait;
-  if (abort.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(false);
-    abort.addEventListener('abort', onAbort, { once: true });
-    void wait.then((value) => {
-      abort.removeEventListener('abort', onAbort);
-      resolve(value);
-    });
-  });
 }

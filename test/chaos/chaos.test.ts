@@ -13,7 +13,7 @@ import { expect } from 'chai';
 import { Etcd3 } from 'etcd3';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
 import { freePorts } from '../../src/local/ports.js';
-import { eventually } from '../support/pool.js';
+import { etcdMemberId, eventually } from '../support/pool.js';
 import {
   ChaosPool,
   checkAcrossRestore,
@@ -790,15 +790,9 @@ describe('chaos: never two leaders, never a lost request', function () {
     await pause(5000);
     const leader = await etcd!.raftLeader();
     expect(leader, 'etcd has a raft leader').to.not.equal(undefined);
-    const list = await etcd!.etcdctl(['member', 'list', '-w', 'json']);
-    const members = (
-      JSON.parse(list.stdout.replace(/"ID":(\d+)/g, '"ID":"$1"')) as {
-        members: { ID: string; clientURLs: string[] }[];
-      }
-    ).members;
-    const removed = members.find((m) => m.clientURLs.includes(etcd!.endpoints[leader!]!))!;
+    const removed = await etcdMemberId(etcd!, etcd!.endpoints[leader!]!);
     const removedAt = Date.now();
-    const result = await etcd!.etcdctl(['member', 'remove', BigInt(removed.ID).toString(16)]);
+    const result = await etcd!.etcdctl(['member', 'remove', removed]);
     expect(result.code, result.stderr).to.equal(0);
     // A removed member shuts itself down; its endpoint then refuses connections.
     await etcd!.stopMember(leader!);

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { eventually, TestPool } from '../support/pool.js';
+import { etcdMemberId, eventually, TestPool } from '../support/pool.js';
 
 describe("ETCD_ENDPOINTS against etcd's member list", function () {
   this.timeout(60_000);
@@ -24,20 +24,13 @@ describe("ETCD_ENDPOINTS against etcd's member list", function () {
     await pool.start(['a']);
     const warning = "ETCD_ENDPOINTS and etcd's member list differ";
     expect(pool.member('a').recentOutput()).to.not.include(warning);
-    const list = await etcd.etcdctl(['member', 'list', '-w', 'json']);
-    const members = (
-      JSON.parse(list.stdout.replace(/"ID":(\d+)/g, '"ID":"$1"')) as {
-        members: { ID: string; clientURLs: string[] }[];
-      }
-    ).members;
     const leader = await etcd.raftLeader();
     const index = [0, 1, 2].find((i) => i !== leader)!;
-    const removed = members.find((m) => m.clientURLs.includes(etcd.endpoints[index]!))!;
+    const removed = await etcdMemberId(etcd, etcd.endpoints[index]!);
     // etcd refuses a reconfiguration until its members have been connected for 5 s.
     await eventually(
       'etcd removes the member',
-      async () =>
-        (await etcd.etcdctl(['member', 'remove', BigInt(removed.ID).toString(16)])).code === 0,
+      async () => (await etcd.etcdctl(['member', 'remove', removed])).code === 0,
       15_000,
     );
     await etcd.stopMember(index);

@@ -207,3 +207,17 @@ export async function grantLease(
   if (!id) throw new Error(`etcdctl lease grant failed: ${grant.stdout}${grant.stderr}`);
   return { id, keySuffix: BigInt(`0x${id}`).toString(16) };
 }
+
+/**
+ * The id of the etcd member serving `endpoint`, in the hex form `etcdctl member remove` takes.
+ * etcdctl's JSON carries ids as numbers too large for a double: they are read as text.
+ */
+export async function etcdMemberId(etcd: EtcdCluster, endpoint: string): Promise<string> {
+  const list = await etcd.etcdctl(['member', 'list', '-w', 'json']);
+  const { members } = JSON.parse(list.stdout.replace(/"ID":(\d+)/g, '"ID":"$1"')) as {
+    members: { ID: string; clientURLs: string[] }[];
+  };
+  const member = members.find((m) => m.clientURLs.includes(endpoint));
+  if (!member) throw new Error(`no etcd member serves ${endpoint}: ${list.stdout}`);
+  return BigInt(member.ID).toString(16);
+}
