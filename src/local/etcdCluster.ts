@@ -323,50 +323,12 @@ export class EtcdCluster {
     await this.waitHealthy(timeoutMs);
   }
 
-  /** `etcdctl snapshot save` from member `i`: etcd's backup, the whole keyspace at its revision. */
-  async saveSnapshot(file: string, i = 0): Promise<void> {
-    const result = await runCommand(
-      this.binaries.etcdctl,
-      [`--endpoints=${this.slot(i).clientUrl}`, 'snapshot', 'save', file],
-      { env: { ...inheritedEnv(), ETCDCTL_API: '3' } },
-    );
-    if (result.code !== 0) {
-      throw new LocalProcessError('ETCDCTL_FAILED', `snapshot save failed: ${result.stderr}`);
-    }
-  }
-
-  /**
-   * Disaster recovery as etcd's guide has it: stops every member, restores `file` into a
-   * fresh data dir of each (same name, peer URL and cluster token), starts them all. The
-   * cluster comes back with the snapshot's keys and revision; what was written after it is
-   * gone, and its revision counter is back where the snapshot left it.
-   */
-  async restoreSnapshot(file: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
-    await this.stopAll();
-    for (const slot of this.slots) {
-      const flag = (name: string) =>
-        slot.args.find((arg) => arg.startsWith(`--${name}=`))!.slice(name.length + 3);
-      const dataDir = flag('data-dir');
-      await rm(dataDir, { recursive: true, force: true });
-      const result = await runCommand(
-        this.binaries.etcdctl,
-        [
-          'snapshot',
-          'restore',
-          file,
-          `--name=${slot.name}`,
-          `--data-dir=${dataDir}`,
-          `--initial-cluster=${flag('initial-cluster')}`,
-          `--initial-cluster-token=${flag('initial-cluster-token')}`,
-          `--initial-advertise-peer-urls=${slot.peerUrl}`,
-        ],
-        { env: { ...inheritedEnv(), ETCDCTL_API: '3' } },
-      );
-      if (result.code !== 0) {
-        throw new LocalProcessError('ETCDCTL_FAILED', `snapshot restore failed: ${result.stderr}`);
-      }
-    }
-    await this.startAll(timeoutMs);
+  /** The value of `--<name>=` among member `i`'s flags (its data dir, the cluster token...). */
+  memberFlag(i: number, name: string): string {
+    const prefix = `--${name}=`;
+    const flag = this.slot(i).args.find((arg) => arg.startsWith(prefix));
+    if (flag === undefined) throw new Error(`member ${i} has no flag --${name}`);
+    return flag.slice(prefix.length);
   }
 
   /** Kills every member and removes the data. Safe to call more than once. */
@@ -385,7 +347,9 @@ export class EtcdCluster {
    */
   async etcdctl(args: string[], options: EtcdctlOptions = {}): Promise<EtcdctlResult> {
     const running = this.slots.filter((slot) => isRunning(slot.child));
-    const endpoints = (running.length > 0 ? running : this.slots).map((slot) => slot.clientUrl);
+    const endpoints =
+      options.endpoints ??
+      (running.length > 0 ? running : this.slots).map((slot) => slot.clientUrl);
     const tls = this.tls?.files;
     const user = options.user === undefined ? this.rootUser : (options.user ?? undefined);
     const result = await runCommand(

@@ -26,6 +26,8 @@ export interface EtcdctlOptions {
    * runs without a user even then (a client certificate's common name is the user).
    */
   user?: string | null;
+  /** The endpoints to talk to. Default: every running member (one, for `snapshot save`). */
+  endpoints?: string[];
 }
 
 /** Runs `etcd --version`; returns the version it names, or throws ETCD_MISSING. */
