@@ -19,15 +19,14 @@ import type { ComparatorBuilder, Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
-import { answersAs } from '../membership/identity.js';
 import { asError, MemberLease, monotonicNow } from '../membership/lease.js';
 import {
-  decodeShared,
   memberRecordSchema,
   type LeaderClaim,
   type MemberRecord,
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
+import { settleIncarnations } from './incarnations.js';
 import { PoolView, sleep, type MemberView } from './poolView.js';
 import { oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
 
@@ -417,7 +416,16 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
           this.options.leaseTtlSeconds,
           this.options.callTimeoutMs,
         );
-        const successor = await this.settleIncarnations(lease.id, !takeover);
+        const successor = await settleIncarnations(
+          {
+            etcd: this.etcd,
+            membersPrefix: this.options.keys.membersPrefix,
+            record: this.record,
+            logger: this.logger,
+          },
+          lease.id,
+          !takeover,
+        );
         if (successor) {
           lease.abandon();
           await this.etcd.leaseClient.leaseRevoke({ ID: lease.id }).catch(() => undefined);
@@ -469,49 +477,6 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         delayMs = Math.min(delayMs * 2, 2000);
       }
     }
-  }
-
-  /**
-   * Other registrations with our MEMBER_ID, settled before we register (`again`: after losing
-   * ours). One of this very process (a stale key of ours) or of a process that does not answer
-   * as itself at its URL (a previous incarnation: a restarted container, or a process whose key
-   * a restore of etcd brought back) is revoked, so the pool does not wait a TTL for a dead
-   * member. A live process elsewhere is left alone — revoking its lease could make two leaders
-   * until its own lease deadline — and when we register again and it started after us, it took
-   * our registration over while we were frozen or cut off: it is returned, and we yield.
-   */
-  private async settleIncarnations(
-    ownLeaseId: string,
-    again: boolean,
-  ): Promise<{ memberKey: string; url: string; pid: number; startedAt: string } | undefined> {
-    const existing = await this.etcd.getAll().prefix(this.options.keys.membersPrefix).exec();
-    const { id, pid, startedAt } = this.record;
-    for (const kv of existing.kvs) {
-      const decoded = decodeShared(memberRecordSchema, kv.value);
-      if (!decoded.ok || decoded.value.id !== id) continue;
-      if (kv.lease === '0' || kv.lease === ownLeaseId) continue;
-      const other = decoded.value;
-      const memberKey = kv.key.toString();
-      const ours = other.pid === pid && other.startedAt === startedAt;
-      if (!ours && (await answersAs(other.url, id, other.pid))) {
-        if (again && Date.parse(other.startedAt) > Date.parse(startedAt)) {
-          return { memberKey, url: other.url, pid: other.pid, startedAt: other.startedAt };
-        }
-        this.logger.warn(
-          { memberKey, url: other.url, pid: other.pid },
-          'a live member with our MEMBER_ID answers at another URL; not taking over its registration',
-        );
-        continue;
-      }
-      await this.etcd.leaseClient.leaseRevoke({ ID: kv.lease }).catch(() => undefined);
-      this.logger.info(
-        { memberKey, leaseId: kv.lease, pid: other.pid, startedAt: other.startedAt },
-        ours
-          ? 'revoked a stale registration of this process'
-          : 'took over the registration of a previous incarnation of this member',
-      );
-    }
-    return undefined;
   }
 
   private watchLease(lease: MemberLease): void {

@@ -31,6 +31,7 @@ import {
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { monotonicNow } from '../membership/lease.js';
 import { EtcdHistory, type RevisionStep, type TicketMarkStep } from './etcdHistory.js';
+import { lowerBound, shareMember } from './sharedMembers.js';
 
 export interface MemberView {
   key: string;
@@ -542,49 +543,6 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   private forgetReports(key: string): void {
     for (const id of this.reported) if (id.startsWith(`${key}@`)) this.reported.delete(id);
   }
-}
-
-/** Members remembered by `shareMember`: a few hundred bytes each. */
-const SHARED_MEMBERS = 4096;
-const sharedMembers = new Map<string, MemberView>();
-
-/**
- * The one frozen object for a member version, shared by every view of the process that holds
- * it. A member of a pool of n holds n members; a process hosting many members of one pool (the
- * scale benchmark, tests) would otherwise hold n copies of each — O(n²) memory where O(n) does.
- * A version is its key at its mod revision with the same lease, create revision and decoded
- * record (`decodeShared` gives the same object for the same bytes), so views of different etcd
- * clusters that happen to share a key and revision are never mixed. Oldest go first.
- */
-function shareMember(member: MemberView): MemberView {
-  const id = `${member.key}@${member.modRevision}`;
-  const known = sharedMembers.get(id);
-  if (
-    known !== undefined &&
-    known.record === member.record &&
-    known.leaseId === member.leaseId &&
-    known.createRevision === member.createRevision
-  ) {
-    return known;
-  }
-  sharedMembers.delete(id);
-  sharedMembers.set(id, Object.freeze(member));
-  if (sharedMembers.size > SHARED_MEMBERS) {
-    sharedMembers.delete(sharedMembers.keys().next().value!);
-  }
-  return member;
-}
-
-/** Index of the first member whose create revision is >= `revision` (binary search). */
-function lowerBound(members: readonly MemberView[], revision: bigint): number {
-  let low = 0;
-  let high = members.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (members[mid]!.createRevision < revision) low = mid + 1;
-    else high = mid;
-  }
-  return low;
 }
 
 export function sleep(ms: number): Promise<void> {
