@@ -3,6 +3,7 @@
  * shutdown. This is what `service-pool-leader serve` runs and what the library exports.
  */
 import http from 'node:http';
+import { setMaxListeners } from 'node:events';
 import type express from 'express';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -11,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './etcd/access.js';
 import { connectEtcd, type EtcdOptions } from './etcd/client.js';
+import { LeaseThread } from './membership/leaseThread.js';
 import { poolKeys } from './etcd/keys.js';
 import { watchEtcdMembership } from './etcd/membership.js';
 import { PoolError } from './errors.js';
@@ -65,9 +67,12 @@ export interface PoolMemberOptions {
 export class PoolMember {
   private draining = false;
   private inFlight = 0;
-  /** Shutdown's last calls (see HttpAppOptions): end the holding, then answer what is open. */
-  private readonly holding = new AbortController();
-  private readonly lastCall = new AbortController();
+  /**
+   * Shutdown's last calls (see HttpAppOptions): end the holding, then answer what is open.
+   * Every pending request listens to them, up to MAX_PENDING_WORK at once (not a leak).
+   */
+  private readonly holding = listenedByMany(new AbortController());
+  private readonly lastCall = listenedByMany(new AbortController());
   private stopMembershipCheck: (() => void) | undefined;
   private idle: (() => void) | undefined;
   private shuttingDown: Promise<boolean> | undefined;
@@ -84,6 +89,7 @@ export class PoolMember {
     /** The member's etcd client, for your own reads and for building fenced writes. */
     readonly etcd: Etcd3,
     private readonly forwarder: Forwarder,
+    private readonly leases: LeaseThread,
   ) {}
 
   /**
@@ -109,6 +115,8 @@ export class PoolMember {
       onRequest: (operation) => metrics.etcdRequests.inc({ operation }),
     };
     const etcd = connectEtcd(etcdOptions);
+    // Keep-alives on their own thread: a flood of requests on this one cannot delay them.
+    const leases = new LeaseThread(etcd, etcdOptions, logger);
     const strategy = options.strategy ?? (await strategyFor(config.strategy));
     const forwarder = new Forwarder(config.forwardTimeoutMs, config.forwardToken);
     const startedAt = new Date().toISOString();
@@ -136,6 +144,7 @@ export class PoolMember {
         preemptAfterMs: config.strategy.preemptAfterMs,
         handovers,
         readOnClaim: [keys.ticketHighWater],
+        leases,
         logger: logger.child({ pool }),
         metrics,
       });
@@ -193,7 +202,16 @@ export class PoolMember {
       60_000,
       config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,
     );
-    const member = new PoolMember(config, elections, metrics, logger, server, etcd, forwarder);
+    const member = new PoolMember(
+      config,
+      elections,
+      metrics,
+      logger,
+      server,
+      etcd,
+      forwarder,
+      leases,
+    );
     for (const election of elections) {
       election.once('superseded', (other) => options.onSuperseded?.(other));
     }
@@ -276,6 +294,7 @@ export class PoolMember {
       this.server.closeAllConnections();
     });
     this.forwarder.close();
+    await this.leases.close();
     this.etcd.close();
   }
 
@@ -431,6 +450,7 @@ export class PoolMember {
     for (const lastCall of lastCalls) clearTimeout(lastCall);
     this.server.closeAllConnections();
     this.forwarder.close();
+    await this.leases.close();
     this.etcd.close();
     this.logger.info(
       { clean, tookMs: Math.round(monotonicNow() - startedAt) },
@@ -481,4 +501,10 @@ function publishLeadership(elections: PoolElection[]): void {
     scheduled.unref();
   };
   for (const election of elections) election.on('change', schedule);
+}
+
+/** An AbortController whose signal may have any number of listeners without a warning. */
+function listenedByMany(controller: AbortController): AbortController {
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

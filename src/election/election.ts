@@ -19,7 +19,13 @@ import type { ComparatorBuilder, Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
-import { asError, MemberLease, monotonicNow } from '../membership/lease.js';
+import {
+  asError,
+  MemberLease,
+  monotonicNow,
+  type KeptLease,
+  type LeaseGrantor,
+} from '../membership/lease.js';
 import {
   memberRecordSchema,
   type LeaderClaim,
@@ -107,12 +113,18 @@ export interface ElectionOptions {
    * of the first request after a failover.
    */
   readOnClaim?: string[];
+  /**
+   * Grants the member's leases and keeps them alive. Default: keep-alives on this thread, on
+   * the election's etcd client. The member passes a `LeaseThread`, so that load on this
+   * thread cannot delay them.
+   */
+  leases?: LeaseGrantor;
   logger: Logger;
   metrics: PoolMetrics;
 }
 
 interface Registration {
-  lease: MemberLease;
+  lease: KeptLease;
   memberKey: string;
   createRevision: bigint;
 }
@@ -136,6 +148,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private lastKnownLeader: LeaderInfo | undefined;
   private leaderlessSince: number | undefined;
   private readonly strategy: LeaderStrategy;
+  private readonly leases: LeaseGrantor;
   /** Our record as we register it; `leads` changes as we win and lose pools. */
   private record: Omit<MemberRecord, 'pool'>;
   /** The strategy's choice, remembered per view revision: a tick does not re-run it. */
@@ -160,6 +173,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     super();
     this.setMaxListeners(0);
     this.strategy = options.strategy ?? oldest;
+    this.leases = options.leases ?? {
+      grant: (ttlSeconds, callTimeoutMs) => MemberLease.grant(etcd, ttlSeconds, callTimeoutMs),
+    };
     this.record = options.record;
     this.logger = options.logger;
     this.view = new PoolView(etcd, {
@@ -409,13 +425,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private async runRegister(takeover: boolean): Promise<void> {
     let delayMs = 100;
     while (!this.stopped && !this.leaving) {
-      let lease: MemberLease | undefined;
+      let lease: KeptLease | undefined;
       try {
-        lease = await MemberLease.grant(
-          this.etcd,
-          this.options.leaseTtlSeconds,
-          this.options.callTimeoutMs,
-        );
+        lease = await this.leases.grant(this.options.leaseTtlSeconds, this.options.callTimeoutMs);
         const successor = await settleIncarnations(
           {
             etcd: this.etcd,
@@ -479,8 +491,14 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     }
   }
 
-  private watchLease(lease: MemberLease): void {
-    lease.on('renewed', () => this.evaluate());
+  private watchLease(lease: KeptLease): void {
+    lease.on('renewed', (_deadline, timeLeftMs) => {
+      this.options.metrics.leaseRenewalTimeLeft.observe(
+        { pool: this.options.pool },
+        timeLeftMs / 1000,
+      );
+      this.evaluate();
+    });
     lease.on('keepAliveFailed', (error) => {
       this.options.metrics.keepAliveFailures.inc({ pool: this.options.pool });
       this.logger.warn(

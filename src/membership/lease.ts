@@ -8,8 +8,9 @@
  * therefore stops before etcd can hand the lease's claim to another member. etcd3's own
  * `lost` event fires only after 2×TTL, so it is not used.
  *
- * All times here are monotonic (`performance.now()`): a wall-clock step (NTP) must not move
- * the deadline, or an old leader could outlive its lease.
+ * All times here are monotonic (`monotonicNow`, the process-wide CLOCK_MONOTONIC that every
+ * thread shares): a wall-clock step (NTP) must not move the deadline, or an old leader could
+ * outlive its lease.
  *
  * Keep-alives go every TTL/3 on one long-lived stream. One unanswered after
  * min(call timeout, TTL/6) counts as failed: a new stream is opened and the keep-alive sent
@@ -22,7 +23,6 @@
  * quorum): only etcd answering TTL 0, or a revoke, marks the lease `lost`.
  */
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
@@ -34,15 +34,50 @@ interface Channel {
 }
 
 export interface MemberLeaseEvents {
-  renewed: [deadline: number];
+  /**
+   * A keep-alive was answered at `answeredAt` (monotonic ms): the new deadline, and the time
+   * (ms) the lease had left, as far as this keeper knew, when the answer landed.
+   */
+  renewed: [deadline: number, timeLeftMs: number, answeredAt: number];
   keepAliveFailed: [error: Error];
   lost: [reason: string];
 }
 
-/** Milliseconds on the monotonic clock that lease deadlines use. */
-export const monotonicNow = (): number => performance.now();
+/**
+ * Milliseconds on the monotonic clock that lease deadlines use. `process.hrtime` rather than
+ * `performance.now()`: the latter counts from each thread's own start, and a deadline renewed
+ * on the keep-alive thread (see leaseThread.ts) must mean the same instant on the main one.
+ */
+export const monotonicNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-export class MemberLease extends EventEmitter<MemberLeaseEvents> {
+/** What the election needs of a lease, wherever its keep-alives run. */
+export interface KeptLease extends EventEmitter<MemberLeaseEvents> {
+  readonly id: string;
+  /** The TTL etcd granted, in ms; it may be above the one asked for. */
+  readonly ttlMs: number;
+  /** Before this monotonic time (see `monotonicNow`) etcd cannot have expired the lease. */
+  readonly leaseDeadline: number;
+  readonly isAlive: boolean;
+  timeLeftMs(now?: number): number;
+  /** Revokes the lease: etcd deletes every key bound to it at once. */
+  revoke(): Promise<void>;
+  /** Stops keeping the lease alive without revoking it (it expires after its TTL). */
+  abandon(): void;
+}
+
+/** Grants leases that are then kept alive (in this thread, or another: leaseThread.ts). */
+export interface LeaseGrantor {
+  /** Grants a lease of `ttlSeconds`; the grant itself is bounded by the etcd call deadline. */
+  grant(ttlSeconds: number, callTimeoutMs: number): Promise<KeptLease>;
+}
+
+/**
+ * Says why the lease must not be renewed now (its owner stopped answering), or undefined.
+ * Asked before every keep-alive.
+ */
+export type RenewalVeto = () => string | undefined;
+
+export class MemberLease extends EventEmitter<MemberLeaseEvents> implements KeptLease {
   private channel: Channel | undefined;
   private opening: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -54,26 +89,45 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   private state: 'alive' | 'lost' | 'revoked' = 'alive';
   /** Raised when answers prove slow but alive, so a slow link does not churn streams. */
   private answerTimeoutMs: number;
+  /** The veto's reason while it holds, so that it is reported once, not every tick. */
+  private vetoed: string | undefined;
 
   private constructor(
     private readonly etcd: Etcd3,
     readonly id: string,
     /** The TTL etcd granted, which may be above the one asked for. */
     readonly ttlMs: number,
-    sentAt: number,
+    deadline: number,
     private readonly callTimeoutMs: number,
+    private readonly veto: RenewalVeto | undefined,
   ) {
     super();
-    this.deadline = sentAt + ttlMs;
+    this.deadline = deadline;
     this.answerTimeoutMs = Math.max(50, Math.min(callTimeoutMs, ttlMs / 6));
   }
 
-  /** Grants a lease and starts keeping it alive. */
+  /** Grants a lease and starts keeping it alive from this thread. */
   static async grant(etcd: Etcd3, ttlSeconds: number, callTimeoutMs: number): Promise<MemberLease> {
     const sentAt = monotonicNow();
     const granted = await etcd.leaseClient.leaseGrant({ TTL: ttlSeconds });
     const ttlMs = Number(granted.TTL) * 1000;
-    const lease = new MemberLease(etcd, granted.ID, ttlMs, sentAt, callTimeoutMs);
+    return MemberLease.keep(etcd, granted.ID, ttlMs, sentAt + ttlMs, callTimeoutMs);
+  }
+
+  /**
+   * Starts keeping alive a lease granted elsewhere, known to live until `deadline` (monotonic
+   * ms). `veto`, if given, is asked before each keep-alive: while it names a reason, none is
+   * sent and the lease runs out.
+   */
+  static keep(
+    etcd: Etcd3,
+    id: string,
+    ttlMs: number,
+    deadline: number,
+    callTimeoutMs: number,
+    veto?: RenewalVeto,
+  ): MemberLease {
+    const lease = new MemberLease(etcd, id, ttlMs, deadline, callTimeoutMs, veto);
     lease.timer = setInterval(() => lease.keepAlive(), Math.max(100, lease.ttlMs / 3));
     lease.timer.unref();
     return lease;
@@ -95,6 +149,13 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
   /** Sends one keep-alive now; the answer arrives as a `renewed` event. */
   keepAlive(): void {
     if (this.state !== 'alive') return;
+    const vetoed = this.veto?.();
+    if (vetoed !== undefined) {
+      if (this.vetoed === undefined) this.emit('keepAliveFailed', new Error(vetoed));
+      this.vetoed = vetoed;
+      return;
+    }
+    this.vetoed = undefined;
     const channel = this.channel;
     if (!channel) {
       this.opening ??= this.openStream().finally(() => (this.opening = undefined));
@@ -176,9 +237,11 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> {
       this.markLost('etcd reports the lease expired');
       return;
     }
+    const answeredAt = monotonicNow();
+    const timeLeftMs = Math.max(0, this.deadline - answeredAt);
     this.deadline = Math.max(this.deadline, sentAt + Number(res.TTL) * 1000);
     this.retryDelayMs = 0;
-    this.emit('renewed', this.deadline);
+    this.emit('renewed', this.deadline, timeLeftMs, answeredAt);
   }
 
   private failStream(error: Error, which: Channel): void {

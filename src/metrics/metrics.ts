@@ -29,6 +29,7 @@ export interface PoolMetrics {
   readonly strategyFallbacks: Counter<'pool' | 'reason'>;
   readonly keepAliveFailures: Counter<'pool'>;
   readonly leaseTimeLeft: Gauge<'pool'>;
+  readonly leaseRenewalTimeLeft: Histogram<'pool'>;
   readonly watchResyncs: Counter<'pool' | 'reason'>;
   readonly invalidRecords: Counter<'pool' | 'kind'>;
   readonly etcdRequests: Counter<'operation'>;
@@ -142,6 +143,13 @@ export function createMetrics(version: string): PoolMetrics {
       name: 'service_pool_lease_time_left_seconds',
       help: 'Time until the local lease deadline (last keep-alive sent + TTL).',
       labelNames: ['pool'],
+      registers,
+    }),
+    leaseRenewalTimeLeft: new Histogram({
+      name: 'service_pool_lease_renewal_time_left_seconds',
+      help: 'Time the lease had left when a keep-alive answer renewed it: the margin by which renewals beat expiry.',
+      labelNames: ['pool'],
+      buckets: [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20, 30, 60],
       registers,
     }),
     watchResyncs: new Counter({

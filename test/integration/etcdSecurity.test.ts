@@ -108,6 +108,23 @@ describe('etcd over TLS and with authentication', function () {
     return errors[0]!;
   }
 
+  /**
+   * The keep-alive thread (its own etcd connection, with the member's TLS and credentials)
+   * renews the member's lease: three renewals with no keep-alive failure and no fallback to
+   * the main thread.
+   */
+  async function expectKeepAlivesOnTheirThread(member: MemberProcess): Promise<void> {
+    await eventually(`member ${member.id} renewed its lease three times`, async () => {
+      const metrics = await (await fetch(`${member.url}/metrics`)).text();
+      const renewals = /^service_pool_lease_renewal_time_left_seconds_count\{[^}]*\} (\d+)/m.exec(
+        metrics,
+      );
+      return Number(renewals?.[1] ?? 0) >= 3;
+    });
+    expect(member.recentOutput()).not.to.include('lease keep-alive thread failed');
+    expect(member.recentOutput()).not.to.include('lease keep-alive failed');
+  }
+
   /** The base64 lines of a PEM file: what would show if key material leaked into a log. */
   async function pemBody(file: string): Promise<string[]> {
     const pem = await readFile(file, 'utf8');
@@ -125,6 +142,7 @@ describe('etcd over TLS and with authentication', function () {
     expect(answers.map((answer) => answer.body.performedBy)).to.deep.equal(['a', 'a']);
     expect(answers[1]!.body.via).to.deep.equal(['b', 'a']);
     expectUniqueTickets(answers);
+    for (const member of pool.running()) await expectKeepAlivesOnTheirThread(member);
   });
 
   it('with authentication on, members logged in as a user with readwrite on their prefix work; no password or key material reaches the logs', async () => {
@@ -140,6 +158,7 @@ describe('etcd over TLS and with authentication', function () {
     const answer = await pool.work('b', 'authenticated');
     expect(answer.status).to.equal(200);
     expect(answer.body.performedBy).to.equal('a');
+    for (const member of pool.running()) await expectKeepAlivesOnTheirThread(member);
 
     // etcd's own view agrees: the member keys exist under the prefix the user may write.
     const keys = await authEtcd.etcdctl(['get', '--prefix', '--keys-only', `${pool.prefix}/`]);

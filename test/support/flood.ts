@@ -1,0 +1,85 @@
+/**
+ * A burst of /work calls sent all at once from a process of its own, so that sending them
+ * costs the test's event loop nothing: the test goes on reading member logs and sampling
+ * while the burst lasts (a busy test process stops draining its members' log pipes, and a
+ * member blocked on a full pipe is the test's fault, not the member's).
+ *
+ *   node --import tsx test/support/flood.ts <url> <count> <timeoutMs> <asked>
+ *
+ * Prints one JSON line per call when all are done: asked, startedAt, endedAt (wall ms, for
+ * the invariants) status and body; status 0 with code CONNECTION_LOST when no answer came.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { CallRecord } from '../chaos/harness.js';
+
+interface FloodOptions {
+  url: string;
+  count: number;
+  timeoutMs: number;
+  /** The member id the calls go to, as the records name it. */
+  asked: string;
+}
+
+async function call(options: FloodOptions, i: number): Promise<CallRecord> {
+  const startedAt = Date.now();
+  try {
+    const res = await fetch(`${options.url}/work`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ payload: { i } }),
+      signal: AbortSignal.timeout(options.timeoutMs),
+    });
+    const body = (await res.json()) as CallRecord['body'];
+    return { asked: options.asked, startedAt, endedAt: Date.now(), status: res.status, body };
+  } catch (error) {
+    return {
+      asked: options.asked,
+      startedAt,
+      endedAt: Date.now(),
+      status: 0,
+      body: { error: { code: 'CONNECTION_LOST', message: String(error) } },
+    };
+  }
+}
+
+/** Runs the burst in a child process and resolves with its records. */
+export function flood(options: FloodOptions): Promise<CallRecord[]> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(import.meta.url),
+      options.url,
+      String(options.count),
+      String(options.timeoutMs),
+      options.asked,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`the flood process exited with code ${code}`));
+      else
+        resolve(
+          out
+            .trim()
+            .split('\n')
+            .map((line) => JSON.parse(line) as CallRecord),
+        );
+    });
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [url, count, timeoutMs, asked] = process.argv.slice(2);
+  const options = { url: url!, count: Number(count), timeoutMs: Number(timeoutMs), asked: asked! };
+  const records = await Promise.all(
+    Array.from({ length: options.count }, (_, i) => call(options, i)),
+  );
+  process.stdout.write(records.map((record) => JSON.stringify(record)).join('\n') + '\n');
+}
