@@ -15,6 +15,7 @@ import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { LeaseThread } from './membership/leaseThread.js';
 import { poolKeys } from './etcd/keys.js';
 import { watchEtcdMembership } from './etcd/membership.js';
+import { setEndpoints } from './etcd/endpoints.js';
 import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';
@@ -260,6 +261,11 @@ export class PoolMember {
       config.etcd.endpoints,
       logger,
       config.etcd.membershipCheckMs,
+      (urls) => {
+        const change = setEndpoints(etcd, urls);
+        leases.setEndpoints(urls);
+        return change;
+      },
     );
     // One bounded check before joining. A refusal that only an operator can fix (a wrong
     // password, a missing role, an untrusted certificate) stops start-up with one line naming

@@ -1,13 +1,19 @@
 /**
- * ETCD_ENDPOINTS against etcd's own member list. The etcd client cannot change its endpoints
- * once built, so an etcd member added later is not used, and a removed one is still dialled
- * (cheaply: a failed stream moves to another endpoint within milliseconds), until
- * ETCD_ENDPOINTS changes and the member restarts. A periodic check says so, with the URLs to
- * put there, instead of leaving an operator to find out at the next outage.
+ * ETCD_ENDPOINTS against etcd's own member list, checked every ETCD_MEMBERSHIP_CHECK_MS.
+ *
+ * When ETCD_ENDPOINTS name etcd's members directly, the member follows the list, as etcd's Go
+ * client does with its auto-sync: an etcd member added later is used, a removed one is no
+ * longer dialled (endpoints.ts changes the running client; `follow` does it for the keep-alive
+ * thread too). ETCD_ENDPOINTS itself cannot change, and a member that restarts starts from it
+ * again, so a warning names the URLs to put there.
+ *
+ * When none of ETCD_ENDPOINTS is a member's client URL, they are a proxy or a load balancer in
+ * front of etcd: nothing is compared and nothing changes.
  */
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, IMember } from 'etcd3';
 import type { Logger } from 'pino';
 import { describeEtcdError } from './access.js';
+import type { EndpointChange } from './endpoints.js';
 
 export interface EndpointDrift {
   /** Endpoints no etcd member serves any more (removed, or never one of this cluster). */
@@ -48,6 +54,31 @@ export function endpointDrift(
 }
 
 /**
+ * The endpoints to use: one client URL per voting, started member — the one ETCD_ENDPOINTS
+ * already lists if any, else the first with ETCD_ENDPOINTS' scheme (http or https), else its
+ * first. Undefined when ETCD_ENDPOINTS front etcd (see `endpointDrift`) or etcd lists no
+ * member to use.
+ */
+export function memberEndpoints(
+  endpoints: readonly string[],
+  members: readonly { clientURLs: string[]; isLearner?: boolean }[],
+): string[] | undefined {
+  const voting = members.filter((member) => !member.isLearner && member.clientURLs.length > 0);
+  const listed = new Set(endpoints.map(normalise));
+  const served = new Set(voting.flatMap((member) => member.clientURLs.map(normalise)));
+  if (voting.length === 0 || ![...listed].some((endpoint) => served.has(endpoint))) {
+    return undefined;
+  }
+  const scheme = new Set(endpoints.map((endpoint) => endpoint.split('://')[0]?.toLowerCase()));
+  return voting.map(
+    ({ clientURLs }) =>
+      clientURLs.find((url) => listed.has(normalise(url))) ??
+      clientURLs.find((url) => scheme.has(url.split('://')[0]?.toLowerCase())) ??
+      clientURLs[0]!,
+  );
+}
+
+/**
  * Compares every `intervalMs` (milliseconds; the timer is unref'd and never blocks) and logs a
  * warning when the drift appears or changes, and once when it is gone. A failed member list
  * (etcd unreachable) is skipped: other checks report that. Returns a function that stops it.
@@ -57,15 +88,32 @@ export function watchEtcdMembership(
   endpoints: readonly string[],
   logger: Logger,
   intervalMs: number,
+  follow?: (endpoints: string[]) => EndpointChange,
 ): () => void {
   let reported = '';
+  let following = [...endpoints];
   const check = async () => {
     let drift: EndpointDrift;
+    let members: IMember[];
     try {
-      drift = endpointDrift(endpoints, (await etcd.cluster.memberList({})).members);
+      members = (await etcd.cluster.memberList({})).members;
+      drift = endpointDrift(endpoints, members);
     } catch (error) {
       logger.debug({ err: describeEtcdError(error) }, 'could not list etcd members');
       return;
+    }
+    const target = follow && memberEndpoints(following, members);
+    if (target && !sameEndpoints(target, following)) {
+      try {
+        const change = follow(target);
+        following = target;
+        logger.info({ ...change, endpoints: target }, "etcd endpoints follow etcd's member list");
+      } catch (error) {
+        logger.warn(
+          { err: error instanceof Error ? error.message : String(error) },
+          'cannot change the etcd endpoints while running',
+        );
+      }
     }
     const now = JSON.stringify(drift);
     if (now === reported) return;
@@ -78,11 +126,16 @@ export function watchEtcdMembership(
     }
     logger.warn(
       { ...drift, endpoints },
-      "ETCD_ENDPOINTS and etcd's member list differ: list every member's client URL there and restart the members one by one",
+      "ETCD_ENDPOINTS and etcd's member list differ: list every member's client URL there, so that a restart finds them",
     );
   };
   const timer = setInterval(() => void check(), intervalMs);
   timer.unref();
   void check();
   return () => clearInterval(timer);
+}
+
+function sameEndpoints(a: readonly string[], b: readonly string[]): boolean {
+  const set = new Set(a.map(normalise));
+  return a.length === b.length && b.every((url) => set.has(normalise(url)));
 }

@@ -54,6 +54,7 @@ export const BEAT_MS = 100;
 export type ToWorker =
   | { type: 'keep'; id: string; ttlMs: number; deadline: number; callTimeoutMs: number }
   | { type: 'drop'; id: string }
+  | { type: 'endpoints'; urls: string[] }
   | { type: 'beat' };
 
 /** Worker → main thread. */
@@ -83,7 +84,7 @@ export class LeaseThread implements LeaseGrantor {
    */
   constructor(
     private readonly etcd: Etcd3,
-    private readonly options: EtcdOptions,
+    private options: EtcdOptions,
     private readonly logger: Logger,
   ) {
     this.start();
@@ -118,6 +119,12 @@ export class LeaseThread implements LeaseGrantor {
     this.worker = undefined;
     this.failed = true;
     await worker?.terminate();
+  }
+
+  /** The worker's etcd client dials `urls` from now on (see etcd/endpoints.ts). */
+  setEndpoints(urls: readonly string[]): void {
+    this.options = { ...this.options, endpoints: [...urls] };
+    this.worker?.postMessage({ type: 'endpoints', urls: [...urls] } satisfies ToWorker);
   }
 
   /** Whether the worker runs (a renewal it sent earlier may still arrive after it stopped). */

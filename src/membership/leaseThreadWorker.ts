@@ -8,6 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectEtcd } from '../etcd/client.js';
+import { setEndpoints } from '../etcd/endpoints.js';
 import { MemberLease, monotonicNow } from './lease.js';
 import type { FromWorker, ToWorker, WorkerEtcdOptions } from './leaseThread.js';
 
@@ -59,6 +60,8 @@ port.on('message', (message: ToWorker) => {
       send({ type: 'lost', id, reason });
     });
     leases.set(id, lease);
+  } else if (message.type === 'endpoints') {
+    setEndpoints(etcd, message.urls);
   } else {
     leases.get(message.id)?.abandon();
     leases.delete(message.id);

@@ -1,6 +1,6 @@
 /** ETCD_ENDPOINTS against etcd's member list: what is listed but gone, what is there but not listed. */
 import { expect } from 'chai';
-import { endpointDrift } from '../../src/etcd/membership.js';
+import { endpointDrift, memberEndpoints } from '../../src/etcd/membership.js';
 
 describe('endpointDrift', () => {
   const members = [
@@ -36,5 +36,36 @@ describe('endpointDrift', () => {
       unknown: [],
       missing: [],
     });
+  });
+});
+
+describe('memberEndpoints', () => {
+  const members = [
+    { clientURLs: ['http://etcd-0.etcd:2379'] },
+    { clientURLs: ['https://etcd-1.etcd:2379', 'http://10.0.0.5:2379', 'http://etcd-1.etcd:2379'] },
+    { clientURLs: [] },
+    { clientURLs: ['http://etcd-4.etcd:2379'], isLearner: true },
+  ];
+
+  it('one URL per voting, started member: the listed one, else one of the listed scheme, else the first', () => {
+    expect(memberEndpoints(['http://ETCD-0.etcd:2379/'], members)).to.deep.equal([
+      'http://etcd-0.etcd:2379',
+      'http://10.0.0.5:2379',
+    ]);
+    expect(
+      memberEndpoints(['http://etcd-0.etcd:2379', 'http://etcd-1.etcd:2379'], members),
+    ).to.deep.equal(['http://etcd-0.etcd:2379', 'http://etcd-1.etcd:2379']);
+    expect(
+      memberEndpoints(
+        ['https://etcd-1.etcd:2379'],
+        [{ clientURLs: ['http://x:2379'] }, ...members],
+      ),
+    ).to.deep.equal(['http://x:2379', 'http://etcd-0.etcd:2379', 'https://etcd-1.etcd:2379']);
+  });
+
+  it('nothing to follow behind a proxy or load balancer, or when etcd lists no usable member', () => {
+    expect(memberEndpoints(['http://etcd.example:2379'], members)).to.equal(undefined);
+    expect(memberEndpoints(['http://etcd-4.etcd:2379'], members)).to.equal(undefined);
+    expect(memberEndpoints(['http://etcd-0.etcd:2379'], [])).to.equal(undefined);
   });
 });

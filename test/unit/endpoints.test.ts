@@ -1,0 +1,65 @@
+/**
+ * Changing a running etcd3 client's endpoints (src/etcd/endpoints.ts) relies on etcd3's
+ * connection pool as it is in the pinned version: these tests fail first if it changes.
+ * No etcd is needed: hosts connect lazily, on their first call.
+ */
+import { expect } from 'chai';
+import type { Etcd3 } from 'etcd3';
+import { connectEtcd } from '../../src/etcd/client.js';
+import { currentEndpoints, hostOf, setEndpoints } from '../../src/etcd/endpoints.js';
+import { generateCertificates } from '../support/certificates.js';
+import { readFile } from 'node:fs/promises';
+
+interface PoolView {
+  hosts: { host: string; closed: boolean; channelCredentials: unknown; faultHandling: unknown }[];
+  options: { hosts: string[] };
+}
+const poolOf = (etcd: Etcd3) => (etcd as unknown as { pool: PoolView }).pool;
+
+describe('setEndpoints', () => {
+  const clients: Etcd3[] = [];
+  afterEach(() => clients.splice(0).forEach((etcd) => etcd.close()));
+
+  it('adds hosts built like their siblings, closes the dropped ones, and logs in on the new list', async () => {
+    const certs = await generateCertificates();
+    const ca = await readFile(certs.caFile);
+    await certs.remove();
+    const etcd = connectEtcd({
+      endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
+      callTimeoutMs: 1000,
+      tls: { ca },
+    });
+    clients.push(etcd);
+    const [first, second] = poolOf(etcd).hosts;
+
+    const change = setEndpoints(etcd, ['https://10.0.0.1:2379', 'https://10.0.0.3:2379']);
+
+    expect(change).to.deep.equal({ added: ['https://10.0.0.3:2379'], removed: ['10.0.0.2:2379'] });
+    expect(currentEndpoints(etcd)).to.deep.equal(['10.0.0.1:2379', '10.0.0.3:2379']);
+    const [kept, added] = poolOf(etcd).hosts;
+    expect(kept).to.equal(first);
+    expect(added!.channelCredentials, 'the same TLS credentials').to.equal(
+      first!.channelCredentials,
+    );
+    expect(added!.faultHandling, 'its own fault policy').to.not.equal(first!.faultHandling);
+    expect(second!.closed).to.equal(true);
+    expect(poolOf(etcd).options.hosts).to.deep.equal([
+      'https://10.0.0.1:2379',
+      'https://10.0.0.3:2379',
+    ]);
+  });
+
+  it('refuses an empty list, and names the cause when the client is not the etcd3 it knows', () => {
+    const etcd = connectEtcd({ endpoints: ['http://10.0.0.1:2379'], callTimeoutMs: 1000 });
+    clients.push(etcd);
+    expect(() => setEndpoints(etcd, [])).to.throw('at least one endpoint');
+    expect(() => setEndpoints({} as Etcd3, ['http://10.0.0.1:2379'])).to.throw(
+      'connection pool is not the one this version expects',
+    );
+  });
+
+  it('names hosts as etcd3 does: host:port, lower case, without scheme or slash', () => {
+    expect(hostOf('https://ETCD-0.example:2379/')).to.equal('etcd-0.example:2379');
+    expect(hostOf('10.0.0.1:2379')).to.equal('10.0.0.1:2379');
+  });
+});
