@@ -94,7 +94,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   {
     name: 'ETCD_MEMBERSHIP_CHECK_MS',
     description:
-      "How often ETCD_ENDPOINTS is compared with etcd's member list; a difference is logged with the URLs to list.",
+      "How often members read etcd's member list: when ETCD_ENDPOINTS name etcd's members, they then dial the current members (one added later is used, a removed one dropped), and a difference from ETCD_ENDPOINTS is logged with the URLs to list.",
     defaultText: '30000',
   },
   {
