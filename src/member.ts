@@ -203,6 +203,10 @@ export class PoolMember {
       60_000,
       config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,
     );
+    // A flood of connections can hold this thread in one turn of the event loop for seconds,
+    // accepting and answering: busy, not hung, so the keep-alive thread hears from it there too.
+    server.on('connection', () => leases.alive());
+    server.on('request', () => leases.alive());
     const member = new PoolMember(
       config,
       elections,

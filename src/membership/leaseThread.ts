@@ -15,6 +15,10 @@
  * A hung main thread must not keep a lease alive: it beats every `BEAT_MS`, and the worker
  * sends no keep-alive while the last beat is older than the lease's TTL. A member whose main
  * thread stops for good therefore loses its lease within about 2×TTL, as a crashed one would.
+ * Busy is not hung: a flood of connections can hold the main thread in one turn of its event
+ * loop for seconds (libuv handles up to ~49,000 I/O events before it runs timers again), so
+ * the owner also calls `alive()` from its I/O callbacks (each new connection and request),
+ * which beats at most every `BEAT_MS`.
  *
  * If the worker cannot start or dies, its leases are kept from the main thread again
  * (`MemberLease.keep`), with a warning: the member degrades to the old behaviour, it does not
@@ -76,6 +80,7 @@ export class LeaseThread implements LeaseGrantor {
   /** The worker could not start, died, or was closed: keep-alives run on the main thread. */
   private failed = false;
   private beat: NodeJS.Timeout | undefined;
+  private lastBeatAt = -Infinity;
   private readonly leases = new Map<string, ThreadedLease>();
 
   /**
@@ -127,6 +132,20 @@ export class LeaseThread implements LeaseGrantor {
     this.worker?.postMessage({ type: 'endpoints', urls: [...urls] } satisfies ToWorker);
   }
 
+  /**
+   * The main thread is running JavaScript: beats now unless it did within `BEAT_MS`. Cheap
+   * (one clock read) — call it from I/O callbacks that may run for long stretches without
+   * timers, such as the HTTP server's `connection` event.
+   */
+  alive(): void {
+    if (monotonicNow() - this.lastBeatAt >= BEAT_MS) this.sendBeat();
+  }
+
+  private sendBeat(): void {
+    this.lastBeatAt = monotonicNow();
+    this.worker?.postMessage({ type: 'beat' } satisfies ToWorker);
+  }
+
   /** Whether the worker runs (a renewal it sent earlier may still arrive after it stopped). */
   get workerRunning(): boolean {
     return this.worker !== undefined;
@@ -164,7 +183,7 @@ export class LeaseThread implements LeaseGrantor {
       if (this.worker === worker) this.fallBack(new Error(`exited with code ${code}`));
     });
     this.worker = worker;
-    this.beat = setInterval(() => worker.postMessage({ type: 'beat' } satisfies ToWorker), BEAT_MS);
+    this.beat = setInterval(() => this.sendBeat(), BEAT_MS);
     this.beat.unref();
     return worker;
   }

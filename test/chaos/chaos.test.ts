@@ -747,7 +747,11 @@ describe('chaos: never two leaders, never a lost request', function () {
   it('16. a flood of 5000 calls on a follower while the leader is frozen (TTL 2): at most MAX_PENDING_WORK held, the rest shed at once, every call answered, the follower keeps its lease, every renewal landing ≥ 1 s (TTL/2) before expiry', async () => {
     const LIMIT = 500;
     const CALLS = 5000;
-    const p = await startPool({ MAX_PENDING_WORK: String(LIMIT) });
+    // The event loop's longest stall, from a timer inside each member (test/support/loopStall.mjs).
+    const p = await startPool({
+      MAX_PENDING_WORK: String(LIMIT),
+      NODE_OPTIONS: `--import ${path.join(import.meta.dirname, '../support/loopStall.mjs')}`,
+    });
     const b = p.member('b');
     const keyBefore = (await p.view('b')).self.memberKey;
     const renewalsBefore = renewalMargins(await (await fetch(`${b.url}/metrics`)).text());
@@ -789,10 +793,12 @@ describe('chaos: never two leaders, never a lost request', function () {
     // Renewals during the flood, by the time the lease had left when each landed (etcd's TTL
     // minus the keep-alive's age): none may come close to the lease running out.
     const renewals = renewalMargins(metrics, renewalsBefore);
+    const stalls = [...b.recentOutput().matchAll(/^loop stall max (\d+) ms$/gm)];
+    const loopStallMs = Number(stalls.at(-1)?.[1] ?? 0);
     const keyAfter = (await p.view('b')).self.memberKey;
     const violations = await finish(
       `a flood of ${CALLS} calls on a follower while the leader is frozen (TTL ${TTL_SECONDS}, MAX_PENDING_WORK ${LIMIT})`,
-      `answered ${records.filter((r) => r.status !== 0).length} of ${CALLS} in ${floodMs} ms; held at most ${peak.pending}, shed ${shed} (503 OVERLOADED; the member counted ${shedCounted}); at peak ${peak.fds} fds, RSS ${Math.round(peak.rssKb / 1024)} MiB, event-loop delay ${Math.round(peak.loopLagMs)} ms; ${renewals.count} lease renewals, ${renewals.below['0.5']} with < 0.5 s left, ${renewals.below['1']} with < 1 s (lowest bucket ${renewals.lowest}); the lease time left as b's main thread saw it never below ${Math.round(peak.minLeaseMs)} ms`,
+      `answered ${records.filter((r) => r.status !== 0).length} of ${CALLS} in ${floodMs} ms; held at most ${peak.pending}, shed ${shed} (503 OVERLOADED; the member counted ${shedCounted}); at peak ${peak.fds} fds, RSS ${Math.round(peak.rssKb / 1024)} MiB, event-loop stall ${loopStallMs} ms (prom-client's lag max ${Math.round(peak.loopLagMs)} ms); ${renewals.count} lease renewals, ${renewals.below['0.5']} with < 0.5 s left, ${renewals.below['1']} with < 1 s (lowest bucket ${renewals.lowest}); the lease time left as b's main thread saw it never below ${Math.round(peak.minLeaseMs)} ms`,
       records,
     );
     expect(
