@@ -50,19 +50,41 @@ export interface MemberLeaseEvents {
  */
 export const monotonicNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** What the election needs of a lease, wherever its keep-alives run. */
-export interface KeptLease extends EventEmitter<MemberLeaseEvents> {
-  readonly id: string;
-  /** The TTL etcd granted, in ms; it may be above the one asked for. */
-  readonly ttlMs: number;
+/**
+ * What the election needs of a lease, wherever its keep-alives run (this thread: MemberLease;
+ * another: leaseThread.ts): its id, TTL, state and deadline.
+ */
+export abstract class KeptLease extends EventEmitter<MemberLeaseEvents> {
+  protected state: 'alive' | 'lost' | 'revoked' = 'alive';
+
+  protected constructor(
+    readonly id: string,
+    /** The TTL etcd granted, in ms; it may be above the one asked for. */
+    readonly ttlMs: number,
+    /** Monotonic ms before which etcd cannot have expired the lease. */
+    protected deadline: number,
+  ) {
+    super();
+  }
+
   /** Before this monotonic time (see `monotonicNow`) etcd cannot have expired the lease. */
-  readonly leaseDeadline: number;
-  readonly isAlive: boolean;
-  timeLeftMs(now?: number): number;
+  get leaseDeadline(): number {
+    return this.deadline;
+  }
+
+  get isAlive(): boolean {
+    return this.state === 'alive';
+  }
+
+  timeLeftMs(now = monotonicNow()): number {
+    return this.state === 'alive' ? Math.max(0, this.deadline - now) : 0;
+  }
+
   /** Revokes the lease: etcd deletes every key bound to it at once. */
-  revoke(): Promise<void>;
+  abstract revoke(): Promise<void>;
+
   /** Stops keeping the lease alive without revoking it (it expires after its TTL). */
-  abandon(): void;
+  abstract abandon(): void;
 }
 
 /** Grants leases that are then kept alive (in this thread, or another: leaseThread.ts). */
@@ -77,7 +99,7 @@ export interface LeaseGrantor {
  */
 export type RenewalVeto = () => string | undefined;
 
-export class MemberLease extends EventEmitter<MemberLeaseEvents> implements KeptLease {
+export class MemberLease extends KeptLease {
   private channel: Channel | undefined;
   private opening: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -85,8 +107,6 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> implements Kept
   /** A prompt retry after a failed stream, and its delay (doubling; 0 after an answer). */
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 0;
-  private deadline: number;
-  private state: 'alive' | 'lost' | 'revoked' = 'alive';
   /** Raised when answers prove slow but alive, so a slow link does not churn streams. */
   private answerTimeoutMs: number;
   /** The veto's reason while it holds, so that it is reported once, not every tick. */
@@ -94,15 +114,13 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> implements Kept
 
   private constructor(
     private readonly etcd: Etcd3,
-    readonly id: string,
-    /** The TTL etcd granted, which may be above the one asked for. */
-    readonly ttlMs: number,
+    id: string,
+    ttlMs: number,
     deadline: number,
     private readonly callTimeoutMs: number,
     private readonly veto: RenewalVeto | undefined,
   ) {
-    super();
-    this.deadline = deadline;
+    super(id, ttlMs, deadline);
     this.answerTimeoutMs = Math.max(50, Math.min(callTimeoutMs, ttlMs / 6));
   }
 
@@ -131,19 +149,6 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> implements Kept
     lease.timer = setInterval(() => lease.keepAlive(), Math.max(100, lease.ttlMs / 3));
     lease.timer.unref();
     return lease;
-  }
-
-  /** Before this monotonic time (see `monotonicNow`) etcd cannot have expired the lease. */
-  get leaseDeadline(): number {
-    return this.deadline;
-  }
-
-  get isAlive(): boolean {
-    return this.state === 'alive';
-  }
-
-  timeLeftMs(now = monotonicNow()): number {
-    return this.state === 'alive' ? Math.max(0, this.deadline - now) : 0;
   }
 
   /** Sends one keep-alive now; the answer arrives as a `renewed` event. */
@@ -275,7 +280,6 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> implements Kept
     this.dropStream();
   }
 
-  /** Revokes the lease: etcd deletes every key bound to it at once. */
   async revoke(): Promise<void> {
     if (this.state === 'revoked') return;
     this.state = 'revoked';
@@ -283,7 +287,6 @@ export class MemberLease extends EventEmitter<MemberLeaseEvents> implements Kept
     await this.etcd.leaseClient.leaseRevoke({ ID: this.id });
   }
 
-  /** Stops keeping the lease alive without revoking it (it expires after its TTL). */
   abandon(): void {
     if (this.state === 'alive') this.state = 'lost';
     this.stop();

@@ -24,18 +24,11 @@
  * (`MemberLease.keep`), with a warning: the member degrades to the old behaviour, it does not
  * lose its registration.
  */
-import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { Etcd3 } from 'etcd3';
 import type { EtcdOptions } from '../etcd/client.js';
 import type { Logger } from '../log/logger.js';
-import {
-  MemberLease,
-  monotonicNow,
-  type KeptLease,
-  type LeaseGrantor,
-  type MemberLeaseEvents,
-} from './lease.js';
+import { KeptLease, MemberLease, monotonicNow, type LeaseGrantor } from './lease.js';
 
 /**
  * The worker's entry beside this file: compiled JavaScript as shipped. When this file itself
@@ -218,34 +211,19 @@ export class LeaseThread implements LeaseGrantor {
 }
 
 /** The main thread's side of a lease whose keep-alives run on the `LeaseThread`. */
-class ThreadedLease extends EventEmitter<MemberLeaseEvents> implements KeptLease {
-  private deadline: number;
-  private state: 'alive' | 'lost' | 'revoked' = 'alive';
+class ThreadedLease extends KeptLease {
   /** Keep-alives from the main thread: until the worker takes over, or after it failed. */
   private local: MemberLease | undefined;
 
   constructor(
     private readonly thread: LeaseThread,
     private readonly etcd: Etcd3,
-    readonly id: string,
-    readonly ttlMs: number,
+    id: string,
+    ttlMs: number,
     deadline: number,
     private readonly callTimeoutMs: number,
   ) {
-    super();
-    this.deadline = deadline;
-  }
-
-  get leaseDeadline(): number {
-    return this.deadline;
-  }
-
-  get isAlive(): boolean {
-    return this.state === 'alive';
-  }
-
-  timeLeftMs(now = monotonicNow()): number {
-    return this.state === 'alive' ? Math.max(0, this.deadline - now) : 0;
+    super(id, ttlMs, deadline);
   }
 
   keepMessage(): ToWorker {

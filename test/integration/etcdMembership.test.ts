@@ -10,14 +10,17 @@ import { etcdMemberId, eventually, TestPool } from '../support/pool.js';
 
 describe("ETCD_ENDPOINTS against etcd's member list", function () {
   this.timeout(60_000);
+  const FOLLOWING = "etcd endpoints follow etcd's member list";
   let etcd: EtcdCluster;
   let pool: TestPool | undefined;
 
-  before(async () => {
+  // A cluster per test: each changes its membership for good.
+  beforeEach(async () => {
     etcd = await EtcdCluster.start({ size: 3 });
   });
-  after(async () => {
+  afterEach(async () => {
     await pool?.close();
+    pool = undefined;
     await etcd?.close();
   });
 
@@ -47,21 +50,6 @@ describe("ETCD_ENDPOINTS against etcd's member list", function () {
       .split('\n')
       .find((l) => l.includes(warning))!;
     expect(JSON.parse(line)).to.deep.include({ unknown: [etcd.endpoints[index]], missing: [] });
-  });
-});
-
-describe("a member follows etcd's member list", function () {
-  this.timeout(60_000);
-  const FOLLOWING = "etcd endpoints follow etcd's member list";
-  let etcd: EtcdCluster;
-  let pool: TestPool | undefined;
-
-  before(async () => {
-    etcd = await EtcdCluster.start({ size: 3 });
-  });
-  after(async () => {
-    await pool?.close();
-    await etcd?.close();
   });
 
   /** The `follow` log lines of member a, parsed. */

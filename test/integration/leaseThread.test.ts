@@ -58,6 +58,19 @@ describe('lease keep-alives on their own thread', function () {
     await cluster?.close();
   });
 
+  /** A thread on the test cluster, and a lease it has renewed once. */
+  async function renewingLease(): Promise<KeptLease> {
+    thread = new LeaseThread(
+      etcd,
+      { endpoints: cluster.endpoints, callTimeoutMs: CALL_TIMEOUT_MS },
+      logger,
+    );
+    const lease = await thread.grant(TTL_SECONDS, CALL_TIMEOUT_MS);
+    leases.push(lease);
+    await renewedOnce(lease);
+    return lease;
+  }
+
   afterEach(async () => {
     for (const lease of leases.splice(0)) lease.abandon();
     await thread?.close();
@@ -66,15 +79,9 @@ describe('lease keep-alives on their own thread', function () {
   });
 
   it('with the main thread held 2.6 s (longer than the TTL), a lease kept from the main thread expires; one kept from the thread stays', async () => {
-    thread = new LeaseThread(
-      etcd,
-      { endpoints: cluster.endpoints, callTimeoutMs: CALL_TIMEOUT_MS },
-      logger,
-    );
-    const threaded = await thread.grant(TTL_SECONDS, CALL_TIMEOUT_MS);
     const inline = await MemberLease.grant(etcd, TTL_SECONDS, CALL_TIMEOUT_MS);
-    leases.push(threaded, inline);
-    await Promise.all([renewedOnce(threaded), renewedOnce(inline)]);
+    leases.push(inline);
+    const [threaded] = await Promise.all([renewingLease(), renewedOnce(inline)]);
 
     holdMainThread(2600);
 
@@ -92,14 +99,7 @@ describe('lease keep-alives on their own thread', function () {
   });
 
   it('a main thread silent for longer than the TTL stops the keep-alives: held 6 s, the lease expires and the member hears it is lost', async () => {
-    thread = new LeaseThread(
-      etcd,
-      { endpoints: cluster.endpoints, callTimeoutMs: CALL_TIMEOUT_MS },
-      logger,
-    );
-    const lease = await thread.grant(TTL_SECONDS, CALL_TIMEOUT_MS);
-    leases.push(lease);
-    await renewedOnce(lease);
+    const lease = await renewingLease();
     const failures: string[] = [];
     lease.on('keepAliveFailed', (error) => failures.push(error.message));
     const lost = new Promise<string>((resolve) => lease.once('lost', resolve));
@@ -115,21 +115,14 @@ describe('lease keep-alives on their own thread', function () {
   });
 
   it('a main thread busy for 6 s that speaks up as it works (alive(), as on each request) keeps its lease', async () => {
-    thread = new LeaseThread(
-      etcd,
-      { endpoints: cluster.endpoints, callTimeoutMs: CALL_TIMEOUT_MS },
-      logger,
-    );
-    const lease = await thread.grant(TTL_SECONDS, CALL_TIMEOUT_MS);
-    leases.push(lease);
-    await renewedOnce(lease);
+    const lease = await renewingLease();
     const failures: string[] = [];
     lease.on('keepAliveFailed', (error) => failures.push(error.message));
 
     // Like one turn of the event loop spent on thousands of requests: no timer runs, but each
     // request handler calls alive(), and messages reach the worker without the loop turning.
     const until = monotonicNow() + 6000;
-    while (monotonicNow() < until) thread.alive();
+    while (monotonicNow() < until) thread!.alive();
 
     expect(await ttlInEtcd(etcd, lease)).to.be.at.least(0);
     await renewedOnce(lease);
