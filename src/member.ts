@@ -108,6 +108,7 @@ export class PoolMember {
         base: { member: config.memberId },
       });
     const metrics = createMetrics(VERSION);
+    const strategy = options.strategy ?? (await strategyFor(config.strategy));
     const etcdOptions: EtcdOptions = {
       endpoints: config.etcd.endpoints,
       callTimeoutMs: config.etcd.callTimeoutMs,
@@ -118,7 +119,6 @@ export class PoolMember {
     const etcd = connectEtcd(etcdOptions);
     // Keep-alives on their own thread: a flood of requests on this one cannot delay them.
     const leases = new LeaseThread(etcd, etcdOptions, logger);
-    const strategy = options.strategy ?? (await strategyFor(config.strategy));
     const forwarder = new Forwarder(config.forwardTimeoutMs, config.forwardToken);
     const startedAt = new Date().toISOString();
     const handovers = new HandoverGate();
@@ -249,6 +249,10 @@ export class PoolMember {
         server.off('error', reject);
         resolve();
       });
+    }).catch(async (error: unknown) => {
+      // Nothing was registered yet: release the etcd client and the keep-alive thread.
+      await member.abandon();
+      throw error;
     });
     logger.info(
       {

@@ -15,7 +15,14 @@
  * every token.
  */
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry } from 'cockatiel';
-import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, type CallContext } from 'etcd3';
+import {
+  ClientClosedError,
+  Etcd3,
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  type CallContext,
+  type IOptions,
+} from 'etcd3';
 
 export interface EtcdTls {
   /** PEM CA bundle that signs the etcd server certificates. */
@@ -40,8 +47,10 @@ export interface EtcdOptions {
 
 export function connectEtcd(options: EtcdOptions): Etcd3 {
   const { tls: material, auth } = options;
-  return new Etcd3({
-    hosts: options.endpoints,
+  // Kept: the per-host policy below depends on how many hosts there are now, and
+  // etcd/endpoints.ts changes them while the client runs.
+  const settings: IOptions & { hosts: string[] } = {
+    hosts: [...options.endpoints],
     dialTimeout: options.callTimeoutMs,
     ...(material
       ? {
@@ -57,11 +66,12 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
     // row, lease keep-alives included: three writes refused for NOSPACE then cost every member
     // its lease. Here only failures of the host count (no connection, or no answer before our
     // deadline; never an answer of etcd's, "etcdserver: ..."), a host is tried again after 1 s,
-    // and with one endpoint there is nothing to skip to. A call that found no connection is
-    // tried once more, on another host; each try has its own deadline.
+    // and with one endpoint there is nothing to skip to. A call that found no connection (or a
+    // host closed because etcd no longer lists it) is tried once more, on another host; each
+    // try has its own deadline.
     faultHandling: {
       host: () =>
-        options.endpoints.length > 1
+        settings.hosts.length > 1
           ? circuitBreaker(handleWhen(isHostFailure), {
               halfOpenAfter: 1000,
               breaker: new ConsecutiveBreaker(3),
@@ -82,7 +92,8 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
       options.onRequest?.(context.method);
       return context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs };
     },
-  });
+  };
+  return new Etcd3(settings);
 }
 
 /** An answer of etcd itself (it reached the server), as opposed to a failure of the host. */
@@ -90,9 +101,12 @@ function isEtcdAnswer(error: Error): boolean {
   return error.message.includes('etcdserver:');
 }
 
-/** No connection to the host (nothing was sent). */
+/** No connection to the host (nothing was sent), or a host closed since the call began. */
 function isNotConnected(error: Error): boolean {
-  return error instanceof GRPCUnavailableError && !isEtcdAnswer(error);
+  return (
+    (error instanceof GRPCUnavailableError && !isEtcdAnswer(error)) ||
+    error instanceof ClientClosedError
+  );
 }
 
 /** The host failed: no connection, or no answer before the call's deadline. */

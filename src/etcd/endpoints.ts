@@ -4,32 +4,30 @@
  *
  * etcd3 (pinned at 1.1.2) keeps one `Host` per endpoint in its connection pool and picks among
  * them per call; the authenticator logs in on the pool's list of URLs. Both are replaced here:
- * a new endpoint gets a `Host` built like its siblings (same TLS credentials, gRPC options and
- * fault policy), a dropped one is closed, which ends its calls and streams so that they retry
- * on the others (watches and keep-alives do so within milliseconds). Calls already running
- * keep the host they started on.
+ * a new endpoint gets a `Host` built like its siblings (same TLS credentials and gRPC
+ * options), every host gets a fresh fault policy for the new count (connectEtcd's breaker
+ * depends on it), and a dropped one is closed: new calls no longer go there, and a call that
+ * meets the closed host is retried on another (connectEtcd). Streams already open on it (a
+ * watch, a keep-alive stream) stay until the server ends them or the connection's ping times
+ * out; a removed etcd member shuts down, which ends them at once.
  *
  * This reaches into etcd3's internals, so it checks their shape first and refuses with an
  * error naming the cause if they are not what it expects (test/unit/endpoints.test.ts pins
  * them).
  */
-import type { Etcd3 } from 'etcd3';
 import type { IPolicy } from 'cockatiel';
+import type { Etcd3 } from 'etcd3';
 
 interface Host {
-  /** host:port, without the scheme. */
+  /** The URL without its scheme: how etcd3 names a host. */
   readonly host: string;
   readonly channelCredentials: unknown;
   readonly channelOptions: unknown;
+  faultHandling: IPolicy;
   close(): void;
 }
 
-type HostClass = new (
-  url: string,
-  credentials: unknown,
-  channelOptions: unknown,
-  faultHandling?: IPolicy,
-) => Host;
+type HostClass = new (url: string, credentials: unknown, channelOptions: unknown) => Host;
 
 interface Pool {
   hosts: Host[];
@@ -41,29 +39,28 @@ export interface EndpointChange {
   removed: string[];
 }
 
-/** host:port of a URL, lower case: how etcd3 names a host. */
+/**
+ * What identifies an endpoint: the URL without its scheme (as etcd3 names its hosts) nor a
+ * trailing slash, in lower case. Applied alike to etcd3's hosts and to the URLs asked for.
+ */
 export function hostOf(url: string): string {
-  try {
-    return new URL(url).host.toLowerCase();
-  } catch {
-    return url
-      .replace(/^[a-z]+:\/\//i, '')
-      .replace(/\/+$/, '')
-      .toLowerCase();
-  }
+  return url
+    .replace(/^https?:\/\//i, '')
+    .replace(/\/+$/, '')
+    .toLowerCase();
 }
 
 function poolOf(etcd: Etcd3): Pool {
   const pool = (etcd as unknown as { pool?: Partial<Pool> }).pool;
-  const hosts = pool?.hosts;
-  const first = hosts?.[0];
+  const first = pool?.hosts?.[0];
   if (
     !pool ||
-    !Array.isArray(hosts) ||
+    !Array.isArray(pool.hosts) ||
     !first ||
     typeof first.host !== 'string' ||
     typeof first.close !== 'function' ||
     !('channelCredentials' in first) ||
+    !('faultHandling' in first) ||
     typeof pool.options !== 'object'
   ) {
     throw new Error(
@@ -73,35 +70,26 @@ function poolOf(etcd: Etcd3): Pool {
   return pool as Pool;
 }
 
-/** The client's endpoints now, as host:port. */
-export function currentEndpoints(etcd: Etcd3): string[] {
-  return poolOf(etcd).hosts.map((host) => host.host);
-}
-
 /**
  * Makes `urls` (full URLs, scheme included, at least one) the client's endpoints. Does not
- * block; returns what was added and removed (URLs as given, host:port for removed ones).
+ * block; returns what was added (URLs as given) and removed (as etcd3 named them).
  */
 export function setEndpoints(etcd: Etcd3, urls: readonly string[]): EndpointChange {
   if (urls.length === 0) throw new Error('an etcd client needs at least one endpoint');
   const pool = poolOf(etcd);
   const wanted = new Map(urls.map((url) => [hostOf(url), url]));
-  const kept = pool.hosts.filter((host) => wanted.has(host.host));
-  const dropped = pool.hosts.filter((host) => !wanted.has(host.host));
+  const kept = pool.hosts.filter((host) => wanted.has(hostOf(host.host)));
+  const dropped = pool.hosts.filter((host) => !wanted.has(hostOf(host.host)));
   const sibling = pool.hosts[0]!;
   const Host = sibling.constructor as HostClass;
-  const added = [...wanted].filter(([host]) => !kept.some((k) => k.host === host));
+  const added = [...wanted].filter(([key]) => !kept.some((host) => hostOf(host.host) === key));
   const fresh = added.map(
-    ([, url]) =>
-      new Host(
-        url,
-        sibling.channelCredentials,
-        sibling.channelOptions,
-        pool.options.faultHandling?.host?.(url),
-      ),
+    ([, url]) => new Host(url, sibling.channelCredentials, sibling.channelOptions),
   );
+  pool.options.hosts = [...wanted.values()];
   pool.hosts = [...kept, ...fresh];
-  pool.options.hosts = [...urls];
+  const policyFor = pool.options.faultHandling?.host;
+  if (policyFor) for (const host of pool.hosts) host.faultHandling = policyFor(host.host);
   for (const host of dropped) host.close();
   return { added: added.map(([, url]) => url), removed: dropped.map((host) => host.host) };
 }

@@ -54,10 +54,12 @@ export function endpointDrift(
 }
 
 /**
- * The endpoints to use: one client URL per voting, started member — the one ETCD_ENDPOINTS
- * already lists if any, else the first with ETCD_ENDPOINTS' scheme (http or https), else its
- * first. Undefined when ETCD_ENDPOINTS front etcd (see `endpointDrift`) or etcd lists no
- * member to use.
+ * The endpoints to use: one client URL per voting, started member, with ETCD_ENDPOINTS' scheme
+ * (the client's TLS settings are for that scheme) — the one ETCD_ENDPOINTS already lists if
+ * any, else its first such URL. A loopback URL (127.0.0.0/8, ::1, localhost) is used only when
+ * ETCD_ENDPOINTS dial loopback themselves: elsewhere it names the member's own host, not
+ * etcd's. A member with no usable URL is left out. Undefined when ETCD_ENDPOINTS front etcd
+ * (see `endpointDrift`) or no member is usable.
  */
 export function memberEndpoints(
   endpoints: readonly string[],
@@ -66,22 +68,40 @@ export function memberEndpoints(
   const voting = members.filter((member) => !member.isLearner && member.clientURLs.length > 0);
   const listed = new Set(endpoints.map(normalise));
   const served = new Set(voting.flatMap((member) => member.clientURLs.map(normalise)));
-  if (voting.length === 0 || ![...listed].some((endpoint) => served.has(endpoint))) {
-    return undefined;
+  if (![...listed].some((endpoint) => served.has(endpoint))) return undefined;
+  const schemes = new Set(endpoints.map(schemeOf));
+  const loopbackToo = endpoints.some(isLoopback);
+  const usable = (url: string) => schemes.has(schemeOf(url)) && (loopbackToo || !isLoopback(url));
+  const chosen = voting
+    .map(
+      ({ clientURLs }) =>
+        clientURLs.find((url) => listed.has(normalise(url)) && usable(url)) ??
+        clientURLs.find(usable),
+    )
+    .filter((url): url is string => url !== undefined);
+  const unique = [...new Map(chosen.map((url) => [normalise(url), url])).values()];
+  return unique.length > 0 ? unique : undefined;
+}
+
+function schemeOf(url: string): string {
+  return url.split('://')[0]!.toLowerCase();
+}
+
+function isLoopback(url: string): boolean {
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  } catch {
+    return false;
   }
-  const scheme = new Set(endpoints.map((endpoint) => endpoint.split('://')[0]?.toLowerCase()));
-  return voting.map(
-    ({ clientURLs }) =>
-      clientURLs.find((url) => listed.has(normalise(url))) ??
-      clientURLs.find((url) => scheme.has(url.split('://')[0]?.toLowerCase())) ??
-      clientURLs[0]!,
-  );
 }
 
 /**
- * Compares every `intervalMs` (milliseconds; the timer is unref'd and never blocks) and logs a
- * warning when the drift appears or changes, and once when it is gone. A failed member list
- * (etcd unreachable) is skipped: other checks report that. Returns a function that stops it.
+ * Compares every `intervalMs` (milliseconds; the timer is unref'd and never blocks)
+ * and logs a warning when the drift appears or changes, and once when it is gone. With
+ * `follow`, hands it the endpoints to use whenever they change (`memberEndpoints`); if it
+ * throws, following stops with one warning. A failed member list (etcd unreachable) is
+ * skipped: other checks report that. Returns a function that stops it.
  */
 export function watchEtcdMembership(
   etcd: Etcd3,
@@ -92,6 +112,7 @@ export function watchEtcdMembership(
 ): () => void {
   let reported = '';
   let following = [...endpoints];
+  let followFailed = false;
   const check = async () => {
     let drift: EndpointDrift;
     let members: IMember[];
@@ -102,16 +123,17 @@ export function watchEtcdMembership(
       logger.debug({ err: describeEtcdError(error) }, 'could not list etcd members');
       return;
     }
-    const target = follow && memberEndpoints(following, members);
+    const target = follow && !followFailed && memberEndpoints(following, members);
     if (target && !sameEndpoints(target, following)) {
       try {
         const change = follow(target);
         following = target;
         logger.info({ ...change, endpoints: target }, "etcd endpoints follow etcd's member list");
       } catch (error) {
+        followFailed = true;
         logger.warn(
           { err: error instanceof Error ? error.message : String(error) },
-          'cannot change the etcd endpoints while running',
+          "cannot change the etcd endpoints while running; they stay as they are, and etcd's member list is no longer followed",
         );
       }
     }
@@ -136,6 +158,7 @@ export function watchEtcdMembership(
 }
 
 function sameEndpoints(a: readonly string[], b: readonly string[]): boolean {
-  const set = new Set(a.map(normalise));
-  return a.length === b.length && b.every((url) => set.has(normalise(url)));
+  const left = new Set(a.map(normalise));
+  const right = new Set(b.map(normalise));
+  return left.size === right.size && [...right].every((url) => left.has(url));
 }

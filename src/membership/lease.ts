@@ -80,6 +80,9 @@ export abstract class KeptLease extends EventEmitter<MemberLeaseEvents> {
     return this.state === 'alive' ? Math.max(0, this.deadline - now) : 0;
   }
 
+  /** Which thread sends the keep-alives now: 'main' whenever this one does (too). */
+  abstract get keeper(): 'thread' | 'main';
+
   /** Revokes the lease: etcd deletes every key bound to it at once. */
   abstract revoke(): Promise<void>;
 
@@ -149,6 +152,10 @@ export class MemberLease extends KeptLease {
     lease.timer = setInterval(() => lease.keepAlive(), Math.max(100, lease.ttlMs / 3));
     lease.timer.unref();
     return lease;
+  }
+
+  get keeper(): 'main' {
+    return 'main';
   }
 
   /** Sends one keep-alive now; the answer arrives as a `renewed` event. */

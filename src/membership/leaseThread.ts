@@ -20,9 +20,12 @@
  * the owner also calls `alive()` from its I/O callbacks (each new connection and request),
  * which beats at most every `BEAT_MS`.
  *
- * If the worker cannot start or dies, its leases are kept from the main thread again
- * (`MemberLease.keep`), with a warning: the member degrades to the old behaviour, it does not
- * lose its registration.
+ * The main thread keeps a lease itself (`MemberLease.keep`) until the worker's first renewal,
+ * and again as a backup while the worker's keep-alives fail with less than half the TTL left
+ * (its own connection may be stuck while the main one works); the backup stops at the worker's
+ * next renewal. If the worker cannot start or dies, every lease is kept from the main thread
+ * from then on, with a warning: the member degrades to the old behaviour, it does not lose its
+ * registration.
  */
 import { Worker } from 'node:worker_threads';
 import type { Etcd3 } from 'etcd3';
@@ -31,18 +34,16 @@ import type { Logger } from '../log/logger.js';
 import { KeptLease, MemberLease, monotonicNow, type LeaseGrantor } from './lease.js';
 
 /**
- * The worker's entry beside this file: compiled JavaScript as shipped. When this file itself
- * runs from source (tests, under tsx), the worker registers tsx's loader before importing the
- * TypeScript entry: loaders registered at run time do not reach workers by themselves.
+ * The worker's entry: compiled JavaScript beside this file as shipped. When this file runs
+ * from source (the tests, under tsx, whose loader does not reach worker threads), the compiled
+ * one under dist/ — as the tests' member processes run the compiled CLI (`make build` first).
  */
-const WORKER_ENTRY = import.meta.url.endsWith('.ts')
-  ? {
-      script: `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(
-        new URL('./leaseThreadWorker.ts', import.meta.url).href,
-      )}); })`,
-      eval: true,
-    }
-  : { script: new URL('./leaseThreadWorker.js', import.meta.url), eval: false };
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts')
+    ? '../../dist/src/membership/leaseThreadWorker.js'
+    : './leaseThreadWorker.js',
+  import.meta.url,
+);
 
 /** How often (ms) the main thread tells the worker it is still answering. */
 export const BEAT_MS = 100;
@@ -52,7 +53,8 @@ export type ToWorker =
   | { type: 'keep'; id: string; ttlMs: number; deadline: number; callTimeoutMs: number }
   | { type: 'drop'; id: string }
   | { type: 'endpoints'; urls: string[] }
-  | { type: 'beat' };
+  /** The main thread was running at `at` (monotonic ms). */
+  | { type: 'beat'; at: number };
 
 /** Worker → main thread. */
 export type FromWorker =
@@ -64,6 +66,13 @@ export type FromWorker =
 /** What the worker needs to open its own etcd connection (no functions: it is cloned). */
 export type WorkerEtcdOptions = Omit<EtcdOptions, 'onRequest'>;
 
+/** The worker's start-up data. */
+export interface WorkerData {
+  etcd: WorkerEtcdOptions;
+  /** When (monotonic ms) the main thread started it: its first sign of life. */
+  startedAt: number;
+}
+
 /**
  * One worker per member process, shared by the leases of all its pools. Leases are granted on
  * the main thread's etcd client and kept alive from the worker's.
@@ -74,6 +83,7 @@ export class LeaseThread implements LeaseGrantor {
   private failed = false;
   private beat: NodeJS.Timeout | undefined;
   private lastBeatAt = -Infinity;
+  private saidTookOver = false;
   private readonly leases = new Map<string, ThreadedLease>();
 
   /**
@@ -82,7 +92,7 @@ export class LeaseThread implements LeaseGrantor {
    */
   constructor(
     private readonly etcd: Etcd3,
-    private options: EtcdOptions,
+    private readonly options: EtcdOptions,
     private readonly logger: Logger,
   ) {
     this.start();
@@ -104,8 +114,8 @@ export class LeaseThread implements LeaseGrantor {
     this.leases.set(lease.id, lease);
     // Kept from here too until the worker's first renewal proves it has taken over: a worker
     // still starting (or slow to connect) must not leave the lease unattended.
-    lease.keepHere();
-    this.start()?.postMessage(lease.keepMessage());
+    lease.keepHere(false);
+    this.worker?.postMessage(lease.keepMessage());
     return lease;
   }
 
@@ -121,7 +131,6 @@ export class LeaseThread implements LeaseGrantor {
 
   /** The worker's etcd client dials `urls` from now on (see etcd/endpoints.ts). */
   setEndpoints(urls: readonly string[]): void {
-    this.options = { ...this.options, endpoints: [...urls] };
     this.worker?.postMessage({ type: 'endpoints', urls: [...urls] } satisfies ToWorker);
   }
 
@@ -136,12 +145,19 @@ export class LeaseThread implements LeaseGrantor {
 
   private sendBeat(): void {
     this.lastBeatAt = monotonicNow();
-    this.worker?.postMessage({ type: 'beat' } satisfies ToWorker);
+    this.worker?.postMessage({ type: 'beat', at: this.lastBeatAt } satisfies ToWorker);
   }
 
   /** Whether the worker runs (a renewal it sent earlier may still arrive after it stopped). */
   get workerRunning(): boolean {
     return this.worker !== undefined;
+  }
+
+  /** @internal The first renewal by the worker: said once per process. */
+  tookOver(): void {
+    if (this.saidTookOver) return;
+    this.saidTookOver = true;
+    this.logger.info('lease keep-alives run on their own thread');
   }
 
   /** @internal A lease ended: the worker forgets it. */
@@ -150,8 +166,7 @@ export class LeaseThread implements LeaseGrantor {
     this.worker?.postMessage({ type: 'drop', id } satisfies ToWorker);
   }
 
-  private start(): Worker | undefined {
-    if (this.worker || this.failed) return this.worker;
+  private start(): void {
     const { endpoints, callTimeoutMs, tls, auth } = this.options;
     const etcd: WorkerEtcdOptions = {
       endpoints,
@@ -161,13 +176,12 @@ export class LeaseThread implements LeaseGrantor {
     };
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_ENTRY.script, {
-        eval: WORKER_ENTRY.eval,
-        workerData: { etcd },
+      worker = new Worker(WORKER_URL, {
+        workerData: { etcd, startedAt: monotonicNow() } satisfies WorkerData,
       });
     } catch (error) {
       this.fallBack(error);
-      return undefined;
+      return;
     }
     worker.unref();
     worker.on('message', (message: FromWorker) => this.onMessage(message));
@@ -178,7 +192,6 @@ export class LeaseThread implements LeaseGrantor {
     this.worker = worker;
     this.beat = setInterval(() => this.sendBeat(), BEAT_MS);
     this.beat.unref();
-    return worker;
   }
 
   private onMessage(message: FromWorker): void {
@@ -190,7 +203,7 @@ export class LeaseThread implements LeaseGrantor {
     if (!lease) return;
     if (message.type === 'renewed') {
       lease.renewedByWorker(message.deadline, message.timeLeftMs, message.answeredAt);
-    } else if (message.type === 'failed') lease.emit('keepAliveFailed', new Error(message.message));
+    } else if (message.type === 'failed') lease.failedInWorker(new Error(message.message));
     else lease.markLost(message.reason);
   }
 
@@ -206,7 +219,7 @@ export class LeaseThread implements LeaseGrantor {
       { err: error instanceof Error ? error.message : String(error) },
       'lease keep-alive thread failed; keeping leases alive from the main thread',
     );
-    for (const lease of this.leases.values()) lease.keepHere();
+    for (const lease of this.leases.values()) lease.keepHere(true);
   }
 }
 
@@ -236,13 +249,29 @@ class ThreadedLease extends KeptLease {
     };
   }
 
+  /** Who sends the keep-alives now: the worker alone, or the main thread (too). */
+  get keeper(): 'thread' | 'main' {
+    return this.local ? 'main' : 'thread';
+  }
+
   /** The worker renewed the lease: it has taken over, the main thread's keep-alives stop. */
   renewedByWorker(deadline: number, timeLeftMs: number, answeredAt: number): void {
     if (this.local && this.thread.workerRunning) {
       this.local.abandon();
       this.local = undefined;
+      this.thread.tookOver();
     }
     this.renewed(deadline, timeLeftMs, answeredAt);
+  }
+
+  /**
+   * A keep-alive of the worker failed. With less than half the TTL left the main thread joins
+   * in at once (its connection may work where the worker's is stuck) until the worker renews
+   * again.
+   */
+  failedInWorker(error: Error): void {
+    this.emit('keepAliveFailed', error);
+    if (this.timeLeftMs() < this.ttlMs / 2) this.keepHere(true);
   }
 
   /**
@@ -263,8 +292,11 @@ class ThreadedLease extends KeptLease {
     this.emit('lost', reason);
   }
 
-  /** Keeps this lease alive from the main thread (too), from its current deadline. */
-  keepHere(): void {
+  /**
+   * Keeps this lease alive from the main thread (too), from its current deadline; `now`: send
+   * the first keep-alive at once rather than a third of the TTL later.
+   */
+  keepHere(now: boolean): void {
     if (this.state !== 'alive' || this.local) return;
     const local = MemberLease.keep(
       this.etcd,
@@ -279,6 +311,7 @@ class ThreadedLease extends KeptLease {
     local.on('keepAliveFailed', (error) => this.emit('keepAliveFailed', error));
     local.on('lost', (reason) => this.markLost(reason));
     this.local = local;
+    if (now) local.keepAlive();
   }
 
   async revoke(): Promise<void> {

@@ -10,13 +10,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { connectEtcd } from '../etcd/client.js';
 import { setEndpoints } from '../etcd/endpoints.js';
 import { MemberLease, monotonicNow } from './lease.js';
-import type { FromWorker, ToWorker, WorkerEtcdOptions } from './leaseThread.js';
+import type { FromWorker, ToWorker, WorkerData } from './leaseThread.js';
 
 const port = parentPort;
 if (!port)
   throw new Error('leaseThreadWorker.js runs only as a worker thread (see leaseThread.ts)');
 
-const { etcd: options } = workerData as { etcd: WorkerEtcdOptions };
+const { etcd: options, startedAt } = workerData as WorkerData;
 const send = (message: FromWorker) => port.postMessage(message);
 
 // Buffers arrive as plain Uint8Arrays after the structured clone.
@@ -33,14 +33,19 @@ const etcd = connectEtcd({
   onRequest: (operation) => send({ type: 'request', operation }),
 });
 
-let lastBeat = monotonicNow();
+// Connect now, while the member starts: the first keep-alive must not pay for the connection
+// (on a slow link that first answer comes late, and the answer window then widens for good).
+etcd.maintenance.status().catch(() => undefined);
+
+/** When the main thread was last seen running (monotonic ms, its own reading). */
+let lastBeat = startedAt;
 const leases = new Map<string, MemberLease>();
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'beat') {
-    const now = monotonicNow();
-    const silentMs = now - lastBeat;
-    lastBeat = now;
+    // Timed by the sender: beats that queued while this thread was busy are not fresh.
+    const silentMs = monotonicNow() - lastBeat;
+    lastBeat = Math.max(lastBeat, message.at);
     // Back after a silence that stopped the keep-alives: renew now, not at the next tick.
     for (const lease of leases.values()) if (silentMs > lease.ttlMs) lease.keepAlive();
   } else if (message.type === 'keep') {
@@ -61,7 +66,12 @@ port.on('message', (message: ToWorker) => {
     });
     leases.set(id, lease);
   } else if (message.type === 'endpoints') {
-    setEndpoints(etcd, message.urls);
+    try {
+      setEndpoints(etcd, message.urls);
+    } catch {
+      // The main thread changed its own client first and reported a refusal; this client
+      // keeps its endpoints, and the main thread is the backup if they fail.
+    }
   } else {
     leases.get(message.id)?.abandon();
     leases.delete(message.id);

@@ -84,6 +84,9 @@ describe("ETCD_ENDPOINTS against etcd's member list", function () {
     expect((await fetch(`${pool.member('a').url}/readyz`)).status).to.equal(200);
     expect((await pool.work('a', 'after the loss')).status).to.equal(200);
     expect(pool.member('a').recentOutput()).to.not.include('registering again');
+    // The keep-alive thread followed too: it took over and never failed over to this one.
+    expect(pool.member('a').recentOutput()).to.include('lease keep-alives run on their own thread');
+    expect(pool.member('a').recentOutput()).to.not.include('lease keep-alive thread failed');
 
     const killed = await etcdMemberId(etcd, etcd.endpoints[given]!);
     await eventually(

@@ -121,6 +121,7 @@ describe('etcd over TLS and with authentication', function () {
       );
       return Number(renewals?.[1] ?? 0) >= 3;
     });
+    expect(member.recentOutput()).to.include('lease keep-alives run on their own thread');
     expect(member.recentOutput()).not.to.include('lease keep-alive thread failed');
     expect(member.recentOutput()).not.to.include('lease keep-alive failed');
   }

@@ -742,10 +742,14 @@ describe('hostile input against one member', function () {
       expect((await pool.view('a')).self.isLeader).to.equal(true);
       expect((await send(port, '/readyz')).status).to.equal(200);
 
-      // 1.5 s each way: no keep-alive answer arrives within TTL/6, no read within the call
-      // timeout. The member must stop acting as leader before its lease deadline (the last
-      // renewal sent + TTL, minus the 500 ms margin): within the TTL.
-      proxy.delayMs = 1_500;
+      // 2 s each way: no keep-alive answer arrives within TTL/6, nor while a replaced stream is
+      // kept for late answers (up to the call timeout, 1.5 s, after that: 3 s after sending; a
+      // later answer is dropped), no read within the call timeout. With 1.5 s each way answers
+      // came at the edge of that window and now and then renewed the lease — validly, but then
+      // the member may lead up to a TTL after that renewal was sent. The member must stop
+      // acting as leader before its lease deadline (the last renewal sent + TTL, minus the
+      // 500 ms margin): within the TTL.
+      proxy.delayMs = 2_000;
       const slowSince = Date.now();
       await eventually(
         'a stops claiming to lead and to be ready',

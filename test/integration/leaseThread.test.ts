@@ -13,6 +13,9 @@ import { connectEtcd } from '../../src/etcd/client.js';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
 import { MemberLease, monotonicNow, type KeptLease } from '../../src/membership/lease.js';
 import { LeaseThread } from '../../src/membership/leaseThread.js';
+import { TcpProxy } from '../../src/local/tcpProxy.js';
+import { eventually } from '../support/pool.js';
+import type { Worker } from 'node:worker_threads';
 
 const TTL_SECONDS = 2;
 const CALL_TIMEOUT_MS = 1000;
@@ -31,9 +34,18 @@ async function ttlInEtcd(etcd: Etcd3, lease: KeptLease): Promise<number> {
   return Number(answer.TTL);
 }
 
-/** Waits for the lease's first renewal: keep-alives are running. */
+/** Waits for the lease's next renewal: its time left then. Fails after two TTLs without one. */
 function renewedOnce(lease: KeptLease): Promise<number> {
-  return new Promise((resolve) => lease.once('renewed', (_deadline, left) => resolve(left)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no renewal within ${2 * TTL_SECONDS} s`)),
+      2 * TTL_SECONDS * 1000,
+    );
+    lease.once('renewed', (_deadline, left) => {
+      clearTimeout(timer);
+      resolve(left);
+    });
+  });
 }
 
 describe('lease keep-alives on their own thread', function () {
@@ -46,6 +58,7 @@ describe('lease keep-alives on their own thread', function () {
     { write: (line: string) => warnings.push(JSON.parse(line).msg) },
   );
   let thread: LeaseThread | undefined;
+  let proxy: TcpProxy | undefined;
   const leases: KeptLease[] = [];
 
   before(async () => {
@@ -58,20 +71,21 @@ describe('lease keep-alives on their own thread', function () {
     await cluster?.close();
   });
 
-  /** A thread on the test cluster, and a lease it has renewed once. */
-  async function renewingLease(): Promise<KeptLease> {
-    thread = new LeaseThread(
-      etcd,
-      { endpoints: cluster.endpoints, callTimeoutMs: CALL_TIMEOUT_MS },
-      logger,
-    );
+  /**
+   * A thread on the test cluster (its own etcd connection to `endpoints`), and a lease it has
+   * taken over: the worker renewed it and the main thread stopped sending.
+   */
+  async function renewingLease(endpoints = cluster.endpoints): Promise<KeptLease> {
+    thread = new LeaseThread(etcd, { endpoints, callTimeoutMs: CALL_TIMEOUT_MS }, logger);
     const lease = await thread.grant(TTL_SECONDS, CALL_TIMEOUT_MS);
     leases.push(lease);
-    await renewedOnce(lease);
+    while (lease.keeper !== 'thread') await renewedOnce(lease);
     return lease;
   }
 
   afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
     for (const lease of leases.splice(0)) lease.abandon();
     await thread?.close();
     thread = undefined;
@@ -128,6 +142,42 @@ describe('lease keep-alives on their own thread', function () {
     await renewedOnce(lease);
     expect(lease.isAlive).to.equal(true);
     expect(failures).to.deep.equal([]);
+  });
+
+  it('the worker dies after taking over: the main thread keeps the lease from then on, with a warning', async () => {
+    const lease = await renewingLease();
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    // Three renewals span more than a TTL: the lease lives on from the main thread.
+    for (let i = 0; i < 3; i++) await renewedOnce(lease);
+    expect(lease.keeper).to.equal('main');
+    expect(await ttlInEtcd(etcd, lease)).to.be.at.least(0);
+    expect(warnings).to.deep.equal([
+      'lease keep-alive thread failed; keeping leases alive from the main thread',
+    ]);
+  });
+
+  it("the worker's own etcd connection goes silent (blackholed) while the main one works: the main thread joins in before the lease runs out, and leaves again once the worker renews", async () => {
+    proxy = await TcpProxy.start(cluster.endpoints[0]!);
+    const lease = await renewingLease([proxy.url]);
+    const failures: string[] = [];
+    lease.on('keepAliveFailed', (error) => failures.push(error.message));
+    proxy.cut('blackhole');
+    // Three TTLs: without the main thread joining in, the lease would be gone.
+    const keepers = new Set<string>();
+    for (let i = 0; i < 9; i++) {
+      await renewedOnce(lease);
+      keepers.add(lease.keeper);
+    }
+    expect(await ttlInEtcd(etcd, lease)).to.be.at.least(0);
+    expect(lease.isAlive).to.equal(true);
+    expect(keepers).to.include('main');
+    expect(failures.length, 'the worker reported its failures').to.be.greaterThan(0);
+
+    proxy.heal();
+    await eventually('the worker renews again and the main thread stops', async () => {
+      await renewedOnce(lease);
+      return lease.keeper === 'thread';
+    });
   });
 
   it('a keep-alive thread that cannot start (no etcd endpoint for it) leaves the keep-alives to the main thread, with a warning', async () => {

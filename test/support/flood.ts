@@ -62,15 +62,22 @@ export function flood(options: FloodOptions): Promise<CallRecord[]> {
   child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code !== 0) reject(new Error(`the flood process exited with code ${code}`));
-      else
+    // 'close', not 'exit': only then has all of its output been read.
+    child.on('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`the flood process exited with code ${code}`));
+        return;
+      }
+      try {
         resolve(
           out
             .trim()
             .split('\n')
             .map((line) => JSON.parse(line) as CallRecord),
         );
+      } catch (error) {
+        reject(error as Error);
+      }
     });
   });
 }

@@ -6,7 +6,8 @@
 import { expect } from 'chai';
 import type { Etcd3 } from 'etcd3';
 import { connectEtcd } from '../../src/etcd/client.js';
-import { currentEndpoints, hostOf, setEndpoints } from '../../src/etcd/endpoints.js';
+import { NoopPolicy } from 'cockatiel';
+import { hostOf, setEndpoints } from '../../src/etcd/endpoints.js';
 import { generateCertificates } from '../support/certificates.js';
 import { readFile } from 'node:fs/promises';
 
@@ -35,18 +36,46 @@ describe('setEndpoints', () => {
     const change = setEndpoints(etcd, ['https://10.0.0.1:2379', 'https://10.0.0.3:2379']);
 
     expect(change).to.deep.equal({ added: ['https://10.0.0.3:2379'], removed: ['10.0.0.2:2379'] });
-    expect(currentEndpoints(etcd)).to.deep.equal(['10.0.0.1:2379', '10.0.0.3:2379']);
+    expect(poolOf(etcd).hosts.map((host) => host.host)).to.deep.equal([
+      '10.0.0.1:2379',
+      '10.0.0.3:2379',
+    ]);
     const [kept, added] = poolOf(etcd).hosts;
     expect(kept).to.equal(first);
     expect(added!.channelCredentials, 'the same TLS credentials').to.equal(
       first!.channelCredentials,
     );
-    expect(added!.faultHandling, 'its own fault policy').to.not.equal(first!.faultHandling);
+    expect(added!.faultHandling, 'its own fault policy').to.not.equal(kept!.faultHandling);
     expect(second!.closed).to.equal(true);
     expect(poolOf(etcd).options.hosts).to.deep.equal([
       'https://10.0.0.1:2379',
       'https://10.0.0.3:2379',
     ]);
+  });
+
+  it('gives every host the fault policy of the new count: none with one endpoint, a breaker with more', () => {
+    const etcd = connectEtcd({ endpoints: ['http://10.0.0.1:2379'], callTimeoutMs: 1000 });
+    clients.push(etcd);
+    expect(poolOf(etcd).hosts[0]!.faultHandling).to.be.instanceOf(NoopPolicy);
+    setEndpoints(etcd, ['http://10.0.0.1:2379', 'http://10.0.0.2:2379', 'http://10.0.0.3:2379']);
+    for (const host of poolOf(etcd).hosts) {
+      expect(host.faultHandling).to.not.be.instanceOf(NoopPolicy);
+    }
+    setEndpoints(etcd, ['http://10.0.0.3:2379']);
+    expect(poolOf(etcd).hosts[0]!.faultHandling).to.be.instanceOf(NoopPolicy);
+  });
+
+  it('keeps a host written another way (case, trailing slash): nothing is closed or dialled again', () => {
+    const etcd = connectEtcd({
+      endpoints: ['http://ETCD-A:2379', 'http://etcd-b:2379'],
+      callTimeoutMs: 1000,
+    });
+    clients.push(etcd);
+    const [a] = poolOf(etcd).hosts;
+    const change = setEndpoints(etcd, ['http://etcd-a:2379/', 'http://etcd-b:2379']);
+    expect(change).to.deep.equal({ added: [], removed: [] });
+    expect(poolOf(etcd).hosts[0]).to.equal(a);
+    expect(a!.closed).to.equal(false);
   });
 
   it('refuses an empty list, and names the cause when the client is not the etcd3 it knows', () => {
@@ -58,7 +87,7 @@ describe('setEndpoints', () => {
     );
   });
 
-  it('names hosts as etcd3 does: host:port, lower case, without scheme or slash', () => {
+  it('identifies an endpoint by its URL without scheme or trailing slash, in lower case', () => {
     expect(hostOf('https://ETCD-0.example:2379/')).to.equal('etcd-0.example:2379');
     expect(hostOf('10.0.0.1:2379')).to.equal('10.0.0.1:2379');
   });

@@ -47,7 +47,7 @@ describe('memberEndpoints', () => {
     { clientURLs: ['http://etcd-4.etcd:2379'], isLearner: true },
   ];
 
-  it('one URL per voting, started member: the listed one, else one of the listed scheme, else the first', () => {
+  it('one URL per voting, started member: the listed one, else the first of the listed scheme', () => {
     expect(memberEndpoints(['http://ETCD-0.etcd:2379/'], members)).to.deep.equal([
       'http://etcd-0.etcd:2379',
       'http://10.0.0.5:2379',
@@ -55,12 +55,31 @@ describe('memberEndpoints', () => {
     expect(
       memberEndpoints(['http://etcd-0.etcd:2379', 'http://etcd-1.etcd:2379'], members),
     ).to.deep.equal(['http://etcd-0.etcd:2379', 'http://etcd-1.etcd:2379']);
+  });
+
+  it("never another scheme than ETCD_ENDPOINTS' (the client's TLS is for that one): such members are left out", () => {
     expect(
       memberEndpoints(
         ['https://etcd-1.etcd:2379'],
         [{ clientURLs: ['http://x:2379'] }, ...members],
       ),
-    ).to.deep.equal(['http://x:2379', 'http://etcd-0.etcd:2379', 'https://etcd-1.etcd:2379']);
+    ).to.deep.equal(['https://etcd-1.etcd:2379']);
+  });
+
+  it('loopback URLs only when ETCD_ENDPOINTS dial loopback; a URL two members advertise, once', () => {
+    const advertised = [
+      { clientURLs: ['http://127.0.0.1:2379', 'http://10.0.0.1:2379'] },
+      { clientURLs: ['http://[::1]:2379', 'http://localhost:2379'] },
+      { clientURLs: ['http://10.0.0.1:2379'] },
+    ];
+    expect(memberEndpoints(['http://10.0.0.1:2379'], advertised)).to.deep.equal([
+      'http://10.0.0.1:2379',
+    ]);
+    expect(memberEndpoints(['http://127.0.0.1:2379'], advertised)).to.deep.equal([
+      'http://127.0.0.1:2379',
+      'http://[::1]:2379',
+      'http://10.0.0.1:2379',
+    ]);
   });
 
   it('nothing to follow behind a proxy or load balancer, or when etcd lists no usable member', () => {
