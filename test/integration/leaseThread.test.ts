@@ -4,7 +4,8 @@
  * cannot start leaves the keep-alives to the main thread.
  *
  * "Busy" is this test process's own main thread held in a loop, the extreme of a member whose
- * event loop is taken by a flood of requests: nothing on it runs until the loop ends.
+ * event loop is taken by a flood of requests: nothing on it runs until the loop ends. The
+ * worker runs compiled, from dist/ (`make build` first), as the members under test do.
  */
 import { expect } from 'chai';
 import type { Etcd3 } from 'etcd3';
