@@ -57,21 +57,24 @@ async function serve(): Promise<void> {
   process.once('SIGINT', stop);
 }
 
+/** Usage errors exit 2, like bad configuration; --help and --version still exit 0. */
+const usageExit = (error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
+
+// No command prints the help (exit 2) rather than starting a member: `serve` is named, as the
+// image's CMD and the chart do. An unknown command is named, with the closest known one.
 const program = new Command()
   .name('service-pool-leader')
   .description(
     'A pool of service instances on etcd that agrees on one leader and routes work to it.',
   )
-  .version(VERSION);
+  .version(VERSION)
+  .exitOverride(usageExit);
 
 program
-  .command('serve', { isDefault: true })
+  .command('serve')
   .description('Start one pool member, configured by environment variables.')
   .addHelpText('after', `\nEnvironment variables:\n${describeVariables()}\n`)
   .action(serve);
-
-/** Usage errors of the commands below exit 2, like bad configuration; --help still exits 0. */
-const usageExit = (error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
 
 program
   .command('demo')

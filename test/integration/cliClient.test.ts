@@ -112,6 +112,21 @@ describe('the CLI client of a running pool', function () {
       }
     });
 
+    it('no command prints the help and starts nothing; an unknown command is named with the closest one; both exit 2', async () => {
+      // Before: no command started a member (binding 0.0.0.0:8080, retrying etcd forever), and
+      // a typo said "too many arguments for 'serve'".
+      const none = await runCli([], { timeoutMs: 5000 });
+      expect(none.code).to.equal(2);
+      expect(none.stderr).to.include('Usage: service-pool-leader [options] [command]');
+      for (const command of ['serve', 'demo', 'status', 'work']) {
+        expect(none.stderr).to.match(new RegExp(`^  ${command}\\b`, 'm'));
+      }
+      expect(none.stdout).to.not.include('listening');
+      const typo = await runCli(['stauts'], { timeoutMs: 5000 });
+      expect(typo.code).to.equal(2);
+      expect(typo.stderr).to.equal("error: unknown command 'stauts'\n(Did you mean status?)\n");
+    });
+
     it('a bad URL, an unknown option or a second payload is a usage error, exit code 2', async () => {
       const badUrl = await runCli(['status', '--url', 'localhost:8081']);
       expect(badUrl.code).to.equal(2);

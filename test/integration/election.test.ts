@@ -63,6 +63,17 @@ describe('a pool on a real etcd cluster', function () {
     const [key, value] = elect.stdout.trim().split('\n');
     expect(key).to.equal(view.leader?.memberKey);
     expect(JSON.parse(value!).id).to.equal('a');
+    // The README's one-shot form names the same key and ends by itself.
+    const oldest = await etcd.etcdctl([
+      'get',
+      `${pool.prefix}/pools/default/members/`,
+      '--prefix',
+      '--sort-by=CREATE',
+      '--order=ASCEND',
+      '--limit=1',
+    ]);
+    expect(oldest.code, oldest.stderr).to.equal(0);
+    expect(oldest.stdout.trim().split('\n')[0]).to.equal(view.leader?.memberKey);
   });
 
   it('a member turns ready only once it sees itself in the pool (its /pool lists it at its first 200 /readyz)', async () => {
