@@ -34,7 +34,7 @@ import {
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { settleIncarnations } from './incarnations.js';
 import { PoolView, sleep, type MemberView } from './poolView.js';
-import { oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
+import { FALLBACK_REASONS, oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
 
 export interface LeaderInfo {
   id: string;
@@ -191,6 +191,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     metrics.leaderChanges.inc({ pool }, 0);
     metrics.keepAliveFailures.inc({ pool }, 0);
     metrics.failoverDuration.zero({ pool });
+    metrics.leaseRenewalTimeLeft.zero({ pool });
+    for (const reason of FALLBACK_REASONS) metrics.strategyFallbacks.inc({ pool, reason }, 0);
     metrics.ticketBlocks.inc({ pool }, 0);
     this.view.on('change', () => this.evaluate());
     this.view.on('reachability', () => this.evaluate());

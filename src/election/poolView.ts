@@ -88,13 +88,20 @@ interface Probe {
   claimTerm: bigint | undefined;
 }
 
-type ResyncReason =
-  | 'start'
-  | 'watch_error'
-  | 'watch_disconnected'
-  | 'watch_ended'
-  | 'reconcile'
-  | 'rollback';
+/** Why the view read the pool afresh: the `reason` label of service_pool_watch_resyncs_total. */
+const RESYNC_REASONS = [
+  'start',
+  'watch_error',
+  'watch_disconnected',
+  'watch_ended',
+  'reconcile',
+  'rollback',
+] as const;
+type ResyncReason = (typeof RESYNC_REASONS)[number];
+
+/** What was invalid: the `kind` label of service_pool_invalid_records_total. */
+const INVALID_KINDS = ['claim', 'foreign_key', 'member_key', 'member_record'] as const;
+type InvalidKind = (typeof INVALID_KINDS)[number];
 
 export class PoolView extends EventEmitter<PoolViewEvents> {
   private sorted: MemberView[] = [];
@@ -125,6 +132,10 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     private readonly options: PoolViewOptions,
   ) {
     super();
+    // Every series from the start at 0: a dashboard panel draws 0, not "No data".
+    const { metrics, pool } = options;
+    for (const reason of RESYNC_REASONS) metrics.watchResyncs.inc({ pool, reason }, 0);
+    for (const kind of INVALID_KINDS) metrics.invalidRecords.inc({ pool, kind }, 0);
   }
 
   /** Members with valid records, oldest (lowest create revision) first. */
@@ -529,7 +540,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     return true;
   }
 
-  private reportInvalid(kind: string, key: string, kv: IKeyValue, reason: string): void {
+  private reportInvalid(kind: InvalidKind, key: string, kv: IKeyValue, reason: string): void {
     const id = `${key}@${kv.mod_revision}`;
     if (this.reported.has(id)) return;
     this.reported.add(id);

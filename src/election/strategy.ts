@@ -83,7 +83,9 @@ export interface StrategyMember {
 }
 
 /** Why a module's answer was not used; counted in `service_pool_strategy_fallbacks_total`. */
-export type FallbackReason = 'threw' | 'slow' | 'not_a_member';
+/** Why the strategy's choice was not used: the `reason` label of service_pool_strategy_fallbacks_total. */
+export const FALLBACK_REASONS = ['threw', 'slow', 'not_a_member'] as const;
+export type FallbackReason = (typeof FALLBACK_REASONS)[number];
 
 export class StrategyFallback extends Error {
   constructor(

@@ -176,6 +176,13 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     });
   });
 
+  // Every series a dashboard panel reads exists from the start at 0, not "No data".
+  for (const route of ['work', 'simple-work'] as const) {
+    for (const role of ['leader', 'follower'] as const) {
+      metrics.workRequests.inc({ route, role, outcome: 'ok' }, 0);
+      metrics.workDuration.zero({ route, role });
+    }
+  }
   const failures = new FailureLog(logger, 'work failed');
   const handleWork = async (route: WorkRoute, res: Response, work: IncomingWork) => {
     const { election, router } = poolOf(res);

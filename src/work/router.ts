@@ -29,6 +29,9 @@ import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
 import type { TicketSequence } from './tickets.js';
 
+/** Why a forward was tried again: the `reason` label of service_pool_forward_retries_total. */
+const FORWARD_RETRY_REASONS = ['unreachable', 'not_leader'] as const;
+
 /** How long a superseded leader may still take to answer a forward before it is abandoned. */
 const SUPERSEDED_GRACE_MS = 500;
 
@@ -66,7 +69,13 @@ export class WorkRouter {
     private readonly options: WorkRouterOptions,
     private readonly metrics: PoolMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    // Every series from the start at 0: a dashboard panel draws 0, not "No data".
+    const pool = election.pool;
+    for (const reason of FORWARD_RETRY_REASONS) metrics.forwardRetries.inc({ pool, reason }, 0);
+    metrics.forwardDuration.zero({ pool });
+    metrics.forwardsRefused.inc({ pool }, 0);
+  }
 
   /**
    * Executes `work` here or forwards it to the leader. Waits for a usable leader at most
@@ -123,10 +132,10 @@ export class WorkRouter {
         } catch (error) {
           const unreachable = error instanceof UpstreamUnreachableError ? error : undefined;
           if (!isNotLeader(error) && !unreachable) throw error;
-          this.metrics.forwardRetries.inc({
-            pool: this.election.pool,
-            reason: unreachable ? 'unreachable' : 'not_leader',
-          });
+          const reason: (typeof FORWARD_RETRY_REASONS)[number] = unreachable
+            ? 'unreachable'
+            : 'not_leader';
+          this.metrics.forwardRetries.inc({ pool: this.election.pool, reason });
           if (unreachable) this.reportUnreachable(leader, unreachable.reason);
           lastFailure = { ...leader, ...(unreachable ? { unreachable: unreachable.reason } : {}) };
           tried = leader.term;
