@@ -3,6 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 IMAGE ?= service-pool-leader:dev
+# make demo BASE_PORT=9081: members a, b, c on 9081-9083 (when 8081-8083 are taken).
+BASE_PORT ?= 8081
+# dist/ is rebuilt only when a source, the TypeScript settings or the dependencies changed.
+BUILD_STAMP := dist/.built
+SOURCES := $(shell find src -name '*.ts') tsconfig.json tsconfig.build.json package.json
 
 .PHONY: help deps system-deps build lint typecheck test test-unit test-integration test-browser test-observability chaos demo clean \
 	tools test-chart rehearse image kind-up minikube-up failover-demo grafana bench bench-smoke
@@ -18,8 +23,11 @@ $(NPM_STAMP): package.json package-lock.json
 
 deps: system-deps $(NPM_STAMP) ## install system and npm dependencies
 
-build: $(NPM_STAMP) ## compile TypeScript to dist/
+build: $(BUILD_STAMP) ## compile TypeScript to dist/ (when sources changed)
+
+$(BUILD_STAMP): $(NPM_STAMP) $(SOURCES)
 	npm run build
+	@touch $@
 
 lint: $(NPM_STAMP) ## eslint and prettier
 	npx eslint .
@@ -75,8 +83,8 @@ failover-demo: ## /work in a loop through a port-forward while the leader pod is
 grafana: ## how to add kube-prometheus-stack with our ServiceMonitor, alerts and dashboard (INSTALL=1 runs it)
 	./scripts/grafana.sh
 
-demo: deps build ## a local 3-member etcd cluster and members a, b, c on ports 8081-8083
-	node dist/src/cli.js demo
+demo: deps build ## a local 3-member etcd cluster and members a, b, c on ports 8081-8083 (BASE_PORT=9081 for others)
+	node dist/src/cli.js demo --base-port $(BASE_PORT)
 
 clean: ## remove build output and extracted tools
 	rm -rf dist .tools

@@ -80,9 +80,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   const config = loadConfig({ ...env, MEMBER_ID: ids[0] });
   for (const port of ids.map((_, i) => basePort + i)) {
     if (!(await isPortFree(port))) {
+      const other = basePort + 1000 + ids.length <= 65535 ? basePort + 1000 : 18081;
       throw new LocalProcessError(
         'DEMO_CANNOT_START',
-        `port ${port} on 127.0.0.1 is already in use (is another demo running?); free it or choose another base port`,
+        `port ${port} on 127.0.0.1 is already in use (is another demo running?); free it, or use ports from ${other}: make demo BASE_PORT=${other} (or demo --base-port ${other})`,
       );
     }
   }

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
+import net from 'node:net';
 import { expect } from 'chai';
 import { runDemo, type DemoSummary } from '../../src/local/demo.js';
 import { isPortFree } from '../../src/local/ports.js';
@@ -227,6 +228,21 @@ describe('the demo playground', function () {
 
 describe('the demo with its commands piped in', function () {
   this.timeout(120_000);
+
+  it('with a port taken, it starts nothing and says how to pick other ports (make demo BASE_PORT=…)', async () => {
+    const basePort = await freePortRange(3);
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(basePort + 1, '127.0.0.1', resolve));
+    try {
+      const result = await runCli(['demo', '--base-port', String(basePort)], { timeoutMs: 30_000 });
+      expect(result.code).to.equal(1);
+      expect(result.stderr.trimEnd().split('\n')).to.deep.equal([
+        `service-pool-leader: port ${basePort + 1} on 127.0.0.1 is already in use (is another demo running?); free it, or use ports from ${basePort + 1000}: make demo BASE_PORT=${basePort + 1000} (or demo --base-port ${basePort + 1000})`,
+      ]);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
 
   it('runs them line by line and ends cleanly at the end of the input, without quit', async () => {
     const basePort = await freePortRange(3);
