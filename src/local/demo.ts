@@ -19,7 +19,7 @@ import { table } from '../client/format.js';
 import { PoolWatch } from '../client/poolWatch.js';
 import { fetchPools } from '../client/service.js';
 import { loadConfig, type Config } from '../config/config.js';
-import { describeExit, LocalProcessError, pollUntil } from './childProcesses.js';
+import { describeExit, LocalProcessError, pollUntil, type ExitStatus } from './childProcesses.js';
 import { DemoConsole } from './demoConsole.js';
 import { runDemoCommand, type DemoSession, type Tone } from './demoCommands.js';
 import { DemoMembers } from './demoMembers.js';
@@ -102,6 +102,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   const say = (line: string, tone?: Tone) => demoConsole.say(line, tone);
   const pids: number[] = [];
   let stopping = false;
+  /** Times the pool's next changes from an exit nobody typed here (set once the prompt runs). */
+  let noteExit: (action: string, id: string) => void = () => undefined;
   let cluster: EtcdCluster | undefined;
   let members: DemoMembers | undefined;
   try {
@@ -124,8 +126,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         ownProcessGroup: true,
       })),
       (id, status, logFile) => {
-        if (!stopping) {
+        if (stopping) return;
+        // Ended from another shell (SIGTERM, kill -9, ...) or crashed: said as it is, and what
+        // the pool does next is timed from it, not from the last command typed here.
+        const outside = describeOutsideExit(id, status);
+        if (outside) {
+          say(outside.line, 'news');
+          noteExit(outside.action, id);
+        } else {
           say(`${id} exited unexpectedly (${describeExit(status)}); its log: ${logFile}`, 'error');
+          noteExit(`${id} exited`, id);
         }
       },
     );
@@ -150,6 +160,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         adminToken,
         leaseTtlSeconds: config.lease.ttlSeconds,
         initialPools: pools,
+        onReporter: (changes) => (noteExit = (action, id) => changes.noteAction(action, id)),
       });
     }
   } finally {
@@ -175,11 +186,14 @@ async function prompt(
     adminToken: string;
     leaseTtlSeconds: number;
     initialPools: PoolDescription[];
+    /** Hands out the reporter, so that exits seen elsewhere can time what follows them. */
+    onReporter: (changes: PoolChangeReporter) => void;
   },
 ): Promise<void> {
   const changes = new PoolChangeReporter(facts.initialPools, (change) =>
     demoConsole.say(change.line, change.leader ? 'news' : 'plain'),
   );
+  facts.onReporter(changes);
   const watch = new PoolWatch({
     sources: () => facts.members.answering(),
     onSnapshot: (pools) => changes.observe(pools),
@@ -279,4 +293,27 @@ function guide(facts: {
     '',
     'type help for the commands: work, simple-work, status, kill, stop, start, pause, resume, resign, quit',
   ].join('\n');
+}
+
+/**
+ * A member that ended from outside the demo without failing: a clean shutdown (exit code 0,
+ * e.g. SIGTERM from another shell) or a signal. Undefined for a failure (another exit code).
+ */
+function describeOutsideExit(
+  id: string,
+  status: ExitStatus,
+): { line: string; action: string } | undefined {
+  if (status.error === undefined && status.signal === null && status.code === 0) {
+    return {
+      line: `${id} stopped from outside the demo (a clean shutdown, exit code 0); start ${id} brings it back`,
+      action: `${id} stopped outside the demo`,
+    };
+  }
+  if (status.error === undefined && status.signal !== null) {
+    return {
+      line: `${id} was ended from outside the demo (signal ${status.signal}); start ${id} brings it back`,
+      action: `${id} got ${status.signal} outside the demo`,
+    };
+  }
+  return undefined;
 }

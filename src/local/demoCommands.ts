@@ -69,7 +69,7 @@ async function dispatch(name: string, args: string[], session: DemoSession): Pro
       return status(session);
     case 'kill': {
       const id = memberArgument(name, args);
-      const ended = await lifecycle(session, `kill ${id}`, () => members.kill(id));
+      const ended = await lifecycle(session, `kill ${id}`, id, () => members.kill(id));
       say(
         `${id} killed (${ended}); the others notice when its lease runs out (TTL ${session.leaseTtlSeconds} s)`,
       );
@@ -77,19 +77,19 @@ async function dispatch(name: string, args: string[], session: DemoSession): Pro
     }
     case 'stop': {
       const id = memberArgument(name, args);
-      const ended = await lifecycle(session, `stop ${id}`, () => members.stop(id));
+      const ended = await lifecycle(session, `stop ${id}`, id, () => members.stop(id));
       say(`${id} stopped (${ended})`);
       return;
     }
     case 'start': {
       const id = memberArgument(name, args);
-      const member = await lifecycle(session, `start ${id}`, () => members.start(id));
+      const member = await lifecycle(session, `start ${id}`, id, () => members.start(id));
       say(`${id} ready at ${member.url} (pid ${member.pid})`);
       return;
     }
     case 'pause': {
       const id = memberArgument(name, args);
-      await lifecycle(session, `pause ${id}`, async () => members.pause(id));
+      await lifecycle(session, `pause ${id}`, id, async () => members.pause(id));
       say(
         `${id} paused (SIGSTOP): a leader stops acting as one before its lease (TTL ${session.leaseTtlSeconds} s) can run out`,
       );
@@ -97,7 +97,7 @@ async function dispatch(name: string, args: string[], session: DemoSession): Pro
     }
     case 'resume': {
       const id = memberArgument(name, args);
-      await lifecycle(session, `resume ${id}`, async () => members.resume(id));
+      await lifecycle(session, `resume ${id}`, id, async () => members.resume(id));
       say(`${id} resumed (SIGCONT)`);
       return;
     }
@@ -130,9 +130,10 @@ async function dispatch(name: string, args: string[], session: DemoSession): Pro
 async function lifecycle<T>(
   session: DemoSession,
   label: string,
+  id: string,
   action: () => Promise<T>,
 ): Promise<T> {
-  session.changes.noteAction(label);
+  session.changes.noteAction(label, id);
   try {
     return await action();
   } finally {

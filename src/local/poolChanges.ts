@@ -15,6 +15,8 @@ export interface PoolChange {
   line: string;
   /** A leader change, rather than a member coming or going. */
   leader: boolean;
+  /** The member that left, for a member leaving. */
+  departed?: string;
 }
 
 /** A pool's leader as the lines name it. */
@@ -45,7 +47,9 @@ export function describeChanges(
     const now = new Map(pool.members.map((member) => [member.id, member]));
     const then = new Map(previous.members.map((member) => [member.id, member]));
     for (const member of previous.members) {
-      if (!now.has(member.id)) changes.push({ line: `${member.id} left ${where}`, leader: false });
+      if (!now.has(member.id)) {
+        changes.push({ line: `${member.id} left ${where}`, leader: false, departed: member.id });
+      }
     }
     for (const member of pool.members) {
       const earlier = then.get(member.id);
@@ -79,12 +83,14 @@ function leaderName(pool: PoolDescription): string {
 
 /**
  * Keeps the last view and reports each change once, as it is seen. Leader changes name the
- * last action and how long ago it was: `leader: b (term 9), was a — 0.2 s after stop a`.
+ * last action and how long ago it was: `leader: b (term 9), was a — 0.2 s after stop a`. A
+ * member that leaves without an action of its own (stopped from another shell) becomes the
+ * action: what follows is timed from its leaving, not from an unrelated command before it.
  */
 export class PoolChangeReporter {
   private last: PoolDescription[];
   private readonly formerLeaders = new Map<string, Leadership>();
-  private action: { label: string; at: number } | undefined;
+  private action: { label: string; at: number; subject?: string } | undefined;
 
   constructor(
     initial: PoolDescription[],
@@ -94,17 +100,23 @@ export class PoolChangeReporter {
     this.remember(initial);
   }
 
-  /** The demo's own action, e.g. `kill a`; changes seen afterwards are timed from it. */
-  noteAction(label: string): void {
-    this.action = { label, at: Date.now() };
+  /**
+   * An action, e.g. `kill a` (subject `a`), or an exit seen from outside; changes seen
+   * afterwards are timed from it.
+   */
+  noteAction(label: string, subject?: string): void {
+    this.action = { label, at: Date.now(), ...(subject === undefined ? {} : { subject }) };
   }
 
   observe(pools: PoolDescription[]): void {
     const changes = describeChanges(this.last, pools, this.formerLeaders);
     this.remember(pools);
-    const action = this.action;
-    const elapsedMs = action === undefined ? Infinity : Date.now() - action.at;
     for (const change of changes) {
+      if (change.departed !== undefined && this.action?.subject !== change.departed) {
+        this.noteAction(`${change.departed} left`, change.departed);
+      }
+      const action = this.action;
+      const elapsedMs = action === undefined ? Infinity : Date.now() - action.at;
       const after =
         change.leader && action !== undefined && elapsedMs <= ACTION_RELEVANCE_MS
           ? ` — ${(elapsedMs / 1000).toFixed(1)} s after ${action.label}`

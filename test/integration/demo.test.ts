@@ -199,6 +199,23 @@ describe('the demo playground', function () {
     expect(change).to.match(/^leader: c \(term \d+\), was a — [\d.]+ s after resign$/);
   });
 
+  it('the leader c stopped from another shell (SIGTERM): said as a clean stop, and the handover is timed from its leaving, not from an earlier command', async () => {
+    const echo = await transcript.type('status');
+    const processes = transcript.lines[await transcript.waitFor(/^processes: /, echo)]!;
+    const pid = Number(/c running \(pid (\d+)\)/.exec(processes)?.[1]);
+    expect(pid, processes).to.be.greaterThan(0);
+    const from = transcript.lines.length;
+    process.kill(pid, 'SIGTERM');
+    const change = transcript.lines[await transcript.waitFor(/^leader: (?!none)/, from)]!;
+    expect(change).to.match(/^leader: a \(term \d+\), was c — [\d.]+ s after c left$/);
+    expect(Number(/— ([\d.]+) s/.exec(change)![1])).to.be.below(2);
+    const said = transcript.lines[await transcript.waitFor(/^c stopped /, from)]!;
+    expect(said).to.equal(
+      'c stopped from outside the demo (a clean shutdown, exit code 0); start c brings it back',
+    );
+    expect(transcript.lines.slice(from).join('\n')).to.not.include('unexpectedly');
+  });
+
   it('mistakes are one line each and change nothing', async () => {
     const [unknown] = await transcript.run('bogus', [/^unknown command/]);
     expect(unknown).to.equal('unknown command "bogus"; type help');
