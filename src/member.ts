@@ -16,6 +16,7 @@ import { LeaseThread } from './membership/leaseThread.js';
 import { poolKeys } from './etcd/keys.js';
 import { watchEtcdMembership } from './etcd/membership.js';
 import { setEndpoints } from './etcd/endpoints.js';
+import { currentWorkRoute } from './etcd/requestPurpose.js';
 import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
 import { sleep } from './election/poolView.js';
@@ -114,7 +115,11 @@ export class PoolMember {
       callTimeoutMs: config.etcd.callTimeoutMs,
       ...(config.etcd.tls ? { tls: config.etcd.tls } : {}),
       ...(config.etcd.auth ? { auth: config.etcd.auth } : {}),
-      onRequest: (operation) => metrics.etcdRequests.inc({ operation }),
+      onRequest: (operation) => {
+        metrics.etcdRequests.inc({ operation });
+        const route = currentWorkRoute();
+        if (route) metrics.workEtcdRequests.inc({ route });
+      },
     };
     const etcd = connectEtcd(etcdOptions);
     // Keep-alives on their own thread: a flood of requests on this one cannot delay them.

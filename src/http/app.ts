@@ -19,6 +19,7 @@ import { bearerToken, secretMatches } from './auth.js';
 import { FailureLog } from '../log/failureLog.js';
 import { ABORTED, unlessAborted } from '../work/abortable.js';
 import type { IncomingWork, WorkRouter } from '../work/router.js';
+import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
 import { errorMiddleware, knownError, sendError } from './errors.js';
 import { memberId } from '../config/config.js';
 
@@ -65,8 +66,6 @@ export interface HttpAppOptions {
   /** Work requests held or in flight at once (MAX_PENDING_WORK); beyond, 503 OVERLOADED. */
   maxPendingWork?: number;
 }
-
-type WorkRoute = 'work' | 'simple-work';
 
 export function createHttpApp(options: HttpAppOptions): express.Express {
   const { metrics, logger, pools } = options;
@@ -182,6 +181,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       metrics.workRequests.inc({ route, role, outcome: 'ok' }, 0);
       metrics.workDuration.zero({ route, role });
     }
+    metrics.workEtcdRequests.inc({ route }, 0);
   }
   const failures = new FailureLog(logger, 'work failed');
   const handleWork = async (route: WorkRoute, res: Response, work: IncomingWork) => {
@@ -197,8 +197,11 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       ? AbortSignal.any([gone.signal, options.stopHolding])
       : gone.signal;
     try {
+      // etcd requests made on the way count for this route (requestPurpose.ts).
       const outcome = await unlessAborted(
-        route === 'work' ? router.route(work, wait) : router.routeSimply(work),
+        forWorkRoute(route, () =>
+          route === 'work' ? router.route(work, wait) : router.routeSimply(work),
+        ),
         options.lastCall,
       );
       // Shutdown's last call came first: its reason is the answer.

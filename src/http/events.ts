@@ -140,5 +140,5 @@ class EventStream {
 }
 
 function counters(snapshot: StatusSnapshot): string {
-  return JSON.stringify([snapshot.etcdRequests, snapshot.workCalls]);
+  return JSON.stringify([snapshot.etcdRequests, snapshot.workCalls, snapshot.workEtcdRequests]);
 }

@@ -10,8 +10,10 @@ import { describePool } from './app.js';
 export interface StatusSnapshot {
   member: { id: string; url: string; version: string; startedAt: string };
   pools: ReturnType<typeof describePool>[];
-  /** etcd requests sent by this member since it started, by gRPC operation. */
+  /** etcd requests sent by this member since it started, by gRPC operation (all purposes). */
   etcdRequests: Record<string, number>;
+  /** Of those, the ones sent while serving work calls, by route (work, simple-work). */
+  workEtcdRequests: Record<string, number>;
   /** Work calls served by this member since it started, by route (work, simple-work). */
   workCalls: Record<string, number>;
 }
@@ -31,7 +33,10 @@ export function statusSource(options: {
   return {
     async snapshot() {
       const byLabel = async (
-        counter: typeof metrics.etcdRequests | typeof metrics.workRequests,
+        counter:
+          | typeof metrics.etcdRequests
+          | typeof metrics.workRequests
+          | typeof metrics.workEtcdRequests,
         label: string,
       ) => {
         const totals: Record<string, number> = {};
@@ -46,6 +51,7 @@ export function statusSource(options: {
         pools: elections.map((election) => describePool(election)),
         etcdRequests: await byLabel(metrics.etcdRequests, 'operation'),
         workCalls: await byLabel(metrics.workRequests, 'route'),
+        workEtcdRequests: await byLabel(metrics.workEtcdRequests, 'route'),
       };
     },
     subscribe(onChange) {

@@ -149,7 +149,6 @@ function poolSection(pool: PoolStatus): ViewNode {
         };
       }),
     ),
-    h('h3', { id: `${id}-changes-heading` }, 'Recent leader changes'),
     table(
       `${id}-changes`,
       `Leader changes this member saw in ${pool.pool}, newest first`,
@@ -187,13 +186,21 @@ function costSection(snapshot: StatusSnapshot): ViewNode {
     ),
     table(
       'cost-work',
-      'Work calls served, by route',
-      ['Route', 'Calls'],
-      counts(snapshot.workCalls),
+      'Work calls served, and the etcd requests sent while serving them, by route',
+      ['Route', 'Calls', 'etcd requests'],
+      Object.keys({ ...snapshot.workCalls, ...snapshot.workEtcdRequests })
+        .sort()
+        .map((route) => ({
+          header: [route],
+          cells: [
+            [String(snapshot.workCalls[route] ?? 0)],
+            [String(snapshot.workEtcdRequests[route] ?? 0)],
+          ],
+        })),
     ),
     table(
       'cost-etcd',
-      'etcd requests sent, by operation',
+      'All etcd requests sent, by operation: the above and the background (registration, lease keep-alives, the watch, reconciling reads, claims)',
       ['Operation', 'Requests'],
       counts(snapshot.etcdRequests),
     ),

@@ -33,6 +33,7 @@ export interface PoolMetrics {
   readonly watchResyncs: Counter<'pool' | 'reason'>;
   readonly invalidRecords: Counter<'pool' | 'kind'>;
   readonly etcdRequests: Counter<'operation'>;
+  readonly workEtcdRequests: Counter<'route'>;
   readonly ticketBlocks: Counter<'pool'>;
   readonly buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -162,6 +163,12 @@ export function createMetrics(version: string): PoolMetrics {
       name: 'service_pool_invalid_records_total',
       help: 'Invalid or foreign values found under the pool prefix (ignored).',
       labelNames: ['pool', 'kind'],
+      registers,
+    }),
+    workEtcdRequests: new Counter({
+      name: 'service_pool_work_etcd_requests_total',
+      help: 'Requests sent to etcd while serving work calls, by route (the rest is the background: registration, keep-alives, watch, reconcile, claims).',
+      labelNames: ['route'],
       registers,
     }),
     etcdRequests: new Counter({

@@ -217,6 +217,8 @@ describe('the status page in Chromium', function () {
     const timeline = between(html, '<table id="pool-default-changes">', '</table>');
     expect(timeline).to.match(/<td>a<\/td>/);
     expect(html).to.include('id="cost-etcd"');
+    // A table says what it is in its caption: no heading right above it saying it again.
+    expect(html).not.to.match(/<\/h[1-6]>\s*<div class="scroll"/);
     // Nothing is loaded from elsewhere: no src attributes, the only link is the empty icon.
     expect(html).not.to.match(/\ssrc=/);
     expect(html.match(/<link [^>]*>/g)).to.deep.equal(['<link rel="icon" href="data:,">']);
@@ -229,7 +231,9 @@ describe('the status page in Chromium', function () {
       expect((await fetch(`${c.url}/${route}?payload=x`)).status).to.equal(200);
     }
     await page.goto(`${c.url}/`);
-    expect(await page.textContent('#cost-work')).to.match(/simple-work\s*2/);
+    // Calls, then the etcd requests made while serving them: one range per /simple-work call,
+    // none for /work (c follows: its tickets come from the leader).
+    expect(await page.textContent('#cost-work')).to.match(/simple-work\s*2\s*2\s*work\s*1\s*0$/);
     expect(await page.textContent('[data-pool="default"] .leader-id')).to.equal('a');
     await page.waitForSelector('#connection[data-state="live"]');
     let navigations = 0;
@@ -371,6 +375,7 @@ class FakeStatus implements StatusSource {
       ],
       etcdRequests: { Range: 3 },
       workCalls: { work: 1 },
+      workEtcdRequests: { work: 0 },
     };
   }
 

@@ -213,5 +213,10 @@ describe('several pools and leader strategies', function () {
       expect(((await res.json()) as { performedBy: string }).performedBy).to.equal('a');
     }
     expect((await reads()) - simpleBefore, 'etcd ranges of 20 /simple-work').to.equal(20);
+    // The same, as the member attributes them: requests sent while serving each route; what
+    // it sends in the background (keep-alives, watch, reconcile) is not counted there.
+    const forRoute = (route: string) =>
+      counter(url, 'service_pool_work_etcd_requests_total', `route="${route}"`);
+    expect([await forRoute('work'), await forRoute('simple-work')]).to.deep.equal([0, 20]);
   });
 });

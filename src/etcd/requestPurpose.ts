@@ -1,0 +1,23 @@
+/**
+ * Which work route an etcd request is sent for, if any: the request hook of the etcd client
+ * (connectEtcd's `onRequest`) runs in the async context of the code that made the call, so a
+ * request made while serving `/simple-work` is attributed to it, and one made by the
+ * registration, the keep-alives, the watch or the reconciling read to none (the background).
+ * It is how the status page and `service_pool_work_etcd_requests_total` show what each route
+ * costs in etcd, apart from what a member costs anyway.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+export type WorkRoute = 'work' | 'simple-work';
+
+const routes = new AsyncLocalStorage<WorkRoute>();
+
+/** Runs `serve` (and every etcd request it makes, awaited or not) as done for `route`. */
+export function forWorkRoute<T>(route: WorkRoute, serve: () => T): T {
+  return routes.run(route, serve);
+}
+
+/** The route the current code serves, or undefined in the background. */
+export function currentWorkRoute(): WorkRoute | undefined {
+  return routes.getStore();
+}
