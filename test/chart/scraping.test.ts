@@ -6,6 +6,7 @@
  * selects the port etcd serves its metrics on. Admission is evaluated as a CNI that enforces
  * NetworkPolicy (Calico, Cilium) would.
  */
+import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
@@ -146,6 +147,34 @@ describe('scraping the pool and its etcd through the NetworkPolicies', function 
       });
     });
   }
+
+  it('NOTES say how to see the dashboard: the ConfigMap and title the chart renders, or make grafana when it is off', async () => {
+    const on = { grafana: { dashboard: { enabled: true } } };
+    const notes = await renderNotes(on);
+    const configMap = (await renderChart(TOOLSETS.at(-1)!, on)).find(
+      (m) => m.kind === 'ConfigMap' && m.metadata?.name?.endsWith('-dashboard'),
+    ) as { metadata: { name: string }; data: Record<string, string> } | undefined;
+    expect(configMap, 'the dashboard ConfigMap').to.not.equal(undefined);
+    const title = (JSON.parse(Object.values(configMap!.data)[0]!) as { title: string }).title;
+    expect(notes).to.include(
+      `the ConfigMap ${configMap!.metadata.name} (label grafana_dashboard: "1")`,
+    );
+    expect(notes).to.include(`the dashboard "${title}"`);
+    expect(notes).to.include(
+      'kubectl -n monitoring port-forward service/kube-prometheus-stack-grafana 3000:80',
+    );
+    // The names make grafana uses (its Grafana Service is <stack>-grafana in $MONITORING).
+    const grafanaScript = readFileSync(
+      new URL('../../scripts/grafana.sh', import.meta.url),
+      'utf8',
+    );
+    expect(grafanaScript).to.include('STACK=kube-prometheus-stack\n');
+    expect(grafanaScript).to.include('MONITORING="${MONITORING:-monitoring}"');
+    expect(grafanaScript).to.include('port-forward service/$STACK-grafana 3000:80');
+    const off = await renderNotes({});
+    expect(off).to.include('`make grafana` prints (INSTALL=1');
+    expect(off).to.include('--set grafana.dashboard.enabled=true');
+  });
 
   it('NOTES say which Prometheus the NetworkPolicy admits, when the ServiceMonitor is on', async () => {
     const notes = await renderNotes(SCRAPING);
