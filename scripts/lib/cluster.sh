@@ -59,11 +59,15 @@ deploy_pool() {
   kubectl -n "$NAMESPACE" rollout status statefulset --selector "app.kubernetes.io/component=etcd" --timeout 5m
   kubectl -n "$NAMESPACE" rollout status deployment --selector "$MEMBERS" --timeout 5m
   kubectl -n "$NAMESPACE" get pods -o wide
+  # The Service's name is the chart's (or kustomize's) to choose: ask the cluster for it.
+  local service
+  service="$(kubectl -n "$NAMESPACE" get service -l "$MEMBERS" -o name | head -n 1)"
+  service="${service:-service/<the Service of the pool>}"
   cat <<EOT
 
 The pool is up. Next:
   make failover-demo      # /work in a loop while the leader pod is deleted
   helm test $RELEASE -n $NAMESPACE
-  kubectl -n $NAMESPACE port-forward service/$RELEASE 8080:80   # then http://127.0.0.1:8080/
+  kubectl -n $NAMESPACE port-forward $service 8080:80   # then http://127.0.0.1:8080/
 EOT
 }
