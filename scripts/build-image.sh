@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make image`: builds the repository's Dockerfile as TAG (default service-pool-leader:dev).
-#   scripts/build-image.sh [TAG]
+# `make image`: builds the repository's Dockerfile as TAG (default service-pool-leader:dev),
+# also tagged with every further TAG given (make image adds the chart's appVersion, the tag a
+# plain `helm install` uses).
+#   scripts/build-image.sh [TAG [TAG...]]
 # With Docker where `docker info` reaches an engine, else with podman, through the repository's
 # engine settings (test/containers/support/containers.conf: runc, netavark), explicit ulimits
 # (the engine's defaults can be refused), the host network, and this machine's CA bundle
@@ -19,6 +21,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tag="${1:-service-pool-leader:dev}"
+more_tags=("${@:2}")
 node_image="${NODE_IMAGE:-}"
 # The base the size is measured against: NODE_IMAGE, else the Dockerfile's default.
 base="${node_image:-$(sed -n 's/^ARG NODE_IMAGE=//p' "$root/Dockerfile")}"
@@ -37,6 +40,9 @@ if [ -z "$engine" ]; then
 fi
 
 args=(build -t "$tag" -f "$root/Dockerfile")
+for extra in ${more_tags[@]+"${more_tags[@]}"}; do
+  args+=(-t "$extra")
+done
 if [ -n "$node_image" ]; then
   args+=(--build-arg "NODE_IMAGE=$node_image")
 fi

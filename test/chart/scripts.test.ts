@@ -67,9 +67,13 @@ describe('the shell scripts', function () {
     );
     chmodSync(docker, 0o755);
     try {
-      const result = await run(path.join(SCRIPTS, 'build-image.sh'), ['spl-test:provenance'], {
-        env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, CONTAINER_ENGINE: 'docker' },
-      });
+      const result = await run(
+        path.join(SCRIPTS, 'build-image.sh'),
+        ['spl-test:provenance', 'spl-test:0.1.0'],
+        {
+          env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, CONTAINER_ENGINE: 'docker' },
+        },
+      );
       expect(result.code, result.stdout + result.stderr).to.equal(0);
       return readFileSync(calls, 'utf8')
         .trim()
@@ -85,9 +89,27 @@ describe('the shell scripts', function () {
       calls.filter((argv) => argv[0] === 'build' && argv[1] !== '--help');
     const [withFlag] = builds(await buildWithDocker(true));
     expect(withFlag).to.include('--provenance=false');
-    expect(withFlag).to.include.members(['-t', 'spl-test:provenance']);
+    expect(withFlag).to.include.members(['-t', 'spl-test:provenance', 'spl-test:0.1.0']);
+    expect(withFlag.filter((arg) => arg === '-t')).to.have.length(2);
     const [withoutFlag] = builds(await buildWithDocker(false));
     expect(withoutFlag).not.to.include('--provenance=false');
+  });
+
+  it("make image also tags the chart's appVersion, the tag a plain helm install pulls", async () => {
+    const chart = readFileSync(path.join(REPO_ROOT, 'helm/service-pool-leader/Chart.yaml'), 'utf8');
+    const appVersion = /^appVersion: '([^']+)'$/m.exec(chart)?.[1];
+    expect(appVersion).to.be.a('string');
+    const dry = await run('make', ['-n', 'image'], { cwd: REPO_ROOT });
+    expect(dry.code, dry.stderr).to.equal(0);
+    expect(dry.stdout).to.include(
+      `./scripts/build-image.sh "service-pool-leader:dev" "service-pool-leader:${appVersion}"`,
+    );
+    const values = readFileSync(
+      path.join(REPO_ROOT, 'helm/service-pool-leader/values.yaml'),
+      'utf8',
+    );
+    expect(values).to.match(/^ {2}repository: service-pool-leader$/m);
+    expect(values).to.match(/^ {2}tag: ''$/m);
   });
 
   it('every image build goes through build-image.sh: no other script runs `docker build`', () => {
