@@ -15,7 +15,13 @@ if [ "${INSTALL:-0}" = 1 ]; then
   helm="$(helm_binary)"
   echo "installing $STACK into namespace $MONITORING:"
 else
-  helm=helm
+  # Printed to be pasted: the helm on PATH, else the one `make tools` extracts.
+  if command -v helm >/dev/null 2>&1; then
+    helm=helm
+  else
+    helm="$root/.tools/helm4/helm"
+    echo "(no helm on PATH: these use helm 4 from \`make tools\`, $helm)"
+  fi
   echo "Prometheus and Grafana for the pool (INSTALL=1 make grafana runs these):"
 fi
 

@@ -95,6 +95,16 @@ describe('the shell scripts', function () {
     expect(withoutFlag).not.to.include('--provenance=false');
   });
 
+  it('make grafana prints commands that run as pasted: with no helm on PATH, the one make tools extracts', async () => {
+    const result = await run(path.join(SCRIPTS, 'grafana.sh'), [], {
+      env: { PATH: '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' },
+    });
+    expect(result.code, result.stderr).to.equal(0);
+    const helm = path.join(REPO_ROOT, '.tools/helm4/helm');
+    expect(result.stdout).to.include(`${helm} upgrade --install kube-prometheus-stack`);
+    expect(result.stdout).to.not.match(/^ {2}helm /m);
+  });
+
   it("make image also tags the chart's appVersion, the tag a plain helm install pulls", async () => {
     const chart = readFileSync(path.join(REPO_ROOT, 'helm/service-pool-leader/Chart.yaml'), 'utf8');
     const appVersion = /^appVersion: '([^']+)'$/m.exec(chart)?.[1];
