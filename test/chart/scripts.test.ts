@@ -90,7 +90,7 @@ describe('the shell scripts', function () {
     const [withFlag] = builds(await buildWithDocker(true));
     expect(withFlag).to.include('--provenance=false');
     expect(withFlag).to.include.members(['-t', 'spl-test:provenance', 'spl-test:0.1.0']);
-    expect(withFlag.filter((arg) => arg === '-t')).to.have.length(2);
+    expect(withFlag!.filter((arg) => arg === '-t')).to.have.length(2);
     const [withoutFlag] = builds(await buildWithDocker(false));
     expect(withoutFlag).not.to.include('--provenance=false');
   });
