@@ -305,7 +305,8 @@ async function grafanaScriptHelmArgs(): Promise<string[]> {
   const printed = await run('bash', [path.join(REPO_ROOT, 'scripts', 'grafana.sh')], {
     env: { ...process.env, INSTALL: '0', NAMESPACE: 'pools', RELEASE: 'spl' },
   });
-  const line = printed.stdout.split('\n').find((l) => /^\s+helm upgrade spl /.test(l));
+  // `helm` from PATH, else the path `make tools` extracts to.
+  const line = printed.stdout.split('\n').find((l) => /^\s+\S*helm upgrade spl /.test(l));
   if (!line)
     throw new Error(`no "helm upgrade spl" in scripts/grafana.sh's output:\n${printed.stdout}`);
   const words = await run('bash', ['-c', `printf '%s\\0' ${line}`]);

@@ -78,7 +78,10 @@ function workdir(stage: Stage): string {
   return found[0]!.args;
 }
 
-/** The commands of a Makefile target's recipe (tab-indented lines). */
+/**
+ * The commands of a Makefile target's recipe (tab-indented lines, `@` dropped); a target with
+ * none, such as `build: $(BUILD_STAMP)`, gives the recipe of its first prerequisite.
+ */
 function recipe(makefile: string, target: string): string[] {
   const lines = makefile.split('\n');
   const start = lines.findIndex((line) => line.startsWith(`${target}:`));
@@ -86,9 +89,15 @@ function recipe(makefile: string, target: string): string[] {
   const commands: string[] = [];
   for (const line of lines.slice(start + 1)) {
     if (!line.startsWith('\t')) break;
-    commands.push(line.trim());
+    commands.push(line.trim().replace(/^@/, ''));
   }
-  return commands;
+  if (commands.length > 0) return commands;
+  const prerequisite = /^[^:]+:\s*(\S+)/.exec(lines[start]!)?.[1];
+  expect(
+    prerequisite,
+    `Makefile target ${target} has neither a recipe nor a prerequisite`,
+  ).to.not.equal(undefined);
+  return recipe(makefile, prerequisite!);
 }
 
 /** The packages installed at the top of `dir`/node_modules (`name` or `@scope/name`). */
