@@ -232,7 +232,8 @@ async function resignLeader(poolName: string | undefined, session: DemoSession):
     );
   }
   if (pool.leader === null) throw new DemoCommandError(`pool ${pool.pool} has no leader right now`);
-  session.changes.noteAction('resign');
+  // The leader leaves and rejoins: that is the resign, not a departure of its own.
+  session.changes.noteAction('resign', pool.leader.id);
   const answer = await resign(
     pool.leader.url,
     { adminToken: session.adminToken, ...(poolName !== undefined ? { pool: poolName } : {}) },
