@@ -13,7 +13,7 @@
 import type { Etcd3, IMember } from 'etcd3';
 import type { Logger } from 'pino';
 import { describeEtcdError } from './access.js';
-import type { EndpointChange } from './endpoints.js';
+import { hostOf, type EndpointChange } from './endpoints.js';
 
 export interface EndpointDrift {
   /** Endpoints no etcd member serves any more (removed, or never one of this cluster). */
@@ -22,14 +22,9 @@ export interface EndpointDrift {
   missing: string[];
 }
 
-/** The same endpoint written two ways (case of the host, a trailing slash) compares equal. */
+/** An endpoint as endpoints.ts identifies it, with its scheme: written two ways, it compares equal. */
 function normalise(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}`.toLowerCase();
-  } catch {
-    return url.replace(/\/+$/, '').toLowerCase();
-  }
+  return `${schemeOf(url)}://${hostOf(url)}`;
 }
 
 /**
