@@ -32,6 +32,13 @@ import {
   type MemberRecord,
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
+import {
+  FAILOVER_CAUSES,
+  FailoverClock,
+  type FailoverCause,
+  type ReleaseNote,
+  type ReleaseReason,
+} from './failover.js';
 import { settleIncarnations } from './incarnations.js';
 import { PoolView, sleep, type MemberView } from './poolView.js';
 import { FALLBACK_REASONS, oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
@@ -64,8 +71,18 @@ export interface LeaderChange {
   leader: string | null;
   term: number | null;
   previous: string | null;
-  /** Time without a leader before this one, as observed; null when there was no gap. */
-  failoverMs: number | null;
+  /**
+   * Why the previous leader's claim ended (failover.ts); null for the leader found on joining,
+   * or when this member did not see the previous claim end.
+   */
+  cause: FailoverCause | null;
+  /** Time without a leader claim before this one, as observed; null when there was no gap. */
+  leaderlessMs: number | null;
+  /**
+   * For a new leader: from the previous leader's last sign of life to now — what callers
+   * waited (failover.ts); null when there was no previous leader to date.
+   */
+  outageMs: number | null;
 }
 
 const HISTORY_LENGTH = 50;
@@ -147,6 +164,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** The last leader there was, kept across a leaderless gap for logs and events. */
   private lastKnownLeader: LeaderInfo | undefined;
   private leaderlessSince: number | undefined;
+  private readonly failovers: FailoverClock;
   private readonly strategy: LeaderStrategy;
   private readonly leases: LeaseGrantor;
   /** Our record as we register it; `leads` changes as we win and lose pools. */
@@ -178,6 +196,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     };
     this.record = options.record;
     this.logger = options.logger;
+    this.failovers = new FailoverClock(options.leaseTtlSeconds * 1000);
     this.view = new PoolView(etcd, {
       pool: options.pool,
       keys: options.keys,
@@ -190,7 +209,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const { metrics, pool } = options;
     metrics.leaderChanges.inc({ pool }, 0);
     metrics.keepAliveFailures.inc({ pool }, 0);
-    metrics.failoverDuration.zero({ pool });
+    for (const cause of FAILOVER_CAUSES) metrics.failoverDuration.zero({ pool, cause });
+    metrics.leaderlessDuration.zero({ pool });
     metrics.leaseRenewalTimeLeft.zero({ pool });
     for (const reason of FALLBACK_REASONS) metrics.strategyFallbacks.inc({ pool, reason }, 0);
     metrics.ticketBlocks.inc({ pool }, 0);
@@ -342,7 +362,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.leaving = true;
     this.emit('change');
     const registration = this.registration;
-    if (registration) await this.deregister(registration);
+    if (registration) await this.deregister(registration, 'stop');
     this.evaluate();
   }
 
@@ -357,7 +377,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (!registration || this.leaving || !this.isLeader()) return false;
     // Without a registration isLeader() is false at once; deregister() clears the term.
     this.registration = undefined;
-    await this.deregister(registration);
+    await this.deregister(registration, 'resign');
     registration.lease.abandon();
     void this.etcd.leaseClient.leaseRevoke({ ID: registration.lease.id }).catch(() => undefined);
     this.emit('change');
@@ -367,17 +387,24 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 
   /**
    * Deletes the claim (if it is bound to this registration's lease) and the member key in one
-   * transaction. The guard is the claim's lease, not our term: it also removes a claim whose
-   * answer we never saw (committed, then the response was lost).
+   * transaction, with a release note saying why. The guard is the claim's lease, not our
+   * term: it also removes a claim whose answer we never saw (committed, then the response was
+   * lost).
    */
-  private async deregister(registration: Registration): Promise<void> {
+  private async deregister(registration: Registration, reason: ReleaseReason): Promise<void> {
     const held = this.heldTerm;
     this.heldTerm = undefined;
     const { keys } = this.options;
+    const claim = this.view.claim;
+    const term = claim?.leaseId === registration.lease.id ? claim.term : held;
     try {
       const result = await this.etcd
         .if(keys.leader, 'Lease', '==', registration.lease.id)
-        .then(this.etcd.delete().key(keys.leader), this.etcd.delete().key(registration.memberKey))
+        .then(
+          this.etcd.delete().key(keys.leader),
+          this.etcd.delete().key(registration.memberKey),
+          this.releaseNote(term ?? 0n, reason),
+        )
         .else(this.etcd.delete().key(registration.memberKey))
         .commit();
       if (result.succeeded) {
@@ -845,6 +872,20 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       .finally(() => (this.releaseRetry = undefined));
   }
 
+  /**
+   * The put of a release note, for the transaction that deletes our claim of `term`: every
+   * member sees why the claim ended in the same revision as the delete (failover.ts).
+   */
+  private releaseNote(term: bigint, reason: ReleaseReason) {
+    const note: ReleaseNote = {
+      term: term.toString(),
+      id: this.options.record.id,
+      reason,
+      at: new Date().toISOString(),
+    };
+    return this.etcd.put(this.options.keys.released).value(JSON.stringify(note));
+  }
+
   /** Hands the claim over: delete it only if it is still the one we wrote. */
   private async releaseLeadership(term: bigint, successor: MemberView): Promise<void> {
     if (this.heldTerm !== term) return;
@@ -858,7 +899,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       'handing leadership over',
     );
     try {
-      await this.fenced(term).then(this.etcd.delete().key(this.options.keys.leader)).commit();
+      await this.fenced(term)
+        .then(this.etcd.delete().key(this.options.keys.leader), this.releaseNote(term, 'handover'))
+        .commit();
     } catch (error) {
       this.logger.warn({ err: describeEtcdError(error) }, 'releasing the claim failed');
     }
@@ -882,27 +925,44 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const now = monotonicNow();
     const wallNow = Date.now();
     const leaderlessSince = this.leaderlessSince;
+    // How the previous claim ended, if this member saw it vanish (failover.ts).
+    const ended = previous && this.view.claimEnded(previous.term);
+    let outageMs: number | null = null;
+    // The claim's own time, which every member reads alike, not when this one saw it.
+    const claimedAt = leader ? Date.parse(this.verifiedClaim()?.claimedAt ?? '') : NaN;
     if (!leader) {
       this.leaderlessSince = now;
     } else {
-      if (this.leaderlessSince !== undefined) {
-        metrics.failoverDuration.observe({ pool }, (now - this.leaderlessSince) / 1000);
+      if (leaderlessSince !== undefined) {
+        metrics.leaderlessDuration.observe({ pool }, (now - leaderlessSince) / 1000);
       }
       this.leaderlessSince = undefined;
-      if (previous && previous.term !== leader.term) metrics.leaderChanges.inc({ pool });
-      // The claim's own time, which every member reads alike, not when this one saw it.
-      const claimedAt = Date.parse(this.verifiedClaim()?.claimedAt ?? '');
+      if (previous && previous.term !== leader.term) {
+        metrics.leaderChanges.inc({ pool });
+        const since = ended ? this.failovers.lastSignOfLife(ended) : leaderlessSince;
+        if (since !== undefined) {
+          outageMs = Math.round(now - since);
+          metrics.failoverDuration.observe(
+            { pool, cause: ended?.cause ?? 'unknown' },
+            (now - since) / 1000,
+          );
+        }
+      }
       if (Number.isFinite(claimedAt)) metrics.lastLeaderChange.set({ pool }, claimedAt / 1000);
     }
     if (current) metrics.leaderInfo.remove({ pool, leader_id: current.id });
     if (leader) metrics.leaderInfo.set({ pool, leader_id: leader.id }, 1);
+    // The leader found on joining is shown from its claim, which came before we did.
+    const found = leader && !previous && claimedAt <= wallNow;
     this.recordChange({
-      at: new Date(wallNow).toISOString(),
+      at: new Date(found ? claimedAt : wallNow).toISOString(),
       leader: leader?.id ?? null,
       term: leader ? Number(leader.term) : null,
       previous: previous?.id ?? null,
-      failoverMs:
+      cause: ended?.cause ?? null,
+      leaderlessMs:
         leader && leaderlessSince !== undefined ? Math.round(now - leaderlessSince) : null,
+      outageMs,
     });
     this.logger.info(
       {
@@ -913,6 +973,14 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       leader ? 'leader changed' : 'pool has no leader',
     );
     this.emit('leaderChanged', leader, previous);
+  }
+
+  /**
+   * The leader of `term` answered a forward: a sign of life that dates a crash failover's
+   * outage (failover.ts). Called by the router; never blocks.
+   */
+  leaderAnswered(term: bigint): void {
+    this.failovers.answered(term);
   }
 
   /** The last `HISTORY_LENGTH` leader changes this member observed, oldest first. */

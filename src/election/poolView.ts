@@ -31,6 +31,7 @@ import {
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { monotonicNow } from '../membership/lease.js';
 import { EtcdHistory, type RevisionStep, type TicketMarkStep } from './etcdHistory.js';
+import { causeOf, releaseNoteSchema, type ClaimEnd, type ReleaseNote } from './failover.js';
 import { lowerBound, shareMember } from './sharedMembers.js';
 
 export interface MemberView {
@@ -100,7 +101,13 @@ const RESYNC_REASONS = [
 type ResyncReason = (typeof RESYNC_REASONS)[number];
 
 /** What was invalid: the `kind` label of service_pool_invalid_records_total. */
-const INVALID_KINDS = ['claim', 'foreign_key', 'member_key', 'member_record'] as const;
+const INVALID_KINDS = [
+  'claim',
+  'foreign_key',
+  'member_key',
+  'member_record',
+  'release_note',
+] as const;
 type InvalidKind = (typeof INVALID_KINDS)[number];
 
 export class PoolView extends EventEmitter<PoolViewEvents> {
@@ -109,6 +116,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   /** Keys under the members prefix whose value is not a valid member (counted by the probe). */
   private invalidMembers = new Set<string>();
   private claimView: ClaimView | undefined;
+  private lastClaimEnd: ClaimEnd | undefined;
   private viewRevision = 0n;
   /** Revision of the last snapshot: watch events at or below it are already in the view. */
   private snapshotRevision = 0n;
@@ -149,6 +157,14 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
 
   get revision(): bigint {
     return this.viewRevision;
+  }
+
+  /**
+   * How the claim of `term` ended, if this view saw its delete in the watch (not in a re-read,
+   * which shows only that it is gone).
+   */
+  claimEnded(term: bigint): ClaimEnd | undefined {
+    return this.lastClaimEnd?.term === term ? this.lastClaimEnd : undefined;
   }
 
   member(key: string): MemberView | undefined {
@@ -439,12 +455,38 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
 
   private applyEvents(res: IWatchResponse): void {
     let changed = false;
+    const { keys } = this.options;
+    // etcd sends the events of one revision together: a claim delete, and the release note or
+    // its holder's member key going with it, arrive in one response (see failover.ts).
+    let ended: { claim: ClaimView; revision: bigint } | undefined;
+    const notes = new Map<bigint, ReleaseNote>();
+    const deleted = new Set<string>();
     for (const event of res.events) {
       const revision = BigInt(event.kv.mod_revision);
       if (revision <= this.snapshotRevision) continue;
       if (revision > this.viewRevision) this.viewRevision = revision;
-      if (event.type === 'Put') changed = this.applyPut(event.kv) || changed;
-      else changed = this.applyDelete(event.kv.key.toString()) || changed;
+      const key = event.kv.key.toString();
+      if (event.type === 'Put') {
+        if (key === keys.released) {
+          const note = this.releaseNote(event.kv);
+          if (note) notes.set(revision, note);
+        }
+        changed = this.applyPut(event.kv) || changed;
+      } else {
+        if (key === keys.leader && this.claimView) ended = { claim: this.claimView, revision };
+        deleted.add(`${key}@${revision}`);
+        changed = this.applyDelete(key) || changed;
+      }
+    }
+    if (ended) {
+      const { claim, revision } = ended;
+      const holderKey = `${keys.member(claim.leaseId)}@${revision}`;
+      this.lastClaimEnd = {
+        term: claim.term,
+        leaderId: claim.claim?.id,
+        cause: causeOf({ note: notes.get(revision), holderKeyDeleted: deleted.has(holderKey) }),
+        observedAt: monotonicNow(),
+      };
     }
     // Not noted in the history: a watch may be served by an etcd member that lags behind the
     // one a linearizable read reached, and its header may be lower without any restore.
@@ -485,6 +527,14 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       this.reportInvalid('foreign_key', key, kv, 'not a key of the pool layout');
     }
     return false;
+  }
+
+  /** The release note in `kv`, or undefined (reported) when it is not one. */
+  private releaseNote(kv: IKeyValue): ReleaseNote | undefined {
+    const decoded = decodeShared(releaseNoteSchema, kv.value);
+    if (decoded.ok) return decoded.value;
+    this.reportInvalid('release_note', kv.key.toString(), kv, decoded.reason);
+    return undefined;
   }
 
   private applyDelete(key: string): boolean {

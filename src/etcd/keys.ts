@@ -11,6 +11,8 @@ export interface PoolKeys {
   readonly leader: string;
   readonly statePrefix: string;
   readonly ticketHighWater: string;
+  /** The last release note: why the last released claim ended (see election/failover.ts). */
+  readonly released: string;
   member(leaseId: string): string;
 }
 
@@ -23,6 +25,7 @@ export function poolKeys(prefix: string, pool: string): PoolKeys {
     leader: `${poolPrefix}leader`,
     statePrefix: `${poolPrefix}state/`,
     ticketHighWater: `${poolPrefix}state/tickets`,
+    released: `${poolPrefix}state/released`,
     member: (leaseId) => `${membersPrefix}${leaseIdHex(leaseId)}`,
   };
 }

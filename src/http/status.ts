@@ -9,6 +9,8 @@ import { describePool } from './app.js';
 
 export interface StatusSnapshot {
   member: { id: string; url: string; version: string; startedAt: string };
+  /** When the snapshot was taken (ISO): the right end of the leader timeline strip. */
+  takenAt: string;
   pools: ReturnType<typeof describePool>[];
   /** etcd requests sent by this member since it started, by gRPC operation (all purposes). */
   etcdRequests: Record<string, number>;
@@ -48,6 +50,7 @@ export function statusSource(options: {
       };
       return {
         member: options.member,
+        takenAt: new Date().toISOString(),
         pools: elections.map((election) => describePool(election)),
         etcdRequests: await byLabel(metrics.etcdRequests, 'operation'),
         workCalls: await byLabel(metrics.workRequests, 'route'),

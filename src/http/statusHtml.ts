@@ -11,6 +11,7 @@ import type { StatusSnapshot } from './status.js';
 import {
   escapeHtml,
   servedBy,
+  SVG_TAGS,
   statusView,
   toHtml,
   VIEW_ATTRIBUTES,
@@ -61,21 +62,37 @@ tr.is-leader { background: var(--lead-bg); }
 td.empty { color: var(--muted); }
 ul.labels { margin: 0; padding: 0; list-style: none; }
 code { font-family: ui-monospace, monospace; font-size: .95em; }
+.strip svg { display: block; width: 100%; max-width: 45rem; height: auto; margin: .5rem 0 .25rem; }
+.strip text { font: 12px system-ui, sans-serif; fill: var(--fg); }
+.strip .strip-label { fill: #fff; font-weight: 600; }
+.strip-legend { margin: 0; font-size: .85rem; color: var(--muted); }
+.strip .gap { fill: var(--warn); }
+.strip .outage { fill: #c62828; opacity: .85; }
+.lead-0 { fill: #2e7d32; } .lead-1 { fill: #1565c0; } .lead-2 { fill: #6a1b9a; }
+.lead-3 { fill: #00838f; } .lead-4 { fill: #5d4037; } .lead-5 { fill: #ad1457; }
+#stale { padding: .5rem .75rem; border-left: 4px solid var(--warn); font-weight: 600; }
+#stale[hidden] { display: none; }
+body[data-stale] #status { opacity: .5; filter: grayscale(1); }
 `;
 
 const SCRIPT = `
 'use strict';
 (() => {
   const TAGS = new Set(${JSON.stringify(VIEW_TAGS)});
+  const SVG = new Set(${JSON.stringify(SVG_TAGS)});
   const ATTRIBUTES = new Set(${JSON.stringify(VIEW_ATTRIBUTES)});
   const region = document.getElementById('status');
   const connection = document.getElementById('connection');
   const announcement = document.getElementById('announcement');
+  const stale = document.getElementById('stale');
+  const process = region.dataset.process;
   const build = (node) => {
     if (typeof node === 'string') return document.createTextNode(node);
     const [tag, attributes, ...children] = node;
     if (!TAGS.has(tag)) throw new Error('unexpected element ' + tag);
-    const element = document.createElement(tag);
+    const element = SVG.has(tag)
+      ? document.createElementNS('http://www.w3.org/2000/svg', tag)
+      : document.createElement(tag);
     for (const [name, value] of Object.entries(attributes)) {
       if (!ATTRIBUTES.has(name) || (name === 'href' && !/^https?:/i.test(value))) continue;
       element.setAttribute(name, value);
@@ -83,10 +100,46 @@ const SCRIPT = `
     for (const child of children) element.append(build(child));
     return element;
   };
+  // When the stream drops, what the page shows is as of its last update: say so, grey it out,
+  // and offer the other members' pages (their links in the members tables).
+  let updatedAt = new Date();
+  const markStale = () => {
+    if (document.body.dataset.stale !== undefined) return;
+    document.body.dataset.stale = '';
+    const self = document.querySelector('.self-id')?.textContent;
+    const others = new Map();
+    for (const a of region.querySelectorAll('a[data-member]')) {
+      if (a.dataset.member !== self && !others.has(a.dataset.member)) others.set(a.dataset.member, a.href);
+    }
+    const time = document.createElement('time');
+    time.dateTime = updatedAt.toISOString();
+    time.textContent = updatedAt.toLocaleTimeString();
+    const parts = ['Not live since ', time, ': this member may have stopped, and what follows is as it was then.'];
+    if (others.size > 0) {
+      parts.push(' Other members\u2019 pages:');
+      for (const [id, href] of others) {
+        const a = document.createElement('a');
+        a.href = href;
+        a.textContent = id;
+        a.className = 'other-member';
+        parts.push(' ', a);
+      }
+    }
+    stale.replaceChildren(...parts);
+    stale.hidden = false;
+  };
+  const markLive = () => {
+    delete document.body.dataset.stale;
+    stale.hidden = true;
+  };
   const summaries = () =>
     new Map([...region.querySelectorAll('[data-pool]')].map((e) => [e.dataset.pool, e.dataset.summary]));
   let shown = new Map();
   const show = (view) => {
+    // Another process of this member (it restarted): its header and timeline are new.
+    if (view.process !== process) return location.reload();
+    updatedAt = new Date();
+    markLive();
     const before = summaries();
     const next = new Map(view.sections.map((section) => [section[1].id, JSON.stringify(section)]));
     const old = [...region.children];
@@ -113,6 +166,7 @@ const SCRIPT = `
     events.addEventListener('view', (event) => show(JSON.parse(event.data)));
     events.addEventListener('error', () => {
       state('reconnecting', 'reconnecting');
+      markStale();
       // The browser retries by itself after a network error; after an answer other than an
       // event stream (this member is shutting down) it gives up, so try again later.
       if (events.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
@@ -153,10 +207,11 @@ export function statusDocument(snapshot: StatusSnapshot): string {
 <h1>Pool status</h1>
 ${toHtml(servedBy(snapshot.member))}
 <p>Updates: <span id="connection" data-state="static">not live (reload to refresh)</span></p>
+<p id="stale" role="alert" hidden></p>
 </header>
 <main>
 <p id="announcement" role="status" aria-live="polite" aria-atomic="true"></p>
-<div id="status">
+<div id="status" data-process="${escapeHtml(view.process)}">
 ${view.sections.map(toHtml).join('\n')}
 </div>
 </main>

@@ -32,7 +32,16 @@ export const VIEW_TAGS = [
   'tr',
   'th',
   'td',
+  // The leader timeline strip (inline SVG; the page's script creates these in SVG's namespace).
+  'svg',
+  'g',
+  'rect',
+  'text',
+  'title',
 ] as const;
+
+/** The tags that belong to SVG's namespace, not HTML's. */
+export const SVG_TAGS: readonly ViewTag[] = ['svg', 'g', 'rect', 'text', 'title'];
 
 export const VIEW_ATTRIBUTES = [
   'id',
@@ -46,6 +55,14 @@ export const VIEW_ATTRIBUTES = [
   'aria-labelledby',
   'data-pool',
   'data-summary',
+  'data-member',
+  'aria-label',
+  'viewBox',
+  'x',
+  'y',
+  'width',
+  'height',
+  'text-anchor',
 ] as const;
 
 export type ViewTag = (typeof VIEW_TAGS)[number];
@@ -56,6 +73,11 @@ export type ViewNode = string | [ViewTag, ViewAttributes, ...ViewNode[]];
 /** What the page's script receives in an `event: view`. */
 export interface StatusView {
   title: string;
+  /**
+   * Which process of the member sent it (its start time): after a restart the page reloads,
+   * since its header and timeline belong to the old process.
+   */
+  process: string;
   /** The sections of the page's live region, each with a stable `id`. */
   sections: ViewNode[];
 }
@@ -72,7 +94,11 @@ export function statusView(snapshot: StatusSnapshot): StatusView {
   const leaders = snapshot.pools.map((pool) => `${pool.pool}: ${pool.leader?.id ?? 'no leader'}`);
   return {
     title: `${leaders.join(', ')} — service-pool-leader`,
-    sections: [...snapshot.pools.map(poolSection), costSection(snapshot)],
+    process: snapshot.member.startedAt,
+    sections: [
+      ...snapshot.pools.map((pool) => poolSection(pool, snapshot.takenAt)),
+      costSection(snapshot),
+    ],
   };
 }
 
@@ -98,7 +124,7 @@ function leaderSummary(pool: PoolStatus): string {
     : `Pool ${pool.pool} has no leader.`;
 }
 
-function poolSection(pool: PoolStatus): ViewNode {
+function poolSection(pool: PoolStatus, takenAt: string): ViewNode {
   const id = `pool-${pool.pool}`;
   const self = pool.self;
   const leader = pool.leader;
@@ -139,7 +165,7 @@ function poolSection(pool: PoolStatus): ViewNode {
           class: member.isLeader ? 'is-leader' : '',
           header: [member.id, ...(isSelf ? [' ', badge('this member')] : [])],
           cells: [
-            [link(member.url)],
+            [link(member.url, member.id)],
             [time(member.startedAt)],
             [String(member.createRevision)],
             [String(member.weight)],
@@ -149,17 +175,20 @@ function poolSection(pool: PoolStatus): ViewNode {
         };
       }),
     ),
+    leaderStrip(`${id}-strip`, pool.pool, pool.timeline, takenAt),
     table(
       `${id}-changes`,
       `Leader changes this member saw in ${pool.pool}, newest first`,
-      ['Time', 'Leader', 'Term', 'Failover'],
+      ['Time', 'Leader', 'Term', 'Why', 'Without a claim', 'Outage'],
       [...pool.timeline].reverse().map((change) => ({
         class: change.leader === null ? 'no-leader' : '',
         header: [time(change.at)],
         cells: [
           [change.leader ?? 'no leader'],
           [change.term === null ? '–' : String(change.term)],
-          [failover(change)],
+          [why(change)],
+          [leaderless(change)],
+          [change.outageMs === null ? '–' : duration(change.outageMs)],
         ],
       })),
     ),
@@ -246,26 +275,170 @@ function table(id: string, caption: string, columns: string[], rows: Row[]): Vie
   );
 }
 
+type Change = PoolStatus['timeline'][number];
+
+/** What each cause of a claim's end means to a person (election/failover.ts). */
+const CAUSES: Record<NonNullable<Change['cause']>, string> = {
+  stop: 'graceful stop',
+  resign: 'resigned',
+  handover: 'handed over to a preferred member',
+  expired: 'lease expired: crashed, frozen or cut off from etcd',
+  unknown: 'claim deleted',
+};
+
+/** Why the leader changed: the cause of the previous claim's end, or how we met the leader. */
+function why(change: Change): string {
+  if (change.cause !== null) return CAUSES[change.cause];
+  if (change.leader !== null && change.previous === null) return 'leading when this member started';
+  return '–';
+}
+
 /** The leaderless gap before a change; "–" where there is none to speak of. */
-function failover(change: PoolStatus['timeline'][number]): string {
-  if (change.failoverMs !== null) return `${change.failoverMs} ms`;
+function leaderless(change: Change): string {
+  if (change.leaderlessMs !== null) return duration(change.leaderlessMs);
   // A leader seen first (on joining), or a change straight from one leader to the next.
   return change.leader === null || change.previous === null ? '–' : 'no gap';
+}
+
+/** Milliseconds as "13 ms", "5.02 s", "3 min 5 s". */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+}
+
+const STRIP_WIDTH = 720;
+const STRIP_BAR = { y: 4, height: 22 };
+/** Brief spans are drawn this wide at least (viewBox units), so a 10 ms gap is visible. */
+const STRIP_MIN_WIDTH = 2;
+const STRIP_COLOURS = 6;
+
+/**
+ * Who led when, to scale, from the first change this member saw to `takenAt`: one bar per
+ * leader, leaderless gaps and each failover's outage (from the old leader's last sign of life)
+ * marked, a tooltip (`<title>`) on each. Server-rendered SVG; the table below says the same
+ * in words for a screen reader.
+ */
+function leaderStrip(
+  id: string,
+  pool: string,
+  timeline: readonly Change[],
+  takenAt: string,
+): ViewNode {
+  const end = Date.parse(takenAt);
+  const changes = timeline
+    .map((change) => ({ change, at: Date.parse(change.at) }))
+    .filter(({ at }) => Number.isFinite(at) && at <= end);
+  if (changes.length === 0 || !Number.isFinite(end)) return h('p', { id, class: 'strip-empty' });
+  const outageStart = (entry: (typeof changes)[number]) => entry.at - (entry.change.outageMs ?? 0);
+  const start = Math.min(...changes.map(outageStart));
+  const span = Math.max(end - start, 1);
+  const x = (at: number) => ((at - start) / span) * STRIP_WIDTH;
+  const colours = new Map<string, number>();
+  const colour = (leader: string) => {
+    if (!colours.has(leader)) colours.set(leader, colours.size % STRIP_COLOURS);
+    return colours.get(leader)!;
+  };
+  const bars: ViewNode[] = [];
+  const marks: ViewNode[] = [];
+  const labels: ViewNode[] = [];
+  changes.forEach((entry, i) => {
+    const until = changes[i + 1]?.at ?? end;
+    const from = x(entry.at);
+    const width = Math.max(x(until) - from, STRIP_MIN_WIDTH);
+    const { change } = entry;
+    const lasted = duration(until - entry.at);
+    if (change.leader === null) {
+      marks.push(rect('gap', from, width, `no leader for ${lasted} (${why(change)})`));
+    } else {
+      const now = i === changes.length - 1 ? ', leading now' : '';
+      const tip = `${change.leader} led, term ${change.term}, for ${lasted}${now}`;
+      bars.push(rect(`lead-${colour(change.leader)}`, from, width, tip));
+      // An id is written inside its bar only where it fits (about 8 units per character).
+      if (width >= change.leader.length * 8 + 8) {
+        labels.push(
+          h('text', { x: fixed(from + 4), y: '20', class: 'strip-label' }, change.leader),
+        );
+      }
+    }
+    if (change.outageMs !== null && change.outageMs > 0) {
+      const outageFrom = x(outageStart(entry));
+      const tip = `outage ${duration(change.outageMs)} before ${change.leader ?? 'the next leader'} led (${why(change)})`;
+      marks.push(rect('outage', outageFrom, Math.max(from - outageFrom, STRIP_MIN_WIDTH), tip));
+    }
+  });
+  const leaders = changes
+    .filter(({ change }) => change.leader !== null)
+    .map(({ change }) => change.leader);
+  return h(
+    'div',
+    { class: 'strip', id },
+    h(
+      'svg',
+      {
+        viewBox: `0 0 ${STRIP_WIDTH} 44`,
+        role: 'img',
+        'aria-label': `Who led pool ${pool} from ${clock(start)} to ${clock(end)}: ${leaders.join(', then ')}. Outages are marked red; details in the table below.`,
+      },
+      h('g', {}, ...bars),
+      h('g', {}, ...marks),
+      h('g', {}, ...labels),
+      h('text', { x: '0', y: '40', class: 'strip-axis' }, clock(start)),
+      h(
+        'text',
+        { x: String(STRIP_WIDTH), y: '40', class: 'strip-axis', 'text-anchor': 'end' },
+        `${clock(end)} (now)`,
+      ),
+    ),
+    h(
+      'p',
+      { class: 'strip-legend' },
+      'Bars: who led. Red: an outage, from the old leader\u2019s last sign of life to the next leader. Orange: no leader claim.',
+    ),
+  );
+}
+
+function rect(kind: string, x: number, width: number, tip: string): ViewNode {
+  return h(
+    'rect',
+    {
+      class: kind,
+      x: fixed(x),
+      y: String(STRIP_BAR.y),
+      width: fixed(width),
+      height: String(STRIP_BAR.height),
+    },
+    h('title', {}, tip),
+  );
+}
+
+const fixed = (value: number) => value.toFixed(1);
+
+/** "12:00:05 UTC". */
+function clock(at: number): string {
+  return new Date(at).toISOString().slice(11, 19) + ' UTC';
 }
 
 function badge(text: string, kind = 'self-mark'): ViewNode {
   return h('span', { class: `badge ${kind}` }, text);
 }
 
-/** A link for an http(s) URL; anything else (it came from etcd) is shown as text. */
-function link(url: string): ViewNode {
+/**
+ * A link for an http(s) URL; anything else (it came from etcd) is shown as text. A member's
+ * link carries its id: when this page's stream drops, its script offers the other members'
+ * pages.
+ */
+function link(url: string, member?: string): ViewNode {
   let protocol = '';
   try {
     protocol = new URL(url).protocol;
   } catch {
     // Not a URL: shown as text below.
   }
-  return protocol === 'http:' || protocol === 'https:' ? h('a', { href: url }, url) : url;
+  if (protocol !== 'http:' && protocol !== 'https:') return url;
+  return h('a', member === undefined ? { href: url } : { href: url, 'data-member': member }, url);
 }
 
 /** An ISO time as "2025-01-31 12:00:00.123 UTC" in a <time>; anything else as text. */

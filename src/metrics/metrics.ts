@@ -18,7 +18,8 @@ export interface PoolMetrics {
   readonly term: Gauge<'pool'>;
   readonly leaderChanges: Counter<'pool'>;
   readonly lastLeaderChange: Gauge<'pool'>;
-  readonly failoverDuration: Histogram<'pool'>;
+  readonly failoverDuration: Histogram<'pool' | 'cause'>;
+  readonly leaderlessDuration: Histogram<'pool'>;
   readonly workRequests: Counter<'route' | 'role' | 'outcome'>;
   readonly workDuration: Histogram<'route' | 'role'>;
   readonly workPending: Gauge;
@@ -81,7 +82,14 @@ export function createMetrics(version: string): PoolMetrics {
     }),
     failoverDuration: new Histogram({
       name: 'service_pool_failover_duration_seconds',
-      help: 'Time without a leader: from the old claim vanishing to a new claim, as observed.',
+      help: "The outage of a leader change, by why the old claim ended: from the old leader's last sign of life to this member seeing the new leader.",
+      labelNames: ['pool', 'cause'],
+      buckets: FAILOVER_BUCKETS,
+      registers,
+    }),
+    leaderlessDuration: new Histogram({
+      name: 'service_pool_leaderless_seconds',
+      help: 'Time without a leader claim: from the old claim vanishing to a new claim, as observed.',
       labelNames: ['pool'],
       buckets: FAILOVER_BUCKETS,
       registers,

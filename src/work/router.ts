@@ -253,7 +253,7 @@ export class WorkRouter {
     };
     this.election.on('change', onChange);
     try {
-      return await this.forwarder.forward(
+      const answer = await this.forwarder.forward(
         leader,
         {
           pool: this.election.pool,
@@ -263,6 +263,9 @@ export class WorkRouter {
         },
         superseded.signal,
       );
+      // Any answer from the leader is a sign of life (it dates a crash failover).
+      if (leader.term !== 0n) this.election.leaderAnswered(leader.term);
+      return answer;
     } finally {
       clearTimeout(grace);
       this.election.off('change', onChange);

@@ -61,6 +61,30 @@ const WATCH_LEADER = `(() => {
   record();
 })()`;
 
+/** What the functions passed to waitForFunction use of the page (the tests have no DOM types). */
+interface PageGlobals {
+  document: {
+    querySelector(selector: string): {
+      textContent: string | null;
+      getAttribute(name: string): string | null;
+    } | null;
+  };
+}
+
+/** Pool default's timeline strip as the page's script built it: namespace, label, each rect. */
+const STRIP = `(() => {
+  const svg = document.querySelector('#pool-default-strip svg');
+  return {
+    namespace: svg.namespaceURI,
+    label: svg.getAttribute('aria-label'),
+    rects: [...svg.querySelectorAll('rect')].map((rect) => ({
+      kind: rect.getAttribute('class'),
+      width: rect.getBBox().width,
+      tip: rect.querySelector('title')?.textContent,
+    })),
+  };
+})()`;
+
 /** The rows of pool default's timeline as the page shows them: [time, leader, term, failover]. */
 const TIMELINE_ROWS = `[...document.querySelectorAll('#pool-default-changes tbody tr')]
   .map((row) => [...row.children].map((cell) => cell.textContent))`;
@@ -147,6 +171,171 @@ describe('the status page and its event stream, in process', function () {
     expect(html).to.include('<td>javascript:alert(2)</td>');
     expect(html).not.to.match(/href="javascript:/i);
     expect(html.match(/<script>/g)).to.have.length(1);
+  });
+});
+
+describe('the status page in Chromium, against a status source the test drives', function () {
+  this.timeout(60_000);
+  let server: Server | undefined;
+  let router: StatusRouter | undefined;
+  let status: FakeStatus;
+  let port = 0;
+  let profile: string | undefined;
+  let browser: BrowserContext | undefined;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  /** Serves `status` on `port` (0: a free one), as a member process would. */
+  const serve = async (source: FakeStatus) => {
+    router = statusRoutes(source);
+    const app = express()
+      .use(router)
+      .use(errorMiddleware(pino({ level: 'silent' })));
+    server = app.listen(port, '127.0.0.1');
+    await new Promise((resolve) => server!.once('listening', resolve));
+    port = (server.address() as AddressInfo).port;
+  };
+
+  /** The member process ends: its streams end and its port refuses connections. */
+  const stop = async () => {
+    router!.endAll();
+    server!.closeAllConnections();
+    await new Promise((resolve) => server!.close(resolve));
+  };
+
+  before(async () => {
+    profile = await mkdtemp(path.join(os.tmpdir(), 'status-page-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      headless: true,
+      viewport: { width: 1100, height: 900 },
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
+  });
+
+  beforeEach(async () => {
+    status = new FakeStatus();
+    port = 0;
+    await serve(status);
+  });
+
+  afterEach(async () => {
+    if (server?.listening) await stop();
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (profile) await rm(profile, { recursive: true, force: true });
+  });
+
+  it('draws who led when as an SVG strip, outages to scale, and says why each leader changed', async () => {
+    status.timeline = [
+      ...status.timeline,
+      {
+        at: '2025-01-31T12:02:00.000Z',
+        leader: null,
+        term: null,
+        previous: 'a',
+        cause: 'expired',
+        leaderlessMs: null,
+        outageMs: null,
+      },
+      {
+        at: '2025-01-31T12:02:00.012Z',
+        leader: 'b',
+        term: 9,
+        previous: 'a',
+        cause: 'expired',
+        leaderlessMs: 12,
+        outageMs: 5012,
+      },
+    ];
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('#connection[data-state="live"]');
+    // Built by the page's script from the event stream (a change makes it rebuild the pool).
+    status.change('b');
+    await page.waitForFunction(
+      (id) =>
+        (globalThis as unknown as PageGlobals).document.querySelector(
+          '[data-pool="default"] .leader-id',
+        )?.textContent === id,
+      'b',
+    );
+    const strip = (await page.evaluate(STRIP)) as {
+      namespace: string;
+      label: string;
+      rects: { kind: string; width: number; tip: string }[];
+    };
+    expect(strip.namespace).to.equal('http://www.w3.org/2000/svg');
+    expect(strip.label).to.include(
+      'Who led pool default from 12:00:00 UTC to 12:05:00 UTC: a, then b',
+    );
+    const kinds = strip.rects.map((rect) => rect.kind);
+    expect(kinds).to.deep.equal(['lead-0', 'lead-1', 'gap', 'outage']);
+    // 5 minutes across 720 units: a's two minutes are 288 wide, the 5 s outage 12, the 12 ms
+    // gap drawn at the 2-unit minimum.
+    const width = (kind: string) => strip.rects.find((rect) => rect.kind === kind)!.width;
+    expect(width('lead-0')).to.be.closeTo(288, 0.1);
+    expect(width('outage')).to.be.closeTo(12, 0.1);
+    expect(width('gap')).to.equal(2);
+    expect(strip.rects.find((rect) => rect.kind === 'outage')!.tip).to.equal(
+      'outage 5.01 s before b led (lease expired: crashed, frozen or cut off from etcd)',
+    );
+    const rows = (await page.evaluate(TIMELINE_ROWS)) as string[][];
+    expect(rows.map((row) => row.slice(1))).to.deep.equal([
+      ['b', '9', 'lease expired: crashed, frozen or cut off from etcd', '12 ms', '5.01 s'],
+      ['no leader', '–', 'lease expired: crashed, frozen or cut off from etcd', '–', '–'],
+      ['a', '7', 'leading when this member started', '–', '–'],
+    ]);
+    expect(pageErrors, 'errors in the page').to.deep.equal([]);
+  });
+
+  it('when its member stops, greys out what it shows, says since when, and offers the other members\u2019 pages; a restarted member reloads it', async () => {
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('#connection[data-state="live"]');
+    expect(await page.isHidden('#stale')).to.equal(true);
+    let navigations = 0;
+    page.on('framenavigated', (frame) => {
+      if (frame === page.mainFrame()) navigations++;
+    });
+
+    await stop();
+    await page.waitForSelector('body[data-stale]');
+    expect(await page.textContent('#stale')).to.match(
+      /^Not live since .+: this member may have stopped, and what follows is as it was then\. Other members\u2019 pages: a b$/,
+    );
+    const others = await page.$$eval('#stale a.other-member', (links) =>
+      links.map((a) => [a.textContent, a.getAttribute('href')]),
+    );
+    expect(others).to.deep.equal([
+      ['a', 'http://127.0.0.1:7001/'],
+      ['b', 'http://127.0.0.1:7002/'],
+    ]);
+    const opacity = await page.evaluate(
+      "getComputedStyle(document.getElementById('status')).opacity",
+    );
+    expect(Number(opacity)).to.be.below(1);
+    expect(navigations, 'a stop reloads nothing').to.equal(0);
+
+    // The member comes back as a new process: the page reconnects, and reloads its header.
+    status = new FakeStatus();
+    status.startedAt = '2025-01-31T12:09:00.000Z';
+    await serve(status);
+    await page.waitForFunction(
+      (startedAt) =>
+        (globalThis as unknown as PageGlobals).document
+          .querySelector('header time')
+          ?.getAttribute('datetime') === startedAt,
+      status.startedAt,
+      { timeout: 15_000 },
+    );
+    expect(navigations, 'the page reloaded once').to.equal(1);
+    await page.waitForSelector('#connection[data-state="live"]');
+    expect(await page.isHidden('#stale')).to.equal(true);
+    expect(await page.$('body[data-stale]')).to.equal(null);
+    expect(pageErrors, 'errors in the page').to.deep.equal([]);
   });
 });
 
@@ -268,7 +457,24 @@ describe('the status page in Chromium', function () {
     const rows = (await page.evaluate(TIMELINE_ROWS)) as string[][];
     const leaders = rows.map((row) => row[1]);
     expect(leaders).to.deep.equal(['c', 'no leader', 'b', 'no leader', 'a']);
-    for (const row of [rows[0]!, rows[2]!]) expect(row[3]).to.match(/^\d+ ms$/);
+    // [time, leader, term, why, without a claim, outage]: both gaps without a claim take
+    // milliseconds; callers waited milliseconds for b, but a whole TTL for c, since b was last
+    // alive one TTL before etcd expired its lease.
+    expect(rows.map((row) => row[3])).to.deep.equal([
+      'lease expired: crashed, frozen or cut off from etcd',
+      'lease expired: crashed, frozen or cut off from etcd',
+      'graceful stop',
+      'graceful stop',
+      'leading when this member started',
+    ]);
+    for (const row of [rows[0]!, rows[2]!]) expect(row[4]).to.match(/^\d+ ms$/);
+    expect(rows[2]![5]).to.match(/^\d+ ms$/);
+    const crashOutage = /^(\d+\.\d\d) s$/.exec(rows[0]![5]!);
+    expect(crashOutage, `outage ${rows[0]![5]}`).to.not.equal(null);
+    expect(Number(crashOutage![1])).to.be.within(TTL_SECONDS, TTL_SECONDS + 2);
+    console.log(
+      `      measured: outage shown for the crash failover ${rows[0]![5]} (TTL ${TTL_SECONDS} s)`,
+    );
     for (const row of rows) expect(row[0]).to.match(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/);
 
     await mkdir(ARTIFACTS, { recursive: true });
@@ -309,6 +515,19 @@ function between(text: string, start: string, end: string): string {
 class FakeStatus implements StatusSource {
   leader = 'a';
   hostile = false;
+  /** The member's process start: a new value is a restarted member. */
+  startedAt = '2025-01-31T12:00:00.000Z';
+  timeline: StatusSnapshot['pools'][number]['timeline'] = [
+    {
+      at: '2025-01-31T12:00:00.000Z',
+      leader: 'a',
+      term: 7,
+      previous: null,
+      cause: null,
+      leaderlessMs: null,
+      outageMs: null,
+    },
+  ];
   readonly listeners = new Set<() => void>();
 
   change(leader: string): void {
@@ -340,8 +559,9 @@ class FakeStatus implements StatusSource {
         id: 'c',
         url: 'http://127.0.0.1:7003',
         version: '0.1.0',
-        startedAt: '2025-01-31T12:00:00.000Z',
+        startedAt: this.startedAt,
       },
+      takenAt: '2025-01-31T12:05:00.000Z',
       pools: [
         {
           pool: 'default',
@@ -361,15 +581,7 @@ class FakeStatus implements StatusSource {
           },
           term: 7,
           revision: 9,
-          timeline: [
-            {
-              at: '2025-01-31T12:00:00.000Z',
-              leader: 'a',
-              term: 7,
-              previous: null,
-              failoverMs: null,
-            },
-          ],
+          timeline: this.timeline,
           members: [member('a', 1), member('b', 2), member('c', 3)],
         },
       ],

@@ -135,9 +135,9 @@ describe('the chart with the dashboard and the alert rules', function () {
       it('the slow-failover threshold follows config.LEASE_TTL_SECONDS', async () => {
         const manifests = await render({ ...RULES_ON, config: { LEASE_TTL_SECONDS: 12 } });
         const slow = rule(renderedRules(manifests), 'ServicePoolSlowFailover');
-        expect(slow.expr).to.match(/\)\s*> 12$/);
+        expect(slow.expr).to.match(/\)\s*> 2 \* 12$/);
         expect(slow.expr).to.equal(
-          rule(ruleFile(), 'ServicePoolSlowFailover').expr.replace(/> 5$/, '> 12'),
+          rule(ruleFile(), 'ServicePoolSlowFailover').expr.replace(/> 2 \* 5$/, '> 2 * 12'),
         );
       });
 

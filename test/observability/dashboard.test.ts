@@ -69,7 +69,7 @@ describe('the Grafana dashboard file', () => {
       'Current leader',
       'Members',
       'Leader changes',
-      'Failover duration',
+      'Failover outage',
       'Work rate by role and outcome',
       'Work latency',
       'Forward latency',

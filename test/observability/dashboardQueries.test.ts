@@ -282,7 +282,7 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
   });
 
   it('the failover panel shows the second failover, in milliseconds', async () => {
-    const p99 = finiteValues(await panelQuery('Failover duration', 'B'));
+    const p99 = finiteValues(await panelQuery('Failover outage', 'B'));
     expect(p99, 'p99 samples').to.have.length.above(0);
     console.log(`      measured: failover p99 as the panel draws it, up to ${Math.max(...p99)} s`);
     expect(Math.max(...p99)).to.be.below(1);
