@@ -665,6 +665,8 @@ describe('hostile input against one member', function () {
         [`${poolPrefix}/`, '{"payload": 1}'],
         // Leader-owned state we do not know: ignored, not counted.
         [`${poolPrefix}/state/unknown`, 'whatever'],
+        // release_note: not a release note (a claim deleted with it would have cause unknown).
+        [`${poolPrefix}/state/released`, '{"term": "1", "id": "a", "reason": "bored"}'],
       ];
       try {
         await putAndWaitSeen(garbage);
@@ -677,6 +679,7 @@ describe('hostile input against one member', function () {
         expect(invalid(text, 'member_key') - invalid(counted, 'member_key')).to.equal(2);
         expect(invalid(text, 'member_record') - invalid(counted, 'member_record')).to.equal(1);
         expect(invalid(text, 'foreign_key') - invalid(counted, 'foreign_key')).to.equal(3);
+        expect(invalid(text, 'release_note') - invalid(counted, 'release_note')).to.equal(1);
         await expectStillServing();
       } finally {
         // The tests below start from a clean prefix.
