@@ -85,7 +85,7 @@ const SCRIPT = `
   const connection = document.getElementById('connection');
   const announcement = document.getElementById('announcement');
   const stale = document.getElementById('stale');
-  const process = region.dataset.process;
+  let process = region.dataset.process;
   const build = (node) => {
     if (typeof node === 'string') return document.createTextNode(node);
     const [tag, attributes, ...children] = node;
@@ -136,8 +136,11 @@ const SCRIPT = `
     new Map([...region.querySelectorAll('[data-pool]')].map((e) => [e.dataset.pool, e.dataset.summary]));
   let shown = new Map();
   const show = (view) => {
-    // Another process of this member (it restarted): its header and timeline are new.
-    if (view.process !== process) return location.reload();
+    // Another process (the member restarted): its header is new; its sections follow.
+    if (view.process !== process) {
+      document.getElementById('served-by').replaceWith(build(view.servedBy));
+      process = view.process;
+    }
     updatedAt = new Date();
     markLive();
     const before = summaries();

@@ -74,10 +74,12 @@ export type ViewNode = string | [ViewTag, ViewAttributes, ...ViewNode[]];
 export interface StatusView {
   title: string;
   /**
-   * Which process of the member sent it (its start time): after a restart the page reloads,
-   * since its header and timeline belong to the old process.
+   * Which process sent it (member id and start time). When it is another one than before (the
+   * member restarted, or a load balancer sent the stream elsewhere), the page replaces its
+   * header with `servedBy`; the sections are the new process's anyway.
    */
   process: string;
+  servedBy: ViewNode;
   /** The sections of the page's live region, each with a stable `id`. */
   sections: ViewNode[];
 }
@@ -94,7 +96,8 @@ export function statusView(snapshot: StatusSnapshot): StatusView {
   const leaders = snapshot.pools.map((pool) => `${pool.pool}: ${pool.leader?.id ?? 'no leader'}`);
   return {
     title: `${leaders.join(', ')} — service-pool-leader`,
-    process: snapshot.member.startedAt,
+    process: `${snapshot.member.id} ${snapshot.member.startedAt}`,
+    servedBy: servedBy(snapshot.member),
     sections: [
       ...snapshot.pools.map((pool) => poolSection(pool, snapshot.takenAt)),
       costSection(snapshot),
@@ -106,7 +109,7 @@ export function statusView(snapshot: StatusSnapshot): StatusView {
 export function servedBy(member: StatusSnapshot['member']): ViewNode {
   return h(
     'p',
-    {},
+    { id: 'served-by' },
     'Served by member ',
     h('strong', { class: 'self-id' }, member.id),
     ' at ',
