@@ -277,7 +277,13 @@ describe('a pool on a real etcd cluster', function () {
       ].map((m) => [m[1], Number(m[2])]),
     );
     // Every kind is there from the start (at 0), so a dashboard draws it before the first.
-    expect(counted).to.deep.equal({ claim: 0, member_key: 1, member_record: 1, foreign_key: 1 });
+    expect(counted).to.deep.equal({
+      claim: 0,
+      member_key: 1,
+      member_record: 1,
+      foreign_key: 1,
+      release_note: 0,
+    });
   });
 });
 
