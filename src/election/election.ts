@@ -1,5 +1,5 @@
 /**
- * One member's election in one pool (design.md, "Election").
+ * One member's election in one pool (docs/design.md, "Election").
  *
  * - `start()` grants a lease, takes over the registration of a previous incarnation with the
  *   same id (start-up only), puts the member key create-if-absent, and syncs the pool view.

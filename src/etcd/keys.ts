@@ -1,5 +1,5 @@
 /**
- * The etcd key layout of one pool (design.md, "etcd layout"). The members prefix matches
+ * The etcd key layout of one pool (docs/design.md, "etcd layout"). The members prefix matches
  * etcd's own election recipe, `concurrency.NewElection(session, "<P>/pools/<pool>/members")`,
  * which puts `<prefix>/<lease id in lowercase hex>`: `etcdctl elect -l` then names the same
  * member as our `oldest` strategy.

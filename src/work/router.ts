@@ -1,5 +1,5 @@
 /**
- * Work routing (design.md, "Work routing"): the local election view says who leads; a leader
+ * Work routing (docs/design.md, "Work routing"): the local election view says who leads; a leader
  * executes, a follower forwards. Zero etcd requests per call.
  *
  * - No leader right now: hold the request until one is elected, up to `leaderlessWaitMs`,
