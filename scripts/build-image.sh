@@ -34,7 +34,7 @@ if [ -z "$engine" ]; then
     engine=podman
   else
     echo "build-image: neither a running Docker engine nor podman: install Docker, or podman" \
-      "and runc (scripts/install-system-deps.sh)" >&2
+      "and runc (scripts/install-system-deps.sh containers)" >&2
     exit 1
   fi
 fi

@@ -1,43 +1,105 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the demo and the tests need, when they are missing:
-# etcd (server and etcdctl), openssl (the TLS tests make their certificates with it), and
-# chromium (the status page's browser test drives /usr/bin/chromium with playwright-core;
-# never `playwright install`), and prometheus (promtool lints the alert rules and the app's
-# metrics; the dashboard test runs its own prometheus on a free port), unzip (helm and
-# kubectl come zipped inside npm packages: scripts/fetch-helm.sh), shellcheck (the chart
-# tests lint scripts/), and podman with runc, netavark, aardvark-dns and debootstrap (`make
-# image` without Docker; the container rehearsal builds its stand-in base images with
-# debootstrap and runs them with runc, since crun fails on hosts with hybrid cgroups), and
-# faketime (the chaos suite steps a member's wall clock). Safe to run repeatedly; does nothing
-# when all are present.
+# Installs the Debian packages of the named groups, when they are missing. Each make target
+# names its own group, so that `make demo` installs etcd and nothing the tests alone use:
+#   demo, bench    etcd-server, etcd-client: the demo's (and the benchmarks') etcd cluster
+#   integration    etcd, and openssl (the TLS tests make their certificates with it)
+#   browser        etcd, and chromium with fonts-liberation (the status page's browser test
+#                  drives /usr/bin/chromium with playwright-core; never `playwright install`)
+#   observability  etcd, and prometheus (promtool lints the alert rules and the app's metrics;
+#                  the dashboard test runs its own prometheus on a free port)
+#   chaos          etcd, and faketime (the chaos suite steps one member's wall clock)
+#   chart          etcd (the kubelet contract test runs one), and shellcheck (lints scripts/)
+#   tools          unzip: helm and kubectl come zipped inside npm packages (fetch-helm.sh)
+#   containers     podman with runc, netavark, aardvark-dns and debootstrap: `make image`
+#                  without Docker; the container rehearsal builds its stand-in base images with
+#                  debootstrap and runs them with runc, since crun fails on hosts with hybrid
+#                  cgroups
+#   all            every group (the default: `make system-deps`, `make test`)
+# Usage: install-system-deps.sh [--dry-run] [GROUP...]. --dry-run prints `missing: ...` (or
+# nothing) and installs nothing. Safe to run repeatedly; does nothing when all are present.
 set -euo pipefail
 
+dry_run=false
+if [ "${1:-}" = --dry-run ]; then
+  dry_run=true
+  shift
+fi
+if [ "$#" -eq 0 ]; then
+  set -- all
+fi
+
+# The Debian packages of one group, in the order they are installed.
+group_packages() {
+  case "$1" in
+    demo | bench) echo etcd-server etcd-client ;;
+    integration) echo etcd-server etcd-client openssl ;;
+    browser) echo etcd-server etcd-client chromium fonts-liberation ;;
+    observability) echo etcd-server etcd-client prometheus ;;
+    chaos) echo etcd-server etcd-client faketime ;;
+    chart) echo etcd-server etcd-client shellcheck ;;
+    tools) echo unzip ;;
+    containers) echo podman runc netavark aardvark-dns debootstrap ;;
+    all)
+      for group in demo integration browser observability chaos chart tools containers; do
+        group_packages "$group"
+      done
+      ;;
+    *)
+      echo "install-system-deps: unknown group '$1'; one of: demo bench integration browser" \
+        "observability chaos chart tools containers all" >&2
+      return 1
+      ;;
+  esac
+}
+
+# Whether a package is installed, seen by what it provides. runc and debootstrap live in
+# /usr/sbin, netavark and aardvark-dns in /usr/lib/podman: not on every user's PATH.
+installed() {
+  case "$1" in
+    etcd-server) command -v etcd >/dev/null 2>&1 ;;
+    etcd-client) command -v etcdctl >/dev/null 2>&1 ;;
+    openssl) command -v openssl >/dev/null 2>&1 ;;
+    chromium) [ -x /usr/bin/chromium ] ;;
+    fonts-liberation) [ -d /usr/share/fonts/truetype/liberation ] ;;
+    prometheus) command -v promtool >/dev/null 2>&1 ;;
+    faketime) compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null ;;
+    shellcheck) command -v shellcheck >/dev/null 2>&1 ;;
+    unzip) command -v unzip >/dev/null 2>&1 ;;
+    podman) command -v podman >/dev/null 2>&1 ;;
+    runc) command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] ;;
+    netavark) [ -x /usr/lib/podman/netavark ] ;;
+    aardvark-dns) [ -x /usr/lib/podman/aardvark-dns ] ;;
+    debootstrap) command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] ;;
+    *) return 1 ;;
+  esac
+}
+
 missing=()
-command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
-command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-[ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v unzip >/dev/null 2>&1 || missing+=(unzip)
-command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
-command -v podman >/dev/null 2>&1 || missing+=(podman)
-# runc and debootstrap live in /usr/sbin, netavark and aardvark-dns in /usr/lib/podman: not on
-# every user's PATH.
-command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
-[ -x /usr/lib/podman/netavark ] || missing+=(netavark)
-[ -x /usr/lib/podman/aardvark-dns ] || missing+=(aardvark-dns)
-command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
-# libfaketime: the chaos suite steps one member's wall clock (its deadlines must not follow).
-compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
+for group in "$@"; do
+  # Split on spaces on purpose: package names have none.
+  # shellcheck disable=SC2207
+  packages=($(group_packages "$group"))
+  for package in "${packages[@]}"; do
+    case " ${missing[*]+"${missing[*]}"} " in
+      *" $package "*) continue ;;
+    esac
+    installed "$package" || missing+=("$package")
+  done
+done
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
+if [ "$dry_run" = true ]; then
+  echo "missing: ${missing[*]}"
+  exit 0
+fi
+
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "missing: ${missing[*]}; install etcd 3.4+ (etcd and etcdctl on PATH), openssl," \
-    "Chromium (at /usr/bin/chromium), Prometheus (promtool on PATH), unzip, shellcheck," \
-    "podman with runc, netavark and aardvark-dns, debootstrap and libfaketime, and run again" >&2
+  echo "missing: ${missing[*]} (Debian's names); install them and run again: etcd 3.4+" \
+    "(etcd and etcdctl on PATH), Chromium at /usr/bin/chromium, Prometheus's promtool on" \
+    "PATH, netavark and aardvark-dns in /usr/lib/podman" >&2
   exit 1
 fi
 

@@ -353,7 +353,7 @@ describe('the status page in Chromium', function () {
   before(async () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(
-        `${CHROMIUM} is missing: run scripts/install-system-deps.sh (it installs Debian's chromium)`,
+        `${CHROMIUM} is missing: run scripts/install-system-deps.sh browser (it installs Debian's chromium)`,
       );
     }
     etcd = await EtcdCluster.start({ size: 3 });

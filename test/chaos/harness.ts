@@ -75,7 +75,7 @@ export class ChaosPool extends TestPool {
  * A member's wall clock under our control: libfaketime (Debian's faketime) preloaded, reading
  * its offset from `file` on every call (FAKETIME_NO_CACHE), the monotonic clock left real.
  * `env` goes to the member; `step('-1h')` moves its wall clock. Throws when libfaketime is
- * missing (scripts/install-system-deps.sh installs it).
+ * missing (scripts/install-system-deps.sh chaos installs it; make chaos runs that).
  */
 export function fakeWallClock(file: string): {
   env: Record<string, string>;

@@ -31,7 +31,7 @@ describe('the shell scripts', function () {
     }).catch((error: NodeJS.ErrnoException) => {
       throw new Error(
         error.code === 'ENOENT'
-          ? "shellcheck is not installed: run scripts/install-system-deps.sh (Debian's shellcheck)"
+          ? "shellcheck is not installed: run scripts/install-system-deps.sh chart (Debian's shellcheck)"
           : error.message,
       );
     });

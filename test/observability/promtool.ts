@@ -1,5 +1,5 @@
 /**
- * Debian's `promtool` (package `prometheus`, installed by `make system-deps`), run
+ * Debian's `promtool` (package `prometheus`, installed by `make test-observability`), run
  * synchronously: every call lints or unit-tests files in well under a second.
  */
 import { spawnSync } from 'node:child_process';
@@ -19,7 +19,7 @@ export function promtool(args: string[], input?: string): ToolRun {
   if (run.error) {
     throw new Error(
       `promtool ${args[0] ?? ''} could not run (${run.error.message}): ` +
-        'install Debian\'s "prometheus" package (make system-deps)',
+        'install Debian\'s "prometheus" package (scripts/install-system-deps.sh observability)',
     );
   }
   return { status: run.status, output: `${run.stdout}${run.stderr}` };

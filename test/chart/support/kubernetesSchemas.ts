@@ -70,7 +70,8 @@ export interface LabelledManifest {
  * type, as "label: path: message". One TypeScript program checks them all (a few seconds).
  */
 export function unknownFieldErrors(objects: LabelledManifest[]): string[] {
-  // The virtual file sits in the repository, so that imports resolve from its node_modules.
+  // The virtual file sits under test/, so that imports resolve from test/node_modules, where
+  // the test tooling (test/package.json) installs the models.
   const fileName = path.join(REPO_ROOT, 'test', 'chart', '__rendered_manifests__.ts');
   const imports: string[] = [];
   const declarations: string[] = [];
@@ -137,12 +138,12 @@ function locate(sourceFile: ts.SourceFile, position: number) {
   return { index, jsonPath: parts.join('.').replace(/\.\[/g, '[') };
 }
 
-/** kubernetes-models' own version, read from its package.json. */
+/** kubernetes-models' own version, read from its package.json in the test tooling. */
 export function modelsVersion(
   name: 'kubernetes-models' | '@kubernetes-models/prometheus-operator',
 ) {
   const pkg = JSON.parse(
-    readFileSync(path.join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8'),
+    readFileSync(path.join(REPO_ROOT, 'test', 'node_modules', name, 'package.json'), 'utf8'),
   ) as { version: string };
   return pkg.version;
 }

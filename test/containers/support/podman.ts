@@ -124,7 +124,7 @@ export async function assertContainersWork(image: string, conf = CONTAINERS_CONF
     (error: Error) => {
       throw new Error(
         `containers cannot run here: podman is not usable (${error.message}); ` +
-          'install podman, runc and debootstrap (scripts/install-system-deps.sh does, as root)',
+          'install podman, runc and debootstrap (scripts/install-system-deps.sh containers does, as root)',
       );
     },
   );
