@@ -280,12 +280,14 @@ function guide(facts: {
     ['etcd', facts.endpoints],
     ['logs', `${facts.logDir}/ (<member>.log, etcd<n>.log)`],
     ...list.map((m, i) => [i === 0 ? 'members' : '', `${m.id}  ${m.url}  pid ${m.pid}`]),
+    // A follower's page: it stays live while the leader, the first member, is killed.
+    ['status page', `${list[1 % list.length]!.url}/  (live; open it, then kill ${list[0]!.id})`],
     [
       'also try',
       `curl -s localhost:${new URL(list[1 % list.length]!.url).port}/work?payload=hello`,
     ],
     ['', `node dist/src/cli.js status --url ${list[list.length - 1]!.url}`],
-    ['', `etcdctl --endpoints=${facts.endpoints} elect -l ${electionName}`],
+    ['', `etcdctl --endpoints=${facts.endpoints} elect -l ${electionName}  (Ctrl-C ends it)`],
   ];
   return [
     '',

@@ -118,6 +118,17 @@ describe('the demo playground', function () {
     await demo.catch(() => undefined);
   });
 
+  it("the guide points at a follower's status page, and says that elect -l runs until Ctrl-C", () => {
+    const guide = transcript.lines.join('\n');
+    expect(guide).to.match(
+      new RegExp(
+        `^status page +http://127\\.0\\.0\\.1:${basePort + 1}/ +\\(live; open it, then kill a\\)$`,
+        'm',
+      ),
+    );
+    expect(guide).to.match(/ elect -l \S+ +\(Ctrl-C ends it\)$/m);
+  });
+
   it('work goes round-robin from a, or to the member named with --on, and a does it', async () => {
     const [direct] = await transcript.run('work hello', [/^ticket \d+ by \S+ /]);
     expect(direct).to.match(/^ticket \d+ by a \(term \d+\) via a$/);
