@@ -46,8 +46,8 @@ export const CHART_MANAGED_VARIABLES: Readonly<Record<string, string>> = {
 /** Where the chart narrows a variable or adds to its description. */
 const CHART_OVERRIDES: Readonly<Record<string, JsonSchema>> = {
   LOG_FORMAT: {
-    enum: ['json'],
-    description: 'Log format: json only, as pretty needs pino-pretty, which the image lacks.',
+    description:
+      'Log format: json for a log collector; pretty (one readable line per entry) for reading kubectl logs.',
   },
   STRATEGY_MODULE: {
     description:

@@ -4,8 +4,18 @@ import type { LogLevel } from '../config/config.js';
 export type { Logger };
 
 /**
- * JSON to stdout in production; `pretty` (the local demo) goes through pino-pretty in a
- * worker thread so the event loop never formats log lines itself.
+ * The `pretty` transport's module (prettyLines.ts): compiled JavaScript beside this file as
+ * shipped; from source (the tests, under tsx, whose loader does not reach pino's worker
+ * thread) the compiled one under dist/ (`make build` first).
+ */
+const PRETTY_LINES = new URL(
+  import.meta.url.endsWith('.ts') ? '../../dist/src/log/prettyLines.js' : './prettyLines.js',
+  import.meta.url,
+).href;
+
+/**
+ * JSON to stdout in production; `pretty` (the local demo, a terminal) goes through
+ * prettyLines.ts in pino's worker thread, so the event loop never formats log lines itself.
  */
 export function createLogger(options: {
   level: LogLevel;
@@ -20,14 +30,7 @@ export function createLogger(options: {
   if (options.format === 'pretty') {
     return pino({
       ...common,
-      transport: {
-        target: 'pino-pretty',
-        options: {
-          colorize: process.stdout.isTTY,
-          translateTime: 'HH:MM:ss.l',
-          ignore: 'pid,hostname',
-        },
-      },
+      transport: { target: PRETTY_LINES, options: { colorize: process.stdout.isTTY === true } },
     });
   }
   return pino(common);

@@ -46,6 +46,8 @@ describe('the package npm pack makes', function () {
       'dist/src/index.d.ts',
       'dist/src/cli.js',
       'dist/src/membership/leaseThreadWorker.js',
+      'dist/src/log/prettyLines.js',
+      'LICENSE',
       'package.json',
     ]);
     expect(
@@ -83,7 +85,12 @@ describe('the package npm pack makes', function () {
       port: await freePort(),
       cliPath: path.join(scratch, 'orders-service.mjs'),
       args: [],
-      env: { ETCD_ENDPOINTS: etcd.endpoints.join(','), LEASE_TTL_SECONDS: '2' },
+      // Pretty logs, as the demo and a terminal use them: their transport ships too.
+      env: {
+        ETCD_ENDPOINTS: etcd.endpoints.join(','),
+        LEASE_TTL_SECONDS: '2',
+        LOG_FORMAT: 'pretty',
+      },
     });
     await copy.waitReady();
     const res = await fetch(`${copy.url}/work`, {
@@ -96,6 +103,9 @@ describe('the package npm pack makes', function () {
     // The keep-alive thread's entry ships too: it takes the lease over at its first renewal.
     await eventually('the keep-alive thread takes over', async () =>
       copy!.recentOutput().includes('lease keep-alives run on their own thread'),
+    );
+    expect(copy.recentOutput()).to.match(
+      /^\d\d:\d\d:\d\d\.\d{3} INFO {2}lease keep-alives run on their own thread /m,
     );
   });
 });
