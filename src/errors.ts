@@ -1,7 +1,9 @@
 /**
  * Errors are values with codes. The HTTP layer maps each code to a status; nothing matches on
- * message strings. `retryable` says whether the request can be sent again safely because it
- * certainly did not execute.
+ * message strings. The code also says whether a work request may be sent again: the 503s
+ * (`NO_LEADER`, `LEADER_UNREACHABLE`, `SHUTTING_DOWN`, `OVERLOADED`, `ETCD_UNAVAILABLE`)
+ * certainly did not execute; `UPSTREAM_FAILED` and `UPSTREAM_TIMEOUT` may have
+ * (docs/operations.md, the error table).
  */
 export type ErrorCode =
   | 'BAD_REQUEST'
@@ -40,7 +42,6 @@ export class NotLeaderError extends PoolError {
   }
 }
 
-/** No leader was elected within the wait bound. */
 /**
  * No leader could take the request within LEADERLESS_WAIT_MS. `lastLeader`, when set, is the
  * leader that was tried last and answered "not leader": its claim still stood in etcd while

@@ -133,10 +133,6 @@ export class LocalProcessError extends Error {
   }
 }
 
-export function isLocalProcessError(error: unknown): error is LocalProcessError {
-  return error instanceof LocalProcessError;
-}
-
 /** The last `lines` lines of a log file. Reads at most the last 64 KiB: enough for a few dozen log lines, cheap for long runs. */
 export async function readTail(file: string, lines: number): Promise<string> {
   let handle;
