@@ -61,6 +61,28 @@ const WATCH_LEADER = `(() => {
   record();
 })()`;
 
+/**
+ * Debian's Chromium with a fresh profile directory and one page; the page's errors and
+ * console errors are pushed to `pageErrors`.
+ */
+async function openChromium(
+  pageErrors: string[],
+): Promise<{ profile: string; browser: BrowserContext; page: Page }> {
+  const profile = await mkdtemp(path.join(os.tmpdir(), 'status-page-chromium-'));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    args: CHROMIUM_ARGS,
+    headless: true,
+    viewport: { width: 1100, height: 900 },
+  });
+  const page = browser.pages()[0] ?? (await browser.newPage());
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error') pageErrors.push(message.text());
+  });
+  return { profile, browser, page };
+}
+
 /** What the functions passed to waitForFunction use of the page (the tests have no DOM types). */
 interface PageGlobals {
   document: {
@@ -204,15 +226,7 @@ describe('the status page in Chromium, against a status source the test drives',
   };
 
   before(async () => {
-    profile = await mkdtemp(path.join(os.tmpdir(), 'status-page-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      headless: true,
-      viewport: { width: 1100, height: 900 },
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
-    page.on('pageerror', (error) => pageErrors.push(String(error)));
+    ({ profile, browser, page } = await openChromium(pageErrors));
   });
 
   beforeEach(async () => {
@@ -360,18 +374,7 @@ describe('the status page in Chromium', function () {
     pool = new TestPool(etcd, { LEASE_TTL_SECONDS: String(TTL_SECONDS) });
     await pool.start(['a', 'b', 'c']);
     expect(await pool.agreedLeader()).to.equal('a');
-    profile = await mkdtemp(path.join(os.tmpdir(), 'status-page-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      headless: true,
-      viewport: { width: 1100, height: 900 },
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
-    page.on('pageerror', (error) => pageErrors.push(String(error)));
-    page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(message.text());
-    });
+    ({ profile, browser, page } = await openChromium(pageErrors));
   });
 
   after(async () => {

@@ -10,30 +10,15 @@
 import { expect } from 'chai';
 import type { LeaderChange } from '../../src/election/election.js';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import type { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePorts } from '../../src/local/ports.js';
-import { eventually, TestPool } from '../support/pool.js';
+import { eventually, metricSample, TestPool } from '../support/pool.js';
 
 const TTL_SECONDS = 2;
 const ADMIN_TOKEN = 'failover-cause-admin';
 
-class CausePool extends TestPool {
-  async startWith(id: string, env: Record<string, string>): Promise<MemberProcess> {
-    return this.spawn(id, (await freePorts(1))[0]!, env);
-  }
-}
-
-/** The value of the sample `name{labels}` in member `url`'s /metrics (0 when absent). */
-async function sample(url: string, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
-
 describe('why the leader changed and what it cost, on a real etcd', function () {
   this.timeout(60_000);
   let etcd: EtcdCluster;
-  let pool: CausePool | undefined;
+  let pool: TestPool | undefined;
 
   before(async () => {
     etcd = await EtcdCluster.start({ size: 1 });
@@ -54,7 +39,7 @@ describe('why the leader changed and what it cost, on a real etcd', function () 
   });
 
   it('handover, stop, resign and crash: each named, the crash costing callers one TTL', async () => {
-    pool = new CausePool(etcd, {
+    pool = new TestPool(etcd, {
       LEASE_TTL_SECONDS: String(TTL_SECONDS),
       ELECTION_STRATEGY: 'weighted',
       PREEMPT_AFTER_MS: '200',
@@ -112,7 +97,7 @@ describe('why the leader changed and what it cost, on a real etcd', function () 
     );
 
     for (const cause of ['handover', 'stop', 'resign', 'expired']) {
-      const count = await sample(
+      const count = await metricSample(
         c.url,
         'service_pool_failover_duration_seconds_count',
         `pool="default",cause="${cause}"`,
@@ -120,15 +105,15 @@ describe('why the leader changed and what it cost, on a real etcd', function () 
       expect(count, `failovers counted with cause ${cause}`).to.equal(1);
     }
     expect(
-      await sample(
+      await metricSample(
         c.url,
         'service_pool_failover_duration_seconds_bucket',
         'le="1",pool="default",cause="expired"',
       ),
       'the crash outage is above 1 s',
     ).to.equal(0);
-    expect(await sample(c.url, 'service_pool_leaderless_seconds_count', 'pool="default"')).to.equal(
-      4,
-    );
+    expect(
+      await metricSample(c.url, 'service_pool_leaderless_seconds_count', 'pool="default"'),
+    ).to.equal(4);
   });
 });

@@ -7,16 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePorts } from '../../src/local/ports.js';
-import { eventually, TestPool, type PoolView } from '../support/pool.js';
+import { eventually, metricSample, TestPool, type PoolView } from '../support/pool.js';
 
-/** A pool whose members each get their own extra environment. */
+/** A pool that also reads the per-pool routes. */
 class StrategyPool extends TestPool {
-  async startWith(id: string, env: Record<string, string>): Promise<MemberProcess> {
-    return this.spawn(id, (await freePorts(1))[0]!, env);
-  }
-
   async pools(id: string): Promise<PoolView[]> {
     return (await (await fetch(`${this.member(id).url}/pools`)).json()) as PoolView[];
   }
@@ -25,12 +19,6 @@ class StrategyPool extends TestPool {
     const view = (await (await fetch(`${this.member(id).url}/pools/${pool}`)).json()) as PoolView;
     return view.leader?.id;
   }
-}
-
-async function counter(url: string, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 describe('several pools and leader strategies', function () {
@@ -182,7 +170,7 @@ describe('several pools and leader strategies', function () {
     await pool.start(['x', 'y']);
     expect(await pool.agreedLeader()).to.equal('x');
     expect(
-      await counter(
+      await metricSample(
         pool.member('y').url,
         'service_pool_strategy_fallbacks_total',
         'pool="default",reason="threw"',
@@ -197,8 +185,8 @@ describe('several pools and leader strategies', function () {
     await pool.start(['a', 'b']);
     expect(await pool.agreedLeader()).to.equal('a');
     const url = pool.member('b').url;
-    const reads = () => counter(url, 'service_pool_etcd_requests_total', 'operation="range"');
-    const txns = () => counter(url, 'service_pool_etcd_requests_total', 'operation="txn"');
+    const reads = () => metricSample(url, 'service_pool_etcd_requests_total', 'operation="range"');
+    const txns = () => metricSample(url, 'service_pool_etcd_requests_total', 'operation="txn"');
 
     const [rangeBefore, txnBefore] = [await reads(), await txns()];
     for (let i = 0; i < 20; i++) expect((await pool.work('b', i)).body.performedBy).to.equal('a');
@@ -216,7 +204,7 @@ describe('several pools and leader strategies', function () {
     // The same, as the member attributes them: requests sent while serving each route; what
     // it sends in the background (keep-alives, watch, reconcile) is not counted there.
     const forRoute = (route: string) =>
-      counter(url, 'service_pool_work_etcd_requests_total', `route="${route}"`);
+      metricSample(url, 'service_pool_work_etcd_requests_total', `route="${route}"`);
     expect([await forRoute('work'), await forRoute('simple-work')]).to.deep.equal([0, 20]);
   });
 });

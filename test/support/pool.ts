@@ -81,6 +81,11 @@ export class TestPool {
     return member;
   }
 
+  /** Starts member `id` on a free port with `env` over the pool's; waits until it is ready. */
+  async startWith(id: string, env: Record<string, string>): Promise<MemberProcess> {
+    return this.spawn(id, (await freePorts(1))[0]!, env);
+  }
+
   member(id: string): MemberProcess {
     const member = this.members.get(id);
     if (!member) throw new Error(`no member ${id}`);
@@ -146,6 +151,13 @@ export class TestPool {
   async close(): Promise<void> {
     await Promise.all([...this.members.values()].map((m) => m.kill()));
   }
+}
+
+/** The value of the sample `name{labels}` in the /metrics of the member at `url` (0 if absent). */
+export async function metricSample(url: string, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 /** Asserts that no ticket appears twice among the answers. */
