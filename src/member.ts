@@ -49,6 +49,11 @@ export interface PoolMemberOptions {
   handler?: WorkHandler;
   /** Who should lead; defaults to the oldest member. */
   strategy?: LeaderStrategy;
+  /**
+   * False: this member never leads (an edge pod, a small machine); it registers, routes work
+   * to the leader and shows in /pool. Default: `config.candidate` (CANDIDATE, true).
+   */
+  candidate?: boolean;
   logger?: Logger;
   /**
    * Your own Express app, to embed the member in: your routes come first, the pool's routes
@@ -139,6 +144,7 @@ export class PoolMember {
           weight: config.weight,
           labels: config.labels,
           leads: [],
+          candidate: options.candidate ?? config.candidate,
         },
         leaseTtlSeconds: config.lease.ttlSeconds,
         safetyMarginMs: config.lease.safetyMarginMs,

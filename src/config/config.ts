@@ -62,6 +62,15 @@ const wholeNumber = (name: keyof typeof WHOLE_NUMBERS) => {
     .default(WHOLE_NUMBERS[name].default);
 };
 
+/** `true` or `false`, or its default when unset. */
+const flag = (defaultValue: boolean) =>
+  z
+    .string()
+    .trim()
+    .pipe(z.enum(['true', 'false'], { error: 'expected true or false' }))
+    .transform((value) => value === 'true')
+    .default(defaultValue);
+
 /**
  * Patterns of single values (no anchors), shared with jsonSchema.ts. A pool name appears in
  * etcd keys and URL paths, so it keeps to a safe alphabet.
@@ -234,6 +243,7 @@ const rawSchema = z.object({
   AVOID_POOLS: poolList.default([]),
   STRATEGY_MODULE: readableFile.optional(),
   PREEMPT_AFTER_MS: wholeNumber('PREEMPT_AFTER_MS'),
+  CANDIDATE: flag(true),
 });
 
 /** Every variable the schema reads; each must be documented in `VARIABLES` (variables.ts). */
@@ -247,6 +257,8 @@ export interface Config {
   pools: string[];
   weight: number;
   labels: Record<string, string>;
+  /** Whether this member may lead; a non-candidate (CANDIDATE=false) only routes. */
+  candidate: boolean;
   strategy: {
     name: StrategyName;
     avoidLabels: Record<string, string>;
@@ -423,6 +435,7 @@ export function loadConfig(
     pools: raw.POOLS ?? [raw.POOL],
     weight: raw.WEIGHT,
     labels: raw.LABELS,
+    candidate: raw.CANDIDATE,
     strategy: {
       name: raw.ELECTION_STRATEGY,
       avoidLabels: raw.AVOID_LABELS,

@@ -67,6 +67,7 @@ const OTHERS: Record<string, JsonSchema> = {
     pattern: optionalList(`${PATTERNS.labelKey}(?:=${PATTERNS.labelValue})?`),
   },
   STRATEGY_MODULE: { type: 'string', minLength: 1 },
+  CANDIDATE: { type: ['boolean', 'string'], pattern: single('true|false'), default: true },
   LOG_LEVEL: { enum: [...LOG_LEVELS], default: 'info' },
   LOG_FORMAT: { enum: [...LOG_FORMATS], default: 'json' },
 };

@@ -55,6 +55,12 @@ export const VARIABLES: readonly VariableDoc[] = [
     defaultText: '5000',
   },
   {
+    name: 'CANDIDATE',
+    description:
+      'false: this member never leads (an edge pod, a small machine); it registers, routes work to the leader and shows in /pool. Every strategy passes it over.',
+    defaultText: 'true',
+  },
+  {
     name: 'MEMBER_ID',
     description: "This instance's stable name, shown as performedBy and used for restart takeover.",
     defaultText: 'POD_NAME, else <hostname>-<pid>',

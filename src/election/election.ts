@@ -32,6 +32,7 @@ import {
   type MemberRecord,
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
+import { candidates } from './candidates.js';
 import { settleIncarnations } from './incarnations.js';
 import { PoolView, sleep, type MemberView } from './poolView.js';
 import { FALLBACK_REASONS, oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
@@ -205,6 +206,11 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 
   get memberId(): string {
     return this.record.id;
+  }
+
+  /** Our record as we register it (the pool's name aside). */
+  get memberRecord(): Readonly<Omit<MemberRecord, 'pool'>> {
+    return this.record;
   }
 
   /** True once `close()` ran: nothing of this election acts any more. */
@@ -791,8 +797,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * The strategy's choice for the current view. A strategy that throws, is too slow or names
-   * no member is logged (once per reason and minute), counted, and `oldest` decides instead.
+   * The strategy's choice for the current view, among the members that may lead
+   * (`candidates`). A strategy that throws, is too slow or names no member is logged (once
+   * per reason and minute), counted, and `oldest` decides instead.
    */
   private preferredMember(registration: Registration): MemberView | undefined {
     const revision = this.view.revision;
@@ -800,7 +807,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (this.preference?.revision === revision && this.preference.self === self) {
       return this.preference.member;
     }
-    const members = this.view.members;
+    const members = candidates(this.view.members);
     const context = { pool: this.options.pool, self };
     let member: MemberView | undefined;
     try {

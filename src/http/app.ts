@@ -11,6 +11,7 @@ import net from 'node:net';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
+import { whyNoCandidate } from '../election/candidates.js';
 import type { PoolElection } from '../election/election.js';
 import { PoolError, isPoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
@@ -410,6 +411,7 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
       isLeader: election.isLeader(),
       ready: election.isReady(),
       leaseTimeLeftMs: election.leaseTimeLeftMs(),
+      candidate: election.memberRecord.candidate,
     },
     leader: leader
       ? {
@@ -421,6 +423,8 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
         }
       : null,
     term: leader ? Number(leader.term) : null,
+    /** Why the pool has no leader, where that is not a matter of time (no member may lead). */
+    noLeaderReason: leader ? null : (whyNoCandidate(view.members) ?? null),
     revision: Number(view.revision),
     timeline: election.history,
     members: view.members.map((member) => ({
@@ -434,6 +438,7 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
       weight: member.record.weight,
       labels: member.record.labels,
       leads: member.record.leads,
+      candidate: member.record.candidate,
       isLeader: leader?.memberKey === member.key,
     })),
   };

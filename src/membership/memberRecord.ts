@@ -20,6 +20,8 @@ export const memberRecordSchema = z.object({
   weight: z.number().finite().nonnegative(),
   labels: z.record(z.string().max(253), z.string().max(253)),
   leads: z.array(poolName),
+  /** False: the member never leads (CANDIDATE=false). Absent (an earlier version): true. */
+  candidate: z.boolean().default(true),
 });
 
 export type MemberRecord = z.infer<typeof memberRecordSchema>;

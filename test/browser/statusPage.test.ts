@@ -333,6 +333,7 @@ class FakeStatus implements StatusSource {
         ? { '<script>alert(1)</script>': '"><img src=x onerror=alert(3)>' }
         : { zone: 'one' }) as Record<string, string>,
       leads: [],
+      candidate: true,
       isLeader: id === this.leader,
     });
     return {
@@ -351,6 +352,7 @@ class FakeStatus implements StatusSource {
             isLeader: this.leader === 'c',
             ready: true,
             leaseTimeLeftMs: 1500,
+            candidate: true,
           },
           leader: {
             id: this.leader,
@@ -360,6 +362,7 @@ class FakeStatus implements StatusSource {
             unreachable: null,
           },
           term: 7,
+          noLeaderReason: null,
           revision: 9,
           timeline: [
             {

@@ -18,12 +18,20 @@ export interface PoolView {
     isLeader: boolean;
     ready: boolean;
     leaseTimeLeftMs: number;
+    candidate: boolean;
   };
   leader: { id: string; url: string; memberKey: string; term: number } | null;
   term: number | null;
+  noLeaderReason: string | null;
   revision: number;
   timeline: LeaderChange[];
-  members: { id: string; memberKey: string; createRevision: number; isLeader: boolean }[];
+  members: {
+    id: string;
+    memberKey: string;
+    createRevision: number;
+    isLeader: boolean;
+    candidate: boolean;
+  }[];
 }
 
 export interface WorkAnswer {

@@ -48,6 +48,15 @@ describe('configuration from the environment', () => {
     expect(config.etcd.endpoints).to.deep.equal(['http://e0:2379', 'http://e1:2379']);
   });
 
+  it('a member is a candidate for leadership unless CANDIDATE=false', () => {
+    expect(loadConfig({}, host).candidate).to.equal(true);
+    expect(loadConfig({ CANDIDATE: 'false' }, host).candidate).to.equal(false);
+    expect(loadConfig({ CANDIDATE: ' true ' }, host).candidate).to.equal(true);
+    expect(issuesOf({ CANDIDATE: 'no' })[0]).to.equal(
+      'invalid CANDIDATE="no": expected true or false',
+    );
+  });
+
   it('treats an empty value as unset', () => {
     expect(loadConfig({ PORT: '' }, host).port).to.equal(8080);
   });

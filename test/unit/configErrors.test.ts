@@ -66,6 +66,7 @@ const WRONG: Record<string, string[]> = {
   AVOID_POOLS: [',', 'Billing', 'a,a'],
   STRATEGY_MODULE: badFile,
   PREEMPT_AFTER_MS: [...notWhole, '3600001'],
+  CANDIDATE: ['no', 'False', '0', 'yes'],
 };
 
 /** How the message shows `value` of `name`. */

@@ -16,12 +16,29 @@ const valid = {
   weight: 1,
   labels: { zone: 'x' },
   leads: [],
+  candidate: true,
 };
+
+/** A record as the first release wrote it, before `candidate` and the other later fields. */
+const firstRelease: Partial<typeof valid> = { ...valid };
+delete firstRelease.candidate;
 
 describe('member record validation', () => {
   it('accepts a well-formed record', () => {
     const decoded = decode(memberRecordSchema, JSON.stringify(valid));
     expect(decoded).to.deep.equal({ ok: true, value: valid });
+  });
+
+  it('reads a record of an earlier version, without the fields added since, as a candidate', () => {
+    expect(decode(memberRecordSchema, JSON.stringify(firstRelease))).to.deep.equal({
+      ok: true,
+      value: valid,
+    });
+    const edge = decode(memberRecordSchema, JSON.stringify({ ...valid, candidate: false }));
+    expect(edge.ok && edge.value.candidate).to.equal(false);
+    expect(decode(memberRecordSchema, JSON.stringify({ ...valid, candidate: 'no' })).ok).to.equal(
+      false,
+    );
   });
 
   it('rejects what is not JSON, with a reason and without throwing', () => {

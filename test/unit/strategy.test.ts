@@ -15,7 +15,12 @@ import { leaseIdHex, poolKeys } from '../../src/etcd/keys.js';
 function member(
   id: string,
   createRevision: bigint,
-  extra: { weight?: number; labels?: Record<string, string>; leads?: string[] } = {},
+  extra: {
+    weight?: number;
+    labels?: Record<string, string>;
+    leads?: string[];
+    candidate?: boolean;
+  } = {},
 ): MemberView {
   return {
     key: `/p/pools/default/members/${id}`,
@@ -32,6 +37,7 @@ function member(
       weight: extra.weight ?? 1,
       labels: extra.labels ?? {},
       leads: extra.leads ?? [],
+      candidate: extra.candidate ?? true,
     },
   };
 }
