@@ -10,6 +10,7 @@ export { describeVariables } from './config/variables.js';
 export { PoolMember, type PoolMemberOptions } from './member.js';
 export { PoolElection, type LeaderInfo, type ElectionEvents } from './election/election.js';
 export type { MemberView, ClaimView } from './election/poolView.js';
+export { ServiceConflictError } from './election/poolIdentity.js';
 export {
   oldest,
   weighted,

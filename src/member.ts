@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import type { Config } from './config/config.js';
+import { DEFAULT_SERVICE_NAME, type Config } from './config/config.js';
 import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './etcd/access.js';
 import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { LeaseThread } from './membership/leaseThread.js';
@@ -19,6 +19,7 @@ import { setEndpoints } from './etcd/endpoints.js';
 import { currentWorkRoute } from './etcd/requestPurpose.js';
 import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
+import type { ServiceConflictError } from './election/poolIdentity.js';
 import { sleep } from './election/poolView.js';
 import { strategyFor, type LeaderStrategy } from './election/strategy.js';
 import { createHttpApp } from './http/app.js';
@@ -47,6 +48,12 @@ export interface PoolMemberOptions {
   config: Config;
   /** What the leader does with work; defaults to the echo handler with tickets. */
   handler?: WorkHandler;
+  /**
+   * The service this member runs, e.g. `orders`: a pool admits members of one service, so that
+   * another service on the same etcd, prefix and pool is refused instead of running this
+   * one's work. Default: `config.service` (SERVICE_NAME, `service-pool-leader`).
+   */
+  service?: string;
   /** Who should lead; defaults to the oldest member. */
   strategy?: LeaderStrategy;
   /**
@@ -67,6 +74,13 @@ export interface PoolMemberOptions {
    * apart). The CLI shuts down and exits 3; a library user should do likewise.
    */
   onSuperseded?: (other: { memberKey: string; url: string; pid: number }) => void;
+  /**
+   * Called when a pool turned out to belong to another service after start-up (its member
+   * registered at the same moment, before ours): this member withdrew from that pool and its
+   * election has stopped. At start-up the same finding rejects `start` instead. The CLI shuts
+   * down, prints the error's message and exits 1; a library user should do likewise.
+   */
+  onRefused?: (error: ServiceConflictError) => void;
 }
 
 export class PoolMember {
@@ -112,6 +126,13 @@ export class PoolMember {
         base: { member: config.memberId },
       });
     const metrics = createMetrics(VERSION);
+    const service = options.service ?? config.service;
+    if (options.handler && service === DEFAULT_SERVICE_NAME) {
+      logger.warn(
+        { service },
+        'a work handler of your own runs under the default service name: set SERVICE_NAME (or the service option) to your service, so that another service on this etcd cannot share its pool',
+      );
+    }
     const strategy = options.strategy ?? (await strategyFor(config.strategy));
     const etcdOptions: EtcdOptions = {
       endpoints: config.etcd.endpoints,
@@ -144,6 +165,7 @@ export class PoolMember {
           weight: config.weight,
           labels: config.labels,
           leads: [],
+          service,
           candidate: options.candidate ?? config.candidate,
         },
         leaseTtlSeconds: config.lease.ttlSeconds,
@@ -228,6 +250,7 @@ export class PoolMember {
     );
     for (const election of elections) {
       election.once('superseded', (other) => options.onSuperseded?.(other));
+      election.once('refused', (error) => options.onRefused?.(error));
     }
     const status = statusSource({
       elections,
@@ -299,6 +322,15 @@ export class PoolMember {
       throw new EtcdAccessError(problem);
     }
     if (problem) void member.explainEtcdUntilItAnswers(problem, access);
+    else {
+      // A pool of another service is refused before we register in it. If etcd does not
+      // answer yet, each election finds it once registered, and withdraws (`onRefused`).
+      const conflict = await firstServiceConflict(elections);
+      if (conflict) {
+        await member.abandon();
+        throw conflict;
+      }
+    }
     for (const election of elections) {
       election
         .start()
@@ -487,6 +519,19 @@ export class PoolMember {
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => (this.idle = resolve));
   }
+}
+
+/** The first pool of `elections` that belongs to another service; one read of each. */
+async function firstServiceConflict(
+  elections: readonly PoolElection[],
+): Promise<ServiceConflictError | undefined> {
+  for (const election of elections) {
+    // A failed read is left to the election, which checks again once registered.
+    const members = await election.view.readMembers().catch(() => []);
+    const conflict = election.serviceConflict(members);
+    if (conflict) return conflict;
+  }
+  return undefined;
 }
 
 /** An AbortController whose signal may have any number of listeners without a warning. */

@@ -10,6 +10,7 @@
  * between variables, whether a file exists — the caller must check some other way.
  */
 import {
+  DEFAULT_SERVICE_NAME,
   LOG_FORMATS,
   LOG_LEVELS,
   PATTERNS,
@@ -48,6 +49,11 @@ const wholeNumbers: Record<string, WholeNumber> = WHOLE_NUMBERS;
 
 /** Schemas of the variables that are not whole numbers, by name. */
 const OTHERS: Record<string, JsonSchema> = {
+  SERVICE_NAME: {
+    type: 'string',
+    pattern: single(PATTERNS.serviceName),
+    default: DEFAULT_SERVICE_NAME,
+  },
   POOL: { type: 'string', pattern: single(PATTERNS.poolName), default: 'default' },
   POOLS: { type: 'string', pattern: list(PATTERNS.poolName) },
   AVOID_POOLS: { type: 'string', pattern: list(PATTERNS.poolName) },

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { whyNoCandidate } from '../election/candidates.js';
 import type { PoolElection } from '../election/election.js';
+import { poolServiceMember } from '../election/poolIdentity.js';
 import { PoolError, isPoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { HOPS_HEADER, TERM_HEADER, TOKEN_HEADER, VIA_HEADER } from '../work/forwarder.js';
@@ -405,12 +406,15 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
   const view = election.view;
   return {
     pool: election.pool,
+    /** The service the pool belongs to: that of its oldest member naming one. */
+    service: poolServiceMember(view.members)?.record.service ?? null,
     self: {
       id: election.memberId,
       memberKey: election.memberKey ?? null,
       isLeader: election.isLeader(),
       ready: election.isReady(),
       leaseTimeLeftMs: election.leaseTimeLeftMs(),
+      service: election.memberRecord.service ?? null,
       candidate: election.memberRecord.candidate,
     },
     leader: leader
@@ -438,6 +442,7 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
       weight: member.record.weight,
       labels: member.record.labels,
       leads: member.record.leads,
+      service: member.record.service ?? null,
       candidate: member.record.candidate,
       isLeader: leader?.memberKey === member.key,
     })),

@@ -8,7 +8,7 @@
  * meaning an older member's record had.
  */
 import { z } from 'zod';
-import { memberId, poolName } from '../config/config.js';
+import { memberId, poolName, serviceName } from '../config/config.js';
 
 export const memberRecordSchema = z.object({
   id: memberId,
@@ -20,6 +20,8 @@ export const memberRecordSchema = z.object({
   weight: z.number().finite().nonnegative(),
   labels: z.record(z.string().max(253), z.string().max(253)),
   leads: z.array(poolName),
+  /** The service the member runs (SERVICE_NAME). Absent (an earlier version): unknown. */
+  service: serviceName.optional(),
   /** False: the member never leads (CANDIDATE=false). Absent (an earlier version): true. */
   candidate: z.boolean().default(true),
 });

@@ -333,6 +333,7 @@ class FakeStatus implements StatusSource {
         ? { '<script>alert(1)</script>': '"><img src=x onerror=alert(3)>' }
         : { zone: 'one' }) as Record<string, string>,
       leads: [],
+      service: 'service-pool-leader',
       candidate: true,
       isLeader: id === this.leader,
     });
@@ -346,12 +347,14 @@ class FakeStatus implements StatusSource {
       pools: [
         {
           pool: 'default',
+          service: 'service-pool-leader',
           self: {
             id: 'c',
             memberKey: 'key-c',
             isLeader: this.leader === 'c',
             ready: true,
             leaseTimeLeftMs: 1500,
+            service: 'service-pool-leader',
             candidate: true,
           },
           leader: {

@@ -12,6 +12,7 @@ import { freePorts } from '../../src/local/ports.js';
 
 export interface PoolView {
   pool: string;
+  service: string | null;
   self: {
     id: string;
     memberKey: string | null;
@@ -30,6 +31,7 @@ export interface PoolView {
     memberKey: string;
     createRevision: number;
     isLeader: boolean;
+    service: string | null;
     candidate: boolean;
   }[];
 }

@@ -16,6 +16,7 @@ function member(id: string, createRevision: number, candidate: boolean, isLeader
     weight: 1,
     labels: {},
     leads: [],
+    service: 'orders',
     candidate,
     isLeader,
   };
@@ -27,12 +28,14 @@ function snapshot(pool: Partial<PoolStatus>): StatusSnapshot {
     pools: [
       {
         pool: 'default',
+        service: 'orders',
         self: {
           id: 'edge',
           memberKey: 'key-edge',
           isLeader: false,
           ready: true,
           leaseTimeLeftMs: 1500,
+          service: 'orders',
           candidate: false,
         },
         leader: null,
