@@ -16,6 +16,7 @@ export {
   weighted,
   avoid,
   loadModuleStrategy,
+  describeStrategy,
   type LeaderStrategy,
   type StrategyContext,
   type StrategyMember,

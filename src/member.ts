@@ -21,7 +21,8 @@ import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
 import type { ServiceConflictError } from './election/poolIdentity.js';
 import { sleep } from './election/poolView.js';
-import { strategyFor, type LeaderStrategy } from './election/strategy.js';
+import { describeStrategy, strategyFor, type LeaderStrategy } from './election/strategy.js';
+import { reportStrategyDisagreement } from './election/strategyAgreement.js';
 import { createHttpApp } from './http/app.js';
 import { statusSource } from './http/status.js';
 import { statusRoutes, type StatusRouter } from './http/statusPage.js';
@@ -166,6 +167,7 @@ export class PoolMember {
           labels: config.labels,
           leads: [],
           service,
+          strategy: describeStrategy(strategy),
           candidate: options.candidate ?? config.candidate,
         },
         leaseTtlSeconds: config.lease.ttlSeconds,
@@ -191,6 +193,7 @@ export class PoolMember {
       // On the claim's own answer, not on `leaderChanged`, which waits for our view to see
       // the claim come back through the watch.
       election.on('claimed', (term, reads) => tickets.prefetch(term, reads && { kv: reads[0] }));
+      reportStrategyDisagreement(election, logger.child({ pool }));
       const router = new WorkRouter(
         etcd,
         election,

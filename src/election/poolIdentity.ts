@@ -1,5 +1,6 @@
 /**
- * What the members of a pool must agree on: which service they run. Members that share an
+ * What the members of a pool must agree on: which service they run, and how they choose
+ * their leader. Members that share an
  * etcd, an ETCD_PREFIX and a POOL are one pool whatever code they run, so two services left
  * at the defaults would elect one leader between them and run each other's work. Each
  * record names its service (SERVICE_NAME); records of earlier versions name none.
@@ -16,6 +17,23 @@ import type { MemberView } from './poolView.js';
 /** The member whose service is the pool's: its oldest member that names one. */
 export function poolServiceMember(members: readonly MemberView[]): MemberView | undefined {
   return members.find((member) => member.record.service !== undefined);
+}
+
+/**
+ * The member whose strategy is the pool's: its oldest member that names one. Each member
+ * decides with its own strategy; one whose strategy differs from this disagrees with the pool
+ * about who should lead (it warns, and /pool shows it).
+ */
+export function poolStrategyMember(members: readonly MemberView[]): MemberView | undefined {
+  return members.find((member) => member.record.strategy !== undefined);
+}
+
+/** Whether `strategy` differs from the pool's `poolStrategy`; never when either is unknown. */
+export function strategyDiffers(
+  strategy: string | undefined,
+  poolStrategy: string | undefined,
+): boolean {
+  return strategy !== undefined && poolStrategy !== undefined && strategy !== poolStrategy;
 }
 
 /** Whether `member` runs the service `service`, as far as its record says (none: it may). */

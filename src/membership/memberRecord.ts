@@ -22,6 +22,8 @@ export const memberRecordSchema = z.object({
   leads: z.array(poolName),
   /** The service the member runs (SERVICE_NAME). Absent (an earlier version): unknown. */
   service: serviceName.optional(),
+  /** Its strategy and settings (`describeStrategy`). Absent (an earlier version): unknown. */
+  strategy: z.string().min(1).max(512).optional(),
   /** False: the member never leads (CANDIDATE=false). Absent (an earlier version): true. */
   candidate: z.boolean().default(true),
 });

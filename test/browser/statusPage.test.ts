@@ -334,6 +334,8 @@ class FakeStatus implements StatusSource {
         : { zone: 'one' }) as Record<string, string>,
       leads: [],
       service: 'service-pool-leader',
+      strategy: 'oldest',
+      strategyDiffers: false,
       candidate: true,
       isLeader: id === this.leader,
     });
@@ -348,6 +350,7 @@ class FakeStatus implements StatusSource {
         {
           pool: 'default',
           service: 'service-pool-leader',
+          strategy: 'oldest',
           self: {
             id: 'c',
             memberKey: 'key-c',
@@ -355,6 +358,8 @@ class FakeStatus implements StatusSource {
             ready: true,
             leaseTimeLeftMs: 1500,
             service: 'service-pool-leader',
+            strategy: 'oldest',
+            strategyDiffers: false,
             candidate: true,
           },
           leader: {

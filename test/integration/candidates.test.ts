@@ -7,15 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { freePorts } from '../../src/local/ports.js';
 import { eventually, TestPool } from '../support/pool.js';
-
-/** A pool whose members each get their own extra environment. */
-class CandidatePool extends TestPool {
-  async startWith(id: string, env: Record<string, string>): Promise<void> {
-    await this.spawn(id, (await freePorts(1))[0]!, env);
-  }
-}
 
 interface Case {
   strategy: string;
@@ -30,7 +22,7 @@ interface Case {
 describe('a member with CANDIDATE=false', function () {
   this.timeout(60_000);
   let etcd: EtcdCluster;
-  let pool: CandidatePool | undefined;
+  let pool: TestPool | undefined;
   let dir: string;
   const cases: Case[] = [];
 
@@ -85,7 +77,7 @@ describe('a member with CANDIDATE=false', function () {
   for (const strategy of ['oldest', 'weighted', 'avoid', 'module']) {
     it(`${strategy}: the oldest member, a non-candidate the strategy would prefer, never leads; with only it left the pool has no leader and says why; a candidate that joins leads`, async () => {
       const { env, edge, candidate } = cases.find((c) => c.strategy === strategy)!;
-      pool = new CandidatePool(etcd, {
+      pool = new TestPool(etcd, {
         LEASE_TTL_SECONDS: '2',
         PREEMPT_AFTER_MS: '300',
         LEADERLESS_WAIT_MS: '500',

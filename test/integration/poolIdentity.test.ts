@@ -115,6 +115,38 @@ describe('what the members of a pool agree on', function () {
     expect(await pool.agreedLeader()).to.equal('a');
   });
 
+  it("a member with another strategy than the pool's warns once, and /pool shows the difference", async () => {
+    pool = new TestPool(etcd, { LEASE_TTL_SECONDS: '2' });
+    await pool.start(['a']);
+    await pool.startWith('b', { ELECTION_STRATEGY: 'weighted', WEIGHT: '5' });
+    await pool.start(['c']);
+    expect(await pool.agreedLeader()).to.equal('a');
+    const view = await pool.view('a');
+    expect(view.strategy).to.equal('oldest');
+    expect(view.self.strategyDiffers).to.equal(false);
+    expect(view.members.map((m) => [m.id, m.strategy, m.strategyDiffers])).to.deep.equal([
+      ['a', 'oldest', false],
+      ['b', 'weighted', true],
+      ['c', 'oldest', false],
+    ]);
+    expect((await pool.view('b')).self).to.include({ strategy: 'weighted', strategyDiffers: true });
+    const warnings = pool
+      .member('b')
+      .recentOutput()
+      .split('\n')
+      .filter((line) => line.includes("this member's strategy differs from the pool's"));
+    expect(warnings).to.have.length(1);
+    expect(JSON.parse(warnings[0]!)).to.include({
+      level: 40,
+      strategy: 'weighted',
+      poolStrategy: 'oldest',
+      member: 'a',
+    });
+    for (const id of ['a', 'c']) {
+      expect(pool.member(id).recentOutput()).not.to.include("strategy differs from the pool's");
+    }
+  });
+
   it('a record with a field this version does not know (a later version wrote it) is still a member', async () => {
     pool = new TestPool(etcd, { LEASE_TTL_SECONDS: '2' });
     await pool.start(['a']);

@@ -7,16 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePorts } from '../../src/local/ports.js';
 import { eventually, TestPool, type PoolView } from '../support/pool.js';
 
-/** A pool whose members each get their own extra environment. */
+/** A pool that is asked about each of its pools. */
 class StrategyPool extends TestPool {
-  async startWith(id: string, env: Record<string, string>): Promise<MemberProcess> {
-    return this.spawn(id, (await freePorts(1))[0]!, env);
-  }
-
   async pools(id: string): Promise<PoolView[]> {
     return (await (await fetch(`${this.member(id).url}/pools`)).json()) as PoolView[];
   }

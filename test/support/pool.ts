@@ -13,12 +13,15 @@ import { freePorts } from '../../src/local/ports.js';
 export interface PoolView {
   pool: string;
   service: string | null;
+  strategy: string | null;
   self: {
     id: string;
     memberKey: string | null;
     isLeader: boolean;
     ready: boolean;
     leaseTimeLeftMs: number;
+    strategy: string | null;
+    strategyDiffers: boolean;
     candidate: boolean;
   };
   leader: { id: string; url: string; memberKey: string; term: number } | null;
@@ -32,6 +35,8 @@ export interface PoolView {
     createRevision: number;
     isLeader: boolean;
     service: string | null;
+    strategy: string | null;
+    strategyDiffers: boolean;
     candidate: boolean;
   }[];
 }
@@ -69,6 +74,11 @@ export class TestPool {
 
   async startMember(id: string, port?: number): Promise<MemberProcess> {
     return this.spawn(id, port ?? (await freePorts(1))[0]!);
+  }
+
+  /** Starts member `id` with `env` over the pool's (its own strategy settings, say). */
+  async startWith(id: string, env: Record<string, string>): Promise<MemberProcess> {
+    return this.spawn(id, (await freePorts(1))[0]!, env);
   }
 
   /** Starts member `id` on `port` with `env` over the pool's, and waits until it is ready. */

@@ -1,9 +1,19 @@
 import { expect } from 'chai';
 import { candidates } from '../../src/election/candidates.js';
-import { serviceConflict, ServiceConflictError } from '../../src/election/poolIdentity.js';
+import {
+  poolStrategyMember,
+  serviceConflict,
+  ServiceConflictError,
+  strategyDiffers,
+} from '../../src/election/poolIdentity.js';
 import type { MemberView } from '../../src/election/poolView.js';
 
-function member(id: string, createRevision: bigint, service?: string): MemberView {
+function member(
+  id: string,
+  createRevision: bigint,
+  service?: string,
+  strategy?: string,
+): MemberView {
   return {
     key: `/p/pools/default/members/${id}`,
     leaseId: '1',
@@ -21,6 +31,7 @@ function member(id: string, createRevision: bigint, service?: string): MemberVie
       leads: [],
       candidate: true,
       ...(service === undefined ? {} : { service }),
+      ...(strategy === undefined ? {} : { strategy }),
     },
   };
 }
@@ -68,5 +79,23 @@ describe('which service a pool belongs to', () => {
   it('a member of another service, in the moment before it withdraws, may not lead', () => {
     const pool = [member('old', 3n), member('x', 10n, 'billing'), member('y', 11n, 'orders')];
     expect(candidates(pool).map((m) => m.record.id)).to.deep.equal(['old', 'x']);
+  });
+});
+
+describe("a pool's strategy", () => {
+  it('is the strategy of its oldest member that names one; an unnamed one differs from none', () => {
+    const pool = [
+      member('old', 3n),
+      member('a', 5n, 'orders', 'oldest'),
+      member('b', 6n, 'orders', 'weighted'),
+    ];
+    const poolStrategy = poolStrategyMember(pool)?.record.strategy;
+    expect(poolStrategy).to.equal('oldest');
+    expect(strategyDiffers('weighted', poolStrategy)).to.equal(true);
+    expect(strategyDiffers('oldest', poolStrategy)).to.equal(false);
+    expect(strategyDiffers(undefined, poolStrategy)).to.equal(false);
+    expect(
+      strategyDiffers('weighted', poolStrategyMember([member('old', 3n)])?.record.strategy),
+    ).to.equal(false);
   });
 });

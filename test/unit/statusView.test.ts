@@ -17,6 +17,8 @@ function member(id: string, createRevision: number, candidate: boolean, isLeader
     labels: {},
     leads: [],
     service: 'orders',
+    strategy: 'oldest',
+    strategyDiffers: false,
     candidate,
     isLeader,
   };
@@ -29,6 +31,7 @@ function snapshot(pool: Partial<PoolStatus>): StatusSnapshot {
       {
         pool: 'default',
         service: 'orders',
+        strategy: 'oldest',
         self: {
           id: 'edge',
           memberKey: 'key-edge',
@@ -36,6 +39,8 @@ function snapshot(pool: Partial<PoolStatus>): StatusSnapshot {
           ready: true,
           leaseTimeLeftMs: 1500,
           service: 'orders',
+          strategy: 'oldest',
+          strategyDiffers: false,
           candidate: false,
         },
         leader: null,
