@@ -19,11 +19,12 @@ import { setEndpoints } from './etcd/endpoints.js';
 import { currentWorkRoute } from './etcd/requestPurpose.js';
 import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
-import type { ServiceConflictError } from './election/poolIdentity.js';
+import { firstServiceConflict, type ServiceConflictError } from './election/poolIdentity.js';
 import { sleep } from './election/poolView.js';
 import { describeStrategy, strategyFor, type LeaderStrategy } from './election/strategy.js';
 import { reportStrategyDisagreement } from './election/strategyAgreement.js';
 import { createHttpApp } from './http/app.js';
+import { createBoundedServer } from './http/server.js';
 import { statusSource } from './http/status.js';
 import { statusRoutes, type StatusRouter } from './http/statusPage.js';
 import { createLogger } from './log/logger.js';
@@ -50,17 +51,13 @@ export interface PoolMemberOptions {
   /** What the leader does with work; defaults to the echo handler with tickets. */
   handler?: WorkHandler;
   /**
-   * The service this member runs, e.g. `orders`: a pool admits members of one service, so that
-   * another service on the same etcd, prefix and pool is refused instead of running this
-   * one's work. Default: `config.service` (SERVICE_NAME, `service-pool-leader`).
+   * The service this member runs, e.g. `orders`; a pool admits one service (poolIdentity.ts).
+   * Default: `config.service` (SERVICE_NAME, `service-pool-leader`).
    */
   service?: string;
   /** Who should lead; defaults to the oldest member. */
   strategy?: LeaderStrategy;
-  /**
-   * False: this member never leads (an edge pod, a small machine); it registers, routes work
-   * to the leader and shows in /pool. Default: `config.candidate` (CANDIDATE, true).
-   */
+  /** False: this member routes work but never leads. Default: `config.candidate` (CANDIDATE). */
   candidate?: boolean;
   logger?: Logger;
   /**
@@ -209,34 +206,7 @@ export class PoolMember {
     const elections = pools.map((pool) => pool.election);
     publishLeadership(elections);
 
-    // Every socket has a bound, whatever its client does. Node (18+) applies headersTimeout and
-    // requestTimeout only while a request is being *received*, counted from its first byte (for
-    // a new connection, from its accept) — not while the handler works or waits for a leader,
-    // nor while a keep-alive connection is idle. A request is a few headers and at most 65 KiB
-    // of body, sent at once by members and load balancers, so the bounds are short: a client
-    // that trickles or stops (slowloris) loses its socket after 5 s in the headers or 10 s in
-    // all, answered Node's plain "408 Request Timeout". Node checks every
-    // connectionsCheckingInterval (default 30 s, which would triple the bound).
-    const server = http.createServer({
-      connectionsCheckingInterval: 1_000,
-      headersTimeout: 5_000,
-      requestTimeout: 10_000,
-      // Node's default, pinned so that --max-http-header-size cannot raise it; beyond, Node
-      // answers 431. The GET form of /work carries its payload in the URL, hence within it.
-      maxHeaderSize: 16 * 1024,
-    });
-    // Idle keep-alive sockets: longer than the forwarders' idle timeout (30 s), so that side
-    // closes them first and never writes into a socket we are closing.
-    server.keepAliveTimeout = 65_000;
-    // A socket silent in both directions this long is destroyed. Only this catches a client
-    // that sends requests and never reads the answers (Node stops parsing once the answers
-    // fill the socket, so no timeout above runs). It must outlast the longest silence of a
-    // legitimate /work: waiting for a leader, then every forward attempt up to its timeout —
-    // and at least a minute, for the leader's own handler and its etcd calls.
-    server.timeout = Math.max(
-      60_000,
-      config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,
-    );
+    const server = createBoundedServer(config);
     // A flood of connections can hold this thread in one turn of the event loop for seconds,
     // accepting and answering: busy, not hung, so the keep-alive thread hears from it there too.
     server.on('connection', () => leases.alive());
@@ -325,14 +295,11 @@ export class PoolMember {
       throw new EtcdAccessError(problem);
     }
     if (problem) void member.explainEtcdUntilItAnswers(problem, access);
-    else {
-      // A pool of another service is refused before we register in it. If etcd does not
-      // answer yet, each election finds it once registered, and withdraws (`onRefused`).
-      const conflict = await firstServiceConflict(elections);
-      if (conflict) {
-        await member.abandon();
-        throw conflict;
-      }
+    // A pool of another service refuses us before we register; each election checks again.
+    const conflict = problem ? undefined : await firstServiceConflict(elections);
+    if (conflict) {
+      await member.abandon();
+      throw conflict;
     }
     for (const election of elections) {
       election
@@ -522,19 +489,6 @@ export class PoolMember {
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => (this.idle = resolve));
   }
-}
-
-/** The first pool of `elections` that belongs to another service; one read of each. */
-async function firstServiceConflict(
-  elections: readonly PoolElection[],
-): Promise<ServiceConflictError | undefined> {
-  for (const election of elections) {
-    // A failed read is left to the election, which checks again once registered.
-    const members = await election.view.readMembers().catch(() => []);
-    const conflict = election.serviceConflict(members);
-    if (conflict) return conflict;
-  }
-  return undefined;
 }
 
 /** An AbortController whose signal may have any number of listeners without a warning. */

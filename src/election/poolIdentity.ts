@@ -90,3 +90,25 @@ export function serviceConflict(
     createRevision: owner.createRevision,
   });
 }
+
+/** What the start-up check needs of an election (`PoolElection`). */
+export interface ServiceCheck {
+  view: { readMembers(): Promise<MemberView[]> };
+  serviceConflict(members: readonly MemberView[]): ServiceConflictError | undefined;
+}
+
+/**
+ * The first pool of `elections` that belongs to another service, from one read of each, made
+ * before registering. A failed read is left to the election, which checks again once
+ * registered.
+ */
+export async function firstServiceConflict(
+  elections: readonly ServiceCheck[],
+): Promise<ServiceConflictError | undefined> {
+  for (const election of elections) {
+    const members = await election.view.readMembers().catch(() => []);
+    const conflict = election.serviceConflict(members);
+    if (conflict) return conflict;
+  }
+  return undefined;
+}
