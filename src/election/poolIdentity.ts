@@ -1,9 +1,9 @@
 /**
  * What the members of a pool must agree on: which service they run, and how they choose
- * their leader. Members that share an
- * etcd, an ETCD_PREFIX and a POOL are one pool whatever code they run, so two services left
- * at the defaults would elect one leader between them and run each other's work. Each
- * record names its service (SERVICE_NAME); records of earlier versions name none.
+ * their leader. Members that share an etcd, an ETCD_PREFIX and a POOL are one pool whatever
+ * code they run, so two services left at the defaults would elect one leader between them
+ * and run each other's work. Each record names its service (SERVICE_NAME) and its strategy;
+ * records of earlier versions name neither.
  *
  * The pool belongs to the service of its oldest member that names one. A member of another
  * service does not join it: at start-up it finds the pool taken and stops with a
@@ -79,12 +79,13 @@ export function serviceConflict(
   members: readonly MemberView[],
   self: { service: string | undefined; pool: string; prefix: string },
 ): ServiceConflictError | undefined {
+  if (self.service === undefined) return undefined;
   const owner = poolServiceMember(members);
   if (!owner || runsService(owner, self.service)) return undefined;
   return new ServiceConflictError({
     pool: self.pool,
     prefix: self.prefix,
-    service: self.service!,
+    service: self.service,
     poolService: owner.record.service!,
     member: owner.record.id,
     createRevision: owner.createRevision,

@@ -189,9 +189,10 @@ export class WorkRouter {
 
   /**
    * The Elixir demo's naive path, kept to be compared with `route`: every call reads the
-   * members from etcd and sends the work to the oldest that may lead — one etcd range per call, visible in
-   * `service_pool_etcd_requests_total`. It ignores the claim, so right after a change the
-   * oldest may not lead yet; a "not leader" or unreachable answer falls back to `route`.
+   * members from etcd and sends the work to the oldest that may lead — one etcd range per
+   * call, visible in `service_pool_etcd_requests_total`. It ignores the claim, so right after
+   * a change the oldest may not lead yet; a "not leader" or unreachable answer falls back to
+   * `route`.
    */
   async routeSimply(work: IncomingWork): Promise<WorkOutcome> {
     if (work.hops > 0) return this.route(work);
