@@ -165,6 +165,7 @@ class Worker {
         weight: 1,
         labels: {},
         leads: [],
+        candidate: true,
       },
       leaseTtlSeconds: ttlSeconds,
       safetyMarginMs: SAFETY_MARGIN_MS,

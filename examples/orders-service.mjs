@@ -36,7 +36,9 @@ app.get('/orders/last', async (_req, res) => {
   res.json(last === null ? null : JSON.parse(last));
 });
 
-const member = await PoolMember.start({ config, handler: takeOrder, app });
+// `service` names what this pool runs: a member of another service that finds the pool (same
+// etcd, ETCD_PREFIX and POOL) is refused with a message saying so, instead of taking orders.
+const member = await PoolMember.start({ config, service: 'orders', handler: takeOrder, app });
 
 member.election.on('leaderChanged', (leader) =>
   console.log(JSON.stringify({ msg: 'orders are now numbered by', leader: leader?.id ?? null })),

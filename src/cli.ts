@@ -48,6 +48,12 @@ async function serve(): Promise<void> {
   const member = await PoolMember.start({
     config,
     onSuperseded: () => void member.shutdown().then(() => process.exit(EXIT_SUPERSEDED)),
+    // As when start-up finds the pool taken (PoolMember.start rejects, exit 1 below).
+    onRefused: (error) =>
+      void member.shutdown().then(() => {
+        process.stderr.write(`service-pool-leader: ${error.message}\n`);
+        process.exit(1);
+      }),
   });
   const stop = (signal: NodeJS.Signals) => {
     member.logger.info({ signal }, 'signal received');

@@ -10,11 +10,13 @@ export { describeVariables } from './config/variables.js';
 export { PoolMember, type PoolMemberOptions } from './member.js';
 export { PoolElection, type LeaderInfo, type ElectionEvents } from './election/election.js';
 export type { MemberView, ClaimView } from './election/poolView.js';
+export { ServiceConflictError } from './election/poolIdentity.js';
 export {
   oldest,
   weighted,
   avoid,
   loadModuleStrategy,
+  describeStrategy,
   type LeaderStrategy,
   type StrategyContext,
   type StrategyMember,

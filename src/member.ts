@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import type { Config } from './config/config.js';
+import { DEFAULT_SERVICE_NAME, type Config } from './config/config.js';
 import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './etcd/access.js';
 import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { LeaseThread } from './membership/leaseThread.js';
@@ -19,9 +19,12 @@ import { setEndpoints } from './etcd/endpoints.js';
 import { currentWorkRoute } from './etcd/requestPurpose.js';
 import { PoolError } from './errors.js';
 import { HandoverGate, PoolElection } from './election/election.js';
+import { firstServiceConflict, type ServiceConflictError } from './election/poolIdentity.js';
 import { sleep } from './election/poolView.js';
-import { strategyFor, type LeaderStrategy } from './election/strategy.js';
+import { describeStrategy, strategyFor, type LeaderStrategy } from './election/strategy.js';
+import { reportStrategyDisagreement } from './election/strategyAgreement.js';
 import { createHttpApp } from './http/app.js';
+import { createBoundedServer } from './http/server.js';
 import { statusSource } from './http/status.js';
 import { statusRoutes, type StatusRouter } from './http/statusPage.js';
 import { createLogger } from './log/logger.js';
@@ -47,8 +50,15 @@ export interface PoolMemberOptions {
   config: Config;
   /** What the leader does with work; defaults to the echo handler with tickets. */
   handler?: WorkHandler;
+  /**
+   * The service this member runs, e.g. `orders`; a pool admits one service (poolIdentity.ts).
+   * Default: `config.service` (SERVICE_NAME, `service-pool-leader`).
+   */
+  service?: string;
   /** Who should lead; defaults to the oldest member. */
   strategy?: LeaderStrategy;
+  /** False: this member routes work but never leads. Default: `config.candidate` (CANDIDATE). */
+  candidate?: boolean;
   logger?: Logger;
   /**
    * Your own Express app, to embed the member in: your routes come first, the pool's routes
@@ -62,6 +72,13 @@ export interface PoolMemberOptions {
    * apart). The CLI shuts down and exits 3; a library user should do likewise.
    */
   onSuperseded?: (other: { memberKey: string; url: string; pid: number }) => void;
+  /**
+   * Called when a pool turned out to belong to another service after start-up (its member
+   * registered at the same moment, before ours): this member withdrew from that pool and its
+   * election has stopped. At start-up the same finding rejects `start` instead. The CLI shuts
+   * down, prints the error's message and exits 1; a library user should do likewise.
+   */
+  onRefused?: (error: ServiceConflictError) => void;
 }
 
 export class PoolMember {
@@ -107,6 +124,13 @@ export class PoolMember {
         base: { member: config.memberId },
       });
     const metrics = createMetrics(VERSION);
+    const service = options.service ?? config.service;
+    if (options.handler && service === DEFAULT_SERVICE_NAME) {
+      logger.warn(
+        { service },
+        'a work handler of your own runs under the default service name: set SERVICE_NAME (or the service option) to your service, so that another service on this etcd cannot share its pool',
+      );
+    }
     const strategy = options.strategy ?? (await strategyFor(config.strategy));
     const etcdOptions: EtcdOptions = {
       endpoints: config.etcd.endpoints,
@@ -139,6 +163,9 @@ export class PoolMember {
           weight: config.weight,
           labels: config.labels,
           leads: [],
+          service,
+          strategy: describeStrategy(strategy),
+          candidate: options.candidate ?? config.candidate,
         },
         leaseTtlSeconds: config.lease.ttlSeconds,
         safetyMarginMs: config.lease.safetyMarginMs,
@@ -163,6 +190,7 @@ export class PoolMember {
       // On the claim's own answer, not on `leaderChanged`, which waits for our view to see
       // the claim come back through the watch.
       election.on('claimed', (term, reads) => tickets.prefetch(term, reads && { kv: reads[0] }));
+      reportStrategyDisagreement(election, logger.child({ pool }));
       const router = new WorkRouter(
         etcd,
         election,
@@ -178,34 +206,7 @@ export class PoolMember {
     const elections = pools.map((pool) => pool.election);
     publishLeadership(elections);
 
-    // Every socket has a bound, whatever its client does. Node (18+) applies headersTimeout and
-    // requestTimeout only while a request is being *received*, counted from its first byte (for
-    // a new connection, from its accept) — not while the handler works or waits for a leader,
-    // nor while a keep-alive connection is idle. A request is a few headers and at most 65 KiB
-    // of body, sent at once by members and load balancers, so the bounds are short: a client
-    // that trickles or stops (slowloris) loses its socket after 5 s in the headers or 10 s in
-    // all, answered Node's plain "408 Request Timeout". Node checks every
-    // connectionsCheckingInterval (default 30 s, which would triple the bound).
-    const server = http.createServer({
-      connectionsCheckingInterval: 1_000,
-      headersTimeout: 5_000,
-      requestTimeout: 10_000,
-      // Node's default, pinned so that --max-http-header-size cannot raise it; beyond, Node
-      // answers 431. The GET form of /work carries its payload in the URL, hence within it.
-      maxHeaderSize: 16 * 1024,
-    });
-    // Idle keep-alive sockets: longer than the forwarders' idle timeout (30 s), so that side
-    // closes them first and never writes into a socket we are closing.
-    server.keepAliveTimeout = 65_000;
-    // A socket silent in both directions this long is destroyed. Only this catches a client
-    // that sends requests and never reads the answers (Node stops parsing once the answers
-    // fill the socket, so no timeout above runs). It must outlast the longest silence of a
-    // legitimate /work: waiting for a leader, then every forward attempt up to its timeout —
-    // and at least a minute, for the leader's own handler and its etcd calls.
-    server.timeout = Math.max(
-      60_000,
-      config.leaderlessWaitMs + (config.forwardMaxHops + 1) * config.forwardTimeoutMs + 5_000,
-    );
+    const server = createBoundedServer(config);
     // A flood of connections can hold this thread in one turn of the event loop for seconds,
     // accepting and answering: busy, not hung, so the keep-alive thread hears from it there too.
     server.on('connection', () => leases.alive());
@@ -222,6 +223,7 @@ export class PoolMember {
     );
     for (const election of elections) {
       election.once('superseded', (other) => options.onSuperseded?.(other));
+      election.once('refused', (error) => options.onRefused?.(error));
     }
     const status = statusSource({
       elections,
@@ -293,6 +295,12 @@ export class PoolMember {
       throw new EtcdAccessError(problem);
     }
     if (problem) void member.explainEtcdUntilItAnswers(problem, access);
+    // A pool of another service refuses us before we register; each election checks again.
+    const conflict = problem ? undefined : await firstServiceConflict(elections);
+    if (conflict) {
+      await member.abandon();
+      throw conflict;
+    }
     for (const election of elections) {
       election
         .start()

@@ -62,6 +62,15 @@ const wholeNumber = (name: keyof typeof WHOLE_NUMBERS) => {
     .default(WHOLE_NUMBERS[name].default);
 };
 
+/** `true` or `false`, or its default when unset. */
+const flag = (defaultValue: boolean) =>
+  z
+    .string()
+    .trim()
+    .pipe(z.enum(['true', 'false'], { error: 'expected true or false' }))
+    .transform((value) => value === 'true')
+    .default(defaultValue);
+
 /**
  * Patterns of single values (no anchors), shared with jsonSchema.ts. A pool name appears in
  * etcd keys and URL paths, so it keeps to a safe alphabet.
@@ -71,6 +80,7 @@ export const PATTERNS = {
   labelKey: '[A-Za-z0-9._/-]{1,63}',
   labelValue: '[A-Za-z0-9._-]{0,63}',
   weight: '[0-9]+(\\.[0-9]+)?',
+  serviceName: '[A-Za-z0-9@]([A-Za-z0-9@/._-]{0,126}[A-Za-z0-9])?',
 } as const;
 
 const anchored = (pattern: string) => new RegExp(`^(?:${pattern})$`);
@@ -105,6 +115,18 @@ export const memberId = z
   .regex(
     /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/,
     'expected 1-253 letters, digits, ".", "-" or "_", starting and ending with a letter or digit',
+  );
+
+/** The service a member runs when SERVICE_NAME is unset: the echo service of `serve`. */
+export const DEFAULT_SERVICE_NAME = 'service-pool-leader';
+
+/** What a member runs, such as `orders` or `@acme/orders`: every member of a pool the same. */
+export const serviceName = z
+  .string()
+  .trim()
+  .regex(
+    anchored(PATTERNS.serviceName),
+    'expected a service name of 1-128 letters, digits, "@", "/", ".", "-" or "_", such as orders',
   );
 
 /** A comma-separated list, blanks dropped: `a, b,,` is `[a, b]`. */
@@ -181,6 +203,7 @@ const labelList = (bareKeys: boolean) =>
   });
 
 const rawSchema = z.object({
+  SERVICE_NAME: serviceName.default(DEFAULT_SERVICE_NAME),
   POOL: poolName.default('default'),
   MEMBER_ID: memberId.optional(),
   POD_NAME: memberId.optional(),
@@ -234,6 +257,7 @@ const rawSchema = z.object({
   AVOID_POOLS: poolList.default([]),
   STRATEGY_MODULE: readableFile.optional(),
   PREEMPT_AFTER_MS: wholeNumber('PREEMPT_AFTER_MS'),
+  CANDIDATE: flag(true),
 });
 
 /** Every variable the schema reads; each must be documented in `VARIABLES` (variables.ts). */
@@ -242,11 +266,15 @@ export const PARSED_VARIABLES: readonly string[] = Object.keys(rawSchema.shape);
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface Config {
+  /** The service this member runs (SERVICE_NAME); a pool admits members of one service. */
+  service: string;
   /** The first of `pools`: the pool of /work. */
   pool: string;
   pools: string[];
   weight: number;
   labels: Record<string, string>;
+  /** Whether this member may lead; a non-candidate (CANDIDATE=false) only routes. */
+  candidate: boolean;
   strategy: {
     name: StrategyName;
     avoidLabels: Record<string, string>;
@@ -419,10 +447,12 @@ export function loadConfig(
   if (issues.length > 0) throw new ConfigError(issues);
 
   return {
+    service: raw.SERVICE_NAME,
     pool: (raw.POOLS ?? [raw.POOL])[0]!,
     pools: raw.POOLS ?? [raw.POOL],
     weight: raw.WEIGHT,
     labels: raw.LABELS,
+    candidate: raw.CANDIDATE,
     strategy: {
       name: raw.ELECTION_STRATEGY,
       avoidLabels: raw.AVOID_LABELS,

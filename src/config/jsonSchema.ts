@@ -10,6 +10,7 @@
  * between variables, whether a file exists — the caller must check some other way.
  */
 import {
+  DEFAULT_SERVICE_NAME,
   LOG_FORMATS,
   LOG_LEVELS,
   PATTERNS,
@@ -48,6 +49,11 @@ const wholeNumbers: Record<string, WholeNumber> = WHOLE_NUMBERS;
 
 /** Schemas of the variables that are not whole numbers, by name. */
 const OTHERS: Record<string, JsonSchema> = {
+  SERVICE_NAME: {
+    type: 'string',
+    pattern: single(PATTERNS.serviceName),
+    default: DEFAULT_SERVICE_NAME,
+  },
   POOL: { type: 'string', pattern: single(PATTERNS.poolName), default: 'default' },
   POOLS: { type: 'string', pattern: list(PATTERNS.poolName) },
   AVOID_POOLS: { type: 'string', pattern: list(PATTERNS.poolName) },
@@ -67,6 +73,7 @@ const OTHERS: Record<string, JsonSchema> = {
     pattern: optionalList(`${PATTERNS.labelKey}(?:=${PATTERNS.labelValue})?`),
   },
   STRATEGY_MODULE: { type: 'string', minLength: 1 },
+  CANDIDATE: { type: ['boolean', 'string'], pattern: single('true|false'), default: true },
   LOG_LEVEL: { enum: [...LOG_LEVELS], default: 'info' },
   LOG_FORMAT: { enum: [...LOG_FORMATS], default: 'json' },
 };

@@ -4,7 +4,7 @@
  * keeps the two lists equal).
  */
 
-import { LOG_LEVELS, STRATEGIES } from './config.js';
+import { DEFAULT_SERVICE_NAME, LOG_LEVELS, STRATEGIES } from './config.js';
 
 /** Where a default depends on other variables, `defaultText` says how it is derived. */
 export interface VariableDoc {
@@ -14,6 +14,12 @@ export interface VariableDoc {
 }
 
 export const VARIABLES: readonly VariableDoc[] = [
+  {
+    name: 'SERVICE_NAME',
+    description:
+      'The service this member runs. A pool admits members of one service: a member of another finds the pool taken, says so and exits 1 (give each service its own POOL or ETCD_PREFIX).',
+    defaultText: DEFAULT_SERVICE_NAME,
+  },
   { name: 'POOL', description: 'Name of the pool this member joins.', defaultText: 'default' },
   {
     name: 'POOLS',
@@ -53,6 +59,12 @@ export const VARIABLES: readonly VariableDoc[] = [
     description:
       'weighted, avoid, module: a better member takes over once preferred this long (hold-down against flapping).',
     defaultText: '5000',
+  },
+  {
+    name: 'CANDIDATE',
+    description:
+      'false: this member never leads (an edge pod, a small machine); it registers, routes work to the leader and shows in /pool. Every strategy passes it over.',
+    defaultText: 'true',
   },
   {
     name: 'MEMBER_ID',

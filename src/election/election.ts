@@ -32,6 +32,7 @@ import {
   type MemberRecord,
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
+import { candidates } from './candidates.js';
 import {
   FAILOVER_CAUSES,
   FailoverClock,
@@ -40,6 +41,7 @@ import {
   type ReleaseReason,
 } from './failover.js';
 import { settleIncarnations } from './incarnations.js';
+import { runsService, serviceConflict, type ServiceConflictError } from './poolIdentity.js';
 import { PoolView, sleep, type MemberView } from './poolView.js';
 import { FALLBACK_REASONS, oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
 
@@ -105,6 +107,12 @@ export interface ElectionEvents {
    * cannot be told apart. The election stops; the owner should exit.
    */
   superseded: [other: { memberKey: string; url: string; pid: number; startedAt: string }];
+  /**
+   * The pool belongs to another service, whose member registered before ours (two services
+   * registering at once: the later withdraws). We revoked our registration; the election
+   * stops. The owner should exit with the error's message.
+   */
+  refused: [error: ServiceConflictError];
 }
 
 export interface ElectionOptions {
@@ -227,6 +235,22 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     return this.record.id;
   }
 
+  /**
+   * Whether `members` (default: the view's) belong to another service than ours, the rule of
+   * poolIdentity.ts: the member checks the pool with it before it joins.
+   */
+  serviceConflict(
+    members: readonly MemberView[] = this.view.members,
+  ): ServiceConflictError | undefined {
+    const { pool, keys } = this.options;
+    return serviceConflict(members, { service: this.record.service, pool, prefix: keys.prefix });
+  }
+
+  /** Our record as we register it (the pool's name aside). */
+  get memberRecord(): Readonly<Omit<MemberRecord, 'pool'>> {
+    return this.record;
+  }
+
   /** True once `close()` ran: nothing of this election acts any more. */
   get closed(): boolean {
     return this.stopped;
@@ -280,8 +304,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 
   /**
    * The claim, if it is valid and names a registered member under the claim's own lease with
-   * the URL that member registered. Work is only ever forwarded to such a URL: a forged claim
-   * cannot redirect it.
+   * the URL that member registered, of our service (or of none named). Work is only ever
+   * forwarded to such a URL: a forged claim cannot redirect it, nor can another service's
+   * leader get our work in the moment before we find the pool is not ours.
    */
   private verifiedClaim(): LeaderClaim | undefined {
     const claimView = this.view.claim;
@@ -292,7 +317,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       member !== undefined &&
       member.leaseId === claimView.leaseId &&
       member.record.url === claim.url &&
-      member.record.id === claim.id;
+      member.record.id === claim.id &&
+      runsService(member, this.record.service);
     return genuine ? claim : undefined;
   }
 
@@ -610,11 +636,26 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         this.dropRegistration();
         return;
       }
+      const conflict = this.leaving ? undefined : this.serviceConflict();
+      if (conflict) {
+        this.withdraw(conflict);
+        return;
+      }
       if (!this.leaving) this.pursueLeadership(registration);
     }
     this.observeLeader();
     this.updateMetrics();
     this.emitIfChanged();
+  }
+
+  /** Our pool belongs to another service: leave it (the lease revoke deletes our key) and stop. */
+  private withdraw(conflict: ServiceConflictError): void {
+    const { service, poolService, member, createRevision } = conflict.conflict;
+    this.logger.error(
+      { service, poolService, member, createRevision: createRevision.toString() },
+      conflict.message,
+    );
+    void this.close().then(() => this.emit('refused', conflict));
   }
 
   /**
@@ -818,8 +859,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * The strategy's choice for the current view. A strategy that throws, is too slow or names
-   * no member is logged (once per reason and minute), counted, and `oldest` decides instead.
+   * The strategy's choice for the current view, among the members that may lead
+   * (`candidates`). A strategy that throws, is too slow or names no member is logged (once
+   * per reason and minute), counted, and `oldest` decides instead.
    */
   private preferredMember(registration: Registration): MemberView | undefined {
     const revision = this.view.revision;
@@ -827,7 +869,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (this.preference?.revision === revision && this.preference.self === self) {
       return this.preference.member;
     }
-    const members = this.view.members;
+    const members = candidates(this.view.members);
     const context = { pool: this.options.pool, self };
     let member: MemberView | undefined;
     try {

@@ -1,8 +1,9 @@
 /**
- * Leader strategies: pure, deterministic functions from the pool's valid members, sorted by
- * create revision (oldest first), to the member that should lead. Every member evaluates the
- * same function over the same etcd state, so they agree without talking to each other — as
- * long as every member of a pool is configured with the same strategy.
+ * Leader strategies: pure, deterministic functions from the pool's members that may lead
+ * (candidates.ts), sorted by create revision (oldest first), to the member that should lead.
+ * Every member evaluates the same function over the same etcd state, so they agree without
+ * talking to each other — as long as every member of a pool is configured with the same
+ * strategy (each record says its own; strategyAgreement.ts warns when they differ).
  *
  * - `oldest`: the longest-registered member (the Elixir demo's "longest running").
  * - `weighted`: the biggest declared weight ("prefer the big machine"), ties to the oldest.
@@ -15,6 +16,8 @@
  * `preempt` says whether a better member that joins takes leadership over (after a hold-down,
  * see the election). `oldest` never needs to: a member that joins is always the youngest.
  */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import type { Config } from '../config/config.js';
 import type { MemberView } from './poolView.js';
@@ -34,6 +37,21 @@ export interface LeaderStrategy {
   name: string;
   select: SelectLeader;
   preempt: boolean;
+  /**
+   * The settings that decide whom it chooses, as text (`avoid`: the labels and pools avoided;
+   * a module: a digest of its file). Two members agree on who should lead when their
+   * strategies have the same name and settings: see `describeStrategy`.
+   */
+  settings?: string;
+}
+
+/**
+ * What a member record says of its strategy: `oldest`, `weighted`,
+ * `avoid(labels: disk=busy; pools: none)`, `module(sha256:…)`. Members of a pool should
+ * all say the same (poolIdentity.ts).
+ */
+export function describeStrategy(strategy: LeaderStrategy): string {
+  return strategy.settings === undefined ? strategy.name : `${strategy.name}(${strategy.settings})`;
 }
 
 export const oldest: LeaderStrategy = {
@@ -63,10 +81,15 @@ export function avoid(options: {
         member.record.labels[key] !== undefined &&
         (value === '' || member.record.labels[key] === value),
     ) || member.record.leads.some((led) => led !== pool && options.pools.includes(led));
+  const labels = Object.entries(options.labels)
+    .map(([key, value]) => (value === '' ? key : `${key}=${value}`))
+    .sort();
+  const pools = [...options.pools].sort();
   return {
     name: 'avoid',
     select: (members, context) => members.find((m) => !avoided(m, context.pool)) ?? members[0],
     preempt: true,
+    settings: `labels: ${labels.join(',') || 'none'}; pools: ${pools.join(',') || 'none'}`,
   };
 }
 
@@ -107,6 +130,11 @@ export const MODULE_BUDGET_MS = 50;
  * anything else, `select` throws a `StrategyFallback` and the election uses `oldest` instead.
  */
 export async function loadModuleStrategy(path: string): Promise<LeaderStrategy> {
+  // Members agree when their modules do, wherever each one's file lies.
+  const digest = createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex')
+    .slice(0, 16);
   const loaded = (await import(pathToFileURL(path).href)) as { selectLeader?: unknown };
   const selectLeader = loaded.selectLeader;
   if (typeof selectLeader !== 'function') {
@@ -117,6 +145,7 @@ export async function loadModuleStrategy(path: string): Promise<LeaderStrategy> 
   return {
     name: 'module',
     preempt: true,
+    settings: `sha256:${digest}`,
     select: (members, context) => {
       const plain = members.map(toStrategyMember);
       const startedAt = performance.now();

@@ -5,6 +5,8 @@
  * member as our `oldest` strategy.
  */
 export interface PoolKeys {
+  /** ETCD_PREFIX, under which every pool lives. */
+  readonly prefix: string;
   /** Everything of this pool: members, claim and state. Watched as one range. */
   readonly pool: string;
   readonly membersPrefix: string;
@@ -20,6 +22,7 @@ export function poolKeys(prefix: string, pool: string): PoolKeys {
   const poolPrefix = `${prefix}/pools/${pool}/`;
   const membersPrefix = `${poolPrefix}members/`;
   return {
+    prefix,
     pool: poolPrefix,
     membersPrefix,
     leader: `${poolPrefix}leader`,

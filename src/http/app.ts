@@ -11,7 +11,13 @@ import net from 'node:net';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
+import { whyNoCandidate } from '../election/candidates.js';
 import type { PoolElection } from '../election/election.js';
+import {
+  poolServiceMember,
+  poolStrategyMember,
+  strategyDiffers,
+} from '../election/poolIdentity.js';
 import { PoolError, isPoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { HOPS_HEADER, TERM_HEADER, TOKEN_HEADER, VIA_HEADER } from '../work/forwarder.js';
@@ -402,14 +408,23 @@ function forwardingHeaders(req: Request): Pick<IncomingWork, 'hops' | 'via' | 't
 export function describePool(election: PoolElection, router?: WorkRouter) {
   const leader = election.leader();
   const view = election.view;
+  const poolStrategy = poolStrategyMember(view.members)?.record.strategy;
+  const own = election.memberRecord;
   return {
     pool: election.pool,
+    /** The service the pool belongs to, and its strategy: its oldest member's naming one. */
+    service: poolServiceMember(view.members)?.record.service ?? null,
+    strategy: poolStrategy ?? null,
     self: {
       id: election.memberId,
       memberKey: election.memberKey ?? null,
       isLeader: election.isLeader(),
       ready: election.isReady(),
       leaseTimeLeftMs: election.leaseTimeLeftMs(),
+      service: own.service ?? null,
+      strategy: own.strategy ?? null,
+      strategyDiffers: strategyDiffers(own.strategy, poolStrategy),
+      candidate: own.candidate,
     },
     leader: leader
       ? {
@@ -421,6 +436,8 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
         }
       : null,
     term: leader ? Number(leader.term) : null,
+    /** Why the pool has no leader, where that is not a matter of time (no member may lead). */
+    noLeaderReason: leader ? null : (whyNoCandidate(view.members) ?? null),
     revision: Number(view.revision),
     timeline: election.history,
     members: view.members.map((member) => ({
@@ -434,6 +451,10 @@ export function describePool(election: PoolElection, router?: WorkRouter) {
       weight: member.record.weight,
       labels: member.record.labels,
       leads: member.record.leads,
+      service: member.record.service ?? null,
+      strategy: member.record.strategy ?? null,
+      strategyDiffers: strategyDiffers(member.record.strategy, poolStrategy),
+      candidate: member.record.candidate,
       isLeader: leader?.memberKey === member.key,
     })),
   };

@@ -151,11 +151,16 @@ function poolSection(pool: PoolStatus, takenAt: string): ViewNode {
           ', term ',
           h('strong', { class: 'term' }, String(leader.term)),
         )
-      : h('p', { class: 'leader no-leader' }, h('strong', {}, 'No leader'), ' right now.'),
+      : h(
+          'p',
+          { class: 'leader no-leader' },
+          h('strong', {}, 'No leader'),
+          pool.noLeaderReason === null ? ' right now.' : `: ${pool.noLeaderReason}.`,
+        ),
     h(
       'p',
       {},
-      `This member is ${self.isLeader ? 'the leader' : 'a follower'} and `,
+      `This member is ${self.isLeader ? 'the leader' : self.candidate ? 'a follower' : 'a follower that never leads (CANDIDATE=false)'} and `,
       self.ready ? 'ready.' : h('strong', {}, 'not ready.'),
     ),
     table(
@@ -173,7 +178,13 @@ function poolSection(pool: PoolStatus, takenAt: string): ViewNode {
             [String(member.createRevision)],
             [String(member.weight)],
             [labelList(member.labels)],
-            [member.isLeader ? badge('leader', 'leader-mark') : 'follower'],
+            [
+              member.isLeader
+                ? badge('leader', 'leader-mark')
+                : member.candidate
+                  ? 'follower'
+                  : 'never leads',
+            ],
           ],
         };
       }),

@@ -1,11 +1,16 @@
 /**
  * The member record: the JSON value of a member key. Validated when we write it and when we
  * read it, because anything under our prefix may have been written by someone else.
+ *
+ * Reading is tolerant of what a later version may add: unknown fields are ignored (dropped),
+ * so during a rolling update the members of this version still count the newer members'
+ * records as members. Fields added after the first release are optional on reading, with the
+ * meaning an older member's record had.
  */
 import { z } from 'zod';
-import { memberId, poolName } from '../config/config.js';
+import { memberId, poolName, serviceName } from '../config/config.js';
 
-export const memberRecordSchema = z.strictObject({
+export const memberRecordSchema = z.object({
   id: memberId,
   pool: poolName,
   url: z.url({ protocol: /^https?$/ }),
@@ -15,12 +20,22 @@ export const memberRecordSchema = z.strictObject({
   weight: z.number().finite().nonnegative(),
   labels: z.record(z.string().max(253), z.string().max(253)),
   leads: z.array(poolName),
+  /** The service the member runs (SERVICE_NAME). Absent (an earlier version): unknown. */
+  service: serviceName.optional(),
+  /** Its strategy and settings (`describeStrategy`). Absent (an earlier version): unknown. */
+  strategy: z.string().min(1).max(512).optional(),
+  /** False: the member never leads (CANDIDATE=false). Absent (an earlier version): true. */
+  candidate: z.boolean().default(true),
 });
 
 export type MemberRecord = z.infer<typeof memberRecordSchema>;
 
-/** The leader claim: the value of `P/pools/<pool>/leader`. */
-export const leaderClaimSchema = z.strictObject({
+/**
+ * The leader claim: the value of `P/pools/<pool>/leader`. Tolerant like the member record: a
+ * claim that a later version wrote with more fields is still the pool's claim, not a value
+ * to replace.
+ */
+export const leaderClaimSchema = z.object({
   memberKey: z.string().min(1),
   id: memberId,
   url: z.url({ protocol: /^https?$/ }),

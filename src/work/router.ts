@@ -14,6 +14,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
+import { candidates } from '../election/candidates.js';
 import type { PoolElection } from '../election/election.js';
 import {
   isNotLeader,
@@ -188,13 +189,14 @@ export class WorkRouter {
 
   /**
    * The Elixir demo's naive path, kept to be compared with `route`: every call reads the
-   * members from etcd and sends the work to the oldest — one etcd range per call, visible in
-   * `service_pool_etcd_requests_total`. It ignores the claim, so right after a change the
-   * oldest may not lead yet; a "not leader" or unreachable answer falls back to `route`.
+   * members from etcd and sends the work to the oldest that may lead — one etcd range per
+   * call, visible in `service_pool_etcd_requests_total`. It ignores the claim, so right after
+   * a change the oldest may not lead yet; a "not leader" or unreachable answer falls back to
+   * `route`.
    */
   async routeSimply(work: IncomingWork): Promise<WorkOutcome> {
     if (work.hops > 0) return this.route(work);
-    const [oldest] = await this.election.view.readMembers();
+    const [oldest] = candidates(await this.election.view.readMembers());
     if (!oldest) throw new NoLeaderError(0);
     if (oldest.key === this.election.memberKey) return this.route(work);
     try {

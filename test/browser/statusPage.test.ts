@@ -557,6 +557,10 @@ class FakeStatus implements StatusSource {
         ? { '<script>alert(1)</script>': '"><img src=x onerror=alert(3)>' }
         : { zone: 'one' }) as Record<string, string>,
       leads: [],
+      service: 'service-pool-leader',
+      strategy: 'oldest',
+      strategyDiffers: false,
+      candidate: true,
       isLeader: id === this.leader,
     });
     return {
@@ -570,12 +574,18 @@ class FakeStatus implements StatusSource {
       pools: [
         {
           pool: 'default',
+          service: 'service-pool-leader',
+          strategy: 'oldest',
           self: {
             id: 'c',
             memberKey: 'key-c',
             isLeader: this.leader === 'c',
             ready: true,
             leaseTimeLeftMs: 1500,
+            service: 'service-pool-leader',
+            strategy: 'oldest',
+            strategyDiffers: false,
+            candidate: true,
           },
           leader: {
             id: this.leader,
@@ -585,6 +595,7 @@ class FakeStatus implements StatusSource {
             unreachable: null,
           },
           term: 7,
+          noLeaderReason: null,
           revision: 9,
           timeline: this.timeline,
           members: [member('a', 1), member('b', 2), member('c', 3)],

@@ -81,4 +81,20 @@ describe('the embedded-member example (examples/orders-service.mjs)', function (
     expect(after.number).to.be.greaterThan(before.number);
     expect(after.term).to.be.greaterThan(before.term);
   });
+
+  it('another service left at the same defaults (the echo service of `serve`) is refused, and orders stay with the orders service', async () => {
+    const [port] = await freePorts(1);
+    const echo = MemberProcess.start({
+      id: 'echo',
+      port: port!,
+      env: { ETCD_ENDPOINTS: etcd.endpoints.join(','), LEASE_TTL_SECONDS: '2' },
+    });
+    copies.push(echo);
+    expect((await echo.exited).code, echo.recentOutput()).to.equal(1);
+    expect(echo.recentOutput()).to.include(
+      'service-pool-leader: cannot join pool "default" under ETCD_PREFIX /service-pool-leader: it belongs to service "orders" (member b, registered at revision',
+    );
+    expect(echo.recentOutput()).to.include('and this member runs service "service-pool-leader"');
+    expect(await order(copies[1]!, 'jam')).to.include({ takenBy: 'b', recorded: true });
+  });
 });

@@ -12,18 +12,33 @@ import { freePorts } from '../../src/local/ports.js';
 
 export interface PoolView {
   pool: string;
+  service: string | null;
+  strategy: string | null;
   self: {
     id: string;
     memberKey: string | null;
     isLeader: boolean;
     ready: boolean;
     leaseTimeLeftMs: number;
+    strategy: string | null;
+    strategyDiffers: boolean;
+    candidate: boolean;
   };
   leader: { id: string; url: string; memberKey: string; term: number } | null;
   term: number | null;
+  noLeaderReason: string | null;
   revision: number;
   timeline: LeaderChange[];
-  members: { id: string; memberKey: string; createRevision: number; isLeader: boolean }[];
+  members: {
+    id: string;
+    memberKey: string;
+    createRevision: number;
+    isLeader: boolean;
+    service: string | null;
+    strategy: string | null;
+    strategyDiffers: boolean;
+    candidate: boolean;
+  }[];
 }
 
 export interface WorkAnswer {
@@ -61,6 +76,11 @@ export class TestPool {
     return this.spawn(id, port ?? (await freePorts(1))[0]!);
   }
 
+  /** Starts member `id` with `env` over the pool's (its own strategy settings, say). */
+  async startWith(id: string, env: Record<string, string>): Promise<MemberProcess> {
+    return this.spawn(id, (await freePorts(1))[0]!, env);
+  }
+
   /** Starts member `id` on `port` with `env` over the pool's, and waits until it is ready. */
   protected async spawn(
     id: string,
@@ -79,11 +99,6 @@ export class TestPool {
     this.members.set(id, member);
     await member.waitReady();
     return member;
-  }
-
-  /** Starts member `id` on a free port with `env` over the pool's; waits until it is ready. */
-  async startWith(id: string, env: Record<string, string>): Promise<MemberProcess> {
-    return this.spawn(id, (await freePorts(1))[0]!, env);
   }
 
   member(id: string): MemberProcess {

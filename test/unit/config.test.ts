@@ -48,6 +48,23 @@ describe('configuration from the environment', () => {
     expect(config.etcd.endpoints).to.deep.equal(['http://e0:2379', 'http://e1:2379']);
   });
 
+  it('names the service a member runs: SERVICE_NAME, else the echo service of serve', () => {
+    expect(loadConfig({}, host).service).to.equal('service-pool-leader');
+    expect(loadConfig({ SERVICE_NAME: '@acme/orders' }, host).service).to.equal('@acme/orders');
+    expect(issuesOf({ SERVICE_NAME: 'orders service' })[0]).to.match(
+      /^invalid SERVICE_NAME="orders service": expected a service name of 1-128 letters/,
+    );
+  });
+
+  it('a member is a candidate for leadership unless CANDIDATE=false', () => {
+    expect(loadConfig({}, host).candidate).to.equal(true);
+    expect(loadConfig({ CANDIDATE: 'false' }, host).candidate).to.equal(false);
+    expect(loadConfig({ CANDIDATE: ' true ' }, host).candidate).to.equal(true);
+    expect(issuesOf({ CANDIDATE: 'no' })[0]).to.equal(
+      'invalid CANDIDATE="no": expected true or false',
+    );
+  });
+
   it('treats an empty value as unset', () => {
     expect(loadConfig({ PORT: '' }, host).port).to.equal(8080);
   });

@@ -29,6 +29,7 @@ const notWhole = ['ten', '-1', '1.5', '1e3', '0x10', '+5', '1 2', '9999999999999
  * only against another variable's default (LEASE_TTL_SECONDS 5, SHUTDOWN_TIMEOUT_MS 10000).
  */
 const WRONG: Record<string, string[]> = {
+  SERVICE_NAME: ['orders service', '-orders', 'orders/', 'ü', 's'.repeat(129), 'a,b'],
   POOL: ['Default', '-pool', 'pool-', 'a b', 'pool/x', 'p'.repeat(64), 'ü'],
   MEMBER_ID: badName,
   POD_NAME: badName,
@@ -66,6 +67,7 @@ const WRONG: Record<string, string[]> = {
   AVOID_POOLS: [',', 'Billing', 'a,a'],
   STRATEGY_MODULE: badFile,
   PREEMPT_AFTER_MS: [...notWhole, '3600001'],
+  CANDIDATE: ['no', 'False', '0', 'yes'],
 };
 
 /** How the message shows `value` of `name`. */

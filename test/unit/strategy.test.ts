@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import type { MemberView } from '../../src/election/poolView.js';
 import {
   avoid,
+  describeStrategy,
   loadModuleStrategy,
   oldest,
   StrategyFallback,
@@ -15,7 +16,12 @@ import { leaseIdHex, poolKeys } from '../../src/etcd/keys.js';
 function member(
   id: string,
   createRevision: bigint,
-  extra: { weight?: number; labels?: Record<string, string>; leads?: string[] } = {},
+  extra: {
+    weight?: number;
+    labels?: Record<string, string>;
+    leads?: string[];
+    candidate?: boolean;
+  } = {},
 ): MemberView {
   return {
     key: `/p/pools/default/members/${id}`,
@@ -32,6 +38,7 @@ function member(
       weight: extra.weight ?? 1,
       labels: extra.labels ?? {},
       leads: extra.leads ?? [],
+      candidate: extra.candidate ?? true,
     },
   };
 }
@@ -145,12 +152,34 @@ describe('a strategy module', () => {
     });
   }
 
+  it('describes itself by a digest of its file: the same code agrees wherever it lies, other code does not', async () => {
+    const body = 'export function selectLeader(members) { return members[0]; }';
+    const here = describeStrategy(await moduleWith('here', body));
+    expect(here).to.match(/^module\(sha256:[0-9a-f]{16}\)$/);
+    expect(describeStrategy(await moduleWith('there', body))).to.equal(here);
+    const other = await moduleWith('other', `${body}\n// changed`);
+    expect(describeStrategy(other)).not.to.equal(here);
+  });
+
   it('a module without selectLeader is refused at load, naming the file', async () => {
     const file = path.join(dir, 'empty.mjs');
     await writeFile(file, 'export const nothing = 1;');
     let message = '';
     await loadModuleStrategy(file).catch((error: Error) => (message = error.message));
     expect(message).to.include(file).and.to.include('selectLeader');
+  });
+});
+
+describe('what a member record says of its strategy', () => {
+  it('the name, and the settings that decide whom it chooses', () => {
+    expect(describeStrategy(oldest)).to.equal('oldest');
+    expect(describeStrategy(weighted)).to.equal('weighted');
+    expect(
+      describeStrategy(avoid({ labels: { zone: 'z1', disk: '' }, pools: ['reports', 'billing'] })),
+    ).to.equal('avoid(labels: disk,zone=z1; pools: billing,reports)');
+    expect(describeStrategy(avoid({ labels: {}, pools: [] }))).to.equal(
+      'avoid(labels: none; pools: none)',
+    );
   });
 });
 
