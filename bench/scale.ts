@@ -36,6 +36,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
@@ -72,83 +73,16 @@ export const FULL: Plan = {
 };
 export const SMOKE: Plan = { sizes: [10, 50], trials: 1, workers: 2, batch: 20, restMs: 1500 };
 
+const SRC_CHANGES_FILE = new URL('./scaleSrcChanges.json', import.meta.url);
+
 /**
- * What this benchmark led to change in src/election, measured with it on this machine (2
- * vCPUs, 3 etcd members with fast raft timing, other sessions' jobs running meanwhile) and
- * kept in every record's `data` beside the run's own figures. Plan: sizes 100, 300, 500,
- * 3 trials, 4 workers, 40 registering at once; RSS after a full GC; CPU % of one core.
+ * What this benchmark led to change in src/election, as measured then (see the file's
+ * `about`): read at the start of a run, so that a missing file fails it before it measures.
  */
-const SRC_CHANGES = {
-  before: {
-    src: '4469084 (the reconcile read the whole pool every 3 s and resynced at once on a difference; every view decoded and kept its own copy of every record)',
-    sizes: [
-      {
-        members: 100,
-        convergedP50Ms: 52.1,
-        convergedMaxMs: 68.6,
-        rssMB: 553.6,
-        cpuPercent: 17.3,
-        etcdCpuPercent: 18.1,
-      },
-      {
-        members: 300,
-        convergedP50Ms: 87.2,
-        convergedMaxMs: 177.0,
-        rssMB: 920.8,
-        rssPerExtraMemberMB: 1.836,
-        cpuPercent: 51.6,
-        etcdCpuPercent: 43.2,
-        settledAfterS: 9.4,
-      },
-      {
-        members: 500,
-        failed:
-          'registered, never settled within 60 s: keep-alives unanswered, leases expired, every view re-reading the whole pool',
-      },
-    ],
-  },
-  afterProbe: {
-    src: 'cfeb579 (probe of a count, the changed keys and the claim, a grace for a late watch; decoding and member entries shared per process)',
-    sizes: [
-      {
-        members: 100,
-        convergedP50Ms: 83.6,
-        convergedMaxMs: 123.3,
-        rssMB: 542.1,
-        cpuPercent: 13.0,
-        etcdCpuPercent: 22.6,
-      },
-      {
-        members: 300,
-        convergedP50Ms: 99.1,
-        convergedMaxMs: 114.5,
-        rssMB: 574.2,
-        rssPerExtraMemberMB: 0.16,
-        cpuPercent: 30.9,
-        etcdCpuPercent: 40.0,
-        settledAfterS: 5.1,
-      },
-      {
-        members: 500,
-        convergedP50Ms: 139.0,
-        convergedMaxMs: 155.3,
-        rssMB: 605.7,
-        rssPerExtraMemberMB: 0.157,
-        cpuPercent: 45.6,
-        etcdCpuPercent: 58.7,
-        settledAfterS: 5.8,
-      },
-    ],
-    note: '1 000 members never completed: registration failed at 580 and 920 members (40 at once) and at 980 (20 at once), call deadlines overrun at the edge of the CPU',
-  },
-  afterScanOneInTen: {
-    src: 'b7e6144 (the changed-keys listing in one probe of ten), with 20 registering at once',
-    at500: { etcdCpuPercent: { scanEveryProbe: 52, scanOneInTen: 41 }, windowS: 9 },
-    at1000:
-      'completed with 20 registering at once; with 40 at once one attempt still failed at 820',
-    note: 'probes are most of the cost at rest: at 500 members with the reconcile interval at 30 s instead of 3 s, the workers took 17.8 % instead of 40.5 % and etcd 26 % instead of 52 %',
-  },
-};
+async function readSrcChanges(): Promise<unknown> {
+  const file = JSON.parse(await readFile(SRC_CHANGES_FILE, 'utf8')) as { srcChanges: unknown };
+  return file.srcChanges;
+}
 
 const POOL = 'scale';
 const TTL_SECONDS = 5;
@@ -413,6 +347,7 @@ export const scale: Benchmark = (context) => scaleWith(context.smoke ? SMOKE : F
 export const scaleWith =
   (plan: Plan): Benchmark =>
   async (context) => {
+    const srcChanges = await readSrcChanges();
     const prefix = `/spl-bench-scale-${process.pid}-${Date.now()}`;
     const keys = poolKeys(prefix, POOL);
     const admin = new Etcd3({ hosts: context.etcd.endpoints });
@@ -454,7 +389,7 @@ export const scaleWith =
       await workers.close();
       admin.close();
     }
-    return section(plan, results, failure);
+    return section(plan, results, failure, srcChanges);
   };
 
 async function runSize(
@@ -700,7 +635,12 @@ async function etcdCounters(urls: string[]): Promise<EtcdCounters | undefined> {
   }
 }
 
-function section(plan: Plan, results: SizeResult[], failure: Failure | undefined): Section {
+function section(
+  plan: Plan,
+  results: SizeResult[],
+  failure: Failure | undefined,
+  srcChanges: unknown,
+): Section {
   const main: Table = {
     caption:
       `Pools of ${plan.sizes.join(', ')} members on ${plan.workers} processes, TTL ${TTL_SECONDS} s: ` +
@@ -850,7 +790,7 @@ function section(plan: Plan, results: SizeResult[], failure: Failure | undefined
         'difference of performance.timeOrigin; arrivedMs: when the IPC message arrived in the parent',
       sizes: results,
       failure,
-      srcChanges: SRC_CHANGES,
+      srcChanges,
     },
   };
 }
