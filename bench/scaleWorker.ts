@@ -1,7 +1,8 @@
 /**
  * A worker process of the scale benchmark (bench/scale.ts). It hosts many pool members — the
  * real `PoolElection`, without HTTP servers — on one etcd client and one metrics registry,
- * where production runs one member per process, and talks to the parent over IPC.
+ * where production runs one member per process, and talks to the parent over IPC (the
+ * parent's side: bench/scaleWorkerProcesses.ts).
  *
  * What it reports, and when:
  * - `added` once the members of an `add` are registered and synced;
