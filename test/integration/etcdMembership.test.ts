@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { etcdMemberId, eventually, TestPool } from '../support/pool.js';
+import { etcdMemberId, eventually, removeEtcdMember, TestPool } from '../support/pool.js';
 
 describe("ETCD_ENDPOINTS against etcd's member list", function () {
   this.timeout(60_000);
@@ -31,13 +31,7 @@ describe("ETCD_ENDPOINTS against etcd's member list", function () {
     expect(pool.member('a').recentOutput()).to.not.include(warning);
     const leader = await etcd.raftLeader();
     const index = [0, 1, 2].find((i) => i !== leader)!;
-    const removed = await etcdMemberId(etcd, etcd.endpoints[index]!);
-    // etcd refuses a reconfiguration until its members have been connected for 5 s.
-    await eventually(
-      'etcd removes the member',
-      async () => (await etcd.etcdctl(['member', 'remove', removed])).code === 0,
-      15_000,
-    );
+    await removeEtcdMember(etcd, index);
     await etcd.stopMember(index);
     await eventually(
       'a warns',

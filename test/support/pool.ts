@@ -248,3 +248,30 @@ export async function etcdMemberId(etcd: EtcdCluster, endpoint: string): Promise
   if (!member) throw new Error(`no etcd member serves ${endpoint}: ${list.stdout}`);
   return BigInt(member.ID).toString(16);
 }
+
+/**
+ * Removes etcd member `index` from the cluster (`etcdctl member remove`), asking the members
+ * that stay: the removed one stops at once, and an answer it owed would be lost (a retry then
+ * finds no such member). etcd refuses a reconfiguration until its members have been connected
+ * for 5 s, so a refusal is retried for up to `timeoutMs`. Resolves when etcd has removed it.
+ */
+export async function removeEtcdMember(
+  etcd: EtcdCluster,
+  index: number,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const removed = await etcdMemberId(etcd, etcd.endpoints[index]!);
+  const staying = etcd.endpoints.filter((_, i) => i !== index);
+  let refusal = '';
+  await eventually(
+    `etcd removes member ${index}`,
+    async () => {
+      const remove = await etcd.etcdctl(['member', 'remove', removed], { endpoints: staying });
+      refusal = remove.stderr.trim();
+      return remove.code === 0;
+    },
+    timeoutMs,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}; etcdctl said: ${refusal}`);
+  });
+}
