@@ -77,8 +77,30 @@ describe('the pool view reconciles with a small probe', function () {
       logger: pino({ level: 'silent' }),
       metrics,
     });
+    // Count the reconcile probes as they finish: a test waits for probes, not for time, and a
+    // "no resync" claim is worth something only if probes did run.
+    const probing = view as unknown as { probe: () => Promise<unknown> };
+    const probe = probing.probe.bind(view);
+    probesDone = 0;
+    probing.probe = async () => {
+      const answer = await probe();
+      probesDone++;
+      return answer;
+    };
     await view.start();
     return view;
+  }
+
+  let probesDone = 0;
+
+  /** Waits until `count` more reconcile probes have finished. */
+  async function probesRun(count: number): Promise<void> {
+    const target = probesDone + count;
+    await eventually(
+      `${count} reconcile probes`,
+      async () => probesDone >= target,
+      (count + 2) * RECONCILE_MS + 2000,
+    );
   }
 
   /** The view's current watcher, whose deliveries a test intercepts. */
@@ -139,8 +161,9 @@ describe('the pool view reconciles with a small probe', function () {
       await new Promise((resolve) => setTimeout(resolve, RECONCILE_MS / 2));
     }
     await eventually('the view sees every member', async () => v.members.length === 6, 5000);
-    // Several probes ran meanwhile, some of them ahead of the watch.
-    await new Promise((resolve) => setTimeout(resolve, 3 * RECONCILE_MS));
+    // Probes ran meanwhile, some of them ahead of the watch, and three more after.
+    expect(probesDone, 'probes while the members joined').to.be.above(0);
+    await probesRun(3);
     expect(await resyncs('reconcile')).to.equal(0);
   });
 
@@ -150,7 +173,8 @@ describe('the pool view reconciles with a small probe', function () {
     const v = await startView();
     expect(ids(v)).to.deep.equal(['a']);
     await client.put(`${keys.membersPrefix}another`).value('{}');
-    await new Promise((resolve) => setTimeout(resolve, 4 * RECONCILE_MS));
+    // Enough probes that one in ten scanned the members too.
+    await probesRun(11);
     expect(ids(v)).to.deep.equal(['a']);
     expect(await resyncs('reconcile')).to.equal(0);
     expect(v.reachable).to.equal(true);

@@ -17,11 +17,12 @@
  * second one on.
  */
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { EtcdCluster } from '../../src/local/etcdCluster.js';
 import { freePort, freePorts } from '../../src/local/ports.js';
 import { TestPool, eventually, workLoop } from '../support/pool.js';
-import { RULES_FILE } from './catalog.js';
+import { DASHBOARD_FILE, RULES_FILE } from './catalog.js';
 import { dashboardQueries, fillVariables, loadDashboard, variableQuery } from './dashboard.js';
 import { PrometheusServer, isFiniteSample, type Series } from './prometheusServer.js';
 
@@ -189,7 +190,12 @@ describe('the dashboard on a real Prometheus scraping a live pool', function () 
   it('every panel query and annotation returns data over the test window', async () => {
     const empty: string[] = [];
     const zero: string[] = [];
-    for (const { where, expr } of dashboardQueries(dashboard)) {
+    const queries = dashboardQueries(dashboard);
+    // Every "expr" in the file is among them: an extraction that found none would pass below.
+    const inFile = readFileSync(DASHBOARD_FILE, 'utf8').match(/"expr":/g)?.length ?? 0;
+    expect(queries).to.have.length(inFile);
+    expect(inFile).to.be.above(10);
+    for (const { where, expr } of queries) {
       const series = await prometheus!.queryRange(fillVariables(expr, VARIABLES), start, end);
       const values = finiteValues(series);
       if (values.length === 0) empty.push(`${where}: ${fillVariables(expr, VARIABLES)}`);
