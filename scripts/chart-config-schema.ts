@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import prettier from 'prettier';
-import { WHOLE_NUMBERS } from '../src/config/config.js';
+import { WHOLE_NUMBERS } from '../src/config/environment.js';
 import { variableSchema, type JsonSchema } from '../src/config/jsonSchema.js';
 import { VARIABLES } from '../src/config/variables.js';
 

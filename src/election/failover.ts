@@ -19,7 +19,7 @@
  * together without a note is the lease ending under a leader that did not leave.
  */
 import { z } from 'zod';
-import { memberId } from '../config/config.js';
+import { memberId } from '../config/schemas.js';
 import { monotonicNow } from '../membership/lease.js';
 
 /**

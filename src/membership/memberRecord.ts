@@ -8,7 +8,7 @@
  * meaning an older member's record had.
  */
 import { z } from 'zod';
-import { memberId, poolName, serviceName } from '../config/config.js';
+import { memberId, poolName, serviceName } from '../config/schemas.js';
 
 export const memberRecordSchema = z.object({
   id: memberId,

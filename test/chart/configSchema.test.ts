@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
-import { loadConfig, WHOLE_NUMBERS } from '../../src/config/config.js';
+import { loadConfig } from '../../src/config/config.js';
+import { WHOLE_NUMBERS } from '../../src/config/environment.js';
 import { expectedFiles } from '../../scripts/chart-config-schema.js';
 import { containerEnvironment, simulatedPod, type Image } from './support/kubelet.js';
 import {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ConfigError, loadConfig, PARSED_VARIABLES } from '../../src/config/config.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { PARSED_VARIABLES } from '../../src/config/environment.js';
 import { describeVariables, VARIABLES } from '../../src/config/variables.js';
 
 const host = { hostname: 'box', pid: 42 };

@@ -7,7 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { expect } from 'chai';
-import { ConfigError, loadConfig, PARSED_VARIABLES } from '../../src/config/config.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { PARSED_VARIABLES } from '../../src/config/environment.js';
 import { assertCliBuilt, DEFAULT_CLI_PATH } from '../../src/local/memberProcess.js';
 
 const host = { hostname: 'box', pid: 42 };
