@@ -1,6 +1,7 @@
 /**
- * docs/operations.md's table of variables says what `serve --help` says: every variable it
- * names is one the member reads, with the default the help prints.
+ * docs/operations.md's table of variables says what `serve --help` says: every variable the
+ * member reads is in it, and every variable it names is one the member reads, with the
+ * default the help prints.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,6 +31,11 @@ function documentedVariables(): { names: string[]; defaultText: string }[] {
 }
 
 describe("docs/operations.md's table of variables", () => {
+  it('lists every variable the member reads', () => {
+    const documented = new Set(documentedVariables().flatMap((row) => row.names));
+    expect(VARIABLES.map((v) => v.name).filter((name) => !documented.has(name))).to.deep.equal([]);
+  });
+
   it('names variables the member reads, each with the default --help prints', () => {
     const rows = documentedVariables();
     expect(rows).to.have.length.greaterThan(0);
