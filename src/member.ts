@@ -1,50 +1,46 @@
 /**
- * One pool member: election, work routing and the HTTP surface wired together, with graceful
- * shutdown. This is what `service-pool-leader serve` runs and what the library exports.
+ * One pool member, assembled: the elections of its pools with their work routers
+ * (member/pools.ts), the HTTP surface (http/app.ts) on a bounded server (http/server.ts), and
+ * the etcd start-up diagnosis (etcd/diagnosis.ts). This is what `service-pool-leader serve`
+ * runs and what the library exports.
+ *
+ * On SIGTERM the CLI calls `shutdown()`: the member turns not ready, leaves its elections (the
+ * successor claims within milliseconds), keeps answering for a short linger, drains what is in
+ * flight, closes, and revokes its leases, all within SHUTDOWN_TIMEOUT_MS — member/shutdown.ts
+ * has the steps and their reasons.
  */
 import http from 'node:http';
-import { setMaxListeners } from 'node:events';
 import type express from 'express';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { DEFAULT_SERVICE_NAME, type Config } from './config/config.js';
-import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './etcd/access.js';
+import type { Config } from './config/config.js';
 import { connectEtcd, type EtcdOptions } from './etcd/client.js';
-import { LeaseThread } from './membership/leaseThread.js';
+import { diagnoseEtcdAtStart } from './etcd/diagnosis.js';
+import { setEndpoints } from './etcd/endpoints.js';
 import { poolKeys } from './etcd/keys.js';
 import { watchEtcdMembership } from './etcd/membership.js';
-import { setEndpoints } from './etcd/endpoints.js';
 import { currentWorkRoute } from './etcd/requestPurpose.js';
-import { PoolError } from './errors.js';
-import { HandoverGate, PoolElection } from './election/election.js';
+import type { PoolElection } from './election/election.js';
 import { firstServiceConflict, type ServiceConflictError } from './election/poolIdentity.js';
-import { sleep } from './election/poolView.js';
-import { describeStrategy, strategyFor, type LeaderStrategy } from './election/strategy.js';
-import { reportStrategyDisagreement } from './election/strategyAgreement.js';
+import type { LeaderStrategy } from './election/strategy.js';
 import { createHttpApp } from './http/app.js';
-import { createBoundedServer } from './http/server.js';
+import { InFlightRequests } from './http/inFlight.js';
+import { closeServer, createBoundedServer, listen } from './http/server.js';
 import { statusSource } from './http/status.js';
 import { statusRoutes, type StatusRouter } from './http/statusPage.js';
 import { createLogger } from './log/logger.js';
+import { buildPools } from './member/pools.js';
+import { serviceName } from './member/serviceName.js';
+import { closeClients, LastCalls, shutDownGracefully } from './member/shutdown.js';
+import { chooseStrategy } from './member/strategyChoice.js';
 import { checkAdvertiseUrl } from './membership/identity.js';
-import { asError, monotonicNow } from './membership/lease.js';
+import { asError } from './membership/lease.js';
+import { LeaseThread } from './membership/leaseThread.js';
 import { createMetrics, createNodeMetricsRegistry, type PoolMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
 import { Forwarder } from './work/forwarder.js';
 import { echoHandler, type WorkHandler } from './work/handler.js';
-import { WorkRouter } from './work/router.js';
-import { TicketSequence } from './work/tickets.js';
-import { publishLeadership } from './election/publishedLeads.js';
-
-/** While etcd stays unreachable, its reason is logged again this often, not only on change. */
-const REMIND_EVERY_MS = 30_000;
-/**
- * Milliseconds before the shutdown bound at which held requests are answered 503 (then, half
- * of it later, those still open 502): time enough to write the answers before the exit.
- */
-const LAST_CALL_MS = 200;
 
 export interface PoolMemberOptions {
   config: Config;
@@ -82,16 +78,11 @@ export interface PoolMemberOptions {
 }
 
 export class PoolMember {
-  private draining = false;
-  private inFlight = 0;
-  /**
-   * Shutdown's last calls (see HttpAppOptions): end the holding, then answer what is open.
-   * Every pending request listens to them, up to MAX_PENDING_WORK at once (not a leak).
-   */
-  private readonly holding = listenedByMany(new AbortController());
-  private readonly lastCall = listenedByMany(new AbortController());
+  /** Aborted when graceful shutdown begins: not ready, and connections are not kept alive. */
+  private readonly draining = new AbortController();
+  private readonly requests = new InFlightRequests();
+  private readonly lastCalls = new LastCalls();
   private stopMembershipCheck: (() => void) | undefined;
-  private idle: (() => void) | undefined;
   private shuttingDown: Promise<boolean> | undefined;
   /** The status page's routes; its event streams are ended before draining. */
   private statusRouter: StatusRouter | undefined;
@@ -111,8 +102,11 @@ export class PoolMember {
 
   /**
    * Starts the HTTP server at once (so /healthz and /readyz answer), checks once that etcd lets
-   * us in — rejecting with `EtcdAccessError` when it refuses for good — then registers and
-   * joins the election in the background; /readyz turns 200 once registered and synced.
+   * us in — rejecting with `EtcdAccessError` when it refuses for good, and with
+   * `ServiceConflictError` when a pool belongs to another service — then registers and joins
+   * the elections in the background; /readyz turns 200 once registered and synced. Blocks on
+   * loading a module strategy, on listening and on the access check (bounded by the etcd call
+   * deadline); a start-up that fails releases everything it took.
    */
   static async start(options: PoolMemberOptions): Promise<PoolMember> {
     const { config } = options;
@@ -124,14 +118,8 @@ export class PoolMember {
         base: { member: config.memberId },
       });
     const metrics = createMetrics(VERSION);
-    const service = options.service ?? config.service;
-    if (options.handler && service === DEFAULT_SERVICE_NAME) {
-      logger.warn(
-        { service },
-        'a work handler of your own runs under the default service name: set SERVICE_NAME (or the service option) to your service, so that another service on this etcd cannot share its pool',
-      );
-    }
-    const strategy = options.strategy ?? (await strategyFor(config.strategy));
+    const service = serviceName(options.service, config, Boolean(options.handler), logger);
+    const strategy = await chooseStrategy(options.strategy, config.strategy);
     const etcdOptions: EtcdOptions = {
       endpoints: config.etcd.endpoints,
       callTimeoutMs: config.etcd.callTimeoutMs,
@@ -148,63 +136,12 @@ export class PoolMember {
     const leases = new LeaseThread(etcd, etcdOptions, logger);
     const forwarder = new Forwarder(config.forwardTimeoutMs, config.forwardToken);
     const startedAt = new Date().toISOString();
-    const handovers = new HandoverGate();
-    const pools = config.pools.map((pool) => {
-      const keys = poolKeys(config.etcd.prefix, pool);
-      const election = new PoolElection(etcd, {
-        pool,
-        keys,
-        record: {
-          id: config.memberId,
-          url: config.advertiseUrl,
-          startedAt,
-          pid: process.pid,
-          version: VERSION,
-          weight: config.weight,
-          labels: config.labels,
-          leads: [],
-          service,
-          strategy: describeStrategy(strategy),
-          candidate: options.candidate ?? config.candidate,
-        },
-        leaseTtlSeconds: config.lease.ttlSeconds,
-        safetyMarginMs: config.lease.safetyMarginMs,
-        callTimeoutMs: config.etcd.callTimeoutMs,
-        reconcileIntervalMs: config.reconcileIntervalMs,
-        strategy,
-        preemptAfterMs: config.strategy.preemptAfterMs,
-        handovers,
-        readOnClaim: [keys.ticketHighWater],
-        leases,
-        logger: logger.child({ pool }),
-        metrics,
-      });
-      const tickets = new TicketSequence(
-        etcd,
-        election,
-        keys.ticketHighWater,
-        config.ticketBlockSize,
-        metrics,
-        logger.child({ pool }),
-      );
-      // On the claim's own answer, not on `leaderChanged`, which waits for our view to see
-      // the claim come back through the watch.
-      election.on('claimed', (term, reads) => tickets.prefetch(term, reads && { kv: reads[0] }));
-      reportStrategyDisagreement(election, logger.child({ pool }));
-      const router = new WorkRouter(
-        etcd,
-        election,
-        options.handler ?? echoHandler,
-        tickets,
-        forwarder,
-        { leaderlessWaitMs: config.leaderlessWaitMs, maxHops: config.forwardMaxHops },
-        metrics,
-        logger.child({ pool }),
-      );
-      return { election, router };
-    });
+    const pools = buildPools(
+      config,
+      { service, strategy, candidate: options.candidate ?? config.candidate, startedAt },
+      { etcd, leases, forwarder, handler: options.handler ?? echoHandler, metrics, logger },
+    );
     const elections = pools.map((pool) => pool.election);
-    publishLeadership(elections);
 
     const server = createBoundedServer(config);
     // A flood of connections can hold this thread in one turn of the event loop for seconds,
@@ -236,29 +173,19 @@ export class PoolMember {
       metrics,
       nodeMetrics: createNodeMetricsRegistry(),
       logger,
-      draining: () => member.draining,
-      stopHolding: member.holding.signal,
+      draining: () => member.draining.signal.aborted,
+      stopHolding: member.lastCalls.stopHolding,
       maxPendingWork: config.maxPendingWork,
-      lastCall: member.lastCall.signal,
+      lastCall: member.lastCalls.lastCall,
       ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     });
     const handle = options.app ? options.app.use(app) : app;
     server.on('request', (req, res) => {
-      member.track(req, res);
+      member.requests.track(req, res);
       handle(req, res);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }).catch(async (error: unknown) => {
-      // Nothing was registered yet: release the etcd client and the keep-alive thread.
-      await member.abandon();
-      throw error;
-    });
+    await member.abandonOnFailure(() => listen(server, config.port, config.host));
     logger.info(
       {
         url: config.advertiseUrl,
@@ -280,27 +207,20 @@ export class PoolMember {
         return change;
       },
     );
-    // One bounded check before joining. A refusal that only an operator can fix (a wrong
-    // password, a missing role, an untrusted certificate) stops start-up with one line naming
-    // the cause: the process exits 1 and Kubernetes shows a crash loop with that line, where a
-    // member retrying forever would look merely not ready. An etcd that does not answer is
-    // different: members must tolerate etcd being down at start-up, so the member stays up,
-    // not ready, says why, and joins once etcd answers.
-    const firstKeys = poolKeys(config.etcd.prefix, config.pool);
-    const access = () =>
-      checkEtcdAccess(etcd, etcdOptions, { prefix: firstKeys.pool, key: firstKeys.leader });
-    const problem = await access();
-    if (problem?.permanent) {
-      await member.abandon();
-      throw new EtcdAccessError(problem);
-    }
-    if (problem) void member.explainEtcdUntilItAnswers(problem, access);
-    // A pool of another service refuses us before we register; each election checks again.
-    const conflict = problem ? undefined : await firstServiceConflict(elections);
-    if (conflict) {
-      await member.abandon();
-      throw conflict;
-    }
+    await member.abandonOnFailure(async () => {
+      // One bounded check before joining: a refusal only an operator can fix stops start-up,
+      // an etcd that does not answer is explained until it does (etcd/diagnosis.ts).
+      const firstKeys = poolKeys(config.etcd.prefix, config.pool);
+      const etcdAnswers = await diagnoseEtcdAtStart(etcd, etcdOptions, {
+        scope: { prefix: firstKeys.pool, key: firstKeys.leader },
+        logger,
+        isReady: () => member.isReady(),
+        signal: member.draining.signal,
+      });
+      // A pool of another service refuses us before we register; each election checks again.
+      const conflict = etcdAnswers ? await firstServiceConflict(elections) : undefined;
+      if (conflict) throw conflict;
+    });
     for (const election of elections) {
       election
         .start()
@@ -311,52 +231,19 @@ export class PoolMember {
     return member;
   }
 
-  /** Undoes a start-up that cannot go on: nothing was registered, so nothing to leave. */
-  private async abandon(): Promise<void> {
-    this.stopMembershipCheck?.();
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
-    this.forwarder.close();
-    await this.leases.close();
-    this.etcd.close();
-  }
-
   /**
-   * While etcd does not answer after start-up, logs why in plain words — at first, whenever
-   * the reason changes, and every 30 s — until it answers or the member is ready. The election
-   * retries by itself meanwhile (its logs carry etcd3's raw errors); this only explains. A
-   * permanent refusal found now (etcd came up but rejects us) is logged as an error: past
-   * start-up the member does not exit on its own, it stays not ready.
+   * Runs a start-up step; if it rejects, undoes the start-up (nothing was registered, so
+   * nothing to leave: the server, the forwarder, the keep-alive thread and the etcd client are
+   * closed) and rejects with the step's error.
    */
-  private async explainEtcdUntilItAnswers(
-    first: EtcdProblem,
-    check: () => Promise<EtcdProblem | undefined>,
-  ): Promise<void> {
-    const report = (problem: EtcdProblem) =>
-      this.logger[problem.permanent ? 'error' : 'warn'](
-        { endpoints: this.config.etcd.endpoints, problem: problem.kind },
-        `${problem.message} — not ready; retrying in the background`,
-      );
-    report(first);
-    let last = { message: first.message, at: monotonicNow() };
-    let delayMs = 500;
-    for (;;) {
-      // Unreferenced: this wait must not keep a library user's process alive.
-      await delay(delayMs, undefined, { ref: false });
-      delayMs = Math.min(delayMs * 2, 2000);
-      if (this.draining) return;
-      const problem = this.isReady() ? undefined : await check();
-      if (this.draining) return;
-      if (!problem) {
-        this.logger.info({ endpoints: this.config.etcd.endpoints }, 'etcd answers');
-        return;
-      }
-      if (problem.message !== last.message || monotonicNow() - last.at >= REMIND_EVERY_MS) {
-        report(problem);
-        last = { message: problem.message, at: monotonicNow() };
-      }
+  private async abandonOnFailure<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      this.stopMembershipCheck?.();
+      await closeServer(this.server);
+      await closeClients({ forwarder: this.forwarder, leases: this.leases, etcd: this.etcd });
+      throw error;
     }
   }
 
@@ -375,124 +262,28 @@ export class PoolMember {
   }
 
   /**
-   * Counts a request as in flight until its response closes — or its socket does: answers
-   * queued behind others on a pipelined connection never get a socket of their own, so their
-   * `close` never comes when the client hangs up.
-   */
-  private track(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.inFlight++;
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      res.off('close', finish);
-      req.socket.off('close', finish);
-      this.inFlight--;
-      if (this.inFlight === 0) this.idle?.();
-    };
-    if (req.socket.destroyed) {
-      finish();
-      return;
-    }
-    res.once('close', finish);
-    req.socket.once('close', finish);
-  }
-
-  /**
    * Graceful shutdown (SIGTERM, `kubectl delete pod`): turn not-ready, release the claim so the
    * successor claims within milliseconds, keep forwarding new work to it for a short linger,
-   * drain in-flight requests, revoke the lease, close. Resolves true when everything finished within
-   * `SHUTDOWN_TIMEOUT_MS`, false when the bound cut it short.
+   * drain in-flight requests, revoke the lease, close (member/shutdown.ts). Resolves true when
+   * everything finished within `SHUTDOWN_TIMEOUT_MS`, false when the bound cut it short; never
+   * rejects. Calling it again returns the same promise.
    */
   shutdown(): Promise<boolean> {
-    this.shuttingDown ??= this.runShutdown();
+    this.shuttingDown ??= shutDownGracefully({
+      server: this.server,
+      forwarder: this.forwarder,
+      leases: this.leases,
+      etcd: this.etcd,
+      elections: this.elections,
+      requests: this.requests,
+      draining: this.draining,
+      stopMembershipCheck: this.stopMembershipCheck,
+      statusRouter: this.statusRouter,
+      lastCalls: this.lastCalls,
+      logger: this.logger,
+      timeoutMs: this.config.shutdownTimeoutMs,
+      lingerMs: this.config.shutdownLingerMs,
+    });
     return this.shuttingDown;
   }
-
-  private async runShutdown(): Promise<boolean> {
-    const startedAt = monotonicNow();
-    const bound = this.config.shutdownTimeoutMs;
-    this.draining = true;
-    this.stopMembershipCheck?.();
-    this.logger.info({ inFlight: this.inFlight, timeoutMs: bound }, 'shutting down');
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), bound);
-    });
-    // Before the bound, every request accepted gets its answer: first those still waiting for
-    // a leader (nothing was sent), then those still with the leader or its handler.
-    const margin = Math.min(LAST_CALL_MS, bound / 2);
-    const lastCalls = [
-      setTimeout(() => {
-        this.holding.abort(
-          new PoolError(
-            'SHUTTING_DOWN',
-            'this member is shutting down and no leader took the request: ask another member',
-          ),
-        );
-      }, bound - margin),
-      setTimeout(
-        () => {
-          this.lastCall.abort(
-            new PoolError(
-              'UPSTREAM_FAILED',
-              'this member shut down before the work finished; it may or may not have executed',
-            ),
-          );
-        },
-        bound - margin / 2,
-      ),
-    ];
-    const steps = (async () => {
-      const step = (name: string) =>
-        this.logger.debug(
-          { step: name, atMs: Math.round(monotonicNow() - startedAt) },
-          'shutdown step done',
-        );
-      await Promise.all(this.elections.map((election) => election.leave()));
-      step('left the elections');
-      // Peers learn of the release within milliseconds; until they do they may still forward
-      // here. Keep answering (forwards get "not leader", every answer says Connection: close)
-      // so no peer writes a request into a connection we are closing.
-      await sleep(this.config.shutdownLingerMs);
-      // Event streams of the status page never end by themselves: end them, or they would
-      // hold the drain until the shutdown bound.
-      this.statusRouter?.endAll();
-      await this.drained();
-      step('drained');
-      // Nothing is in flight any more, so every remaining connection is idle or broken (one
-      // whose client gave up while this process was paused never reads as idle): close all.
-      await new Promise<void>((resolve) => {
-        this.server.close(() => resolve());
-        this.server.closeAllConnections();
-      });
-      step('server closed');
-      await Promise.all(this.elections.map((election) => election.close()));
-      return true as const;
-    })();
-    const clean = await Promise.race([steps, timedOut]);
-    clearTimeout(timer);
-    for (const lastCall of lastCalls) clearTimeout(lastCall);
-    this.server.closeAllConnections();
-    this.forwarder.close();
-    await this.leases.close();
-    this.etcd.close();
-    this.logger.info(
-      { clean, tookMs: Math.round(monotonicNow() - startedAt) },
-      clean ? 'stopped' : 'shutdown timed out',
-    );
-    return clean;
-  }
-
-  /** Resolves when no request is in flight (this one excluded: there is none during shutdown). */
-  private drained(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.idle = resolve));
-  }
-}
-
-/** An AbortController whose signal may have any number of listeners without a warning. */
-function listenedByMany(controller: AbortController): AbortController {
-  setMaxListeners(0, controller.signal);
-  return controller;
 }

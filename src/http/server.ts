@@ -37,3 +37,25 @@ export function createBoundedServer(
   );
   return server;
 }
+
+/** Listens on `port` and `host`; rejects with the server's error (EADDRINUSE, EACCES, ...). */
+export function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Stops accepting and closes every connection at once, idle or not: call it when nothing is
+ * in flight any more (or nothing can be waited for). Resolves when the server has closed.
+ */
+export function closeServer(server: http.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

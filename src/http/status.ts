@@ -5,13 +5,13 @@
  */
 import type { PoolElection } from '../election/election.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { describePool } from './app.js';
+import { describePool, type PoolDescription } from './poolDescription.js';
 
 export interface StatusSnapshot {
   member: { id: string; url: string; version: string; startedAt: string };
   /** When the snapshot was taken (ISO): the right end of the leader timeline strip. */
   takenAt: string;
-  pools: ReturnType<typeof describePool>[];
+  pools: PoolDescription[];
   /** etcd requests sent by this member since it started, by gRPC operation (all purposes). */
   etcdRequests: Record<string, number>;
   /** Of those, the ones sent while serving work calls, by route (work, simple-work). */

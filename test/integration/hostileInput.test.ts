@@ -20,12 +20,12 @@ import { freePorts } from '../../src/local/ports.js';
 import { TcpProxy } from '../../src/local/tcpProxy.js';
 import { eventually, TestPool, grantLease } from '../support/pool.js';
 
-/** The member's payload limit (src/http/app.ts), serialized, and its body limit ('65kb'). */
+/** The member's payload limit (src/http/workRequest.ts), serialized, and its body limit ('65kb'). */
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 const MAX_BODY_BYTES = 65 * 1024;
 const MAX_PAYLOAD_DEPTH = 128;
 /**
- * The member's receive bounds (src/member.ts): headers within 5 s, the whole request within
+ * The member's receive bounds (src/http/server.ts): headers within 5 s, the whole request within
  * 10 s, checked every second. A socket must be gone within these plus a second of slack.
  */
 const HEADERS_BOUND_MS = 5_000 + 1_000 + 1_000;

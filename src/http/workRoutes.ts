@@ -1,0 +1,146 @@
+/**
+ * The work routes: GET and POST /work and /simple-work, and their per-pool forms
+ * /pools/:pool/work and /pools/:pool/simple-work. A request is admitted (workAdmission.ts),
+ * validated (workRequest.ts), then handed to the pool's WorkRouter, which executes it here or
+ * forwards it to the leader; its outcome is the answer. Every request counts in
+ * `workRequests` by route, role and outcome, refused ones included.
+ */
+import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
+import { PoolError, isPoolError } from '../errors.js';
+import { FailureLog } from '../log/failureLog.js';
+import type { PoolMetrics } from '../metrics/metrics.js';
+import { ABORTED, unlessAborted } from '../work/abortable.js';
+import { TOKEN_HEADER } from '../work/forwarder.js';
+import type { IncomingWork } from '../work/router.js';
+import { secretMatches } from './auth.js';
+import { knownError, sendError } from './errors.js';
+import type { PoolAddress, PoolRoutes } from './poolAddress.js';
+import { workAdmission } from './workAdmission.js';
+import {
+  bodyPayload,
+  forwardingHeaders,
+  jsonBody,
+  queryPayload,
+  requireJson,
+} from './workRequest.js';
+
+export interface WorkRoutesOptions {
+  address: PoolAddress;
+  metrics: PoolMetrics;
+  logger: Logger;
+  /** When set, forwarded requests must carry it (x-pool-token) or get 401. */
+  forwardToken?: string;
+  /** Aborts every wait for a leader with its reason (HttpAppOptions.stopHolding). */
+  stopHolding?: AbortSignal;
+  /** Answers every request still open with its reason (HttpAppOptions.lastCall). */
+  lastCall?: AbortSignal;
+  /** Work requests held or in flight at once; beyond, 503 OVERLOADED. Default: no bound. */
+  maxPendingWork?: number;
+}
+
+export function workRoutes(options: WorkRoutesOptions): express.Router {
+  const { address, metrics, logger } = options;
+  const router = express.Router();
+  router.param('pool', address.param);
+
+  // Every series a dashboard panel reads exists from the start at 0, not "No data".
+  for (const route of ['work', 'simple-work'] as const) {
+    for (const role of ['leader', 'follower'] as const) {
+      metrics.workRequests.inc({ route, role, outcome: 'ok' }, 0);
+      metrics.workDuration.zero({ route, role });
+    }
+    metrics.workEtcdRequests.inc({ route }, 0);
+  }
+
+  /** The forwarding headers, refused with 401 when a forward lacks the shared token. */
+  const forwarding = (req: Request, pool: PoolRoutes) => {
+    const headers = forwardingHeaders(req);
+    const token = options.forwardToken;
+    if (headers.hops > 0 && token !== undefined && !secretMatches(req.get(TOKEN_HEADER), token)) {
+      metrics.forwardsRefused.inc({ pool: pool.election.pool });
+      throw new PoolError(
+        'UNAUTHORIZED',
+        `a forward between members must carry the shared token (${TOKEN_HEADER})`,
+      );
+    }
+    return headers;
+  };
+
+  const failures = new FailureLog(logger, 'work failed');
+  const handleWork = async (route: WorkRoute, res: Response, work: IncomingWork) => {
+    const { election, router: workRouter } = address.of(res);
+    const stopTimer = metrics.workDuration.startTimer({ route });
+    let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
+    // The client went away: stop waiting for a leader on its behalf.
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const wait = options.stopHolding
+      ? AbortSignal.any([gone.signal, options.stopHolding])
+      : gone.signal;
+    try {
+      // etcd requests made on the way count for this route (requestPurpose.ts).
+      const outcome = await unlessAborted(
+        forWorkRoute(route, () =>
+          route === 'work' ? workRouter.route(work, wait) : workRouter.routeSimply(work),
+        ),
+        options.lastCall,
+      );
+      // Shutdown's last call came first: its reason is the answer.
+      if (outcome === ABORTED) throw options.lastCall!.reason as Error;
+      role = outcome.role;
+      metrics.workRequests.inc({
+        route,
+        role,
+        outcome: outcome.status < 400 ? 'ok' : `upstream_${outcome.status}`,
+      });
+      res.status(outcome.status).json(outcome.body);
+    } catch (error) {
+      if (gone.signal.aborted) {
+        // The client left while we waited for a leader: no one to answer, nothing to report.
+        metrics.workRequests.inc({ route, role, outcome: 'client_gone' });
+        return;
+      }
+      const code = isPoolError(error) ? error.code.toLowerCase() : 'internal';
+      metrics.workRequests.inc({ route, role, outcome: code });
+      if (isPoolError(error)) {
+        if (error.code !== 'NOT_LEADER') failures.record(error.code, error.message);
+        sendError(res, error);
+      } else {
+        logger.error({ err: error }, 'work handler failed');
+        sendError(res, new PoolError('INTERNAL', 'the work handler failed'));
+      }
+    } finally {
+      stopTimer({ role });
+    }
+  };
+
+  const admit = workAdmission(options.maxPendingWork ?? Infinity, metrics, address);
+  const json = jsonBody();
+  for (const route of ['work', 'simple-work'] as const) {
+    const paths = [`/${route}`, `/pools/:pool/${route}`];
+
+    router.get(paths, admit(route), async (req, res) => {
+      const payload = queryPayload(req);
+      await handleWork(route, res, { payload, ...forwarding(req, address.of(res)) });
+    });
+
+    router.post(paths, admit(route), requireJson, json, async (req, res) => {
+      const payload = bodyPayload(req.body);
+      await handleWork(route, res, { payload, ...forwarding(req, address.of(res)) });
+    });
+
+    // Requests refused before routing (bad body, size, headers) still count as work requests.
+    router.use(paths, ((error, _req, res, next) => {
+      const code = knownError(error)?.code ?? 'INTERNAL';
+      const role = address.of(res).election.isLeader() ? 'leader' : 'follower';
+      metrics.workRequests.inc({ route, role, outcome: code.toLowerCase() });
+      next(error);
+    }) as ErrorRequestHandler);
+  }
+
+  return router;
+}
