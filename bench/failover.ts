@@ -16,10 +16,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Etcd3, type Watcher } from 'etcd3';
 import { poolKeys } from '../src/etcd/keys.js';
-import { pollUntil } from '../src/local/childProcesses.js';
-import type { EtcdCluster } from '../src/local/etcdCluster.js';
-import { startPoolMember, type MemberProcess } from '../src/local/memberProcess.js';
-import { freePorts } from '../src/local/ports.js';
+import { pollUntil } from '../src/demo/childProcesses.js';
+import type { EtcdCluster } from '../src/demo/etcdCluster.js';
+import { startPoolMember, type MemberProcess } from '../src/demo/memberProcess.js';
+import { freePorts } from '../src/demo/ports.js';
 import { ms, type Benchmark, type Table, type TargetCheck } from './section.js';
 import { summarize, type Summary } from './stats.js';
 

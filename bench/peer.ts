@@ -28,8 +28,8 @@ import {
   inheritedEnv,
   supervise,
   type ExitStatus,
-} from '../src/local/childProcesses.js';
-import type { EtcdCluster } from '../src/local/etcdCluster.js';
+} from '../src/demo/childProcesses.js';
+import type { EtcdCluster } from '../src/demo/etcdCluster.js';
 import { FAILOVER_SLACK_MS, scenarios as failoverScenarios } from './failover.js';
 import { ms, type Benchmark, type Plot, type Section, type Table } from './section.js';
 import { summarize, type Summary } from './stats.js';

@@ -6,7 +6,7 @@
  * (each under its own key prefix), prints a progress line per step through `context.log`, and
  * returns its tables (already formatted cells), plots (raw points) and raw data.
  */
-import type { EtcdCluster } from '../src/local/etcdCluster.js';
+import type { EtcdCluster } from '../src/demo/etcdCluster.js';
 
 export interface BenchContext {
   /** A 3-member etcd cluster with fast raft timing, shared by every benchmark of the run. */

@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePort } from '../../src/local/ports.js';
+import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePort } from '../../src/demo/ports.js';
 import { eventually } from '../support/pool.js';
 
 const run = promisify(execFile);

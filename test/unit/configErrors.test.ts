@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { expect } from 'chai';
 import { ConfigError, loadConfig, PARSED_VARIABLES } from '../../src/config/config.js';
-import { assertCliBuilt, DEFAULT_CLI_PATH } from '../../src/local/memberProcess.js';
+import { assertCliBuilt, DEFAULT_CLI_PATH } from '../../src/demo/memberProcess.js';
 
 const host = { hostname: 'box', pid: 42 };
 

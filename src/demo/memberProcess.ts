@@ -37,7 +37,7 @@ export interface MemberProcessOptions {
   ownProcessGroup?: boolean;
 }
 
-/** The package root is the nearest folder with a package.json, from src/local or dist/src/local. */
+/** The package root is the nearest folder with a package.json, from src/demo or dist/src/demo. */
 function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) {
