@@ -33,7 +33,7 @@ export interface MemberProcessOptions {
   logFile?: string;
   /** Default ['serve']. */
   args?: string[];
-  /** See `EtcdClusterOptions.ownProcessGroup`: the demo stops its members itself. */
+  /** See `LocalEtcdOptions.ownProcessGroup`: the demo stops its members itself. */
   ownProcessGroup?: boolean;
 }
 

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import type { EtcdCluster } from '../support/etcdCluster.js';
 import type { MemberProcess } from '../../src/demo/memberProcess.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { TcpProxy } from '../support/tcpProxy.js';

@@ -3,7 +3,7 @@
  * processes, a real etcd.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { freePort } from '../../src/demo/ports.js';
 import { runCli } from '../support/cli.js';
 import { TestPool } from '../support/pool.js';

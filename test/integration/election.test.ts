@@ -3,7 +3,7 @@
  * Failover figures are printed as "measured:" lines; the closing notes quote them.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import {
   eventually,
   expectUniqueTickets,

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import type { ExitStatus } from '../../src/demo/childProcesses.js';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { MemberProcess } from '../../src/demo/memberProcess.js';
 import { freePort } from '../../src/demo/ports.js';
 import { generateCertificates, type TestCertificates } from '../support/certificates.js';

@@ -14,7 +14,7 @@ import querystring from 'node:querystring';
 import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import type { MemberProcess } from '../../src/demo/memberProcess.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { TcpProxy } from '../support/tcpProxy.js';

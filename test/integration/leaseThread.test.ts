@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import type { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { connectEtcd } from '../../src/etcd/client.js';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { MemberLease, monotonicNow, type KeptLease } from '../../src/membership/lease.js';
 import { LeaseThread } from '../../src/membership/leaseThread.js';
 import { TcpProxy } from '../support/tcpProxy.js';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { MemberProcess } from '../../src/demo/memberProcess.js';
 import { freePort } from '../../src/demo/ports.js';
 import { eventually } from '../support/pool.js';

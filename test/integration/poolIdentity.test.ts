@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { PoolElection } from '../../src/election/election.js';
 import type { ServiceConflictError } from '../../src/election/poolIdentity.js';
 import { poolKeys, type PoolKeys } from '../../src/etcd/keys.js';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { startPoolMember, type MemberProcess } from '../../src/demo/memberProcess.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { TcpProxy } from '../support/tcpProxy.js';

@@ -4,7 +4,7 @@
  * in /pool. Real members on a real etcd.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { TestPool } from '../support/pool.js';
 

@@ -18,7 +18,7 @@
  */
 import { expect } from 'chai';
 import { setTimeout as delay } from 'node:timers/promises';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { freePort, freePorts } from '../../src/demo/ports.js';
 import { TestPool, eventually, workLoop } from '../support/pool.js';
 import { RULES_FILE } from './catalog.js';

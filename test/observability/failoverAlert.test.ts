@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { eventually, TestPool } from '../support/pool.js';
 import { RULES_FILE } from './catalog.js';

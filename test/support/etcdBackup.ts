@@ -6,7 +6,7 @@
  * it is gone, and its revision counter is back where the snapshot left it.
  */
 import { rm } from 'node:fs/promises';
-import type { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import type { EtcdCluster } from './etcdCluster.js';
 import { LocalProcessError } from '../../src/demo/childProcesses.js';
 
 /** `etcdctl snapshot save` from member `i`: the whole keyspace at its revision. */

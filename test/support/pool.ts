@@ -4,7 +4,7 @@
  * each other's members.
  */
 import { expect } from 'chai';
-import type { EtcdCluster } from '../../src/demo/etcdCluster.js';
+import type { EtcdCluster } from './etcdCluster.js';
 import type { LeaderChange } from '../../src/election/election.js';
 import { pollUntil } from '../../src/demo/childProcesses.js';
 import { startPoolMember, type MemberProcess } from '../../src/demo/memberProcess.js';
