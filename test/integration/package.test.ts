@@ -47,11 +47,18 @@ describe('the package npm pack makes', function () {
       'dist/src/cli.js',
       'dist/src/membership/leaseThreadWorker.js',
       'dist/src/log/prettyLines.js',
+      // `service-pool-leader demo` ships, with the etcd launcher it starts.
+      'dist/src/demo/demo.js',
+      'dist/src/demo/localEtcd.js',
       'LICENSE',
       'package.json',
     ]);
     expect(
       shipped.filter((file) => file.startsWith('test/') || file.startsWith('src/')),
+    ).to.deep.equal([]);
+    // The tests' harnesses (TCP proxy, etcd backup, the test cluster) stay out of the package.
+    expect(
+      shipped.filter((file) => /\/(tcpProxy|etcdBackup|etcdTls|etcdCluster)\./.test(file)),
     ).to.deep.equal([]);
 
     await writeFile(
