@@ -16,10 +16,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Etcd3, type Watcher } from 'etcd3';
 import { poolKeys } from '../src/etcd/keys.js';
-import { pollUntil } from '../src/local/childProcesses.js';
-import type { EtcdCluster } from '../src/local/etcdCluster.js';
-import { startPoolMember, type MemberProcess } from '../src/local/memberProcess.js';
-import { freePorts } from '../src/local/ports.js';
+import { pollUntil } from '../src/demo/childProcesses.js';
+import type { LocalEtcd } from '../src/demo/localEtcd.js';
+import { startPoolMember, type MemberProcess } from '../src/demo/memberProcess.js';
+import { freePorts } from '../src/demo/ports.js';
 import { ms, type Benchmark, type Table, type TargetCheck } from './section.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -78,7 +78,7 @@ export class BenchPool {
   private readonly claims: ClaimEvent[] = [];
 
   private constructor(
-    private readonly etcd: EtcdCluster,
+    private readonly etcd: LocalEtcd,
     readonly ttlSeconds: number,
     private readonly prefix: string,
     private readonly client: Etcd3,
@@ -89,7 +89,7 @@ export class BenchPool {
     });
   }
 
-  static async start(etcd: EtcdCluster, ttlSeconds: number, ids: string[]): Promise<BenchPool> {
+  static async start(etcd: LocalEtcd, ttlSeconds: number, ids: string[]): Promise<BenchPool> {
     const prefix = `/spl-bench-${process.pid}-ttl${ttlSeconds}-${Date.now()}`;
     const client = new Etcd3({ hosts: etcd.endpoints });
     const watcher = await client.watch().key(poolKeys(prefix, POOL).leader).create();

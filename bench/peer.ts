@@ -28,8 +28,8 @@ import {
   inheritedEnv,
   supervise,
   type ExitStatus,
-} from '../src/local/childProcesses.js';
-import type { EtcdCluster } from '../src/local/etcdCluster.js';
+} from '../src/demo/childProcesses.js';
+import type { LocalEtcd } from '../src/demo/localEtcd.js';
 import { FAILOVER_SLACK_MS, scenarios as failoverScenarios } from './failover.js';
 import { ms, type Benchmark, type Plot, type Section, type Table } from './section.js';
 import { summarize, type Summary } from './stats.js';
@@ -225,7 +225,7 @@ class PeerPool {
   }
 
   static async start(
-    etcd: EtcdCluster,
+    etcd: LocalEtcd,
     ttlSeconds: number,
     log: (line: string) => void,
   ): Promise<PeerPool> {
@@ -376,7 +376,7 @@ async function peerTrial(
 }
 
 async function runScenario(
-  etcd: EtcdCluster,
+  etcd: LocalEtcd,
   scenario: Scenario,
   log: (line: string) => void,
 ): Promise<ScenarioReport> {

@@ -14,8 +14,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { EtcdCluster } from '../src/local/etcdCluster.js';
-import { assertCliBuilt } from '../src/local/memberProcess.js';
+import { LocalEtcd } from '../src/demo/localEtcd.js';
+import { assertCliBuilt } from '../src/demo/memberProcess.js';
 import { failover } from './failover.js';
 import { peerElection } from './peer.js';
 import { scale } from './scale.js';
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   const command = ['npx tsx bench/run.ts', ...process.argv.slice(2)].join(' ');
   console.log(`bench${smoke ? ' --smoke' : ''}: ${names.join(', ')}; starting etcd (3 members)…`);
-  const etcd = await EtcdCluster.start({ size: 3, fast: true });
+  const etcd = await LocalEtcd.start({ size: 3, fast: true });
   const machine = {
     cores: os.cpus().length,
     cpu: os.cpus()[0]?.model,

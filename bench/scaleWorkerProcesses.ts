@@ -17,7 +17,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { supervise, type ExitStatus } from '../src/local/childProcesses.js';
+import { supervise, type ExitStatus } from '../src/demo/childProcesses.js';
 import type { FromWorker, LeaderState, ToWorker, WorkerSample } from './scaleWorker.js';
 
 const STDERR_LINES = 10;

@@ -6,11 +6,11 @@
  * (each under its own key prefix), prints a progress line per step through `context.log`, and
  * returns its tables (already formatted cells), plots (raw points) and raw data.
  */
-import type { EtcdCluster } from '../src/local/etcdCluster.js';
+import type { LocalEtcd } from '../src/demo/localEtcd.js';
 
 export interface BenchContext {
   /** A 3-member etcd cluster with fast raft timing, shared by every benchmark of the run. */
-  etcd: EtcdCluster;
+  etcd: LocalEtcd;
   /** `make bench-smoke`: the fewest trials and shortest durations that still exercise the code. */
   smoke: boolean;
   /** A progress line, prefixed with the benchmark's name. */

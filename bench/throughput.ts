@@ -30,7 +30,7 @@
  * and the counter reads and ticket probes around it.
  */
 import { performance } from 'node:perf_hooks';
-import { assertCliBuilt, type MemberProcess } from '../src/local/memberProcess.js';
+import { assertCliBuilt, type MemberProcess } from '../src/demo/memberProcess.js';
 import { ms, type Benchmark } from './section.js';
 import { sum, throughputFigures, total, type RunRecord } from './throughputFigures.js';
 import {

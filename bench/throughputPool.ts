@@ -10,9 +10,9 @@
  * What blocks: `startPool` until the three are ready; `settledLeader` until they agree
  * (≤ POOL_SETTLE_MS); each read ≤ 2 s (/pool, the probe) or 5 s (/metrics).
  */
-import { pollUntil } from '../src/local/childProcesses.js';
-import { startPoolMember, type MemberProcess } from '../src/local/memberProcess.js';
-import { freePorts } from '../src/local/ports.js';
+import { pollUntil } from '../src/demo/childProcesses.js';
+import { startPoolMember, type MemberProcess } from '../src/demo/memberProcess.js';
+import { freePorts } from '../src/demo/ports.js';
 import type { BenchContext } from './section.js';
 
 export const MEMBER_IDS = ['a', 'b', 'c'];

@@ -90,7 +90,7 @@ program
   .option('--base-port <port>', 'member i listens on this port + i', portNumber, 8081)
   .exitOverride(usageExit)
   .action(async (options: { basePort: number }) => {
-    const { runDemo } = await import('./local/demo.js');
+    const { runDemo } = await import('./demo/demo.js');
     await runDemo({ basePort: options.basePort });
   });
 

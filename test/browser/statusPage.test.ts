@@ -22,7 +22,7 @@ import { errorMiddleware } from '../../src/http/errors.js';
 import { COALESCE_MS, RETRY_MS } from '../../src/http/events.js';
 import type { StatusSnapshot, StatusSource } from '../../src/http/status.js';
 import { statusRoutes, type StatusRouter } from '../../src/http/statusPage.js';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { TestPool } from '../support/pool.js';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -11,9 +11,9 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import { Etcd3 } from 'etcd3';
-import { restoreSnapshot, saveSnapshot } from '../../src/local/etcdBackup.js';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { freePorts } from '../../src/local/ports.js';
+import { restoreSnapshot, saveSnapshot } from '../support/etcdBackup.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { freePorts } from '../../src/demo/ports.js';
 import { eventually, removeEtcdMember } from '../support/pool.js';
 import { flood } from '../support/flood.js';
 import {

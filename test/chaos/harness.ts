@@ -6,10 +6,10 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { EtcdCluster } from '../../src/local/etcdCluster.js';
-import type { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePorts } from '../../src/local/ports.js';
-import { TcpProxy } from '../../src/local/tcpProxy.js';
+import type { EtcdCluster } from '../support/etcdCluster.js';
+import type { MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePorts } from '../../src/demo/ports.js';
+import { TcpProxy } from '../support/tcpProxy.js';
 import { duplicateKeys } from '../support/jsonKeys.js';
 import { TestPool, type WorkAnswer } from '../support/pool.js';
 

@@ -3,8 +3,8 @@
  * processes, a real etcd.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { freePort } from '../../src/local/ports.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { freePort } from '../../src/demo/ports.js';
 import { runCli } from '../support/cli.js';
 import { TestPool } from '../support/pool.js';
 

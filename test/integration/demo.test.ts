@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import net from 'node:net';
 import { expect } from 'chai';
-import { runDemo, type DemoSummary } from '../../src/local/demo.js';
-import { isPortFree } from '../../src/local/ports.js';
+import { runDemo, type DemoSummary } from '../../src/demo/demo.js';
+import { isPortFree } from '../../src/demo/ports.js';
 import { runCli } from '../support/cli.js';
 
 /** Members get `count` consecutive ports; away from 8081-8083, which a developer may be using. */

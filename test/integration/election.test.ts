@@ -3,7 +3,7 @@
  * Failover figures are printed as "measured:" lines; the closing notes quote them.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import {
   eventually,
   expectUniqueTickets,
@@ -11,7 +11,7 @@ import {
   workLoop,
   grantLease,
 } from '../support/pool.js';
-import { freePorts } from '../../src/local/ports.js';
+import { freePorts } from '../../src/demo/ports.js';
 
 describe('a pool on a real etcd cluster', function () {
   this.timeout(60_000);

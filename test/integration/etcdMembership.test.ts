@@ -5,7 +5,7 @@
  * Each with a real 3-member etcd.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { etcdMemberId, eventually, removeEtcdMember, TestPool } from '../support/pool.js';
 
 describe("ETCD_ENDPOINTS against etcd's member list", function () {

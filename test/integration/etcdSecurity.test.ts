@@ -6,10 +6,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
-import type { ExitStatus } from '../../src/local/childProcesses.js';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePort } from '../../src/local/ports.js';
+import type { ExitStatus } from '../../src/demo/childProcesses.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePort } from '../../src/demo/ports.js';
 import { generateCertificates, type TestCertificates } from '../support/certificates.js';
 import { eventually, expectUniqueTickets, TestPool } from '../support/pool.js';
 

@@ -5,9 +5,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePorts } from '../../src/local/ports.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePorts } from '../../src/demo/ports.js';
 
 const EXAMPLE = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),

@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai';
 import type { LeaderChange } from '../../src/election/election.js';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { eventually, metricSample, TestPool } from '../support/pool.js';
 
 const TTL_SECONDS = 2;

@@ -14,10 +14,10 @@ import querystring from 'node:querystring';
 import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import type { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePorts } from '../../src/local/ports.js';
-import { TcpProxy } from '../../src/local/tcpProxy.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import type { MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePorts } from '../../src/demo/ports.js';
+import { TcpProxy } from '../support/tcpProxy.js';
 import { eventually, TestPool, grantLease } from '../support/pool.js';
 
 /** The member's payload limit (src/http/workRequest.ts), serialized, and its body limit ('65kb'). */

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { VARIABLES } from '../../src/config/variables.js';
 import { runCli } from '../support/cli.js';
 import { TestPool } from '../support/pool.js';

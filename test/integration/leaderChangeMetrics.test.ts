@@ -5,7 +5,7 @@
  * of the last change, and the dashboard and the flapping alert stay quiet.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { TestPool, eventually } from '../support/pool.js';
 
 /** The value of `name{pool="default"}` on member `id`'s /metrics; undefined without a sample. */

@@ -11,10 +11,10 @@ import { expect } from 'chai';
 import type { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { connectEtcd } from '../../src/etcd/client.js';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { MemberLease, monotonicNow, type KeptLease } from '../../src/membership/lease.js';
 import { LeaseThread } from '../../src/membership/leaseThread.js';
-import { TcpProxy } from '../../src/local/tcpProxy.js';
+import { TcpProxy } from '../support/tcpProxy.js';
 import { eventually } from '../support/pool.js';
 import type { Worker } from 'node:worker_threads';
 

@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { MemberProcess } from '../../src/local/memberProcess.js';
-import { freePort } from '../../src/local/ports.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePort } from '../../src/demo/ports.js';
 import { eventually } from '../support/pool.js';
 
 const run = promisify(execFile);
@@ -47,11 +47,18 @@ describe('the package npm pack makes', function () {
       'dist/src/cli.js',
       'dist/src/membership/leaseThreadWorker.js',
       'dist/src/log/prettyLines.js',
+      // `service-pool-leader demo` ships, with the etcd launcher it starts.
+      'dist/src/demo/demo.js',
+      'dist/src/demo/localEtcd.js',
       'LICENSE',
       'package.json',
     ]);
     expect(
       shipped.filter((file) => file.startsWith('test/') || file.startsWith('src/')),
+    ).to.deep.equal([]);
+    // The tests' harnesses (TCP proxy, etcd backup, the test cluster) stay out of the package.
+    expect(
+      shipped.filter((file) => /\/(tcpProxy|etcdBackup|etcdTls|etcdCluster)\./.test(file)),
     ).to.deep.equal([]);
 
     await writeFile(

@@ -11,10 +11,10 @@ import { pino } from 'pino';
 import { PoolElection } from '../../src/election/election.js';
 import type { ServiceConflictError } from '../../src/election/poolIdentity.js';
 import { poolKeys, type PoolKeys } from '../../src/etcd/keys.js';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { startPoolMember, type MemberProcess } from '../../src/local/memberProcess.js';
-import { freePorts } from '../../src/local/ports.js';
-import { TcpProxy } from '../../src/local/tcpProxy.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { startPoolMember, type MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePorts } from '../../src/demo/ports.js';
+import { TcpProxy } from '../support/tcpProxy.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { eventually, grantLease, TestPool } from '../support/pool.js';
 

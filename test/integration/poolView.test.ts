@@ -8,7 +8,7 @@ import { Etcd3, type IWatchResponse, type Watcher } from 'etcd3';
 import { pino } from 'pino';
 import { PoolView } from '../../src/election/poolView.js';
 import { poolKeys, type PoolKeys } from '../../src/etcd/keys.js';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { createMetrics, type PoolMetrics } from '../../src/metrics/metrics.js';
 import { eventually } from '../support/pool.js';
 

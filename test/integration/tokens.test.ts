@@ -3,7 +3,7 @@
  * real member processes on a real etcd.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { eventually, TestPool } from '../support/pool.js';
 
 const FORWARD_TOKEN = 'forward-secret-0123456789';

@@ -4,8 +4,8 @@
  * in /pool. Real members on a real etcd.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { freePorts } from '../../src/local/ports.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { freePorts } from '../../src/demo/ports.js';
 import { TestPool } from '../support/pool.js';
 
 class MisadvertisedPool extends TestPool {

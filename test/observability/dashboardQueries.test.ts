@@ -19,8 +19,8 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
-import { freePort, freePorts } from '../../src/local/ports.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { freePort, freePorts } from '../../src/demo/ports.js';
 import { TestPool, eventually, workLoop } from '../support/pool.js';
 import { DASHBOARD_FILE, RULES_FILE } from './catalog.js';
 import { dashboardQueries, fillVariables, loadDashboard, variableQuery } from './dashboard.js';

@@ -4,7 +4,7 @@
  * members (at 0), so Grafana shows 0 where it would otherwise say "No data".
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { TestPool } from '../support/pool.js';
 import { dashboardQueries, loadDashboard } from './dashboard.js';
 

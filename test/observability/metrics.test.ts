@@ -9,7 +9,7 @@
  * those three are promtool's only complaints about the whole output.
  */
 import { expect } from 'chai';
-import { EtcdCluster } from '../../src/local/etcdCluster.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
 import { TestPool } from '../support/pool.js';
 import { documentedMetrics } from './catalog.js';
 import { promtool } from './promtool.js';

@@ -17,8 +17,8 @@ import {
   pollUntil,
   supervise,
   type ExitStatus,
-} from '../../src/local/childProcesses.js';
-import { freePort } from '../../src/local/ports.js';
+} from '../../src/demo/childProcesses.js';
+import { freePort } from '../../src/demo/ports.js';
 
 /** One series of a query answer: its labels and its [unix seconds, value] samples. */
 export interface Series {

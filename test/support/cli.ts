@@ -3,7 +3,7 @@
  * environment (and PATH), optionally feeding it standard input, and collects what it printed.
  */
 import { spawn } from 'node:child_process';
-import { DEFAULT_CLI_PATH } from '../../src/local/memberProcess.js';
+import { DEFAULT_CLI_PATH } from '../../src/demo/memberProcess.js';
 
 export interface CliResult {
   code: number | null;

@@ -4,11 +4,11 @@
  * each other's members.
  */
 import { expect } from 'chai';
-import type { EtcdCluster } from '../../src/local/etcdCluster.js';
+import type { EtcdCluster } from './etcdCluster.js';
 import type { LeaderChange } from '../../src/election/election.js';
-import { pollUntil } from '../../src/local/childProcesses.js';
-import { startPoolMember, type MemberProcess } from '../../src/local/memberProcess.js';
-import { freePorts } from '../../src/local/ports.js';
+import { pollUntil } from '../../src/demo/childProcesses.js';
+import { startPoolMember, type MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePorts } from '../../src/demo/ports.js';
 
 export interface PoolView {
   pool: string;

@@ -9,7 +9,7 @@ import os from 'node:os';
 import { expect } from 'chai';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { PARSED_VARIABLES } from '../../src/config/environment.js';
-import { assertCliBuilt, DEFAULT_CLI_PATH } from '../../src/local/memberProcess.js';
+import { assertCliBuilt, DEFAULT_CLI_PATH } from '../../src/demo/memberProcess.js';
 
 const host = { hostname: 'box', pid: 42 };
 

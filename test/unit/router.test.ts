@@ -13,7 +13,7 @@ import { PoolError } from '../../src/errors.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { Forwarder } from '../../src/work/forwarder.js';
 import { WorkRouter } from '../../src/work/router.js';
-import { freePorts } from '../../src/local/ports.js';
+import { freePorts } from '../../src/demo/ports.js';
 
 /** A follower's election: `leader` is another member's claim that never changes. */
 class StandInElection extends EventEmitter {

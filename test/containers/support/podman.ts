@@ -9,7 +9,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { supervise, type ExitStatus } from '../../../src/local/childProcesses.js';
+import { supervise, type ExitStatus } from '../../../src/demo/childProcesses.js';
 
 export const CONTAINERS_CONF = fileURLToPath(new URL('./containers.conf', import.meta.url));
 

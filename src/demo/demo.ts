@@ -23,7 +23,7 @@ import { describeExit, LocalProcessError, pollUntil, type ExitStatus } from './c
 import { DemoConsole } from './demoConsole.js';
 import { runDemoCommand, type DemoSession, type Tone } from './demoCommands.js';
 import { DemoMembers } from './demoMembers.js';
-import { EtcdCluster } from './etcdCluster.js';
+import { LocalEtcd } from './localEtcd.js';
 import { assertCliBuilt } from './memberProcess.js';
 import { PoolChangeReporter } from './poolChanges.js';
 import { isPortFree } from './ports.js';
@@ -104,11 +104,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   let stopping = false;
   /** Times the pool's next changes from an exit nobody typed here (set once the prompt runs). */
   let noteExit: (action: string, id: string) => void = () => undefined;
-  let cluster: EtcdCluster | undefined;
+  let cluster: LocalEtcd | undefined;
   let members: DemoMembers | undefined;
   try {
     say('starting etcd (3 members)…');
-    cluster = await EtcdCluster.start({
+    cluster = await LocalEtcd.start({
       dataDir: path.join(root, 'etcd'),
       logDir,
       ownProcessGroup: true,

@@ -1,11 +1,17 @@
 /**
- * Whether an etcd member of the local cluster is healthy, asked over HTTP or, with TLS, over
- * HTTPS with the harness's client certificate. Every call is bounded by its timeout and
- * answers undefined rather than throwing.
+ * The test cluster's TLS client side: its certificate, key and CA read once at start, and a
+ * bounded GET over HTTPS that presents them (members with `--client-cert-auth` refuse anyone
+ * else, and fetch cannot present a client certificate).
  */
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
-import type { EtcdClusterTls } from './etcdCluster.js';
+import type { HttpAnswer } from '../../src/demo/etcdHealth.js';
+
+export interface EtcdClusterTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
 
 /** The harness's TLS client material, read once at start. */
 export interface ClientTls {
@@ -15,26 +21,6 @@ export interface ClientTls {
   key: Buffer;
 }
 
-export interface HttpAnswer {
-  status: number;
-  body: string;
-}
-
-/** etcd 3.4 answers {"health":"true"} only when the member has a leader and serves reads. */
-export function isHealthy(answer: HttpAnswer | undefined): boolean {
-  if (answer?.status !== 200) return false;
-  try {
-    return (JSON.parse(answer.body) as { health?: unknown }).health === 'true';
-  } catch {
-    return false;
-  }
-}
-
-/** A member that does not answer (its /metrics) has no peers worth waiting for. */
-export function hasActivePeers(answer: HttpAnswer | undefined): boolean {
-  return answer !== undefined && /^etcd_network_active_peers\{[^}]*\} [1-9]/m.test(answer.body);
-}
-
 export async function readClientTls(files: EtcdClusterTls): Promise<ClientTls> {
   const [ca, cert, key] = await Promise.all(
     [files.caFile, files.certFile, files.keyFile].map((file) => readFile(file)),
@@ -42,7 +28,7 @@ export async function readClientTls(files: EtcdClusterTls): Promise<ClientTls> {
   return { files, ca: ca!, cert: cert!, key: key! };
 }
 
-/** `httpGet` over TLS with a client certificate, which fetch cannot present. */
+/** `httpGet` over TLS with a client certificate; undefined when nothing answered in time. */
 export function httpsGet(
   url: string,
   tls: ClientTls,

@@ -7,7 +7,7 @@
  */
 import { rm } from 'node:fs/promises';
 import type { EtcdCluster } from './etcdCluster.js';
-import { LocalProcessError } from './childProcesses.js';
+import { LocalProcessError } from '../../src/demo/childProcesses.js';
 
 /** `etcdctl snapshot save` from member `i`: the whole keyspace at its revision. */
 export async function saveSnapshot(cluster: EtcdCluster, file: string, i = 0): Promise<void> {

@@ -1,33 +1,27 @@
 /**
  * Running etcd's own binaries for the local cluster: `etcd --version` before anything starts,
- * and etcdctl with a deadline, an optional early stop and stdin, its JSON read with uint64 ids
- * kept exact.
+ * and etcdctl with a deadline, an optional early stop and stdin.
  */
 import { spawn } from 'node:child_process';
 import { inheritedEnv, supervise, LocalProcessError } from './childProcesses.js';
 
-export interface EtcdctlResult {
+export interface CommandResult {
   stdout: string;
   stderr: string;
-  /** null when etcdctl was stopped by `until` or by the timeout. */
+  /** null when the command was stopped by `until` or by the timeout. */
   code: number | null;
   timedOut: boolean;
+  /** Set when the binary could not be started at all (e.g. ENOENT). */
+  startError?: Error;
 }
 
-export interface EtcdctlOptions {
-  /** Kill etcdctl after this long (it does not end by itself for `elect -l` or `watch`). Default 10 s. */
+export interface CommandOptions {
+  /** Kill the command after this long (etcdctl does not end by itself for `elect -l` or `watch`). Default 10 s. */
   timeoutMs?: number;
-  /** Stop etcdctl as soon as its output so far satisfies this, e.g. two lines of `elect -l`. */
+  /** Stop the command as soon as its output so far satisfies this, e.g. two lines of `elect -l`. */
   until?: (stdout: string) => boolean;
-  /** Written to stdin, e.g. the requests of `txn`. */
+  /** Written to stdin, e.g. the requests of `etcdctl txn`. */
   input?: string;
-  /**
-   * `name:password` to run as. Default: root once `enableAuth` has run, else no user; `null`
-   * runs without a user even then (a client certificate's common name is the user).
-   */
-  user?: string | null;
-  /** The endpoints to talk to. Default: every running member (one, for `snapshot save`). */
-  endpoints?: string[];
 }
 
 /** Runs `etcd --version`; returns the version it names, or throws ETCD_MISSING. */
@@ -43,14 +37,14 @@ export async function assertEtcdInstalled(binary: string): Promise<string> {
   return /etcd Version: (\S+)/.exec(result.stdout)?.[1] ?? result.stdout.trim();
 }
 
-interface CommandResult extends EtcdctlResult {
-  startError?: Error;
-}
-
+/**
+ * Runs `binary` and resolves once it has exited, SIGTERMed when `until` is satisfied or
+ * SIGKILLed after `timeoutMs`. Never rejects: a non-zero exit or a failed start is in the result.
+ */
 export async function runCommand(
   binary: string,
   args: string[],
-  options: EtcdctlOptions & { env: Record<string, string> },
+  options: CommandOptions & { env: Record<string, string> },
 ): Promise<CommandResult> {
   const child = spawn(binary, args, {
     env: options.env,
@@ -76,16 +70,4 @@ export async function runCommand(
   return status.error === undefined
     ? { stdout, stderr, code: status.code, timedOut }
     : { stdout, stderr, code: status.code, timedOut, startError: status.error };
-}
-
-/**
- * etcdctl's JSON carries uint64 ids (cluster_id, member_id, leader) that a double cannot hold:
- * they are read as strings. Undefined when the output is not JSON (etcdctl failed).
- */
-export function parseEtcdJson<T>(text: string): T | undefined {
-  try {
-    return JSON.parse(text.replace(/:(\d{16,})/g, ':"$1"')) as T;
-  } catch {
-    return undefined;
-  }
 }

@@ -33,11 +33,11 @@ export interface MemberProcessOptions {
   logFile?: string;
   /** Default ['serve']. */
   args?: string[];
-  /** See `EtcdClusterOptions.ownProcessGroup`: the demo stops its members itself. */
+  /** See `LocalEtcdOptions.ownProcessGroup`: the demo stops its members itself. */
   ownProcessGroup?: boolean;
 }
 
-/** The package root is the nearest folder with a package.json, from src/local or dist/src/local. */
+/** The package root is the nearest folder with a package.json, from src/demo or dist/src/demo. */
 function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) {
