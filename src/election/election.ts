@@ -19,13 +19,7 @@ import type { ComparatorBuilder, Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
-import {
-  asError,
-  MemberLease,
-  monotonicNow,
-  type KeptLease,
-  type LeaseGrantor,
-} from '../membership/lease.js';
+import { MemberLease, type KeptLease, type LeaseGrantor } from '../membership/lease.js';
 import {
   memberRecordSchema,
   type LeaderClaim,
@@ -42,8 +36,10 @@ import {
 } from './failover.js';
 import { settleIncarnations } from './incarnations.js';
 import { runsService, serviceConflict, type ServiceConflictError } from './poolIdentity.js';
-import { PoolView, sleep, type MemberView } from './poolView.js';
+import { PoolView, type MemberView } from './poolView.js';
 import { FALLBACK_REASONS, oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
+import { asError } from '../util/errors.js';
+import { monotonicNow, sleep } from '../util/time.js';
 
 export interface LeaderInfo {
   id: string;

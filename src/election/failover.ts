@@ -20,7 +20,7 @@
  */
 import { z } from 'zod';
 import { memberId } from '../config/config.js';
-import { monotonicNow } from '../membership/lease.js';
+import { monotonicNow } from '../util/time.js';
 
 /**
  * Why a claim ended: the `cause` label of service_pool_failover_duration_seconds.
