@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { EtcdCluster } from '../../src/local/etcdCluster.js';
-import type { LeaderChange } from '../../src/election/election.js';
+import type { LeaderChange } from '../../src/election/leaderLog.js';
 import { pollUntil } from '../../src/local/childProcesses.js';
 import { startPoolMember, type MemberProcess } from '../../src/local/memberProcess.js';
 import { freePorts } from '../../src/local/ports.js';
