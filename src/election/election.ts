@@ -20,16 +20,17 @@
 import { EventEmitter } from 'node:events';
 import type { ComparatorBuilder, Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
-import { describeEtcdError } from '../etcd/access.js';
-import type { PoolKeys } from '../etcd/keys.js';
-import type { LeaseGrantor } from '../membership/lease.js';
 import type { LeaderClaim, MemberRecord } from '../membership/memberRecord.js';
-import { MemberRegistration, type Registered } from '../membership/registration.js';
-import type { PoolMetrics } from '../metrics/metrics.js';
+import {
+  MemberRegistration,
+  type Registered,
+  type RegistrationOptions,
+} from '../membership/registration.js';
 import { monotonicNow } from '../util/time.js';
+import { ClaimAttempts, verifiedClaim } from './claim.js';
 import { putReleaseNote, type ReleaseReason } from './failover.js';
 import { LeaderLog, type LeaderChange, type LeaderInfo } from './leaderLog.js';
-import { runsService, serviceConflict, type ServiceConflictError } from './poolIdentity.js';
+import { serviceConflict, type ServiceConflictError } from './poolIdentity.js';
 import { PoolView, type MemberView } from './poolView.js';
 import { Preemption, type HandoverGate } from './preemption.js';
 import { oldest, type LeaderStrategy } from './strategy.js';
@@ -57,13 +58,9 @@ export interface ElectionEvents {
   refused: [error: ServiceConflictError];
 }
 
-export interface ElectionOptions {
-  pool: string;
-  keys: PoolKeys;
-  record: Omit<MemberRecord, 'pool'>;
-  leaseTtlSeconds: number;
+/** What the election needs; the registration's part is documented in registration.ts. */
+export interface ElectionOptions extends RegistrationOptions {
   safetyMarginMs: number;
-  callTimeoutMs: number;
   reconcileIntervalMs: number;
   strategy?: LeaderStrategy;
   /** How long a better member must stay preferred before the leader hands over to it. */
@@ -80,14 +77,6 @@ export interface ElectionOptions {
    * of the first request after a failover.
    */
   readOnClaim?: string[];
-  /**
-   * Grants the member's leases and keeps them alive. Default: keep-alives on this thread, on
-   * the election's etcd client. The member passes a `LeaseThread`, so that load on this
-   * thread cannot delay them.
-   */
-  leases?: LeaseGrantor;
-  logger: Logger;
-  metrics: PoolMetrics;
 }
 
 export class PoolElection extends EventEmitter<ElectionEvents> {
@@ -95,12 +84,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private readonly registration: MemberRegistration;
   private readonly preemption: Preemption;
   private readonly leaders: LeaderLog;
+  private readonly claims: ClaimAttempts;
   private heldTerm: bigint | undefined;
-  private claiming = false;
-  /** After a failed claim, no new attempt before this (monotonic) time. */
-  private claimNotBefore = 0;
-  private claimBackoffMs = 0;
-  private claimRetry: NodeJS.Timeout | undefined;
   private tick: NodeJS.Timeout | undefined;
   /** What the last `change` event reflected (see `emitIfChanged`). */
   private lastObserved = '';
@@ -134,6 +119,12 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       logger,
       metrics,
     });
+    this.claims = new ClaimAttempts(etcd, {
+      keys,
+      readOnClaim: options.readOnClaim,
+      fenced: (term) => this.fenced(term),
+      logger,
+    });
     this.leaders = new LeaderLog({
       pool,
       leaseTtlSeconds: options.leaseTtlSeconds,
@@ -154,6 +145,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       void this.close().then(() => this.emit('superseded', other));
     });
     this.preemption.on('due', () => this.evaluate());
+    this.claims.on('retry', () => this.evaluate());
   }
 
   get pool(): string {
@@ -235,24 +227,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     };
   }
 
-  /**
-   * The claim, if it is valid and names a registered member under the claim's own lease with
-   * the URL that member registered, of our service (or of none named). Work is only ever
-   * forwarded to such a URL: a forged claim cannot redirect it, nor can another service's
-   * leader get our work in the moment before we find the pool is not ours.
-   */
+  /** The claim, if it names a genuine member of our service (claim.ts). */
   private verifiedClaim(): LeaderClaim | undefined {
-    const claimView = this.view.claim;
-    const claim = claimView?.claim;
-    if (!claimView || !claim) return undefined;
-    const member = this.view.member(claim.memberKey);
-    const genuine =
-      member !== undefined &&
-      member.leaseId === claimView.leaseId &&
-      member.record.url === claim.url &&
-      member.record.id === claim.id &&
-      runsService(member, this.registration.record.service);
-    return genuine ? claim : undefined;
+    return verifiedClaim(this.view, this.registration.record.service);
   }
 
   /**
@@ -369,7 +346,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** Revokes the lease (etcd deletes our keys at once) and stops watching. */
   async close(): Promise<void> {
     clearInterval(this.tick);
-    clearTimeout(this.claimRetry);
+    this.claims.stop();
     this.preemption.clear();
     this.heldTerm = undefined;
     this.view.stop();
@@ -494,7 +471,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const claimView = this.view.claim;
     const preferred = this.preemption.preferred(this.view, registered.memberKey);
     const preferredIsMe = preferred?.key === registered.memberKey;
-    const mayClaim = preferredIsMe && monotonicNow() >= this.claimNotBefore;
+    const mayClaim = preferredIsMe && this.claims.mayClaim();
     if (!claimView) {
       if (mayClaim) void this.claimLeadership(registered, undefined);
       return;
@@ -512,7 +489,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (
       claimIsMine &&
       this.heldTerm === undefined &&
-      !this.claiming &&
+      !this.claims.claiming &&
       !this.preemption.released(claimView.term)
     ) {
       // Our claim committed but its answer was lost (a timeout): adopt it.
@@ -537,75 +514,22 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * Claims the leader key in one transaction: it must be absent (or still hold the invalid
-   * value at `replaceTerm`), and our member key must still be ours. Awaits one transaction;
-   * never throws. A failure backs off (50 ms doubling to 1 s, jittered) before the next try.
+   * Claims the leader key (claim.ts): the term is ours if the claim commits while we are
+   * still this registration and not leaving. Never throws; evaluates again after an attempt.
    */
   private async claimLeadership(
     registered: Registered,
     replaceTerm: bigint | undefined,
   ): Promise<void> {
-    if (this.claiming || !registered.lease.isAlive) return;
-    this.claiming = true;
-    const { keys } = this.options;
-    const { id, url } = this.registration.record;
-    const claim: LeaderClaim = {
-      memberKey: registered.memberKey,
-      id,
-      url,
-      claimedAt: new Date().toISOString(),
-    };
-    const reads = this.options.readOnClaim ?? [];
-    let failed = false;
-    try {
-      const guard =
-        replaceTerm === undefined
-          ? this.etcd.if(keys.leader, 'Version', '==', 0)
-          : this.etcd.if(keys.leader, 'Mod', '==', replaceTerm.toString());
-      const result = await guard
-        .and(registered.memberKey, 'Create', '==', registered.createRevision.toString())
-        .then(
-          this.etcd.put(keys.leader).value(JSON.stringify(claim)).lease(registered.lease.id),
-          ...reads.map((key) => this.etcd.get(key)),
-        )
-        .commit();
-      failed = !result.succeeded;
-      if (result.succeeded) {
-        const term = BigInt(result.header.revision);
-        if (this.registration.current === registered && !this.registration.leaving) {
-          this.heldTerm = term;
-          this.logger.info({ term: term.toString() }, 'claimed leadership');
-          const values = reads.map((_, i) => result.responses[i + 1]?.response_range?.kvs[0]);
-          this.emit('claimed', term, values);
-        } else {
-          // We left (or re-registered) while the claim was in flight: take it back.
-          await this.fenced(term).then(this.etcd.delete().key(keys.leader)).commit();
-        }
-      }
-    } catch (error) {
-      failed = true;
-      if (this.claimBackoffMs === 0)
-        this.logger.warn(
-          { err: describeEtcdError(error) },
-          'leader claim failed; retrying with backoff',
-        );
-    } finally {
-      this.claiming = false;
-    }
-    if (failed) {
-      // Never retry straight from here: when etcd fails fast (an open circuit breaker) that
-      // would spin and starve the event loop. Back off, with jitter, and re-evaluate.
-      this.claimBackoffMs = Math.min(Math.max(this.claimBackoffMs * 2, 50), 1000);
-      const delayMs = this.claimBackoffMs * (0.5 + Math.random() / 2);
-      this.claimNotBefore = monotonicNow() + delayMs;
-      clearTimeout(this.claimRetry);
-      this.claimRetry = setTimeout(() => this.evaluate(), delayMs);
-      this.claimRetry.unref();
-    } else {
-      this.claimBackoffMs = 0;
-      this.claimNotBefore = 0;
-    }
-    this.evaluate();
+    const self = this.registration.record;
+    const attempted = await this.claims.claim(registered, self, replaceTerm, (term, reads) => {
+      if (this.registration.current !== registered || this.registration.leaving) return false;
+      this.heldTerm = term;
+      this.logger.info({ term: term.toString() }, 'claimed leadership');
+      this.emit('claimed', term, reads);
+      return true;
+    });
+    if (attempted) this.evaluate();
   }
 
   private updateMetrics(): void {

@@ -52,7 +52,11 @@ export interface RegistrationOptions {
   leaseTtlSeconds: number;
   /** Bound of one etcd call (milliseconds), for the lease grant. */
   callTimeoutMs: number;
-  /** Default: keep-alives on this thread, on `etcd` (see ElectionOptions). */
+  /**
+   * Grants the member's leases and keeps them alive. Default: keep-alives on this thread, on
+   * the election's etcd client. The member passes a `LeaseThread`, so that load on this
+   * thread cannot delay them.
+   */
   leases?: LeaseGrantor;
   logger: Logger;
   metrics: PoolMetrics;
