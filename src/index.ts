@@ -8,7 +8,8 @@
 export { loadConfig, ConfigError, type Config } from './config/config.js';
 export { describeVariables } from './config/variables.js';
 export { PoolMember, type PoolMemberOptions } from './member.js';
-export { PoolElection, type LeaderInfo, type ElectionEvents } from './election/election.js';
+export { PoolElection, type ElectionEvents } from './election/election.js';
+export type { LeaderInfo, LeaderChange } from './election/leaderLog.js';
 export type { MemberView, ClaimView } from './election/poolView.js';
 export { ServiceConflictError } from './election/poolIdentity.js';
 export {
@@ -21,7 +22,6 @@ export {
   type StrategyContext,
   type StrategyMember,
 } from './election/strategy.js';
-export type { LeaderChange } from './election/election.js';
 export {
   echoHandler,
   type WorkHandler,

@@ -35,7 +35,7 @@ import { serviceName } from './member/serviceName.js';
 import { closeClients, LastCalls, shutDownGracefully } from './member/shutdown.js';
 import { chooseStrategy } from './member/strategyChoice.js';
 import { checkAdvertiseUrl } from './membership/identity.js';
-import { asError } from './membership/lease.js';
+import { asError } from './util/errors.js';
 import { LeaseThread } from './membership/leaseThread.js';
 import { createMetrics, createNodeMetricsRegistry, type PoolMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';

@@ -18,9 +18,10 @@
  * (or revoked) lease in one revision too: the claim and its holder's member key vanishing
  * together without a note is the lease ending under a leader that did not leave.
  */
+import type { Etcd3, PutBuilder } from 'etcd3';
 import { z } from 'zod';
 import { memberId } from '../config/schemas.js';
-import { monotonicNow } from '../membership/lease.js';
+import { monotonicNow } from '../util/time.js';
 
 /**
  * Why a claim ended: the `cause` label of service_pool_failover_duration_seconds.
@@ -47,6 +48,25 @@ export const releaseNoteSchema = z.object({
 });
 
 export type ReleaseNote = z.infer<typeof releaseNoteSchema>;
+
+/**
+ * The put of a release note at `key`, for the transaction that deletes `holder`'s claim of
+ * `term`: every member sees why the claim ended in the same revision as the delete. Builds
+ * the operation only; the caller's transaction sends it.
+ */
+export function putReleaseNote(
+  etcd: Etcd3,
+  key: string,
+  release: { term: bigint; holder: string; reason: ReleaseReason },
+): PutBuilder {
+  const note: ReleaseNote = {
+    term: release.term.toString(),
+    id: release.holder,
+    reason: release.reason,
+    at: new Date().toISOString(),
+  };
+  return etcd.put(key).value(JSON.stringify(note));
+}
 
 /** How one claim ended, as one member's view saw it. */
 export interface ClaimEnd {

@@ -29,7 +29,7 @@ import {
   type MemberRecord,
 } from '../membership/memberRecord.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { monotonicNow } from '../membership/lease.js';
+import { monotonicNow, sleep } from '../util/time.js';
 import { EtcdHistory, type RevisionStep, type TicketMarkStep } from './etcdHistory.js';
 import { causeOf, releaseNoteSchema, type ClaimEnd, type ReleaseNote } from './failover.js';
 import { lowerBound, shareMember } from './sharedMembers.js';
@@ -604,10 +604,6 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   private forgetReports(key: string): void {
     for (const id of this.reported) if (id.startsWith(`${key}@`)) this.reported.delete(id);
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Resolves when the watcher is connected; rejects on its error or after `timeoutMs`. */

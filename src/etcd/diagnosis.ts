@@ -12,7 +12,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { monotonicNow } from '../membership/lease.js';
+import { monotonicNow } from '../util/time.js';
 import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './access.js';
 import type { EtcdOptions } from './client.js';
 

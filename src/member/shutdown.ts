@@ -22,12 +22,12 @@ import type http from 'node:http';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { PoolElection } from '../election/election.js';
-import { sleep } from '../election/poolView.js';
+import { sleep } from '../util/time.js';
 import { PoolError } from '../errors.js';
 import type { InFlightRequests } from '../http/inFlight.js';
 import { closeServer } from '../http/server.js';
 import type { StatusRouter } from '../http/statusPage.js';
-import { monotonicNow } from '../membership/lease.js';
+import { monotonicNow } from '../util/time.js';
 import type { LeaseThread } from '../membership/leaseThread.js';
 import type { Forwarder } from '../work/forwarder.js';
 

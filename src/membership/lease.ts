@@ -8,9 +8,9 @@
  * therefore stops before etcd can hand the lease's claim to another member. etcd3's own
  * `lost` event fires only after 2×TTL, so it is not used.
  *
- * All times here are monotonic (`monotonicNow`, the process-wide CLOCK_MONOTONIC that every
- * thread shares): a wall-clock step (NTP) must not move the deadline, or an old leader could
- * outlive its lease.
+ * All times here are monotonic (`monotonicNow` of util/time.ts, the process-wide
+ * CLOCK_MONOTONIC that every thread shares): a wall-clock step (NTP) must not move the
+ * deadline, or an old leader could outlive its lease.
  *
  * Keep-alives go every TTL/3 on one long-lived stream. One unanswered after
  * min(call timeout, TTL/6) counts as failed: a new stream is opened and the keep-alive sent
@@ -24,6 +24,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import { asError } from '../util/errors.js';
+import { monotonicNow } from '../util/time.js';
 
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
@@ -42,13 +44,6 @@ export interface MemberLeaseEvents {
   keepAliveFailed: [error: Error];
   lost: [reason: string];
 }
-
-/**
- * Milliseconds on the monotonic clock that lease deadlines use. `process.hrtime` rather than
- * `performance.now()`: the latter counts from each thread's own start, and a deadline renewed
- * on the keep-alive thread (see leaseThread.ts) must mean the same instant on the main one.
- */
-export const monotonicNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /**
  * What the election needs of a lease, wherever its keep-alives run (this thread: MemberLease;
@@ -303,8 +298,4 @@ export class MemberLease extends KeptLease {
 function closeQuietly(stream: KeepAliveStream): void {
   stream.on('error', () => undefined);
   stream.end();
-}
-
-export function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

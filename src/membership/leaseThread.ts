@@ -31,7 +31,8 @@ import { Worker } from 'node:worker_threads';
 import type { Etcd3 } from 'etcd3';
 import type { EtcdOptions } from '../etcd/client.js';
 import type { Logger } from '../log/logger.js';
-import { KeptLease, MemberLease, monotonicNow, type LeaseGrantor } from './lease.js';
+import { monotonicNow } from '../util/time.js';
+import { KeptLease, MemberLease, type LeaseGrantor } from './lease.js';
 
 /**
  * The worker's entry: compiled JavaScript beside this file as shipped. When this file runs

@@ -9,7 +9,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectEtcd } from '../etcd/client.js';
 import { setEndpoints } from '../etcd/endpoints.js';
-import { MemberLease, monotonicNow } from './lease.js';
+import { monotonicNow } from '../util/time.js';
+import { MemberLease } from './lease.js';
 import type { FromWorker, ToWorker, WorkerData } from './leaseThread.js';
 
 const port = parentPort;

@@ -23,7 +23,7 @@ import {
   NotLeaderError,
   PoolError,
 } from '../errors.js';
-import { monotonicNow } from '../membership/lease.js';
+import { monotonicNow } from '../util/time.js';
 import { unlessAborted } from './abortable.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';

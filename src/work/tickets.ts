@@ -13,7 +13,7 @@ import type { PoolElection } from '../election/election.js';
 import type { Logger } from 'pino';
 import { classifyEtcdError, describeEtcdError } from '../etcd/access.js';
 import { isPoolError, NotLeaderError, PoolError } from '../errors.js';
-import { monotonicNow } from '../membership/lease.js';
+import { monotonicNow } from '../util/time.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 
 interface Block {

@@ -8,7 +8,7 @@
  * service_pool_leaderless_seconds.
  */
 import { expect } from 'chai';
-import type { LeaderChange } from '../../src/election/election.js';
+import type { LeaderChange } from '../../src/election/leaderLog.js';
 import { EtcdCluster } from '../support/etcdCluster.js';
 import { eventually, metricSample, TestPool } from '../support/pool.js';
 

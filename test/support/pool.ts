@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { EtcdCluster } from './etcdCluster.js';
-import type { LeaderChange } from '../../src/election/election.js';
+import type { LeaderChange } from '../../src/election/leaderLog.js';
 import { pollUntil } from '../../src/demo/childProcesses.js';
 import { startPoolMember, type MemberProcess } from '../../src/demo/memberProcess.js';
 import { freePorts } from '../../src/demo/ports.js';

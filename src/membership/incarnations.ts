@@ -6,8 +6,8 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { answersAs } from '../membership/identity.js';
-import { decodeShared, memberRecordSchema, type MemberRecord } from '../membership/memberRecord.js';
+import { answersAs } from './identity.js';
+import { decodeShared, memberRecordSchema, type MemberRecord } from './memberRecord.js';
 
 /** A live registration of our MEMBER_ID by a process that started after us. */
 export interface Incarnation {
