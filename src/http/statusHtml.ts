@@ -8,16 +8,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { StatusSnapshot } from './status.js';
-import {
-  escapeHtml,
-  servedBy,
-  SVG_TAGS,
-  statusView,
-  toHtml,
-  VIEW_ATTRIBUTES,
-  VIEW_TAGS,
-  type StatusView,
-} from './statusView.js';
+import { servedBy, statusView, type StatusView } from './statusView.js';
+import { escapeHtml, SVG_TAGS, toHtml, VIEW_ATTRIBUTES, VIEW_TAGS } from './viewNode.js';
 
 const STYLE = `
 :root { color-scheme: light dark; --fg: #1a1a1a; --bg: #fff; --muted: #555; --line: #c8c8c8;

@@ -7,68 +7,12 @@
  *
  * Member ids, URLs and labels come from etcd, where anyone with write access to the prefix
  * may have put them: every value is text or an attribute value, escaped on the way to HTML,
- * and links are made only for http(s) URLs. The tags and attributes the tree may use are the
- * two lists below; the page's script refuses anything else.
+ * and links are made only for http(s) URLs. The tags and attributes the tree may use are
+ * listed in viewNode.ts; the page's script refuses anything else.
  */
+import { duration, leaderless, leaderStrip, why } from './leaderStrip.js';
 import type { StatusSnapshot } from './status.js';
-
-export const VIEW_TAGS = [
-  'section',
-  'h2',
-  'h3',
-  'p',
-  'strong',
-  'span',
-  'code',
-  'time',
-  'a',
-  'div',
-  'ul',
-  'li',
-  'table',
-  'caption',
-  'thead',
-  'tbody',
-  'tr',
-  'th',
-  'td',
-  // The leader timeline strip (inline SVG; the page's script creates these in SVG's namespace).
-  'svg',
-  'g',
-  'rect',
-  'text',
-  'title',
-] as const;
-
-/** The tags that belong to SVG's namespace, not HTML's. */
-export const SVG_TAGS: readonly ViewTag[] = ['svg', 'g', 'rect', 'text', 'title'];
-
-export const VIEW_ATTRIBUTES = [
-  'id',
-  'class',
-  'href',
-  'scope',
-  'colspan',
-  'datetime',
-  'role',
-  'tabindex',
-  'aria-labelledby',
-  'data-pool',
-  'data-summary',
-  'data-member',
-  'aria-label',
-  'viewBox',
-  'x',
-  'y',
-  'width',
-  'height',
-  'text-anchor',
-] as const;
-
-export type ViewTag = (typeof VIEW_TAGS)[number];
-export type ViewAttributes = Partial<Record<(typeof VIEW_ATTRIBUTES)[number], string>>;
-/** An element as `[tag, attributes, ...children]`, or a text node. */
-export type ViewNode = string | [ViewTag, ViewAttributes, ...ViewNode[]];
+import { h, type ViewNode } from './viewNode.js';
 
 /** What the page's script receives in an `event: view`. */
 export interface StatusView {
@@ -85,12 +29,6 @@ export interface StatusView {
 }
 
 type PoolStatus = StatusSnapshot['pools'][number];
-
-const h = (tag: ViewTag, attributes: ViewAttributes, ...children: ViewNode[]): ViewNode => [
-  tag,
-  attributes,
-  ...children,
-];
 
 export function statusView(snapshot: StatusSnapshot): StatusView {
   const leaders = snapshot.pools.map((pool) => `${pool.pool}: ${pool.leader?.id ?? 'no leader'}`);
@@ -289,152 +227,6 @@ function table(id: string, caption: string, columns: string[], rows: Row[]): Vie
   );
 }
 
-type Change = PoolStatus['timeline'][number];
-
-/** What each cause of a claim's end means to a person (election/failover.ts). */
-const CAUSES: Record<NonNullable<Change['cause']>, string> = {
-  stop: 'graceful stop',
-  resign: 'resigned',
-  handover: 'handed over to a preferred member',
-  expired: 'lease expired: crashed, frozen or cut off from etcd',
-  unknown: 'claim deleted',
-};
-
-/** Why the leader changed: the cause of the previous claim's end, or how we met the leader. */
-function why(change: Change): string {
-  if (change.cause !== null) return CAUSES[change.cause];
-  if (change.leader !== null && change.previous === null) return 'leading when this member started';
-  return '–';
-}
-
-/** The leaderless gap before a change; "–" where there is none to speak of. */
-function leaderless(change: Change): string {
-  if (change.leaderlessMs !== null) return duration(change.leaderlessMs);
-  // A leader seen first (on joining), or a change straight from one leader to the next.
-  return change.leader === null || change.previous === null ? '–' : 'no gap';
-}
-
-/** Milliseconds as "13 ms", "5.02 s", "3 min 5 s". */
-export function duration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
-  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
-}
-
-const STRIP_WIDTH = 720;
-const STRIP_BAR = { y: 4, height: 22 };
-/** Brief spans are drawn this wide at least (viewBox units), so a 10 ms gap is visible. */
-const STRIP_MIN_WIDTH = 2;
-const STRIP_COLOURS = 6;
-
-/**
- * Who led when, to scale, from the first change this member saw to `takenAt`: one bar per
- * leader, leaderless gaps and each failover's outage (from the old leader's last sign of life)
- * marked, a tooltip (`<title>`) on each. Server-rendered SVG; the table below says the same
- * in words for a screen reader.
- */
-function leaderStrip(
-  id: string,
-  pool: string,
-  timeline: readonly Change[],
-  takenAt: string,
-): ViewNode {
-  const end = Date.parse(takenAt);
-  const changes = timeline
-    .map((change) => ({ change, at: Date.parse(change.at) }))
-    .filter(({ at }) => Number.isFinite(at) && at <= end);
-  if (changes.length === 0 || !Number.isFinite(end)) return h('p', { id, class: 'strip-empty' });
-  const outageStart = (entry: (typeof changes)[number]) => entry.at - (entry.change.outageMs ?? 0);
-  const start = Math.min(...changes.map(outageStart));
-  const span = Math.max(end - start, 1);
-  const x = (at: number) => ((at - start) / span) * STRIP_WIDTH;
-  const colours = new Map<string, number>();
-  const colour = (leader: string) => {
-    if (!colours.has(leader)) colours.set(leader, colours.size % STRIP_COLOURS);
-    return colours.get(leader)!;
-  };
-  const bars: ViewNode[] = [];
-  const marks: ViewNode[] = [];
-  const labels: ViewNode[] = [];
-  changes.forEach((entry, i) => {
-    const until = changes[i + 1]?.at ?? end;
-    const from = x(entry.at);
-    const width = Math.max(x(until) - from, STRIP_MIN_WIDTH);
-    const { change } = entry;
-    const lasted = duration(until - entry.at);
-    if (change.leader === null) {
-      marks.push(rect('gap', from, width, `no leader for ${lasted} (${why(change)})`));
-    } else {
-      const now = i === changes.length - 1 ? ', leading now' : '';
-      const tip = `${change.leader} led, term ${change.term}, for ${lasted}${now}`;
-      bars.push(rect(`lead-${colour(change.leader)}`, from, width, tip));
-      // An id is written inside its bar only where it fits (about 8 units per character).
-      if (width >= change.leader.length * 8 + 8) {
-        labels.push(
-          h('text', { x: fixed(from + 4), y: '20', class: 'strip-label' }, change.leader),
-        );
-      }
-    }
-    if (change.outageMs !== null && change.outageMs > 0) {
-      const outageFrom = x(outageStart(entry));
-      const tip = `outage ${duration(change.outageMs)} before ${change.leader ?? 'the next leader'} led (${why(change)})`;
-      marks.push(rect('outage', outageFrom, Math.max(from - outageFrom, STRIP_MIN_WIDTH), tip));
-    }
-  });
-  const leaders = changes
-    .filter(({ change }) => change.leader !== null)
-    .map(({ change }) => change.leader);
-  return h(
-    'div',
-    { class: 'strip', id },
-    h(
-      'svg',
-      {
-        viewBox: `0 0 ${STRIP_WIDTH} 44`,
-        role: 'img',
-        'aria-label': `Who led pool ${pool} from ${clock(start)} to ${clock(end)}: ${leaders.join(', then ')}. Outages are marked red; details in the table below.`,
-      },
-      h('g', {}, ...bars),
-      h('g', {}, ...marks),
-      h('g', {}, ...labels),
-      h('text', { x: '0', y: '40', class: 'strip-axis' }, clock(start)),
-      h(
-        'text',
-        { x: String(STRIP_WIDTH), y: '40', class: 'strip-axis', 'text-anchor': 'end' },
-        `${clock(end)} (now)`,
-      ),
-    ),
-    h(
-      'p',
-      { class: 'strip-legend' },
-      'Bars: who led. Red: an outage, from the old leader\u2019s last sign of life to the next leader. Orange: no leader claim.',
-    ),
-  );
-}
-
-function rect(kind: string, x: number, width: number, tip: string): ViewNode {
-  return h(
-    'rect',
-    {
-      class: kind,
-      x: fixed(x),
-      y: String(STRIP_BAR.y),
-      width: fixed(width),
-      height: String(STRIP_BAR.height),
-    },
-    h('title', {}, tip),
-  );
-}
-
-const fixed = (value: number) => value.toFixed(1);
-
-/** "12:00:05 UTC". */
-function clock(at: number): string {
-  return new Date(at).toISOString().slice(11, 19) + ' UTC';
-}
-
 function badge(text: string, kind = 'self-mark'): ViewNode {
   return h('span', { class: `badge ${kind}` }, text);
 }
@@ -471,27 +263,4 @@ function labelList(labels: Record<string, string>): ViewNode {
     { class: 'labels' },
     ...entries.map(([key, value]) => h('li', {}, h('code', {}, `${key}=${value}`))),
   );
-}
-
-const ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => ESCAPES[char]!);
-}
-
-/** The tree as HTML, every text and attribute value escaped. */
-export function toHtml(node: ViewNode): string {
-  if (typeof node === 'string') return escapeHtml(node);
-  const [tag, attributes, ...children] = node;
-  const attributeText = Object.entries(attributes)
-    .filter(([, value]) => value !== undefined)
-    .map(([name, value]) => ` ${name}="${escapeHtml(value!)}"`)
-    .join('');
-  return `<${tag}${attributeText}>${children.map(toHtml).join('')}</${tag}>`;
 }

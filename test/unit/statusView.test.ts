@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { StatusSnapshot } from '../../src/http/status.js';
-import { statusView, toHtml } from '../../src/http/statusView.js';
+import { statusView } from '../../src/http/statusView.js';
+import { toHtml } from '../../src/http/viewNode.js';
 
 type PoolStatus = StatusSnapshot['pools'][number];
 
