@@ -39,10 +39,9 @@ deps: system-deps $(NPM_STAMP) $(TEST_NPM_STAMP) ## install every system and npm
 
 build: $(BUILD_STAMP) ## compile TypeScript to dist/ (when sources changed)
 
-# dist/src is removed first: a moved or deleted source would otherwise leave its old output
-# there, and npm pack ships all of dist/src.
+# `npm run build` removes dist/src first: a moved or deleted source would otherwise leave its
+# old output there, and npm pack ships all of dist/src. The Dockerfile runs the same command.
 $(BUILD_STAMP): $(NPM_STAMP) $(SOURCES)
-	rm -rf dist/src
 	npm run build
 	@touch $@
 
