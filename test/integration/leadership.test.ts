@@ -169,6 +169,20 @@ describe('leadership callbacks', function () {
     expect(b.leaderIds).to.deep.equal(['a', 'b']);
   });
 
+  it('unsubscribing during a term aborts its signal with "unsubscribed"; leadership and other watchers go on', async () => {
+    const a = new Recorder();
+    const aMember = await startMember('a', a);
+    await a.until(() => a.started.length === 1);
+    const second = new Recorder();
+    const unsubscribe = aMember.leadership(second.callbacks);
+    expect(second.started.map((s) => s.term)).to.deep.equal([a.started[0]!.term]);
+    unsubscribe();
+    expect((await second.firstTermEnded()).reason).to.equal('unsubscribed');
+    expect(second.stopped).to.have.length(1);
+    expect(aMember.election.isLeader()).to.equal(true);
+    expect(a.started[0]!.signal.aborted).to.equal(false);
+  });
+
   it('etcd cut off: the signal aborts with "deadline" at the lease deadline minus the margin, with no event from etcd', async () => {
     const { a, aMember, b } = await leaderAndFollower({ viaProxy: true });
     proxy.cut('blackhole');
