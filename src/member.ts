@@ -258,13 +258,15 @@ export class PoolMember {
    * and ends, and as the pool's leader changes (election/leadership.ts): `onStartedLeading`
    * gets a signal that aborts the moment the term ends, with the reason. Returns the
    * unsubscribe. Never blocks; the callbacks are called synchronously, in the order
-   * `onStoppedLeading`, `onNewLeader`, `onStartedLeading`.
+   * `onStoppedLeading`, `onNewLeader`, `onStartedLeading`. What a callback throws is logged.
    */
   leadership(callbacks: LeadershipCallbacks, pool?: string): () => void {
     const election =
       pool === undefined ? this.election : this.elections.find((e) => e.pool === pool);
     if (!election) throw new Error(`leadership: this member is in no pool named ${pool}`);
-    return watchLeadership(election, callbacks);
+    return watchLeadership(election, callbacks, (error) =>
+      this.logger.error({ err: asError(error), pool: election.pool }, 'leadership callback threw'),
+    );
   }
 
   /** Ready in every pool. */

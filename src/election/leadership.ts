@@ -18,8 +18,9 @@ import { LeadershipEndedError, type LeadershipEndReason } from './leadershipEnd.
 /**
  * Called synchronously from the election's events; none of them is awaited, so a callback
  * that starts long work returns at once and watches `signal` (or `onStoppedLeading`). A
- * callback that throws is logged by nobody: catch in it. In one evaluation the order is
- * `onStoppedLeading`, `onNewLeader`, `onStartedLeading`.
+ * callback that throws disturbs neither the election nor the other callbacks: its error goes
+ * to `onError`. In one evaluation the order is `onStoppedLeading`, `onNewLeader`,
+ * `onStartedLeading`.
  */
 export interface LeadershipCallbacks {
   /**
@@ -39,12 +40,24 @@ export interface LeadershipCallbacks {
 
 /**
  * Watches `election` and calls `callbacks`; returns the unsubscribe, which aborts a running
- * term with reason `unsubscribed`. Never blocks.
+ * term with reason `unsubscribed`. Never blocks. `onError` gets what a callback threw
+ * (default: rethrown on a later turn, an uncaught exception, as an unguarded listener's).
  */
 export function watchLeadership(
   election: PoolElection,
   callbacks: LeadershipCallbacks,
+  onError: (error: unknown) => void = (error) =>
+    queueMicrotask(() => {
+      throw error;
+    }),
 ): () => void {
+  const call = (callback: () => void) => {
+    try {
+      callback();
+    } catch (error) {
+      onError(error);
+    }
+  };
   let leading: { term: bigint; controller: AbortController } | undefined;
   let leaderSeen: LeaderInfo | undefined;
   let endedAs: { term: bigint; reason: LeadershipEndReason } | undefined;
@@ -57,7 +70,7 @@ export function watchLeadership(
     leading = undefined;
     const error = new LeadershipEndedError(term, reason);
     controller.abort(error);
-    callbacks.onStoppedLeading?.(term, error);
+    call(() => callbacks.onStoppedLeading?.(term, error));
   };
 
   const check = () => {
@@ -70,11 +83,12 @@ export function watchLeadership(
     if (first || leader?.memberKey !== leaderSeen?.memberKey || leader?.term !== leaderSeen?.term) {
       first = false;
       leaderSeen = leader;
-      callbacks.onNewLeader?.(leader);
+      call(() => callbacks.onNewLeader?.(leader));
     }
     if (!leading && term !== undefined) {
-      leading = { term, controller: new AbortController() };
-      callbacks.onStartedLeading?.(term, leading.controller.signal);
+      const controller = new AbortController();
+      leading = { term, controller };
+      call(() => callbacks.onStartedLeading?.(term, controller.signal));
     }
     if (leading) {
       deadline = setTimeout(check, election.leadershipTimeLeftMs() + 1);

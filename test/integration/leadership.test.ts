@@ -183,6 +183,22 @@ describe('leadership callbacks', function () {
     expect(a.started[0]!.signal.aborted).to.equal(false);
   });
 
+  it('a callback that throws disturbs neither the election nor the callbacks after it', async () => {
+    const a = new Recorder();
+    const aMember = await startMember('a', a);
+    await a.until(() => a.started.length === 1);
+    const throwing = new Recorder();
+    const unsubscribe = aMember.leadership({
+      ...throwing.callbacks,
+      onNewLeader: () => {
+        throw new Error('a bug in the callback');
+      },
+    });
+    expect(throwing.started.map((s) => s.term)).to.deep.equal([a.started[0]!.term]);
+    unsubscribe();
+    expect(aMember.election.isLeader()).to.equal(true);
+  });
+
   it('etcd cut off: the signal aborts with "deadline" at the lease deadline minus the margin, with no event from etcd', async () => {
     const { a, aMember, b } = await leaderAndFollower({ viaProxy: true });
     proxy.cut('blackhole');
