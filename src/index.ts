@@ -2,7 +2,7 @@
  * The library API: embed a pool member in your own service.
  *
  *   const member = await PoolMember.start({ config: loadConfig(), handler });
- *   member.election.on('leaderChanged', (leader) => ...);
+ *   member.leadership({ onStartedLeading: (term, signal) => ... });
  *   await member.shutdown();
  */
 export { loadConfig, ConfigError, type Config } from './config/config.js';
@@ -10,6 +10,12 @@ export { describeVariables } from './config/variables.js';
 export { PoolMember, type PoolMemberOptions } from './member.js';
 export { PoolElection, type ElectionEvents } from './election/election.js';
 export type { LeaderInfo, LeaderChange } from './election/leaderLog.js';
+export { watchLeadership, type LeadershipCallbacks } from './election/leadership.js';
+export {
+  LeadershipEndedError,
+  isLeadershipEnded,
+  type LeadershipEndReason,
+} from './election/leadershipEnd.js';
 export type { MemberView, ClaimView } from './election/poolView.js';
 export { ServiceConflictError } from './election/poolIdentity.js';
 export {

@@ -22,6 +22,7 @@ import { poolKeys } from './etcd/keys.js';
 import { watchEtcdMembership } from './etcd/membership.js';
 import { currentWorkRoute } from './etcd/requestPurpose.js';
 import type { PoolElection } from './election/election.js';
+import { watchLeadership, type LeadershipCallbacks } from './election/leadership.js';
 import { firstServiceConflict, type ServiceConflictError } from './election/poolIdentity.js';
 import type { LeaderStrategy } from './election/strategy.js';
 import { createHttpApp } from './http/app.js';
@@ -250,6 +251,22 @@ export class PoolMember {
   /** The election of the first pool (the pool of /work). */
   get election(): PoolElection {
     return this.elections[0]!;
+  }
+
+  /**
+   * Calls `callbacks` as this member's leadership of `pool` (default: the first pool) starts
+   * and ends, and as the pool's leader changes (election/leadership.ts): `onStartedLeading`
+   * gets a signal that aborts the moment the term ends, with the reason. Returns the
+   * unsubscribe. Never blocks; the callbacks are called synchronously, in the order
+   * `onStoppedLeading`, `onNewLeader`, `onStartedLeading`. What a callback throws is logged.
+   */
+  leadership(callbacks: LeadershipCallbacks, pool?: string): () => void {
+    const election =
+      pool === undefined ? this.election : this.elections.find((e) => e.pool === pool);
+    if (!election) throw new Error(`leadership: this member is in no pool named ${pool}`);
+    return watchLeadership(election, callbacks, (error) =>
+      this.logger.error({ err: asError(error), pool: election.pool }, 'leadership callback threw'),
+    );
   }
 
   /** Ready in every pool. */

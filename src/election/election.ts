@@ -26,10 +26,12 @@ import {
   type Registered,
   type RegistrationOptions,
 } from '../membership/registration.js';
+import { ABORTED, unlessAborted } from '../util/abortable.js';
 import { monotonicNow } from '../util/time.js';
 import { ClaimAttempts, verifiedClaim } from './claim.js';
 import { putReleaseNote, type ReleaseReason } from './failover.js';
 import { LeaderLog, type LeaderChange, type LeaderInfo } from './leaderLog.js';
+import type { LeadershipEndReason } from './leadershipEnd.js';
 import { serviceConflict, type ServiceConflictError } from './poolIdentity.js';
 import { PoolView, type MemberView } from './poolView.js';
 import { Preemption, type HandoverGate } from './preemption.js';
@@ -44,6 +46,11 @@ export interface ElectionEvents {
    * undefined when we adopted a claim whose answer we never saw.
    */
   claimed: [term: bigint, reads: (IKeyValue | undefined)[] | undefined];
+  /**
+   * We gave up the term we held, or saw its claim change in etcd, for `reason`; `isLeader()`
+   * is false from now on. Not emitted when only the lease deadline passed (leadership.ts).
+   */
+  released: [term: bigint, reason: LeadershipEndReason];
   /**
    * Another process with our MEMBER_ID holds a registration while ours is gone (it took ours
    * over while we were frozen or cut off). We do not register again: two members with one id
@@ -138,7 +145,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.view.on('rollback', () => this.startOver());
     this.registration.on('change', () => this.evaluate());
     this.registration.on('dropped', () => {
-      this.heldTerm = undefined;
+      this.endTerm('claim lost');
       this.emit('change');
     });
     this.registration.on('superseded', (other) => {
@@ -211,6 +218,16 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** The term (fencing token) while `isLeader()`, else undefined. */
   get term(): bigint | undefined {
     return this.isLeader() ? this.heldTerm : undefined;
+  }
+
+  /**
+   * Milliseconds until `isLeader()` turns false unless the lease is renewed first (the lease
+   * deadline minus the safety margin); 0 when not leading.
+   */
+  leadershipTimeLeftMs(now = monotonicNow()): number {
+    const registered = this.registration.current;
+    if (!registered || !this.isLeader(now)) return 0;
+    return registered.lease.leaseDeadline - this.options.safetyMarginMs - now;
   }
 
   /** The leader as the local view sees it, or undefined while the pool has none. */
@@ -306,8 +323,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   async leave(): Promise<void> {
     if (this.registration.leaving) return;
     const registered = this.registration.leave();
+    const held = this.endTerm('shutdown');
     this.emit('change');
-    if (registered) await this.deregister(registered, 'stop');
+    if (registered) await this.deregister(registered, 'stop', held);
     this.evaluate();
   }
 
@@ -315,24 +333,52 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    * Hands leadership over (the admin `resign`): delete the claim and our member key, then
    * register again under a new lease. We rejoin as the youngest member, so every strategy
    * that ties to the oldest picks someone else at once, and nothing has to remember that we
-   * resigned. Blocks until registered again; resolves whether we were the leader.
+   * resigned. `isLeader()` is false as soon as it is called.
+   *
+   * Blocks until registered again, or until `signal` aborts (default: 3 × the etcd call
+   * timeout, `resignBoundMs`), whichever is first; then rejects with the signal's reason,
+   * and the delete and the re-registration go on in the background (registration retries
+   * until etcd answers). Resolves whether we were the leader.
    */
-  async resign(): Promise<boolean> {
+  async resign(signal: AbortSignal = AbortSignal.timeout(this.resignBoundMs)): Promise<boolean> {
+    signal.throwIfAborted();
     const registered = this.registration.current;
     if (!registered || this.registration.leaving || !this.isLeader()) return false;
-    // Without a registration isLeader() is false at once; deregister() clears the term.
+    const held = this.endTerm('resigned');
+    // Without a registration isLeader() is false at once.
     this.registration.detach();
-    await this.deregister(registered, 'resign');
-    void this.registration.endLease(registered.lease);
-    this.emit('change');
-    await this.registration.register(false);
+    const handover = (async () => {
+      await this.deregister(registered, 'resign', held);
+      void this.registration.endLease(registered.lease);
+      this.emit('change');
+      await this.registration.register(false);
+    })();
+    if ((await unlessAborted(handover, signal)) === ABORTED) throw signal.reason;
     return true;
   }
 
-  /** Deletes our claim and member key with a release note naming `reason` (registration.ts). */
-  private async deregister(registered: Registered, reason: ReleaseReason): Promise<void> {
+  /** How long `resign()` waits by default (milliseconds): 3 etcd calls' bounds. */
+  get resignBoundMs(): number {
+    return this.options.callTimeoutMs * 3;
+  }
+
+  /**
+   * Gives up the term we hold, if any, and says why (`released`); returns it. Every path that
+   * ends a term comes here, so that leadership.ts can tell its watchers why.
+   */
+  private endTerm(reason: LeadershipEndReason): bigint | undefined {
     const held = this.heldTerm;
     this.heldTerm = undefined;
+    if (held !== undefined) this.emit('released', held, reason);
+    return held;
+  }
+
+  /** Deletes our claim and member key with a release note naming `reason` (registration.ts). */
+  private async deregister(
+    registered: Registered,
+    reason: ReleaseReason,
+    held: bigint | undefined,
+  ): Promise<void> {
     const claim = this.view.claim;
     const term = claim?.leaseId === registered.lease.id ? claim.term : held;
     const note = putReleaseNote(this.etcd, this.options.keys.released, {
@@ -348,7 +394,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     clearInterval(this.tick);
     this.claims.stop();
     this.preemption.clear();
-    this.heldTerm = undefined;
+    this.endTerm('shutdown');
     this.view.stop();
     await this.registration.close();
     this.updateMetrics();
@@ -382,7 +428,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         'leadership dropped: etcd went back in time',
       );
     }
-    this.heldTerm = undefined;
+    this.endTerm('claim lost');
     this.preemption.forgetReleases();
     this.registration.drop();
   }
@@ -404,7 +450,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
         { term: this.heldTerm.toString() },
         'leadership lost: the claim changed in etcd',
       );
-      this.heldTerm = undefined;
+      this.endTerm('claim lost');
     }
 
     // A view in the middle of a resync still holds a recent snapshot: acting on it is safe,
@@ -508,7 +554,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** Hands the claim of `term` over to `successor` (preemption.ts), if we still hold it. */
   private async handOver(term: bigint, successor: MemberView): Promise<void> {
     if (this.heldTerm !== term) return;
-    this.heldTerm = undefined;
+    this.endTerm('handed over');
     await this.preemption.release(term, successor);
     this.evaluate();
   }

@@ -2,6 +2,9 @@
  * The admin routes, enabled by ADMIN_TOKEN and guarded by `Authorization: Bearer <ADMIN_TOKEN>`:
  * POST /resign and /pools/:pool/resign make this member give up the pool's leadership, if it
  * holds it (the election's `resign`: a fenced delete of its claim; it rejoins as the youngest).
+ * The answer waits for the re-registration at most the election's `resignBoundMs` (3 × the
+ * etcd call timeout): past it, 503 ETCD_UNAVAILABLE says that this member stopped leading and
+ * that the rest goes on in the background.
  */
 import express from 'express';
 import type { Logger } from 'pino';
@@ -28,7 +31,16 @@ export function adminRoutes(options: {
     }
     const { election } = address.of(res);
     const leader = election.leader();
-    const resigned = await election.resign();
+    const resigned = await election.resign().catch((error: unknown) => {
+      const boundMs = election.resignBoundMs;
+      logger.warn({ pool: election.pool, boundMs }, 'resign not confirmed by etcd in time');
+      throw new PoolError(
+        'ETCD_UNAVAILABLE',
+        `this member stopped leading pool ${election.pool}, but etcd did not confirm the resign within ${boundMs} ms; deleting the claim and registering again go on in the background (without etcd the claim expires with its lease)`,
+        { pool: election.pool, resigned: true, boundMs },
+        { cause: error },
+      );
+    });
     logger.info({ pool: election.pool, resigned }, 'resign requested');
     res.json({
       pool: election.pool,

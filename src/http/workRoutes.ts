@@ -11,7 +11,7 @@ import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
 import { PoolError, isPoolError } from '../errors.js';
 import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { ABORTED, unlessAborted } from '../work/abortable.js';
+import { ABORTED, unlessAborted } from '../util/abortable.js';
 import { TOKEN_HEADER } from '../work/forwarder.js';
 import type { IncomingWork } from '../work/router.js';
 import { secretMatches } from './auth.js';

@@ -24,7 +24,7 @@ import {
   PoolError,
 } from '../errors.js';
 import { monotonicNow } from '../util/time.js';
-import { unlessAborted } from './abortable.js';
+import { unlessAborted } from '../util/abortable.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';
 import type { WorkHandler } from './handler.js';

@@ -1,0 +1,241 @@
+/**
+ * Leadership as callbacks, on a real etcd: every way a term can end aborts its signal with
+ * the reason, and a follower hears of every new leader. Members run in this process
+ * (`PoolMember.start`); the one that must lose etcd talks to it through a TCP proxy.
+ */
+import { expect } from 'chai';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/config.js';
+import type { LeaderInfo } from '../../src/election/leaderLog.js';
+import { LeadershipEndedError } from '../../src/election/leadershipEnd.js';
+import { PoolMember } from '../../src/member.js';
+import { freePorts } from '../../src/demo/ports.js';
+import { monotonicNow } from '../../src/util/time.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { TcpProxy } from '../support/tcpProxy.js';
+
+/** What one member's callbacks reported, with promises for the next of each. */
+class Recorder {
+  readonly started: { term: bigint; signal: AbortSignal }[] = [];
+  readonly stopped: { term: bigint; reason: LeadershipEndedError }[] = [];
+  readonly leaders: (LeaderInfo | undefined)[] = [];
+  private waiters: { ready: () => boolean; resolve: () => void }[] = [];
+
+  readonly callbacks = {
+    onStartedLeading: (term: bigint, signal: AbortSignal) =>
+      this.record(() => this.started.push({ term, signal })),
+    onStoppedLeading: (term: bigint, reason: LeadershipEndedError) =>
+      this.record(() => this.stopped.push({ term, reason })),
+    onNewLeader: (leader: LeaderInfo | undefined) => this.record(() => this.leaders.push(leader)),
+  };
+
+  /** Resolves once `ready()` holds, checked on every callback. */
+  until(ready: () => boolean, timeoutMs = 15_000): Promise<void> {
+    if (ready()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('callbacks not seen in time')), timeoutMs);
+      this.waiters.push({
+        ready,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  /** The reason the first term's signal aborted with, once it has. */
+  async firstTermEnded(): Promise<LeadershipEndedError> {
+    await this.until(() => this.started.length > 0);
+    const { signal } = this.started[0]!;
+    if (!signal.aborted) {
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    }
+    return signal.reason as LeadershipEndedError;
+  }
+
+  /** The ids of the leaders seen, in order, the leaderless moments left out. */
+  get leaderIds(): string[] {
+    return this.leaders.flatMap((leader) => (leader ? [leader.id] : []));
+  }
+
+  private record(add: () => void): void {
+    add();
+    this.waiters = this.waiters.filter((waiter) => {
+      if (!waiter.ready()) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+}
+
+describe('leadership callbacks', function () {
+  this.timeout(60_000);
+  let etcd: EtcdCluster;
+  let proxy: TcpProxy;
+  let prefix: string;
+  const members: PoolMember[] = [];
+
+  before(async () => {
+    etcd = await EtcdCluster.start({ size: 1 });
+    proxy = await TcpProxy.start(etcd.endpoints[0]!);
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await etcd?.close();
+  });
+
+  beforeEach(() => {
+    prefix = `/leadership-${Date.now()}-${Math.random().toString(16).slice(2)}`;
+  });
+
+  afterEach(async () => {
+    proxy.heal();
+    await Promise.all(members.splice(0).map((member) => member.shutdown()));
+  });
+
+  /** Starts member `id` in this process; `viaProxy`: its etcd traffic passes the proxy. */
+  async function startMember(
+    id: string,
+    recorder: Recorder,
+    options: { viaProxy?: boolean; env?: Record<string, string> } = {},
+  ): Promise<PoolMember> {
+    const [port] = await freePorts(1);
+    const config = loadConfig({
+      MEMBER_ID: id,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ADVERTISE_URL: `http://127.0.0.1:${port}`,
+      ETCD_ENDPOINTS: options.viaProxy ? proxy.url : etcd.endpoints.join(','),
+      ETCD_PREFIX: prefix,
+      LEASE_TTL_SECONDS: '2',
+      LEASE_SAFETY_MARGIN_MS: '300',
+      ETCD_CALL_TIMEOUT_MS: '500',
+      SHUTDOWN_TIMEOUT_MS: '3000',
+      SHUTDOWN_LINGER_MS: '0',
+      ADMIN_TOKEN: 'admin-secret-of-the-test',
+      ...options.env,
+    });
+    const member = await PoolMember.start({ config, logger: pino({ level: 'silent' }) });
+    members.push(member);
+    member.leadership(recorder.callbacks);
+    return member;
+  }
+
+  /** a leads, b follows: both have seen a as leader. */
+  async function leaderAndFollower(aOptions: { viaProxy?: boolean } = {}) {
+    const a = new Recorder();
+    const aMember = await startMember('a', a, aOptions);
+    await a.until(() => a.started.length === 1);
+    const b = new Recorder();
+    const bMember = await startMember('b', b);
+    await b.until(() => b.leaderIds.includes('a'));
+    return { a, aMember, b, bMember };
+  }
+
+  it('shutdown (SIGTERM): the leader’s signal aborts with "shutdown", then onStoppedLeading; the follower hears of a, then of itself, and starts leading', async () => {
+    const { a, aMember, b } = await leaderAndFollower();
+    const term = a.started[0]!.term;
+    const shutdown = aMember.shutdown();
+    const reason = await a.firstTermEnded();
+    expect(reason).to.be.instanceOf(LeadershipEndedError);
+    expect(reason).to.include({ reason: 'shutdown', term });
+    await shutdown;
+    expect(a.stopped.map((s) => [s.term, s.reason.reason])).to.deep.equal([[term, 'shutdown']]);
+    await b.until(() => b.started.length === 1 && b.leaderIds.at(-1) === 'b');
+    expect(b.leaderIds).to.deep.equal(['a', 'b']);
+    expect(b.leaders.at(-1)).to.include({ id: 'b', self: true, term: b.started[0]!.term });
+    expect(b.started[0]!.term > term).to.equal(true);
+  });
+
+  it('resign: the signal aborts with "resigned"; the follower takes over and hears of it', async () => {
+    const { a, aMember, b } = await leaderAndFollower();
+    expect(await aMember.election.resign()).to.equal(true);
+    expect((await a.firstTermEnded()).reason).to.equal('resigned');
+    expect(a.stopped).to.have.length(1);
+    await b.until(() => b.started.length === 1 && b.leaderIds.at(-1) === 'b');
+    await a.until(() => a.leaderIds.at(-1) === 'b');
+    expect(b.leaderIds).to.deep.equal(['a', 'b']);
+  });
+
+  it('the lease revoked in etcd (etcdctl lease revoke): the signal aborts with "claim lost"; the follower claims', async () => {
+    const { a, aMember, b } = await leaderAndFollower();
+    const leaseHex = aMember.election.memberKey!.split('/').at(-1)!;
+    const revoke = await etcd.etcdctl(['lease', 'revoke', leaseHex]);
+    expect(revoke.code, revoke.stderr).to.equal(0);
+    expect((await a.firstTermEnded()).reason).to.equal('claim lost');
+    await b.until(() => b.started.length === 1 && b.leaderIds.at(-1) === 'b');
+    expect(b.leaderIds).to.deep.equal(['a', 'b']);
+  });
+
+  it('unsubscribing during a term aborts its signal with "unsubscribed"; leadership and other watchers go on', async () => {
+    const a = new Recorder();
+    const aMember = await startMember('a', a);
+    await a.until(() => a.started.length === 1);
+    const second = new Recorder();
+    const unsubscribe = aMember.leadership(second.callbacks);
+    expect(second.started.map((s) => s.term)).to.deep.equal([a.started[0]!.term]);
+    unsubscribe();
+    expect((await second.firstTermEnded()).reason).to.equal('unsubscribed');
+    expect(second.stopped).to.have.length(1);
+    expect(aMember.election.isLeader()).to.equal(true);
+    expect(a.started[0]!.signal.aborted).to.equal(false);
+  });
+
+  it('a callback that throws disturbs neither the election nor the callbacks after it', async () => {
+    const a = new Recorder();
+    const aMember = await startMember('a', a);
+    await a.until(() => a.started.length === 1);
+    const throwing = new Recorder();
+    const unsubscribe = aMember.leadership({
+      ...throwing.callbacks,
+      onNewLeader: () => {
+        throw new Error('a bug in the callback');
+      },
+    });
+    expect(throwing.started.map((s) => s.term)).to.deep.equal([a.started[0]!.term]);
+    unsubscribe();
+    expect(aMember.election.isLeader()).to.equal(true);
+  });
+
+  it('etcd cut off: the signal aborts with "deadline" at the lease deadline minus the margin, with no event from etcd', async () => {
+    const { a, aMember, b } = await leaderAndFollower({ viaProxy: true });
+    proxy.cut('blackhole');
+    const cutAt = monotonicNow();
+    const leftMs = aMember.election.leadershipTimeLeftMs(cutAt);
+    const reason = await a.firstTermEnded();
+    const endedAfterMs = monotonicNow() - cutAt;
+    expect(reason.reason).to.equal('deadline');
+    expect(aMember.election.isLeader()).to.equal(false);
+    // Aborted at the deadline, not a tick (250 ms, TTL/10) later.
+    expect(endedAfterMs).to.be.within(leftMs - 20, leftMs + 60);
+    await b.until(() => b.started.length === 1 && b.leaderIds.at(-1) === 'b');
+    expect(b.leaderIds).to.deep.equal(['a', 'b']);
+  });
+
+  it('POST /resign while etcd is cut off answers 503 ETCD_UNAVAILABLE within the bound, and the term ends with "resigned"', async () => {
+    const a = new Recorder();
+    // A long lease, so that a stays leader while the resign waits for etcd.
+    const aMember = await startMember('a', a, { viaProxy: true, env: { LEASE_TTL_SECONDS: '10' } });
+    await a.until(() => a.started.length === 1);
+    proxy.cut('blackhole');
+    const boundMs = aMember.election.resignBoundMs;
+    expect(boundMs).to.equal(1500);
+    const sentAt = monotonicNow();
+    const answer = await fetch(`http://127.0.0.1:${aMember.port}/resign`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-secret-of-the-test' },
+      signal: AbortSignal.timeout(boundMs * 4),
+    });
+    const tookMs = monotonicNow() - sentAt;
+    expect(answer.status).to.equal(503);
+    const body = (await answer.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).to.equal('ETCD_UNAVAILABLE');
+    expect(body.error.message).to.include('did not confirm the resign within 1500 ms');
+    expect(body.error.message).to.include('in the background');
+    expect(tookMs).to.be.within(boundMs - 50, boundMs + 500);
+    expect((await a.firstTermEnded()).reason).to.equal('resigned');
+    expect(aMember.election.isLeader()).to.equal(false);
+  });
+});
