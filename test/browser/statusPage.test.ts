@@ -622,7 +622,7 @@ class FakeStatus implements StatusSource {
 interface ServerSentEvent {
   event: string;
   data: string;
-  retry?: string;
+  retry?: string | undefined;
 }
 
 /** Reads a text/event-stream answer event by event. */
