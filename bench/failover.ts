@@ -254,7 +254,7 @@ export async function failoverTrial(
   const except = kind === 'restart' ? undefined : leader;
   const deadline = pool.ttlSeconds * 1000 + FAILOVER_SLACK_MS;
   await pollUntil(
-    async () =>
+    () =>
       loop.firstServed(since, accept) !== undefined && pool.claimAfter(since, except) !== undefined,
     { timeoutMs: deadline, intervalMs: 5 },
   );

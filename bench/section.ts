@@ -14,7 +14,7 @@ export interface BenchContext {
   /** `make bench-smoke`: the fewest trials and shortest durations that still exercise the code. */
   smoke: boolean;
   /** A progress line, prefixed with the benchmark's name. */
-  log(line: string): void;
+  log: (line: string) => void;
 }
 
 export interface Table {

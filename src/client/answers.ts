@@ -39,9 +39,7 @@ export function parseJson(text: string): unknown {
  */
 export function poolsOf(json: unknown): PoolDescription[] | undefined {
   const candidates =
-    typeof json === 'object' && json !== null && 'pools' in json
-      ? (json as { pools: unknown }).pools
-      : json;
+    typeof json === 'object' && json !== null && 'pools' in json ? json.pools : json;
   const list = z.array(poolDescription).safeParse(candidates);
   if (list.success) return list.data;
   const single = poolDescription.safeParse(json);

@@ -98,7 +98,9 @@ function connectionError(url: string, error: unknown): ServiceCallError {
   const cause = (error as { cause?: { code?: unknown; message?: unknown; errors?: unknown[] } })
     .cause;
   const first = cause?.errors?.[0] as { code?: unknown } | undefined;
-  const code = String(cause?.code ?? first?.code ?? '');
+  const rawCode = cause?.code ?? first?.code;
+  // Socket errors carry string codes (ECONNREFUSED, ...); anything else is no code we know.
+  const code = typeof rawCode === 'string' ? rawCode : '';
   if (NOT_REACHED.has(code)) {
     return new ServiceCallError('UNREACHABLE', `cannot reach ${url}: ${REASONS[code] ?? code}`);
   }

@@ -25,7 +25,7 @@ export const environment = z
   .object({ ...POOL_VARIABLES, ...MEMBER_VARIABLES, ...LEADERSHIP_VARIABLES })
   .superRefine((env, ctx) => {
     if (ctx.issues.length > 0) return;
-    const refuse = (variable: keyof typeof env, expected: string, effective?: unknown) => {
+    const refuse = (variable: keyof typeof env, expected: string, effective?: number | string) => {
       const params: CrossCheckParams =
         effective === undefined ? {} : { effective: String(effective) };
       ctx.addIssue({ code: 'custom', path: [variable], message: expected, params });

@@ -52,7 +52,7 @@ export const VARIABLE_HELP = z.registry<VariableHelp>();
 
 /** `schema`, with its help in `VARIABLE_HELP`. */
 function described<S extends z.ZodType>(schema: S, help: VariableHelp): S {
-  VARIABLE_HELP.add(schema as z.ZodType, help);
+  VARIABLE_HELP.add(schema, help);
   return schema;
 }
 
@@ -277,7 +277,10 @@ function shownDefault(value: unknown): string {
   if (typeof value === 'object' && value !== null && Object.keys(value).length === 0) {
     return 'none';
   }
-  return String(value);
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+    return String(value);
+  }
+  return JSON.stringify(value);
 }
 
 export const VARIABLES: readonly VariableDoc[] = Object.keys(VARIABLE_SCHEMAS).map((name) => {

@@ -81,7 +81,7 @@ export type PollOutcome = 'satisfied' | 'timed-out' | 'abandoned';
  * `abandonIf` returns true (the process being waited for has exited, say).
  */
 export async function pollUntil(
-  probe: () => Promise<boolean>,
+  probe: () => boolean | Promise<boolean>,
   options: { timeoutMs: number; intervalMs: number; abandonIf?: () => boolean },
 ): Promise<PollOutcome> {
   const deadline = Date.now() + options.timeoutMs;

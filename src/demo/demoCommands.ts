@@ -89,7 +89,7 @@ async function dispatch(name: string, args: string[], session: DemoSession): Pro
     }
     case 'pause': {
       const id = memberArgument(name, args);
-      await lifecycle(session, `pause ${id}`, id, async () => members.pause(id));
+      await lifecycle(session, `pause ${id}`, id, () => members.pause(id));
       say(
         `${id} paused (SIGSTOP): a leader stops acting as one before its lease (TTL ${session.leaseTtlSeconds} s) can run out`,
       );
@@ -97,7 +97,7 @@ async function dispatch(name: string, args: string[], session: DemoSession): Pro
     }
     case 'resume': {
       const id = memberArgument(name, args);
-      await lifecycle(session, `resume ${id}`, id, async () => members.resume(id));
+      await lifecycle(session, `resume ${id}`, id, () => members.resume(id));
       say(`${id} resumed (SIGCONT)`);
       return;
     }
@@ -131,7 +131,7 @@ async function lifecycle<T>(
   session: DemoSession,
   label: string,
   id: string,
-  action: () => Promise<T>,
+  action: () => T | Promise<T>,
 ): Promise<T> {
   session.changes.noteAction(label, id);
   try {

@@ -45,7 +45,7 @@ export function verifiedClaim(
 export interface ClaimOptions {
   keys: PoolKeys;
   /** Keys read in the claim's own transaction (see ElectionOptions). */
-  readOnClaim?: string[];
+  readOnClaim?: string[] | undefined;
   /** A transaction that commits only while `term` is still the claim's revision. */
   fenced: (term: bigint) => ComparatorBuilder;
   logger: Logger;

@@ -51,9 +51,9 @@ export interface PreemptionOptions {
   memberId: string;
   strategy: LeaderStrategy;
   /** How long (milliseconds) a better member must stay preferred; default 5000. */
-  preemptAfterMs?: number;
+  preemptAfterMs?: number | undefined;
   /** Shared by the pools of one process: at most one of them hands over per hold-down. */
-  handovers?: HandoverGate;
+  handovers?: HandoverGate | undefined;
   /** A transaction that commits only while `term` is still the claim's revision. */
   fenced: (term: bigint) => ComparatorBuilder;
   logger: Logger;

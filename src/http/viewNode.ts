@@ -86,7 +86,7 @@ export function toHtml(node: ViewNode): string {
   const [tag, attributes, ...children] = node;
   const attributeText = Object.entries(attributes)
     .filter(([, value]) => value !== undefined)
-    .map(([name, value]) => ` ${name}="${escapeHtml(value!)}"`)
+    .map(([name, value]) => ` ${name}="${escapeHtml(value)}"`)
     .join('');
   return `<${tag}${attributeText}>${children.map(toHtml).join('')}</${tag}>`;
 }

@@ -59,7 +59,7 @@ export function bodyPayload(body: unknown): unknown {
   if (typeof body !== 'object' || body === null || Array.isArray(body) || !('payload' in body)) {
     throw new PoolError('BAD_REQUEST', 'expected a JSON object {"payload": <any JSON>}');
   }
-  const payload = (body as { payload: unknown }).payload;
+  const payload = body.payload;
   checkPayload(payload);
   return payload;
 }

@@ -31,13 +31,13 @@ export interface WorkRoutesOptions {
   metrics: PoolMetrics;
   logger: Logger;
   /** When set, forwarded requests must carry it (x-pool-token) or get 401. */
-  forwardToken?: string;
+  forwardToken?: string | undefined;
   /** Aborts every wait for a leader with its reason (HttpAppOptions.stopHolding). */
-  stopHolding?: AbortSignal;
+  stopHolding?: AbortSignal | undefined;
   /** Answers every request still open with its reason (HttpAppOptions.lastCall). */
-  lastCall?: AbortSignal;
+  lastCall?: AbortSignal | undefined;
   /** Work requests held or in flight at once; beyond, 503 OVERLOADED. Default: no bound. */
-  maxPendingWork?: number;
+  maxPendingWork?: number | undefined;
 }
 
 export function workRoutes(options: WorkRoutesOptions): express.Router {

@@ -27,7 +27,7 @@ export function unlessAborted<T>(
       },
       (error: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
+        reject(error);
       },
     );
   });

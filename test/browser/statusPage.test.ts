@@ -277,11 +277,11 @@ describe('the status page in Chromium, against a status source the test drives',
         )?.textContent === id,
       'b',
     );
-    const strip = (await page.evaluate(STRIP)) as {
+    const strip = await page.evaluate<{
       namespace: string;
       label: string;
       rects: { kind: string; width: number; tip: string }[];
-    };
+    }>(STRIP);
     expect(strip.namespace).to.equal('http://www.w3.org/2000/svg');
     expect(strip.label).to.include(
       'Who led pool default from 12:00:00 UTC to 12:05:00 UTC: a, then b',
@@ -297,7 +297,7 @@ describe('the status page in Chromium, against a status source the test drives',
     expect(strip.rects.find((rect) => rect.kind === 'outage')!.tip).to.equal(
       'outage 5.01 s before b led (lease expired: crashed, frozen or cut off from etcd)',
     );
-    const rows = (await page.evaluate(TIMELINE_ROWS)) as string[][];
+    const rows = await page.evaluate<string[][]>(TIMELINE_ROWS);
     expect(rows.map((row) => row.slice(1))).to.deep.equal([
       ['b', '9', 'lease expired: crashed, frozen or cut off from etcd', '12 ms', '5.01 s'],
       ['no leader', '–', 'lease expired: crashed, frozen or cut off from etcd', '–', '–'],
@@ -320,7 +320,9 @@ describe('the status page in Chromium, against a status source the test drives',
     expect(await page.textContent('#stale')).to.match(
       /^Not live since .+: this member may have stopped, and what follows is as it was then\. Other members\u2019 pages: a b$/,
     );
-    const others = await page.$$eval('#stale a.other-member', (links) =>
+    // The page's DOM types are not in this project's lib: name what the callback reads.
+    type Link = { textContent: string | null; getAttribute(name: string): string | null };
+    const others = await page.$$eval('#stale a.other-member', (links: Link[]) =>
       links.map((a) => [a.textContent, a.getAttribute('href')]),
     );
     expect(others).to.deep.equal([
@@ -459,7 +461,7 @@ describe('the status page in Chromium', function () {
     expect(await page.textContent('[data-pool="default"] .leader')).to.include('this member');
 
     // Newest first: c after a leaderless gap, the gap, b after one, the gap, then a.
-    const rows = (await page.evaluate(TIMELINE_ROWS)) as string[][];
+    const rows = await page.evaluate<string[][]>(TIMELINE_ROWS);
     const leaders = rows.map((row) => row[1]);
     expect(leaders).to.deep.equal(['c', 'no leader', 'b', 'no leader', 'a']);
     // [time, leader, term, why, without a claim, outage]: both gaps without a claim take
@@ -607,8 +609,8 @@ class FakeStatus implements StatusSource {
     };
   }
 
-  async snapshot(): Promise<StatusSnapshot> {
-    return this.snapshotNow();
+  snapshot(): Promise<StatusSnapshot> {
+    return Promise.resolve(this.snapshotNow());
   }
 
   subscribe(onChange: () => void): () => void {
@@ -620,7 +622,7 @@ class FakeStatus implements StatusSource {
 interface ServerSentEvent {
   event: string;
   data: string;
-  retry?: string;
+  retry?: string | undefined;
 }
 
 /** Reads a text/event-stream answer event by event. */

@@ -178,7 +178,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     await p.member('a').kill();
     await eventually(
       'a new leader serves',
-      async () => firstServedAfter(work.records, killedAt, 'a') !== undefined,
+      () => firstServedAfter(work.records, killedAt, 'a') !== undefined,
       TTL_MS + 3000,
     );
     await pause(1000);
@@ -242,7 +242,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     );
     await eventually(
       'a new leader serves',
-      async () => firstServedAfter(work.records, cutAt, 'a') !== undefined,
+      () => firstServedAfter(work.records, cutAt, 'a') !== undefined,
       TTL_MS + 5000,
     );
     const failover = firstServedAfter(work.records, cutAt, 'a')!;
@@ -320,7 +320,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     ]);
     await eventually(
       'one leader serves again',
-      async () => firstServedAfter(work.records, backAt, undefined) !== undefined,
+      () => firstServedAfter(work.records, backAt, undefined) !== undefined,
       10_000,
     );
     const recovered = firstServedAfter(work.records, backAt, undefined)!;
@@ -347,7 +347,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     await etcd!.startAll();
     await eventually(
       'one leader serves again',
-      async () => firstServedAfter(work.records, backAt, undefined) !== undefined,
+      () => firstServedAfter(work.records, backAt, undefined) !== undefined,
       15_000,
     );
     const recovered = firstServedAfter(work.records, backAt, undefined)!;
@@ -505,7 +505,7 @@ describe('chaos: never two leaders, never a lost request', function () {
       await etcd!.etcdctl(['alarm', 'disarm']);
       await eventually(
         'the pool serves again',
-        async () => firstServedAfter(work.records, fixedAt, undefined) !== undefined,
+        () => firstServedAfter(work.records, fixedAt, undefined) !== undefined,
         10_000,
       );
       const recovered = firstServedAfter(work.records, fixedAt, undefined)!;
@@ -530,7 +530,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     const work = startLoad(p, { exclude: new Set(['c']) });
     frozen.signal('SIGSTOP');
     // The frozen process still holds its port: the new one listens elsewhere.
-    const successor = await p.startMember('c', (await freePorts(1))[0]!);
+    const successor = await p.startMember('c', (await freePorts(1))[0]);
     await eventually(
       'the new c is the only c',
       async () => (await p.view('a')).members.filter((m) => m.id === 'c').length === 1,
@@ -583,7 +583,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     const backAt = Date.now();
     await eventually(
       'the pool serves again',
-      async () => firstServedAfter(work.records, backAt, undefined) !== undefined,
+      () => firstServedAfter(work.records, backAt, undefined) !== undefined,
       20_000,
     );
     const recovered = firstServedAfter(work.records, backAt, undefined)!;
@@ -654,7 +654,7 @@ describe('chaos: never two leaders, never a lost request', function () {
     await p.member('a').stop();
     await eventually(
       'b serves',
-      async () => firstServedAfter(work.records, leftAt, 'a') !== undefined,
+      () => firstServedAfter(work.records, leftAt, 'a') !== undefined,
       5000,
     );
     const healed = firstServedAfter(work.records, leftAt, 'a')!;

@@ -31,7 +31,7 @@ import { VALUES_MATRIX } from './support/valuesMatrix.js';
 const NO_IMAGE: Image = { env: {}, entrypoint: [], cmd: [], workdir: '/app' };
 
 interface Case {
-  config: Record<string, unknown>;
+  config: Record<string, string | number | boolean | null>;
   /** Why the chart refuses what the member would take; absent: both must decide alike. */
   stricter?: string;
 }
@@ -47,7 +47,7 @@ function corpus(module: string): Case[] {
     cases.push({ config: { [name]: String(fallback) }, stricter: 'whole numbers are integers' });
     cases.push({ config: { [name]: min + 0.5 } });
   }
-  const strings: Record<string, unknown[]> = {
+  const strings: Record<string, (string | number)[]> = {
     POOL: ['a', 'orders-2_b', ' a ', '-a', 'A', 'a'.repeat(63), 'a'.repeat(64), 'a/b'],
     POOLS: ['a,b', ' a , b ,', 'a,,b', ',', 'a,a', 'a, b, a', 'a;b', 'a,B'],
     AVOID_POOLS: ['a', 'a,b', ',', 'b,b', 'x y'],
@@ -143,7 +143,9 @@ describe("the chart's `config` and the member's configuration", function () {
         } else {
           const names = Object.keys(c.config).filter((n) => c.config[n] !== null);
           if (!names.some((n) => result.stderr.includes(n))) {
-            problems.push(`${shown}: the chart's refusal names none of ${names}: ${result.stderr}`);
+            problems.push(
+              `${shown}: the chart's refusal names none of ${names.join(',')}: ${result.stderr}`,
+            );
           }
           if (member.ok && !c.stricter)
             problems.push(

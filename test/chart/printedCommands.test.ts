@@ -14,14 +14,14 @@ import { REPO_ROOT, TOOLSETS, ensureTools, renderChart, run } from './support/to
 describe('the commands printed after make kind-up / minikube-up', function () {
   this.timeout(60_000);
 
-  before(async () => ensureTools());
+  before(() => ensureTools());
 
   for (const release of ['spl', 'service-pool-leader']) {
     it(`RELEASE=${release}: the port-forward names the Service the chart renders`, async () => {
       const manifests = await renderChart(TOOLSETS.at(-1)!, {}, release);
       const services = manifests
         .filter((m) => m.kind === 'Service')
-        .map((m) => ({ name: m.metadata!.name!, labels: m.metadata!.labels ?? {} }));
+        .map((m) => ({ name: m.metadata.name, labels: m.metadata.labels ?? {} }));
       const dir = mkdtempSync(path.join(os.tmpdir(), 'spl-fake-cluster-'));
       try {
         writeFileSync(path.join(dir, 'services.json'), JSON.stringify(services));

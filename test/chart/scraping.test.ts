@@ -126,7 +126,7 @@ describe('scraping the pool and its etcd through the NetworkPolicies', function 
           ([key, value]) => service.metadata!.labels![key] === value,
         );
         expect(selected, 'the monitor selects the etcd Service').to.equal(true);
-        const endpoint = monitor.spec.endpoints![0]!;
+        const endpoint = monitor.spec.endpoints[0]!;
         const servicePort = service.spec!.ports!.find((p) => p.name === endpoint.port)!;
         const statefulSet = find<IStatefulSet>(manifests, 'StatefulSet');
         const container = statefulSet.spec!.template.spec!.containers[0]!;
@@ -137,9 +137,9 @@ describe('scraping the pool and its etcd through the NetworkPolicies', function 
         );
         expect(target?.name).to.equal('etcd-metrics');
 
-        const without = (await renderChart(tools, {
+        const without = await renderChart(tools, {
           metrics: { serviceMonitor: { enabled: true, etcd: false } },
-        })) as Manifest[];
+        });
         expect(without.filter((m) => m.kind === 'ServiceMonitor')).to.have.length(1);
         expect(pool(without).etcd(PROMETHEUS, 2381), 'no etcd monitor, no admission').to.equal(
           false,

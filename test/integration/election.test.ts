@@ -62,7 +62,7 @@ describe('a pool on a real etcd cluster', function () {
     expect(elect.timedOut, elect.stderr).to.equal(false);
     const [key, value] = elect.stdout.trim().split('\n');
     expect(key).to.equal(view.leader?.memberKey);
-    expect(JSON.parse(value!).id).to.equal('a');
+    expect((JSON.parse(value!) as { id: string }).id).to.equal('a');
     // The README's one-shot form names the same key and ends by itself.
     const oldest = await etcd.etcdctl([
       'get',
@@ -153,7 +153,7 @@ describe('a pool on a real etcd cluster', function () {
     expect(Math.min(...after.map((a) => a.body.ticket!))).to.be.greaterThan(
       Math.max(...before.map((a) => a.body.ticket!)),
     );
-    expect(first.body.term!).to.be.greaterThan(before[0]!.body.term!);
+    expect(first.body.term!).to.be.greaterThan(before[0].body.term!);
   });
 
   it('a SIGKILLed member restarted with the same MEMBER_ID takes over its old registration without waiting for the TTL', async () => {
@@ -274,7 +274,7 @@ describe('a pool on a real etcd cluster', function () {
         ...metrics.matchAll(
           /^service_pool_invalid_records_total\{pool="default",kind="(\w+)"\} (\d+)/gm,
         ),
-      ].map((m) => [m[1], Number(m[2])]),
+      ].map((m): [string, number] => [m[1]!, Number(m[2])]),
     );
     // Every kind is there from the start (at 0), so a dashboard draws it before the first.
     expect(counted).to.deep.equal({

@@ -33,11 +33,7 @@ describe("ETCD_ENDPOINTS against etcd's member list", function () {
     const index = [0, 1, 2].find((i) => i !== leader)!;
     await removeEtcdMember(etcd, index);
     await etcd.stopMember(index);
-    await eventually(
-      'a warns',
-      async () => pool!.member('a').recentOutput().includes(warning),
-      10_000,
-    );
+    await eventually('a warns', () => pool!.member('a').recentOutput().includes(warning), 10_000);
     const line = pool
       .member('a')
       .recentOutput()
@@ -66,7 +62,7 @@ describe("ETCD_ENDPOINTS against etcd's member list", function () {
       LEASE_TTL_SECONDS: '2',
     });
     await pool.start(['a']);
-    await eventually('a follows the member list', async () => followed().length > 0);
+    await eventually('a follows the member list', () => followed().length > 0);
     expect([...followed()[0]!.endpoints].sort()).to.deep.equal([...etcd.endpoints].sort());
     const keyBefore = (await pool.view('a')).self.memberKey;
 
@@ -88,7 +84,7 @@ describe("ETCD_ENDPOINTS against etcd's member list", function () {
       async () => (await etcd.etcdctl(['member', 'remove', killed])).code === 0,
       15_000,
     );
-    await eventually('a drops it', async () =>
+    await eventually('a drops it', () =>
       followed().some((line) => line.removed.includes(new URL(etcd.endpoints[given]!).host)),
     );
     expect((await pool.work('a', 'after the removal')).status).to.equal(200);

@@ -141,7 +141,7 @@ describe('etcd over TLS and with authentication', function () {
     const answers = await Promise.all([pool.work('a', 'via a'), pool.work('b', 'via b')]);
     expect(answers.map((answer) => answer.status)).to.deep.equal([200, 200]);
     expect(answers.map((answer) => answer.body.performedBy)).to.deep.equal(['a', 'a']);
-    expect(answers[1]!.body.via).to.deep.equal(['b', 'a']);
+    expect(answers[1].body.via).to.deep.equal(['b', 'a']);
     expectUniqueTickets(answers);
     for (const member of pool.running()) await expectKeepAlivesOnTheirThread(member);
   });
@@ -257,7 +257,7 @@ describe('etcd over TLS and with authentication', function () {
     const endpoint = `https://127.0.0.1:${port}`;
     const member = await startMember('a', { ETCD_ENDPOINTS: endpoint, ...tlsEnv() });
 
-    await eventually('the member says etcd is unreachable and that it retries', async () =>
+    await eventually('the member says etcd is unreachable and that it retries', () =>
       member
         .recentOutput()
         .includes(
@@ -284,7 +284,7 @@ describe('etcd over TLS and with authentication', function () {
       return view.self.isLeader;
     });
     console.log(`      measured: etcd up to member ready and leading ${Date.now() - etcdUpAt} ms`);
-    await eventually('the member logs that etcd answers', async () =>
+    await eventually('the member logs that etcd answers', () =>
       member.recentOutput().includes('"msg":"etcd answers"'),
     );
     const work = await fetch(`${member.url}/work?payload=late`);

@@ -57,7 +57,7 @@ describe('lease keep-alives on their own thread', function () {
   const warnings: string[] = [];
   const logger = pino(
     { level: 'warn', base: null },
-    { write: (line: string) => warnings.push(JSON.parse(line).msg) },
+    { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) },
   );
   let thread: LeaseThread | undefined;
   let proxy: TcpProxy | undefined;

@@ -108,7 +108,7 @@ describe('the package npm pack makes', function () {
     expect(res.status).to.equal(200);
     expect(await res.json()).to.include({ item: 'tea', takenBy: 'a', recorded: true });
     // The keep-alive thread's entry ships too: it takes the lease over at its first renewal.
-    await eventually('the keep-alive thread takes over', async () =>
+    await eventually('the keep-alive thread takes over', () =>
       copy!.recentOutput().includes('lease keep-alives run on their own thread'),
     );
     expect(copy.recentOutput()).to.match(

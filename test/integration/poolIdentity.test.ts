@@ -98,7 +98,7 @@ describe('what the members of a pool agree on', function () {
         env: { SERVICE_NAME: 'billing', LEASE_TTL_SECONDS: '2' },
       });
       pool.members.set('b', billing);
-      await eventually('b says etcd does not answer', async () =>
+      await eventually('b says etcd does not answer', () =>
         billing!.recentOutput().includes('not ready; retrying in the background'),
       );
       proxy.heal();
@@ -264,7 +264,7 @@ describe('members of two services registering in one pool at the same moment', f
       member: 'x',
     });
     expect(orders.closed).to.equal(true);
-    await eventually('x sees y gone', async () => billing.view.members.length === 1);
+    await eventually('x sees y gone', () => billing.view.members.length === 1);
     expect(billing.isLeader()).to.equal(true);
   });
 
@@ -287,13 +287,13 @@ describe('members of two services registering in one pool at the same moment', f
       await Promise.all([x.start(), y.start()]);
       const { election: loser, error } = await refused;
       const winner = loser === x ? y : x;
-      await eventually('both registrations seen', async () => createdAt.size === 2);
+      await eventually('both registrations seen', () => createdAt.size === 2);
       expect(createdAt.get(loser.memberId), 'the later registration withdrew').to.be.greaterThan(
         createdAt.get(winner.memberId)!,
       );
       expect(error.conflict.member).to.equal(winner.memberId);
       expect(await winner.waitFor((e) => e.isLeader(), 5000)).to.equal(true);
-      await eventually('the winner sees the loser gone', async () =>
+      await eventually('the winner sees the loser gone', () =>
         winner.view.members.every((m) => m.record.id === winner.memberId),
       );
       expect(winner.closed).to.equal(false);

@@ -98,7 +98,7 @@ describe('the pool view reconciles with a small probe', function () {
     const target = probesDone + count;
     await eventually(
       `${count} reconcile probes`,
-      async () => probesDone >= target,
+      () => probesDone >= target,
       (count + 2) * RECONCILE_MS + 2000,
     );
   }
@@ -121,13 +121,13 @@ describe('the pool view reconciles with a small probe', function () {
     // The watch stays open but delivers nothing more, as on an etcd member cut off from quorum.
     watcherOf(v).removeAllListeners('data');
     const b = await putMember('b');
-    await eventually('the view sees b', async () => ids(v).join() === 'a,b', 5000);
+    await eventually('the view sees b', () => ids(v).join() === 'a,b', 5000);
     expect(await resyncs('reconcile')).to.equal(1);
 
     // A delete the watch does not deliver is found as well (one key fewer than the view knows).
     watcherOf(v).removeAllListeners('data');
     await client.delete().key(b);
-    await eventually('the view drops b', async () => ids(v).join() === 'a', 5000);
+    await eventually('the view drops b', () => ids(v).join() === 'a', 5000);
     expect(await resyncs('reconcile')).to.equal(2);
   });
 
@@ -141,7 +141,7 @@ describe('the pool view reconciles with a small probe', function () {
     // One probe in ten scans: within ten intervals and the grace.
     await eventually(
       'the view sees the new weight',
-      async () => v.members[0]?.record.weight === 7,
+      () => v.members[0]?.record.weight === 7,
       12 * RECONCILE_MS + 2000,
     );
     expect(await resyncs('reconcile')).to.equal(1);
@@ -160,7 +160,7 @@ describe('the pool view reconciles with a small probe', function () {
       await putMember(id);
       await new Promise((resolve) => setTimeout(resolve, RECONCILE_MS / 2));
     }
-    await eventually('the view sees every member', async () => v.members.length === 6, 5000);
+    await eventually('the view sees every member', () => v.members.length === 6, 5000);
     // Probes ran meanwhile, some of them ahead of the watch, and three more after.
     expect(probesDone, 'probes while the members joined').to.be.above(0);
     await probesRun(3);

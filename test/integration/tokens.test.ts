@@ -88,7 +88,7 @@ describe('forward and admin tokens', function () {
     expect((await pool.work('a')).body.performedBy).to.equal('b');
   });
 
-  it('no secret reaches the logs', async () => {
+  it('no secret reaches the logs', () => {
     for (const member of pool.members.values()) {
       const output = member.recentOutput();
       expect(output).not.to.include(FORWARD_TOKEN);

@@ -76,9 +76,13 @@ function dashboardOf(manifests: Manifest[]): Dashboard {
 }
 
 /** A scratch directory for one test, removed afterwards. */
-function withScratch<T>(use: (dir: string) => Promise<T>): Promise<T> {
+async function withScratch<T>(use: (dir: string) => T | Promise<T>): Promise<T> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'spl-observability-'));
-  return use(dir).finally(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    return await use(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('the chart with the dashboard and the alert rules', function () {
@@ -152,7 +156,7 @@ describe('the chart with the dashboard and the alert rules', function () {
           `absent(service_pool_is_leader{namespace="${NAMESPACE}", pool="orders"}) or ` +
             `absent(service_pool_is_leader{namespace="${NAMESPACE}", pool="billing"})`,
         );
-        await withScratch(async (dir) => {
+        await withScratch((dir) => {
           const rulesFile = path.join(dir, 'rendered.rules.yml');
           writeFileSync(rulesFile, JSON.stringify(groups));
           const check = promtool(['check', 'rules', rulesFile]);

@@ -108,9 +108,12 @@ export class PrometheusServer {
 
   /** GET /api/v1/<endpoint>; throws with Prometheus' own error text (a PromQL syntax error). */
   async api(endpoint: string, params: Record<string, string> = {}): Promise<unknown> {
-    const response = await fetch(`${this.url}/api/v1/${endpoint}?${new URLSearchParams(params)}`, {
-      signal: AbortSignal.timeout(10_000),
-    });
+    const response = await fetch(
+      `${this.url}/api/v1/${endpoint}?${new URLSearchParams(params).toString()}`,
+      {
+        signal: AbortSignal.timeout(10_000),
+      },
+    );
     const answer = (await response.json()) as ApiAnswer;
     if (answer.status !== 'success') {
       throw new Error(`prometheus /api/v1/${endpoint} ${JSON.stringify(params)}: ${answer.error}`);

@@ -140,7 +140,7 @@ export class EtcdCluster extends LocalEtcd {
   async stopAll(signal: 'SIGTERM' | 'SIGINT' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const leader = signal === 'SIGKILL' ? undefined : await this.raftLeader();
     await Promise.all(
-      this.slots.map((_, i) => (i === leader ? undefined : this.stopMember(i, signal))),
+      this.slots.flatMap((_, i) => (i === leader ? [] : [this.stopMember(i, signal)])),
     );
     if (leader === undefined) return;
     const clientUrl = this.slot(leader).clientUrl;

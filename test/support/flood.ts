@@ -76,7 +76,7 @@ export function flood(options: FloodOptions): Promise<CallRecord[]> {
             .map((line) => JSON.parse(line) as CallRecord),
         );
       } catch (error) {
-        reject(error as Error);
+        reject(error);
       }
     });
   });

@@ -210,13 +210,23 @@ export function workLoop(pool: TestPool, ids: string[]) {
   };
 }
 
-/** Polls `probe` every 20 ms until it holds; fails the test with `what` after `timeoutMs`. */
+/**
+ * Polls `probe` every 20 ms until it holds; fails the test with `what` after `timeoutMs`. A
+ * probe that throws or rejects has not held yet.
+ */
 export async function eventually(
   what: string,
-  probe: () => Promise<boolean>,
+  probe: () => boolean | Promise<boolean>,
   timeoutMs = 10_000,
 ): Promise<void> {
-  const outcome = await pollUntil(() => probe().catch(() => false), { timeoutMs, intervalMs: 20 });
+  const holds = async () => {
+    try {
+      return await probe();
+    } catch {
+      return false;
+    }
+  };
+  const outcome = await pollUntil(holds, { timeoutMs, intervalMs: 20 });
   if (outcome !== 'satisfied') throw new Error(`not within ${timeoutMs} ms: ${what}`);
 }
 

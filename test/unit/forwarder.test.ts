@@ -56,7 +56,7 @@ describe('Forwarder', function () {
     };
 
   it('POSTs the payload with the forwarding headers and returns the answer', async () => {
-    let seen: { url?: string; headers?: http.IncomingHttpHeaders; body?: string } = {};
+    let seen: { url?: string | undefined; headers?: http.IncomingHttpHeaders; body?: string } = {};
     handler = (req, res) => {
       let body = '';
       req.on('data', (chunk: Buffer) => (body += chunk.toString()));

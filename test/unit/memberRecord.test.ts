@@ -95,7 +95,7 @@ describe('member record validation', () => {
       expect(Object.isFrozen(first)).to.equal(true);
       if (first.ok) {
         expect(Object.isFrozen(first.value.labels)).to.equal(true);
-        expect(() => (first.value.leads as string[]).push('x')).to.throw(TypeError);
+        expect(() => first.value.leads.push('x')).to.throw(TypeError);
       }
     });
 

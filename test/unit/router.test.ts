@@ -100,9 +100,9 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
     forwards = 0;
     const error = await failureOf(routing.route({ payload: 1, via: [], hops: 0 }));
     expect(error.code).to.equal('NO_LEADER');
-    expect(error.details?.waitedMs as number).to.be.at.least(WAIT_MS);
+    expect(error.details?.waitedMs).to.be.at.least(WAIT_MS);
     // At most one forward (500 ms timeout) past the wait, not a hop-count of short retries.
-    expect(error.details?.waitedMs as number).to.be.below(WAIT_MS + 500);
+    expect(error.details?.waitedMs).to.be.below(WAIT_MS + 500);
     // Asked again with backoff (25 ms doubling, at most 1 s apart), not in a tight loop.
     expect(forwards).to.be.within(4, 10);
     expect(error.message).to.equal(
@@ -119,7 +119,7 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
     );
     for (const error of errors) {
       expect(error.code).to.equal('LEADER_UNREACHABLE');
-      expect(error.details?.waitedMs as number).to.be.at.least(WAIT_MS);
+      expect(error.details?.waitedMs).to.be.at.least(WAIT_MS);
       expect(error.message).to.match(
         new RegExp(`^leader a at ${closed} could not be reached for \\d+ ms \\(ECONNREFUSED\\)$`),
       );

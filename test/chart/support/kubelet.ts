@@ -105,9 +105,10 @@ export function containerEnvironment(
   objects: Manifest[],
 ): Record<string, string> {
   const dataOf = (kind: 'ConfigMap' | 'Secret', name: string) => {
-    const object = objects.find((o) => o.kind === kind && o.metadata.name === name) as
-      | (Manifest & { data?: Record<string, string>; stringData?: Record<string, string> })
-      | undefined;
+    const object = objects.find(
+      (o): o is Manifest & { data?: Record<string, string>; stringData?: Record<string, string> } =>
+        o.kind === kind && o.metadata.name === name,
+    );
     if (object === undefined) return undefined;
     const data = { ...(object.data ?? {}) };
     if (kind === 'Secret') {

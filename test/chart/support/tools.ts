@@ -76,7 +76,9 @@ export function run(
       },
       (error, stdout, stderr) => {
         if (error && typeof error.code !== 'number') {
-          reject(error);
+          // ExecFileException is an Error, but @types/node builds it with Omit, which hides that.
+          const failure: Error = error;
+          reject(failure);
           return;
         }
         resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
@@ -101,7 +103,8 @@ export interface Manifest {
 export function parseManifests(text: string): Manifest[] {
   return parseAllDocuments(text)
     .map((document) => {
-      if (document.errors.length > 0) throw document.errors[0];
+      const [error] = document.errors;
+      if (error) throw error;
       return document.toJS() as Manifest | null;
     })
     .filter((manifest): manifest is Manifest => manifest !== null);

@@ -341,10 +341,7 @@ export class ContainerPod extends EventEmitter {
     supplementalGroups?: number[];
   } {
     const pod = this.definition.spec.securityContext ?? {};
-    return { ...pod, ...(this.container.securityContext ?? {}) } as ISecurityContext & {
-      fsGroup?: number;
-      supplementalGroups?: number[];
-    };
+    return { ...pod, ...(this.container.securityContext ?? {}) };
   }
 
   private async securityFlags(image: string): Promise<string[]> {
@@ -431,9 +428,10 @@ export class ContainerPod extends EventEmitter {
       } else if (volume.configMap || volume.secret) {
         const kind = volume.configMap ? 'ConfigMap' : 'Secret';
         const ref = (volume.configMap?.name ?? volume.secret?.secretName)!;
-        const object = this.node.objects.find((o) => o.kind === kind && o.metadata.name === ref) as
-          | (Manifest & { data?: Record<string, string> })
-          | undefined;
+        const object = this.node.objects.find(
+          (o): o is Manifest & { data?: Record<string, string> } =>
+            o.kind === kind && o.metadata.name === ref,
+        );
         if (!object) throw new Error(`pod ${this.name}: ${kind} ${ref} is not among the objects`);
         const mode = volume.configMap?.defaultMode ?? volume.secret?.defaultMode ?? 0o644;
         for (const [key, value] of Object.entries(object.data ?? {})) {

@@ -181,7 +181,9 @@ export class StatefulSetController {
   private runOrdinal(ordinal: number): ContainerPod {
     const spec = this.statefulSet.spec!;
     const name = this.podName(ordinal);
-    const domain = this.cluster.node.network.serviceName(spec.serviceName!);
+    // A StatefulSet's pods resolve under its governing Service: the chart always names one.
+    const serviceName = spec.serviceName!;
+    const domain = this.cluster.node.network.serviceName(serviceName);
     const claims = Object.fromEntries(
       (spec.volumeClaimTemplates ?? []).map((t) => [
         t.metadata!.name!,
@@ -201,7 +203,7 @@ export class StatefulSetController {
         ...(spec.template.metadata?.labels ?? {}),
         'statefulset.kubernetes.io/pod-name': name,
       },
-      spec: { ...spec.template.spec!, volumes, hostname: name, subdomain: spec.serviceName },
+      spec: { ...spec.template.spec!, volumes, hostname: name, subdomain: serviceName },
       aliases: [`${name}.${domain}`, domain],
       claims,
     });
