@@ -1,27 +1,10 @@
 import { expect } from 'chai';
 import { candidates, whyNoCandidate } from '../../src/election/candidates.js';
 import type { MemberView } from '../../src/election/poolView.js';
+import { memberView } from '../support/memberView.js';
 
-function member(id: string, createRevision: bigint, candidate = true): MemberView {
-  return {
-    key: `/p/pools/default/members/${id}`,
-    leaseId: '1',
-    createRevision,
-    modRevision: createRevision,
-    record: {
-      id,
-      pool: 'default',
-      url: `http://${id}:1`,
-      startedAt: '2026-11-26T10:00:00.000Z',
-      pid: 1,
-      version: '0',
-      weight: 1,
-      labels: {},
-      leads: [],
-      candidate,
-    },
-  };
-}
+const member = (id: string, createRevision: bigint, candidate = true): MemberView =>
+  memberView(id, createRevision, { candidate });
 
 describe('who may lead', () => {
   it('every member but those with CANDIDATE=false, oldest first', () => {

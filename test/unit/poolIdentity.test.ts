@@ -7,34 +7,18 @@ import {
   strategyDiffers,
 } from '../../src/election/poolIdentity.js';
 import type { MemberView } from '../../src/election/poolView.js';
+import { memberView } from '../support/memberView.js';
 
-function member(
+const member = (
   id: string,
   createRevision: bigint,
   service?: string,
   strategy?: string,
-): MemberView {
-  return {
-    key: `/p/pools/default/members/${id}`,
-    leaseId: '1',
-    createRevision,
-    modRevision: createRevision,
-    record: {
-      id,
-      pool: 'default',
-      url: `http://${id}:1`,
-      startedAt: '2026-11-26T10:00:00.000Z',
-      pid: 1,
-      version: '0',
-      weight: 1,
-      labels: {},
-      leads: [],
-      candidate: true,
-      ...(service === undefined ? {} : { service }),
-      ...(strategy === undefined ? {} : { strategy }),
-    },
-  };
-}
+): MemberView =>
+  memberView(id, createRevision, {
+    ...(service === undefined ? {} : { service }),
+    ...(strategy === undefined ? {} : { strategy }),
+  });
 
 const as = (service: string | undefined) => ({ service, pool: 'default', prefix: '/spl' });
 

@@ -12,8 +12,9 @@ import {
   weighted,
 } from '../../src/election/strategy.js';
 import { leaseIdHex, poolKeys } from '../../src/etcd/keys.js';
+import { memberView } from '../support/memberView.js';
 
-function member(
+const member = (
   id: string,
   createRevision: bigint,
   extra: {
@@ -22,26 +23,7 @@ function member(
     leads?: string[];
     candidate?: boolean;
   } = {},
-): MemberView {
-  return {
-    key: `/p/pools/default/members/${id}`,
-    leaseId: '1',
-    createRevision,
-    modRevision: createRevision,
-    record: {
-      id,
-      pool: 'default',
-      url: `http://${id}:1`,
-      startedAt: '2026-11-26T10:00:00.000Z',
-      pid: 1,
-      version: '0',
-      weight: extra.weight ?? 1,
-      labels: extra.labels ?? {},
-      leads: extra.leads ?? [],
-      candidate: extra.candidate ?? true,
-    },
-  };
-}
+): MemberView => memberView(id, createRevision, extra);
 
 const context = { pool: 'default', self: undefined };
 

@@ -4,28 +4,10 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import type { MemberView } from '../../src/election/poolView.js';
 import { reportStrategyDisagreement } from '../../src/election/strategyAgreement.js';
+import { memberView } from '../support/memberView.js';
 
-function member(id: string, createRevision: bigint, strategy?: string): MemberView {
-  return {
-    key: `/p/pools/default/members/${id}`,
-    leaseId: '1',
-    createRevision,
-    modRevision: createRevision,
-    record: {
-      id,
-      pool: 'default',
-      url: `http://${id}:1`,
-      startedAt: '2026-11-26T10:00:00.000Z',
-      pid: 1,
-      version: '0',
-      weight: 1,
-      labels: {},
-      leads: [],
-      candidate: true,
-      ...(strategy === undefined ? {} : { strategy }),
-    },
-  };
-}
+const member = (id: string, createRevision: bigint, strategy?: string): MemberView =>
+  memberView(id, createRevision, strategy === undefined ? {} : { strategy });
 
 /** A pool view that the test changes, and the lines this member logs about it. */
 function weightedMemberOf(members: MemberView[]) {
