@@ -10,10 +10,6 @@ import { environment, PARSED_VARIABLES, type CrossCheckParams } from './environm
 import { memberId } from './schemas.js';
 import { helpOf, LOG_FORMATS, LOG_LEVELS, STRATEGIES } from './variables.js';
 
-// Where member.ts and http/app.ts import them from.
-export { memberId } from './schemas.js';
-export { DEFAULT_SERVICE_NAME } from './variables.js';
-
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type StrategyName = (typeof STRATEGIES)[number];
 

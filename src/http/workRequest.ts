@@ -6,7 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import express, { type Request } from 'express';
-import { memberId } from '../config/config.js';
+import { memberId } from '../config/schemas.js';
 import { PoolError } from '../errors.js';
 import { HOPS_HEADER, TERM_HEADER, VIA_HEADER } from '../work/forwarder.js';
 import type { IncomingWork } from '../work/router.js';

@@ -3,7 +3,8 @@
  * of one service only (election/poolIdentity.ts).
  */
 import type { Logger } from 'pino';
-import { DEFAULT_SERVICE_NAME, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
+import { DEFAULT_SERVICE_NAME } from '../config/variables.js';
 
 /**
  * `given` when set, else SERVICE_NAME. Warns when a work handler of the user's own runs under

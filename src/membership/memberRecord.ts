@@ -46,11 +46,6 @@ export type LeaderClaim = z.infer<typeof leaderClaimSchema>;
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/** Parses and validates a stored value; never throws. */
-export function decode<T>(schema: z.ZodType<T>, raw: Buffer | string): Decoded<T> {
-  return decodeText(schema, raw.toString());
-}
-
 /** What `decodeShared` remembers per schema: distinct values, and their text in all. */
 const SHARED_ENTRIES = 4096;
 const SHARED_CHARS = 4 * 1024 * 1024;
@@ -65,7 +60,8 @@ interface SharedDecodes {
 const shared = new WeakMap<z.ZodType, SharedDecodes>();
 
 /**
- * `decode`, shared by every pool view of the process. A member sees each record again on
+ * Parses and validates a stored value (never throws), the answers shared by every pool view
+ * of the process. A member sees each record again on
  * every resync, and a process hosting many members (several pools, a benchmark) sees every
  * watch event once per member. Validation is a pure function of the bytes, so each distinct
  * value is parsed and validated once and the answer reused; it is deep-frozen, since every

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import {
-  decode,
   decodeShared,
   leaderClaimSchema,
   memberRecordSchema,
@@ -25,24 +24,24 @@ delete firstRelease.candidate;
 
 describe('member record validation', () => {
   it('accepts a well-formed record', () => {
-    const decoded = decode(memberRecordSchema, JSON.stringify(valid));
+    const decoded = decodeShared(memberRecordSchema, JSON.stringify(valid));
     expect(decoded).to.deep.equal({ ok: true, value: valid });
   });
 
   it('reads a record of an earlier version, without the fields added since, as a candidate', () => {
-    expect(decode(memberRecordSchema, JSON.stringify(firstRelease))).to.deep.equal({
+    expect(decodeShared(memberRecordSchema, JSON.stringify(firstRelease))).to.deep.equal({
       ok: true,
       value: valid,
     });
-    const edge = decode(memberRecordSchema, JSON.stringify({ ...valid, candidate: false }));
+    const edge = decodeShared(memberRecordSchema, JSON.stringify({ ...valid, candidate: false }));
     expect(edge.ok && edge.value.candidate).to.equal(false);
-    expect(decode(memberRecordSchema, JSON.stringify({ ...valid, candidate: 'no' })).ok).to.equal(
-      false,
-    );
+    expect(
+      decodeShared(memberRecordSchema, JSON.stringify({ ...valid, candidate: 'no' })).ok,
+    ).to.equal(false);
   });
 
   it('rejects what is not JSON, with a reason and without throwing', () => {
-    expect(decode(memberRecordSchema, Buffer.from('garbage{'))).to.deep.equal({
+    expect(decodeShared(memberRecordSchema, Buffer.from('garbage{'))).to.deep.equal({
       ok: false,
       reason: 'not JSON',
     });
@@ -56,7 +55,7 @@ describe('member record validation', () => {
     ['a non-object', [1, 2]],
   ] as const) {
     it(`rejects ${what}`, () => {
-      const decoded = decode(memberRecordSchema, JSON.stringify(record));
+      const decoded = decodeShared(memberRecordSchema, JSON.stringify(record));
       expect(decoded.ok).to.equal(false);
       if (!decoded.ok) expect(decoded.reason).not.to.equal('');
     });
@@ -64,7 +63,7 @@ describe('member record validation', () => {
 
   it('accepts a record with a field it does not know (written by a later version), ignoring that field', () => {
     const later = { ...valid, zone: 'eu-1', rack: { row: 3 } };
-    expect(decode(memberRecordSchema, JSON.stringify(later))).to.deep.equal({
+    expect(decodeShared(memberRecordSchema, JSON.stringify(later))).to.deep.equal({
       ok: true,
       value: valid,
     });
@@ -77,9 +76,13 @@ describe('member record validation', () => {
       url: 'http://a:1',
       claimedAt: valid.startedAt,
     };
-    expect(decode(leaderClaimSchema, JSON.stringify(claim)).ok).to.equal(true);
-    expect(decode(leaderClaimSchema, JSON.stringify({ ...claim, id: '' })).ok).to.equal(false);
-    expect(decode(leaderClaimSchema, JSON.stringify({ ...claim, note: 'later' }))).to.deep.equal({
+    expect(decodeShared(leaderClaimSchema, JSON.stringify(claim)).ok).to.equal(true);
+    expect(decodeShared(leaderClaimSchema, JSON.stringify({ ...claim, id: '' })).ok).to.equal(
+      false,
+    );
+    expect(
+      decodeShared(leaderClaimSchema, JSON.stringify({ ...claim, note: 'later' })),
+    ).to.deep.equal({
       ok: true,
       value: claim,
     });
@@ -89,7 +92,7 @@ describe('member record validation', () => {
     it('gives the answer decode gives, once per distinct value, frozen', () => {
       const raw = Buffer.from(JSON.stringify({ ...valid, id: 'shared-1' }));
       const first = decodeShared(memberRecordSchema, raw);
-      expect(first).to.deep.equal(decode(memberRecordSchema, raw));
+      expect(first).to.deep.equal(decodeShared(memberRecordSchema, raw));
       // Another buffer with the same bytes: the same answer, not a new one.
       expect(decodeShared(memberRecordSchema, Buffer.from(raw))).to.equal(first);
       expect(Object.isFrozen(first)).to.equal(true);
