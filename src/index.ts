@@ -8,7 +8,8 @@
 export { loadConfig, ConfigError, type Config } from './config/config.js';
 export { describeVariables } from './config/variables.js';
 export { PoolMember, type PoolMemberOptions } from './member.js';
-export { PoolElection, type ElectionEvents } from './election/election.js';
+export { PoolElection } from './election/election.js';
+export type { ElectionEvents } from './election/electionTypes.js';
 export type { LeaderInfo, LeaderChange } from './election/leaderLog.js';
 export { watchLeadership, type LeadershipCallbacks } from './election/leadership.js';
 export {
