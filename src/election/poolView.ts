@@ -460,7 +460,6 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
     // its holder's member key going with it, arrive in one response (see failover.ts).
     let ended: { claim: ClaimView; revision: bigint } | undefined;
     const notes = new Map<bigint, ReleaseNote>();
-    const deleted = new Set<string>();
     for (const event of res.events) {
       const revision = BigInt(event.kv.mod_revision);
       if (revision <= this.snapshotRevision) continue;
@@ -474,17 +473,23 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
         changed = this.applyPut(event.kv) || changed;
       } else {
         if (key === keys.leader && this.claimView) ended = { claim: this.claimView, revision };
-        deleted.add(`${key}@${revision}`);
         changed = this.applyDelete(key) || changed;
       }
     }
     if (ended) {
       const { claim, revision } = ended;
-      const holderKey = `${keys.member(claim.leaseId)}@${revision}`;
+      // Looked for only when a claim ended (rare), not kept for every delete.
+      const holderKey = keys.member(claim.leaseId);
+      const holderKeyDeleted = res.events.some(
+        (event) =>
+          event.type === 'Delete' &&
+          BigInt(event.kv.mod_revision) === revision &&
+          event.kv.key.toString() === holderKey,
+      );
       this.lastClaimEnd = {
         term: claim.term,
         leaderId: claim.claim?.id,
-        cause: causeOf({ note: notes.get(revision), holderKeyDeleted: deleted.has(holderKey) }),
+        cause: causeOf({ note: notes.get(revision), holderKeyDeleted }),
         observedAt: monotonicNow(),
       };
     }
