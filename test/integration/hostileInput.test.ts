@@ -241,221 +241,254 @@ describe('hostile input against one member', function () {
   }
 
   describe('HTTP properties', () => {
-    it('any JSON payload round-trips through POST /work and /pools/default/work', async () => {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.jsonValue({ maxDepth: 8 }),
-          fc.constantFrom('/work', '/pools/default/work'),
-          async (payload, target) => {
-            const answer = await send(port, target, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ payload }),
-            });
-            expect(answer.status, answer.text).to.equal(200);
-            // What JSON itself keeps of the value (-0 becomes 0).
-            const expected: unknown = JSON.parse(JSON.stringify(payload));
-            expect((answer.json as { payload: unknown }).payload).to.deep.equal(expected);
-          },
-        ),
-        { numRuns: RUNS },
-      );
-    });
-
-    it('any bytes as an application/json body get 200 or a JSON 400, never 500, never a hang', async () => {
-      const nested = (depth: number) => `{"payload":${'['.repeat(depth)}${']'.repeat(depth)}}`;
-      const bodies = fc.oneof(
-        fc.string({ unit: 'binary', maxLength: 300 }),
-        fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
-        // Valid JSON cut short or with a byte changed: mostly almost-valid bodies.
-        fc
-          .tuple(fc.json({ maxDepth: 4 }), fc.nat(), fc.string({ maxLength: 2 }))
-          .map(([text, at, junk]) => {
-            const body = `{"payload":${text}}`;
-            const cut = at % (body.length + 1);
-            return body.slice(0, cut) + junk + body.slice(cut + junk.length);
-          }),
-        // Nesting past what JSON.stringify can take (a few thousand levels) once was a 500.
-        fc.integer({ min: 1, max: 10_000 }).map(nested),
-        fc.constantFrom(
-          '',
-          '{"payload": ',
-          'null',
-          '[1,2]',
-          '"payload"',
-          '{"data": 1}',
-          '{"payload": 1}garbage',
-          '\uFEFF{"payload": 1}',
-          '{"payload": 1e400}',
-          '{"__proto__": {"payload": 1}}',
-          '{"payload": "\\ud800"}',
-        ),
-      );
-      await fc.assert(
-        fc.asyncProperty(bodies, async (body) => {
-          const answer = await postWork(port, body);
-          expect([200, 400], answer.text).to.include(answer.status);
-          if (answer.status === 400) expectError(answer, ['BAD_REQUEST']);
-        }),
-        { numRuns: RUNS * 2, examples: [[nested(MAX_PAYLOAD_DEPTH)], [nested(20_000)]] },
-      );
-      expect((await postWork(port, nested(MAX_PAYLOAD_DEPTH - 1))).status).to.equal(200);
-      expect((await postWork(port, nested(MAX_PAYLOAD_DEPTH))).status).to.equal(200);
-      expect((await postWork(port, nested(MAX_PAYLOAD_DEPTH + 1))).status).to.equal(400);
-    });
-
-    it('any content type gets 415 unless it is application/json; any content encoding is handled', async () => {
-      const token = fc.stringMatching(/^[a-zA-Z0-9!#$&^_.+-]{1,12}$/);
-      const headerText = fc.string({
-        unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
-        maxLength: 40,
+    /**
+     * One property, checked on its own: afterwards the process still runs, serves /work, and
+     * logged no unexpected error while the property ran (whatever ran before it).
+     */
+    function property(name: string, body: () => Promise<void>): void {
+      it(name, async () => {
+        const from = (await memberLog()).length;
+        await body();
+        await expectStillServing();
+        const log = (await memberLog()).slice(from);
+        expect(log).not.to.include('unexpected error');
+        expect(log).not.to.include('work handler failed');
       });
-      const contentType = fc.oneof(
-        fc.constantFrom(
-          'text/plain',
-          'application/x-www-form-urlencoded',
-          'multipart/form-data; boundary=x',
-          'application/json; charset=utf-8',
-          'application/json; charset=latin1',
-          'application/json; charset=utf-16',
-          'application/json; charset=utf-nope',
-          'Application/JSON',
-          'application/json;',
-          'application/jsonx',
-          'application/vnd.api+json',
-          '*/*',
-          'application/*',
-          '',
-        ),
-        fc
-          .tuple(token, token, fc.array(fc.tuple(token, token), { maxLength: 2 }))
-          .map(([type, sub, params]) =>
-            [`${type}/${sub}`, ...params.map(([k, v]) => `${k}=${v}`)].join('; '),
+    }
+    property(
+      'any JSON payload round-trips through POST /work and /pools/default/work',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.jsonValue({ maxDepth: 8 }),
+            fc.constantFrom('/work', '/pools/default/work'),
+            async (payload, target) => {
+              const answer = await send(port, target, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body: JSON.stringify({ payload }),
+              });
+              expect(answer.status, answer.text).to.equal(200);
+              // What JSON itself keeps of the value (-0 becomes 0).
+              const expected: unknown = JSON.parse(JSON.stringify(payload));
+              expect((answer.json as { payload: unknown }).payload).to.deep.equal(expected);
+            },
           ),
-        fc
-          .tuple(fc.constantFrom('application/json', 'APPLICATION/json'), headerText)
-          .map(([type, rest]) => `${type};${rest}`),
-        headerText,
-      );
-      const payload = JSON.stringify({ payload: { hostile: true } });
-      const encoded = fc.oneof(
-        fc.constant({ encoding: undefined, body: Buffer.from(payload) }),
-        fc
-          .constantFrom('gzip', 'deflate', 'br', 'identity', 'GZIP', 'compress', 'zstd', 'x')
-          .chain((encoding) =>
-            fc.constantFrom(
-              { encoding, body: Buffer.from(payload) },
-              { encoding, body: gzipSync(payload) },
-            ),
-          ),
-      );
-      await fc.assert(
-        fc.asyncProperty(contentType, encoded, async (type, { encoding, body }) => {
-          const answer = await postWork(port, body, {
-            'content-type': type,
-            ...(encoding ? { 'content-encoding': encoding } : {}),
-          });
-          const mediaType = type.split(';')[0]!.trim().toLowerCase();
-          if (mediaType !== 'application/json') {
-            expect(answer.status, answer.text).to.equal(415);
-            expectError(answer, ['UNSUPPORTED_MEDIA_TYPE']);
-          } else {
-            expect([200, 400, 415], answer.text).to.include(answer.status);
-            if (answer.status !== 200)
-              expectError(answer, ['BAD_REQUEST', 'UNSUPPORTED_MEDIA_TYPE']);
-          }
-        }),
-        {
-          numRuns: RUNS * 2,
-          examples: [
-            ['application/json', { encoding: 'gzip', body: Buffer.from('not gzip at all') }],
-            ['application/json', { encoding: 'gzip', body: gzipSync(payload) }],
-          ],
-        },
-      );
-      const gzipped = await postWork(port, gzipSync(payload), { 'content-encoding': 'gzip' });
-      expect(gzipped.status, gzipped.text).to.equal(200);
-      const broken = await postWork(port, 'not gzip', { 'content-encoding': 'gzip' });
-      expect(broken.status, broken.text).to.equal(400);
-    });
+          { numRuns: RUNS },
+        );
+      },
+    );
 
-    it('any query string on GET /work gets 200 with the payload it names, or a JSON 400', async () => {
-      // Raw characters a request target may carry, '%' escapes broken or not included.
-      const rawChar = fc.oneof(
-        fc.constantFrom('%', '&', '=', '+', '#', '?', '[', ']', '/', ';', '%zz', '%E0%A4', '%00'),
-        fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)),
-      );
-      const pair = fc.oneof(
-        fc
-          .tuple(
-            fc.constantFrom('payload', 'x', '__proto__', 'payload[]', 'constructor', ''),
-            fc.string({ unit: 'grapheme', maxLength: 30 }),
-          )
-          .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`),
-        fc.string({ unit: rawChar, maxLength: 20 }),
-      );
-      const query = fc.array(pair, { maxLength: 5 }).map((pairs) => pairs.join('&'));
-      await fc.assert(
-        fc.asyncProperty(query, fc.constantFrom('/work', '/pools/default/work'), async (q, to) => {
-          const answer = await send(port, `${to}?${q}`);
-          // Express's 'simple' query parser is node:querystring; a '#' ends the query.
-          const named = querystring.parse(q.split('#')[0]!).payload;
-          if (Array.isArray(named)) {
-            expect(answer.status, answer.text).to.equal(400);
-            expectError(answer, ['BAD_REQUEST']);
-          } else {
-            expect(answer.status, answer.text).to.equal(200);
-            expect((answer.json as { payload: unknown }).payload).to.equal(named ?? null);
-          }
-        }),
-        { numRuns: RUNS * 2 },
-      );
-    });
-
-    it('any x-pool-hops, x-pool-term and x-pool-via get 2xx, 400 or 421 as JSON, never 500', async () => {
-      const latin1 = fc.string({
-        unit: fc
-          .oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.integer({ min: 0xa0, max: 0xff }))
-          .map((c) => String.fromCharCode(c)),
-        maxLength: 30,
-      });
-      const number = fc.oneof(
-        fc.nat({ max: 1000 }).map(String),
-        fc.bigInt({ min: 0n, max: 10n ** 25n }).map(String),
-        fc.constantFrom('-1', '1.5', '0x10', '1e3', ' 2 ', '00001', '+1'),
-      );
-      const hops = fc.option(fc.oneof(number, latin1), { nil: undefined });
-      const term = fc.option(fc.oneof(number, latin1), { nil: undefined });
-      const via = fc.option(
-        fc.oneof(
+    property(
+      'any bytes as an application/json body get 200 or a JSON 400, never 500, never a hang',
+      async () => {
+        const nested = (depth: number) => `{"payload":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+        const bodies = fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 300 }),
+          fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+          // Valid JSON cut short or with a byte changed: mostly almost-valid bodies.
           fc
-            .array(fc.constantFrom('a', 'b', 'c-1', 'x.y'), { maxLength: 20 })
-            .map((ids) => ids.join(',')),
-          latin1,
-        ),
-        { nil: undefined },
-      );
-      await fc.assert(
-        fc.asyncProperty(hops, term, via, fc.boolean(), async (h, t, v, usePost) => {
-          const headers: Record<string, string> = {
-            ...(h !== undefined ? { 'x-pool-hops': h } : {}),
-            ...(t !== undefined ? { 'x-pool-term': t } : {}),
-            ...(v !== undefined ? { 'x-pool-via': v } : {}),
-          };
-          const answer = usePost
-            ? await postWork(port, '{"payload": "forged"}', headers)
-            : await send(port, '/work?payload=forged', { headers });
-          expect([200, 400, 421], answer.text).to.include(answer.status);
-          if (answer.status !== 200) {
-            expectError(answer, ['BAD_REQUEST', 'HOP_LIMIT_EXCEEDED', 'NOT_LEADER']);
-          }
-          if (h === undefined) expect(answer.status, answer.text).to.equal(200);
-        }),
-        { numRuns: RUNS * 2 },
-      );
-    });
+            .tuple(fc.json({ maxDepth: 4 }), fc.nat(), fc.string({ maxLength: 2 }))
+            .map(([text, at, junk]) => {
+              const body = `{"payload":${text}}`;
+              const cut = at % (body.length + 1);
+              return body.slice(0, cut) + junk + body.slice(cut + junk.length);
+            }),
+          // Nesting past what JSON.stringify can take (a few thousand levels) once was a 500.
+          fc.integer({ min: 1, max: 10_000 }).map(nested),
+          fc.constantFrom(
+            '',
+            '{"payload": ',
+            'null',
+            '[1,2]',
+            '"payload"',
+            '{"data": 1}',
+            '{"payload": 1}garbage',
+            '\uFEFF{"payload": 1}',
+            '{"payload": 1e400}',
+            '{"__proto__": {"payload": 1}}',
+            '{"payload": "\\ud800"}',
+          ),
+        );
+        await fc.assert(
+          fc.asyncProperty(bodies, async (body) => {
+            const answer = await postWork(port, body);
+            expect([200, 400], answer.text).to.include(answer.status);
+            if (answer.status === 400) expectError(answer, ['BAD_REQUEST']);
+          }),
+          { numRuns: RUNS * 2, examples: [[nested(MAX_PAYLOAD_DEPTH)], [nested(20_000)]] },
+        );
+        expect((await postWork(port, nested(MAX_PAYLOAD_DEPTH - 1))).status).to.equal(200);
+        expect((await postWork(port, nested(MAX_PAYLOAD_DEPTH))).status).to.equal(200);
+        expect((await postWork(port, nested(MAX_PAYLOAD_DEPTH + 1))).status).to.equal(400);
+      },
+    );
 
-    it('a forged hop count past the limit gets 400 HOP_LIMIT_EXCEEDED', async () => {
+    property(
+      'any content type gets 415 unless it is application/json; any content encoding is handled',
+      async () => {
+        const token = fc.stringMatching(/^[a-zA-Z0-9!#$&^_.+-]{1,12}$/);
+        const headerText = fc.string({
+          unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
+          maxLength: 40,
+        });
+        const contentType = fc.oneof(
+          fc.constantFrom(
+            'text/plain',
+            'application/x-www-form-urlencoded',
+            'multipart/form-data; boundary=x',
+            'application/json; charset=utf-8',
+            'application/json; charset=latin1',
+            'application/json; charset=utf-16',
+            'application/json; charset=utf-nope',
+            'Application/JSON',
+            'application/json;',
+            'application/jsonx',
+            'application/vnd.api+json',
+            '*/*',
+            'application/*',
+            '',
+          ),
+          fc
+            .tuple(token, token, fc.array(fc.tuple(token, token), { maxLength: 2 }))
+            .map(([type, sub, params]) =>
+              [`${type}/${sub}`, ...params.map(([k, v]) => `${k}=${v}`)].join('; '),
+            ),
+          fc
+            .tuple(fc.constantFrom('application/json', 'APPLICATION/json'), headerText)
+            .map(([type, rest]) => `${type};${rest}`),
+          headerText,
+        );
+        const payload = JSON.stringify({ payload: { hostile: true } });
+        const encoded = fc.oneof(
+          fc.constant({ encoding: undefined, body: Buffer.from(payload) }),
+          fc
+            .constantFrom('gzip', 'deflate', 'br', 'identity', 'GZIP', 'compress', 'zstd', 'x')
+            .chain((encoding) =>
+              fc.constantFrom(
+                { encoding, body: Buffer.from(payload) },
+                { encoding, body: gzipSync(payload) },
+              ),
+            ),
+        );
+        await fc.assert(
+          fc.asyncProperty(contentType, encoded, async (type, { encoding, body }) => {
+            const answer = await postWork(port, body, {
+              'content-type': type,
+              ...(encoding ? { 'content-encoding': encoding } : {}),
+            });
+            const mediaType = type.split(';')[0]!.trim().toLowerCase();
+            if (mediaType !== 'application/json') {
+              expect(answer.status, answer.text).to.equal(415);
+              expectError(answer, ['UNSUPPORTED_MEDIA_TYPE']);
+            } else {
+              expect([200, 400, 415], answer.text).to.include(answer.status);
+              if (answer.status !== 200)
+                expectError(answer, ['BAD_REQUEST', 'UNSUPPORTED_MEDIA_TYPE']);
+            }
+          }),
+          {
+            numRuns: RUNS * 2,
+            examples: [
+              ['application/json', { encoding: 'gzip', body: Buffer.from('not gzip at all') }],
+              ['application/json', { encoding: 'gzip', body: gzipSync(payload) }],
+            ],
+          },
+        );
+        const gzipped = await postWork(port, gzipSync(payload), { 'content-encoding': 'gzip' });
+        expect(gzipped.status, gzipped.text).to.equal(200);
+        const broken = await postWork(port, 'not gzip', { 'content-encoding': 'gzip' });
+        expect(broken.status, broken.text).to.equal(400);
+      },
+    );
+
+    property(
+      'any query string on GET /work gets 200 with the payload it names, or a JSON 400',
+      async () => {
+        // Raw characters a request target may carry, '%' escapes broken or not included.
+        const rawChar = fc.oneof(
+          fc.constantFrom('%', '&', '=', '+', '#', '?', '[', ']', '/', ';', '%zz', '%E0%A4', '%00'),
+          fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)),
+        );
+        const pair = fc.oneof(
+          fc
+            .tuple(
+              fc.constantFrom('payload', 'x', '__proto__', 'payload[]', 'constructor', ''),
+              fc.string({ unit: 'grapheme', maxLength: 30 }),
+            )
+            .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`),
+          fc.string({ unit: rawChar, maxLength: 20 }),
+        );
+        const query = fc.array(pair, { maxLength: 5 }).map((pairs) => pairs.join('&'));
+        await fc.assert(
+          fc.asyncProperty(
+            query,
+            fc.constantFrom('/work', '/pools/default/work'),
+            async (q, to) => {
+              const answer = await send(port, `${to}?${q}`);
+              // Express's 'simple' query parser is node:querystring; a '#' ends the query.
+              const named = querystring.parse(q.split('#')[0]!).payload;
+              if (Array.isArray(named)) {
+                expect(answer.status, answer.text).to.equal(400);
+                expectError(answer, ['BAD_REQUEST']);
+              } else {
+                expect(answer.status, answer.text).to.equal(200);
+                expect((answer.json as { payload: unknown }).payload).to.equal(named ?? null);
+              }
+            },
+          ),
+          { numRuns: RUNS * 2 },
+        );
+      },
+    );
+
+    property(
+      'any x-pool-hops, x-pool-term and x-pool-via get 2xx, 400 or 421 as JSON, never 500',
+      async () => {
+        const latin1 = fc.string({
+          unit: fc
+            .oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.integer({ min: 0xa0, max: 0xff }))
+            .map((c) => String.fromCharCode(c)),
+          maxLength: 30,
+        });
+        const number = fc.oneof(
+          fc.nat({ max: 1000 }).map(String),
+          fc.bigInt({ min: 0n, max: 10n ** 25n }).map(String),
+          fc.constantFrom('-1', '1.5', '0x10', '1e3', ' 2 ', '00001', '+1'),
+        );
+        const hops = fc.option(fc.oneof(number, latin1), { nil: undefined });
+        const term = fc.option(fc.oneof(number, latin1), { nil: undefined });
+        const via = fc.option(
+          fc.oneof(
+            fc
+              .array(fc.constantFrom('a', 'b', 'c-1', 'x.y'), { maxLength: 20 })
+              .map((ids) => ids.join(',')),
+            latin1,
+          ),
+          { nil: undefined },
+        );
+        await fc.assert(
+          fc.asyncProperty(hops, term, via, fc.boolean(), async (h, t, v, usePost) => {
+            const headers: Record<string, string> = {
+              ...(h !== undefined ? { 'x-pool-hops': h } : {}),
+              ...(t !== undefined ? { 'x-pool-term': t } : {}),
+              ...(v !== undefined ? { 'x-pool-via': v } : {}),
+            };
+            const answer = usePost
+              ? await postWork(port, '{"payload": "forged"}', headers)
+              : await send(port, '/work?payload=forged', { headers });
+            expect([200, 400, 421], answer.text).to.include(answer.status);
+            if (answer.status !== 200) {
+              expectError(answer, ['BAD_REQUEST', 'HOP_LIMIT_EXCEEDED', 'NOT_LEADER']);
+            }
+            if (h === undefined) expect(answer.status, answer.text).to.equal(200);
+          }),
+          { numRuns: RUNS * 2 },
+        );
+      },
+    );
+
+    property('a forged hop count past the limit gets 400 HOP_LIMIT_EXCEEDED', async () => {
       await fc.assert(
         fc.asyncProperty(fc.integer({ min: 4, max: 999 }), async (hops) => {
           const answer = await postWork(port, '{"payload": 1}', { 'x-pool-hops': String(hops) });
@@ -466,101 +499,100 @@ describe('hostile input against one member', function () {
       );
     });
 
-    it('payloads around 64 KiB: at the limit 200, one byte over 413, a body over 65 KiB 413', async () => {
-      // Serialized size of the payload string: its UTF-8 bytes plus two quotes; '"' serializes as \".
-      const filler = fc.constantFrom('x', 'é', '€', '"');
-      const sized = fc
-        .tuple(filler, fc.integer({ min: -200, max: 200 }), fc.nat({ max: 1500 }))
-        .map(([char, offset, padding]) => {
-          const charBytes = Buffer.byteLength(JSON.stringify(char)) - 2;
-          const count = Math.floor((MAX_PAYLOAD_BYTES - 2 + offset) / charBytes);
-          return { payload: char.repeat(count), padding };
-        });
-      await fc.assert(
-        fc.asyncProperty(sized, async ({ payload, padding }) => {
-          const body = `{"payload":${' '.repeat(padding)}${JSON.stringify(payload)}}`;
-          const answer = await postWork(port, body);
-          const payloadBytes = Buffer.byteLength(JSON.stringify(payload));
-          if (Buffer.byteLength(body) > MAX_BODY_BYTES || payloadBytes > MAX_PAYLOAD_BYTES) {
-            expect(answer.status, `${payloadBytes} bytes`).to.equal(413);
-            expectError(answer, ['PAYLOAD_TOO_LARGE']);
-          } else {
-            expect(answer.status, `${payloadBytes} bytes: ${answer.text}`).to.equal(200);
-          }
-        }),
-        { numRuns: RUNS },
-      );
-      const atLimit = 'z'.repeat(MAX_PAYLOAD_BYTES - 2);
-      expect((await postWork(port, JSON.stringify({ payload: atLimit }))).status).to.equal(200);
-      const over = await postWork(port, JSON.stringify({ payload: `${atLimit}z` }));
-      expect(over.status).to.equal(413);
-      expectError(over, ['PAYLOAD_TOO_LARGE']);
-      const hugeBody = await postWork(port, JSON.stringify({ payload: 'y'.repeat(1024 * 1024) }));
-      expect(hugeBody.status).to.equal(413);
-    });
-
-    it('any pool name but our own gets a JSON 404 naming it; /pools lists our pool', async () => {
-      const notOurs = await send(port, '/pools/x/work');
-      expect(notOurs.status).to.equal(404);
-      expect(notOurs.json).to.deep.equal({
-        error: { code: 'NOT_FOUND', message: 'no pool "x" on this member' },
-      });
-      const postNotOurs = await send(port, '/pools/x/work', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{"payload": 1}',
-      });
-      expect(postNotOurs.status).to.equal(404);
-      expect(postNotOurs.json).to.deep.equal(notOurs.json);
-      const viewNotOurs = await send(port, '/pools/x');
-      expect(viewNotOurs.status).to.equal(404);
-      expect(viewNotOurs.json).to.deep.equal(notOurs.json);
-
-      const ours = await send(port, '/pools/default');
-      expect(ours.status).to.equal(200);
-      expect(ours.json).to.deep.include({ pool: 'default' });
-      expect((ours.json as { self: { id: string } }).self.id).to.equal('a');
-      const list = await send(port, '/pools');
-      expect(list.status).to.equal(200);
-      expect((list.json as { pool: string }[]).map((p) => p.pool)).to.deep.equal(['default']);
-      const work = await send(port, '/pools/default/work?payload=p');
-      expect(work.json).to.include({ payload: 'p', performedBy: 'a' });
-
-      await fc.assert(
-        fc.asyncProperty(
-          fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 }),
-          fc.constantFrom('/work', ''),
-          async (name, rest) => {
-            const answer = await send(port, `/pools/${encodeURIComponent(name)}${rest}`);
-            if (name === 'default') {
-              expect(answer.status, answer.text).to.equal(200);
+    property(
+      'payloads around 64 KiB: at the limit 200, one byte over 413, a body over 65 KiB 413',
+      async () => {
+        // Serialized size of the payload string: its UTF-8 bytes plus two quotes; '"' serializes as \".
+        const filler = fc.constantFrom('x', 'é', '€', '"');
+        const sized = fc
+          .tuple(filler, fc.integer({ min: -200, max: 200 }), fc.nat({ max: 1500 }))
+          .map(([char, offset, padding]) => {
+            const charBytes = Buffer.byteLength(JSON.stringify(char)) - 2;
+            const count = Math.floor((MAX_PAYLOAD_BYTES - 2 + offset) / charBytes);
+            return { payload: char.repeat(count), padding };
+          });
+        await fc.assert(
+          fc.asyncProperty(sized, async ({ payload, padding }) => {
+            const body = `{"payload":${' '.repeat(padding)}${JSON.stringify(payload)}}`;
+            const answer = await postWork(port, body);
+            const payloadBytes = Buffer.byteLength(JSON.stringify(payload));
+            if (Buffer.byteLength(body) > MAX_BODY_BYTES || payloadBytes > MAX_PAYLOAD_BYTES) {
+              expect(answer.status, `${payloadBytes} bytes`).to.equal(413);
+              expectError(answer, ['PAYLOAD_TOO_LARGE']);
             } else {
-              expect(answer.status, answer.text).to.equal(404);
-              expect(answer.json).to.deep.equal({
-                error: {
-                  code: 'NOT_FOUND',
-                  message: `no pool ${JSON.stringify(name)} on this member`,
-                },
-              });
+              expect(answer.status, `${payloadBytes} bytes: ${answer.text}`).to.equal(200);
             }
-          },
-        ),
-        { numRuns: RUNS },
-      );
-      // An escape that does not decode is the client's mistake, not a 500.
-      for (const target of ['/pools/%E0%A4%A/work', '/pools/%zz', '/pools/%/work']) {
-        const answer = await send(port, target);
-        expect(answer.status, `${target}: ${answer.text}`).to.equal(400);
-        expectError(answer, ['BAD_REQUEST']);
-      }
-    });
+          }),
+          { numRuns: RUNS },
+        );
+        const atLimit = 'z'.repeat(MAX_PAYLOAD_BYTES - 2);
+        expect((await postWork(port, JSON.stringify({ payload: atLimit }))).status).to.equal(200);
+        const over = await postWork(port, JSON.stringify({ payload: `${atLimit}z` }));
+        expect(over.status).to.equal(413);
+        expectError(over, ['PAYLOAD_TOO_LARGE']);
+        const hugeBody = await postWork(port, JSON.stringify({ payload: 'y'.repeat(1024 * 1024) }));
+        expect(hugeBody.status).to.equal(413);
+      },
+    );
 
-    it('after all that the process still runs, serves /work and never logged an unexpected error', async () => {
-      await expectStillServing();
-      const log = await memberLog();
-      expect(log).not.to.include('unexpected error');
-      expect(log).not.to.include('work handler failed');
-    });
+    property(
+      'any pool name but our own gets a JSON 404 naming it; /pools lists our pool',
+      async () => {
+        const notOurs = await send(port, '/pools/x/work');
+        expect(notOurs.status).to.equal(404);
+        expect(notOurs.json).to.deep.equal({
+          error: { code: 'NOT_FOUND', message: 'no pool "x" on this member' },
+        });
+        const postNotOurs = await send(port, '/pools/x/work', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"payload": 1}',
+        });
+        expect(postNotOurs.status).to.equal(404);
+        expect(postNotOurs.json).to.deep.equal(notOurs.json);
+        const viewNotOurs = await send(port, '/pools/x');
+        expect(viewNotOurs.status).to.equal(404);
+        expect(viewNotOurs.json).to.deep.equal(notOurs.json);
+
+        const ours = await send(port, '/pools/default');
+        expect(ours.status).to.equal(200);
+        expect(ours.json).to.deep.include({ pool: 'default' });
+        expect((ours.json as { self: { id: string } }).self.id).to.equal('a');
+        const list = await send(port, '/pools');
+        expect(list.status).to.equal(200);
+        expect((list.json as { pool: string }[]).map((p) => p.pool)).to.deep.equal(['default']);
+        const work = await send(port, '/pools/default/work?payload=p');
+        expect(work.json).to.include({ payload: 'p', performedBy: 'a' });
+
+        await fc.assert(
+          fc.asyncProperty(
+            fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 }),
+            fc.constantFrom('/work', ''),
+            async (name, rest) => {
+              const answer = await send(port, `/pools/${encodeURIComponent(name)}${rest}`);
+              if (name === 'default') {
+                expect(answer.status, answer.text).to.equal(200);
+              } else {
+                expect(answer.status, answer.text).to.equal(404);
+                expect(answer.json).to.deep.equal({
+                  error: {
+                    code: 'NOT_FOUND',
+                    message: `no pool ${JSON.stringify(name)} on this member`,
+                  },
+                });
+              }
+            },
+          ),
+          { numRuns: RUNS },
+        );
+        // An escape that does not decode is the client's mistake, not a 500.
+        for (const target of ['/pools/%E0%A4%A/work', '/pools/%zz', '/pools/%/work']) {
+          const answer = await send(port, target);
+          expect(answer.status, `${target}: ${answer.text}`).to.equal(400);
+          expectError(answer, ['BAD_REQUEST']);
+        }
+      },
+    );
   });
 
   describe('slow, stalled and abandoned clients', () => {

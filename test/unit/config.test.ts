@@ -70,26 +70,6 @@ describe('configuration from the environment', () => {
     expect(loadConfig({ PORT: '' }, host).port).to.equal(8080);
   });
 
-  it('reports one line per bad variable, naming it, its value and what is expected', () => {
-    const lines = issuesOf({
-      PORT: 'eighty',
-      LEASE_TTL_SECONDS: '1',
-      POOL: 'Bad Pool',
-      LOG_LEVEL: 'loud',
-    });
-    expect(lines).to.have.length(4);
-    expect(lines.find((l) => l.startsWith('invalid PORT="eighty"'))).to.match(
-      /expected a port number from 0 to 65535/,
-    );
-    expect(lines.find((l) => l.startsWith('invalid LEASE_TTL_SECONDS="1"'))).to.match(
-      /from 2 to 3600/,
-    );
-    expect(lines.find((l) => l.startsWith('invalid POOL="Bad Pool"'))).to.match(/pool name/);
-    expect(lines.find((l) => l.startsWith('invalid LOG_LEVEL="loud"'))).to.match(
-      /one of fatal, error/,
-    );
-  });
-
   it('rejects endpoints and URLs that are not http(s)', () => {
     expect(issuesOf({ ETCD_ENDPOINTS: 'etcd:2379' })[0]).to.match(
       /^invalid ETCD_ENDPOINTS="etcd:2379": expected/,

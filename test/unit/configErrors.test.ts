@@ -147,6 +147,10 @@ describe('configuration errors at the command line', () => {
         true,
       );
     }
+    // What each line expects, as a user reads it.
+    expect(lines[1]).to.match(/expected a port number from 0 to 65535/);
+    expect(lines[4]).to.match(/expected a whole number of seconds from 2 to 3600/);
+    expect(lines[6]).to.match(/expected one of fatal, error/);
     expect(result.stderr).not.to.include('tiny-secret');
     expect(result.stderr).not.to.match(/\n\s+at /);
   });
