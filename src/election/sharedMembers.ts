@@ -2,7 +2,7 @@
  * Member versions shared across the views of one process, and the search over a view's
  * members sorted by create revision.
  */
-import type { MemberView } from './poolView.js';
+import type { MemberView } from './poolState.js';
 
 /** Members remembered by `shareMember`: a few hundred bytes each. */
 const SHARED_MEMBERS = 4096;
