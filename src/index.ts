@@ -5,7 +5,7 @@
  *   member.leadership({ onStartedLeading: (term, signal) => ... });
  *   await member.shutdown();
  */
-export { loadConfig, ConfigError, type Config } from './config/config.js';
+export { loadConfig, ConfigError, isConfigError, type Config } from './config/config.js';
 export { describeVariables } from './config/variables.js';
 export { PoolMember, type PoolMemberOptions } from './member.js';
 export { PoolElection } from './election/election.js';
@@ -18,7 +18,7 @@ export {
   type LeadershipEndReason,
 } from './election/leadershipEnd.js';
 export type { MemberView, ClaimView } from './election/poolView.js';
-export { ServiceConflictError } from './election/poolIdentity.js';
+export { ServiceConflictError, isServiceConflict } from './election/poolIdentity.js';
 export {
   oldest,
   weighted,
@@ -35,6 +35,26 @@ export {
   type WorkContext,
   type WorkRequest,
 } from './work/handler.js';
-export { PoolError, NotLeaderError, NoLeaderError, isPoolError, type ErrorCode } from './errors.js';
+/**
+ * Every error of the library is a `PoolError` with a `code`; the guards narrow to a class or a
+ * code (`isPoolError(error, 'NO_LEADER')`), and `isRetryable` says a request certainly did not
+ * execute and may be sent again.
+ */
+export {
+  PoolError,
+  NotLeaderError,
+  NoLeaderError,
+  isPoolError,
+  isNotLeader,
+  isRetryable,
+  type ErrorCode,
+  type HttpErrorCode,
+  type ProcessErrorCode,
+} from './errors.js';
 export type { MemberRecord, LeaderClaim } from './membership/memberRecord.js';
-export { EtcdAccessError, describeEtcdError, type EtcdProblem } from './etcd/access.js';
+export {
+  EtcdAccessError,
+  isEtcdAccessError,
+  describeEtcdError,
+  type EtcdProblem,
+} from './etcd/access.js';

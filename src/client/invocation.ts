@@ -2,6 +2,7 @@
  * What the client commands (`status`, `work`) share: where they write, which member they ask,
  * their exit codes, and how a failed call is reported.
  */
+import { PoolError } from '../errors.js';
 import { formatFailure } from './format.js';
 import { isServiceCallError } from './service.js';
 
@@ -21,9 +22,11 @@ export interface CommandIo {
   env: NodeJS.ProcessEnv;
 }
 
-export class UsageError extends Error {
+/** The command line is wrong: the message goes to stderr, the exit code is EXIT_USAGE. */
+export class UsageError extends PoolError {
+  declare readonly code: 'USAGE';
   constructor(message: string) {
-    super(message);
+    super('USAGE', message);
     this.name = 'UsageError';
   }
 }

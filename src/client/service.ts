@@ -3,6 +3,7 @@
  * (a SIGSTOPped member accepts the connection and never answers) and fails with a
  * `ServiceCallError` whose kind says whether the member was reached at all.
  */
+import { PoolError } from '../errors.js';
 import {
   errorAnswer,
   parseJson,
@@ -25,14 +26,16 @@ export type ServiceCallErrorKind =
   /** A 2xx answer that is not what this client expects (another program at that address?). */
   | 'UNEXPECTED_ANSWER';
 
-export class ServiceCallError extends Error {
+/** `kind` says whether the member was reached; `answer.code` is the member's own code. */
+export class ServiceCallError extends PoolError {
+  declare readonly code: 'SERVICE_CALL_FAILED';
   constructor(
     readonly kind: ServiceCallErrorKind,
     message: string,
     /** The HTTP answer, when there was one: for `--json` and for the one-line report. */
     readonly answer?: { status: number; body: string; code?: string },
   ) {
-    super(message);
+    super('SERVICE_CALL_FAILED', message);
     this.name = 'ServiceCallError';
   }
 }

@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import { isIP } from 'node:net';
+import { PoolError } from '../errors.js';
 import { environment, PARSED_VARIABLES, type CrossCheckParams } from './environment.js';
 import { memberId } from './schemas.js';
 import { helpOf, LOG_FORMATS, LOG_LEVELS, STRATEGIES } from './variables.js';
@@ -71,12 +72,18 @@ export interface ConfigIssue {
   expected: string;
 }
 
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
+/** One or more variables are bad: one line per issue; the CLI prints them and exits 2. */
+export class ConfigError extends PoolError {
+  declare readonly code: 'CONFIG_INVALID';
   constructor(readonly issues: ConfigIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
+    super('CONFIG_INVALID', issues.map(formatIssue).join('\n'));
     this.name = 'ConfigError';
   }
+}
+
+/** Whether `error` is a ConfigError (code `CONFIG_INVALID`): fix the environment, not retry. */
+export function isConfigError(error: unknown): error is ConfigError {
+  return error instanceof ConfigError;
 }
 
 const SECRET_VARIABLES = new Set(PARSED_VARIABLES.filter((name) => helpOf(name).secret));

@@ -10,6 +10,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
+import { PoolError, type LocalProcessErrorCode } from '../errors.js';
 
 export interface ExitStatus {
   code: number | null;
@@ -110,25 +111,10 @@ export async function httpGet(
 }
 
 /** What went wrong with a local process: etcd members, pool members, the demo. */
-export type LocalProcessErrorCode =
-  | 'INVALID_SIZE'
-  | 'ETCD_MISSING'
-  | 'ETCD_UNHEALTHY'
-  | 'MEMBER_RUNNING'
-  | 'NO_SUCH_MEMBER'
-  | 'CLUSTER_CLOSED'
-  | 'ETCDCTL_FAILED'
-  | 'CLI_NOT_BUILT'
-  | 'NOT_READY'
-  | 'EXITED'
-  | 'DEMO_CANNOT_START';
-
-export class LocalProcessError extends Error {
-  constructor(
-    readonly code: LocalProcessErrorCode,
-    message: string,
-  ) {
-    super(message);
+export class LocalProcessError extends PoolError {
+  declare readonly code: LocalProcessErrorCode;
+  constructor(code: LocalProcessErrorCode, message: string) {
+    super(code, message);
     this.name = 'LocalProcessError';
   }
 }

@@ -3,6 +3,7 @@
  * each always on its own port and with its own id, so a restarted member is the same
  * instance to its peers (and takes over the registration of its previous incarnation).
  */
+import { PoolError } from '../errors.js';
 import { describeExit, type ExitStatus } from './childProcesses.js';
 import { MemberProcess, type MemberProcessOptions } from './memberProcess.js';
 
@@ -19,9 +20,10 @@ export interface DemoMember {
 }
 
 /** A command that names no member, or one in the wrong state: shown to the user as it is. */
-export class DemoCommandError extends Error {
+export class DemoCommandError extends PoolError {
+  declare readonly code: 'DEMO_COMMAND_REFUSED';
   constructor(message: string) {
-    super(message);
+    super('DEMO_COMMAND_REFUSED', message);
     this.name = 'DemoCommandError';
   }
 }

@@ -2,6 +2,7 @@
  * How a term of leadership ended: the reason the election reports with its `released` event,
  * and the error a term's signal aborts with (leadership.ts).
  */
+import { PoolError } from '../errors.js';
 
 /**
  * Why a term ended:
@@ -22,17 +23,19 @@ export type LeadershipEndReason =
   | 'shutdown'
   | 'unsubscribed';
 
-/** The `reason` of a term's aborted signal. */
-export class LeadershipEndedError extends Error {
+/** The `reason` of a term's aborted signal; `reason` says how the term ended. */
+export class LeadershipEndedError extends PoolError {
+  declare readonly code: 'LEADERSHIP_ENDED';
   constructor(
     readonly term: bigint,
     readonly reason: LeadershipEndReason,
   ) {
-    super(`leadership of term ${term} ended: ${reason}`);
+    super('LEADERSHIP_ENDED', `leadership of term ${term} ended: ${reason}`);
     this.name = 'LeadershipEndedError';
   }
 }
 
+/** Whether `error` is a LeadershipEndedError (code `LEADERSHIP_ENDED`): a term's signal reason. */
 export function isLeadershipEnded(error: unknown): error is LeadershipEndedError {
   return error instanceof LeadershipEndedError;
 }

@@ -12,6 +12,7 @@
  * withdraws — a rule every member applies alike from its view of the pool, so exactly one
  * service stays. A record that names no service neither causes nor suffers a refusal.
  */
+import { PoolError } from '../errors.js';
 import type { MemberView } from './poolView.js';
 
 /** The member whose service is the pool's: its oldest member that names one. */
@@ -49,8 +50,8 @@ export function runsService(member: MemberView, service: string | undefined): bo
  * A member of service A found pool P taken by service B. The message names both services,
  * the pool, the prefix and the fix; the CLI prints it and exits 1.
  */
-export class ServiceConflictError extends Error {
-  readonly code = 'SERVICE_CONFLICT';
+export class ServiceConflictError extends PoolError {
+  declare readonly code: 'SERVICE_CONFLICT';
   constructor(
     readonly conflict: {
       pool: string;
@@ -65,10 +66,16 @@ export class ServiceConflictError extends Error {
   ) {
     const { pool, prefix, service, poolService, member, createRevision } = conflict;
     super(
+      'SERVICE_CONFLICT',
       `cannot join pool "${pool}" under ETCD_PREFIX ${prefix}: it belongs to service "${poolService}" (member ${member}, registered at revision ${createRevision}), and this member runs service "${service}". Give each service its own POOL or its own ETCD_PREFIX; if both are one service, give them the same SERVICE_NAME`,
     );
     this.name = 'ServiceConflictError';
   }
+}
+
+/** Whether `error` is a ServiceConflictError (code `SERVICE_CONFLICT`): the pool is another service's. */
+export function isServiceConflict(error: unknown): error is ServiceConflictError {
+  return error instanceof ServiceConflictError;
 }
 
 /**

@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import type { Config } from '../config/config.js';
+import { PoolError } from '../errors.js';
 import type { MemberView } from './poolView.js';
 
 export interface StrategyContext {
@@ -110,12 +111,13 @@ export interface StrategyMember {
 export const FALLBACK_REASONS = ['threw', 'slow', 'not_a_member'] as const;
 export type FallbackReason = (typeof FALLBACK_REASONS)[number];
 
-export class StrategyFallback extends Error {
+export class StrategyFallback extends PoolError {
+  declare readonly code: 'STRATEGY_FALLBACK';
   constructor(
     readonly reason: FallbackReason,
     message: string,
   ) {
-    super(message);
+    super('STRATEGY_FALLBACK', message);
     this.name = 'StrategyFallback';
   }
 }

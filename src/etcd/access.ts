@@ -15,6 +15,7 @@ import {
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
 } from 'etcd3';
+import { PoolError } from '../errors.js';
 import type { EtcdOptions } from './client.js';
 
 /**
@@ -147,12 +148,17 @@ function unreachableReason(error: unknown): string | undefined {
  * Start-up refused: etcd will not let this member in, and retrying cannot change that. The
  * message is the problem's one line; the CLI prints it and exits 1.
  */
-export class EtcdAccessError extends Error {
-  readonly code = 'ETCD_ACCESS_REFUSED';
+export class EtcdAccessError extends PoolError {
+  declare readonly code: 'ETCD_ACCESS_REFUSED';
   constructor(readonly problem: EtcdProblem) {
-    super(`cannot start: ${problem.message}`);
+    super('ETCD_ACCESS_REFUSED', `cannot start: ${problem.message}`);
     this.name = 'EtcdAccessError';
   }
+}
+
+/** Whether `error` is an EtcdAccessError (code `ETCD_ACCESS_REFUSED`): etcd refused us for good. */
+export function isEtcdAccessError(error: unknown): error is EtcdAccessError {
+  return error instanceof EtcdAccessError;
 }
 
 /** `classifyEtcdError(...).message`: one line for a log. */

@@ -4,9 +4,9 @@
  */
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
-import { isPoolError, PoolError, type ErrorCode } from '../errors.js';
+import { isHttpError, PoolError, type HttpErrorCode } from '../errors.js';
 
-export const STATUS_BY_CODE: Record<ErrorCode, number> = {
+export const STATUS_BY_CODE: Record<HttpErrorCode, number> = {
   BAD_REQUEST: 400,
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
@@ -27,7 +27,18 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
 /** Seconds a client should wait before retrying a 503. */
 const RETRY_AFTER_SECONDS = 1;
 
+/** The answer to an error that has no HTTP code: a bug of ours if it gets this far. */
+const INTERNAL_ERROR = new PoolError('INTERNAL', 'internal error');
+
+/**
+ * Answers `error` with its status and JSON body. Only HTTP-facing codes go on the wire: a
+ * process-level PoolError (CONFIG_INVALID, LEADERSHIP_ENDED, ...) is answered 500 INTERNAL.
+ */
 export function sendError(res: Response, error: PoolError): void {
+  if (!isHttpError(error)) {
+    sendError(res, INTERNAL_ERROR);
+    return;
+  }
   const status = STATUS_BY_CODE[error.code];
   if (status === 503) res.set('Retry-After', String(RETRY_AFTER_SECONDS));
   if (status === 401) res.set('WWW-Authenticate', 'Bearer');
@@ -68,9 +79,12 @@ function fromClientError(error: {
   return new PoolError(code, String(error.message));
 }
 
-/** The error as one of ours: a PoolError as it is, a client error mapped; else undefined. */
+/**
+ * The error as an answer of ours: a PoolError with an HTTP code as it is, a client error
+ * mapped; else undefined (a process-level PoolError included: a bug here, answered 500).
+ */
 export function knownError(error: unknown): PoolError | undefined {
-  if (isPoolError(error)) return error;
+  if (isHttpError(error)) return error;
   return typeof error === 'object' && error !== null ? fromClientError(error) : undefined;
 }
 
@@ -88,6 +102,6 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
       return;
     }
     logger.error({ err: error, path: req.path }, 'unexpected error');
-    sendError(res, new PoolError('INTERNAL', 'internal error'));
+    sendError(res, INTERNAL_ERROR);
   };
 }

@@ -8,7 +8,7 @@
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
-import { PoolError, isPoolError } from '../errors.js';
+import { PoolError, isHttpError } from '../errors.js';
 import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { ABORTED, unlessAborted } from '../util/abortable.js';
@@ -104,9 +104,11 @@ export function workRoutes(options: WorkRoutesOptions): express.Router {
         metrics.workRequests.inc({ route, role, outcome: 'client_gone' });
         return;
       }
-      const code = isPoolError(error) ? error.code.toLowerCase() : 'internal';
+      // A process-level PoolError (a handler rethrowing its term's LeadershipEndedError) has
+      // no status: like any other throw, a 500.
+      const code = isHttpError(error) ? error.code.toLowerCase() : 'internal';
       metrics.workRequests.inc({ route, role, outcome: code });
-      if (isPoolError(error)) {
+      if (isHttpError(error)) {
         if (error.code !== 'NOT_LEADER') failures.record(error.code, error.message);
         sendError(res, error);
       } else {

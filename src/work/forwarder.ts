@@ -35,16 +35,19 @@ export interface UpstreamAnswer {
 
 /**
  * No connection to the leader could be made (refused, unreachable, timed out while
- * connecting): the request was never sent, so it may be retried.
+ * connecting): the request was never sent, so it may be retried. Its code says so:
+ * `LEADER_UNREACHABLE`, retryable, not `UPSTREAM_FAILED` ("may have executed"). This is one
+ * attempt; the router answers with a LeaderUnreachableError once its wait is over.
  */
 export class UpstreamUnreachableError extends PoolError {
+  declare readonly code: 'LEADER_UNREACHABLE';
   /** Why, in a word where there is one: ECONNREFUSED, ENOTFOUND, a timeout. */
   readonly reason: string;
 
   constructor(target: ForwardTarget, cause: unknown) {
     const reason = describeCause(cause);
     super(
-      'UPSTREAM_FAILED',
+      'LEADER_UNREACHABLE',
       `leader ${target.id} at ${target.url} could not be reached (${reason})`,
       { leader: target.id, url: target.url, reason },
       { cause },

@@ -18,6 +18,7 @@ import { candidates } from '../election/candidates.js';
 import type { PoolElection } from '../election/election.js';
 import {
   isNotLeader,
+  isRetryable,
   LeaderUnreachableError,
   NoLeaderError,
   NotLeaderError,
@@ -131,8 +132,9 @@ export class WorkRouter {
           this.unreachable.delete(leader.url);
           return { role: 'follower', ...answer };
         } catch (error) {
+          // Only "not leader" and "never sent" are retryable here: they did not execute.
+          if (!isRetryable(error)) throw error;
           const unreachable = error instanceof UpstreamUnreachableError ? error : undefined;
-          if (!isNotLeader(error) && !unreachable) throw error;
           const reason: (typeof FORWARD_RETRY_REASONS)[number] = unreachable
             ? 'unreachable'
             : 'not_leader';
@@ -211,7 +213,7 @@ export class WorkRouter {
       });
       return { role: 'follower', ...answer };
     } catch (error) {
-      if (!isNotLeader(error) && !(error instanceof UpstreamUnreachableError)) throw error;
+      if (!isRetryable(error)) throw error;
       return this.route(work);
     }
   }

@@ -12,7 +12,7 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import type { PoolElection } from '../election/election.js';
 import type { Logger } from 'pino';
 import { classifyEtcdError, describeEtcdError } from '../etcd/access.js';
-import { isPoolError, NotLeaderError, PoolError } from '../errors.js';
+import { isHttpError, NotLeaderError, PoolError } from '../errors.js';
 import { monotonicNow } from '../util/time.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 
@@ -119,7 +119,7 @@ export class TicketSequence {
     try {
       return await this.reserveBlock(term, mark);
     } catch (error) {
-      if (isPoolError(error)) throw error;
+      if (isHttpError(error)) throw error;
       const problem = classifyEtcdError(error);
       throw new PoolError(
         'ETCD_UNAVAILABLE',
