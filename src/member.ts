@@ -27,6 +27,7 @@ import { firstServiceConflict, type ServiceConflictError } from './election/pool
 import type { LeaderStrategy } from './election/strategy.js';
 import { createPoolRoutes, memberServerApp } from './http/app.js';
 import { InFlightRequests } from './http/inFlight.js';
+import type { PoolRoutes } from './http/poolAddress.js';
 import { closeServer, createBoundedServer, listen } from './http/server.js';
 import { statusSource } from './http/statusPage/status.js';
 import { statusRoutes, type StatusRouter } from './http/statusPage/statusPage.js';
@@ -122,12 +123,14 @@ export class PoolMember {
   ) {}
 
   /**
-   * Starts the HTTP server at once (so /healthz and /readyz answer), checks once that etcd lets
-   * us in — rejecting with `EtcdAccessError` when it refuses for good, and with
-   * `ServiceConflictError` when a pool belongs to another service — then registers and joins
-   * the elections in the background; /readyz turns 200 once registered and synced. Blocks on
-   * loading a module strategy, on listening and on the access check (bounded by the etcd call
-   * deadline); a start-up that fails releases everything it took.
+   * Starts the HTTP server at once (so /healthz and /readyz answer; with `serve: false` there
+   * is none: mount `router`), checks once that etcd lets us in — rejecting with
+   * `EtcdAccessError` when it refuses for good, and with `ServiceConflictError` when a pool
+   * belongs to another service — then registers and joins the elections in the background;
+   * /readyz turns 200 once registered and synced. Blocks on loading a module strategy, on
+   * listening and on the access check (bounded by the etcd call deadline); a start-up that
+   * fails releases everything it took. Throws a TypeError at once for `app` with
+   * `serve: false`.
    */
   static async start(options: PoolMemberOptions): Promise<PoolMember> {
     const { config } = options;
@@ -183,44 +186,7 @@ export class PoolMember {
       election.once('superseded', (other) => options.onSuperseded?.(other));
       election.once('refused', (error) => options.onRefused?.(error));
     }
-    if (options.statusPage ?? config.statusPage) {
-      const status = statusSource({
-        elections,
-        metrics,
-        member: { id: config.memberId, url: config.advertiseUrl, version: VERSION, startedAt },
-      });
-      member.statusRouter = statusRoutes(status);
-    }
-    let advertiseUrlChecked = false;
-    member.poolRoutes = createPoolRoutes({
-      pools,
-      statusRoutes: member.statusRouter,
-      simpleWork: options.simpleWork ?? config.simpleWork,
-      // Without a server of its own, the member sees the requests that reach its routes: it
-      // counts them for the drain, and the first one says the user's server listens.
-      ...(serving
-        ? {}
-        : {
-            onRequest: (req: express.Request, res: express.Response) => {
-              member.activity(req, res);
-              if (advertiseUrlChecked) return;
-              advertiseUrlChecked = true;
-              void checkAdvertiseUrl(
-                { url: config.advertiseUrl, memberId: config.memberId },
-                logger,
-              );
-            },
-          }),
-      metrics,
-      nodeMetrics: createNodeMetricsRegistry(),
-      logger,
-      draining: () => member.draining.signal.aborted,
-      stopHolding: member.lastCalls.stopHolding,
-      maxPendingWork: config.maxPendingWork,
-      lastCall: member.lastCalls.lastCall,
-      ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
-      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
-    });
+    member.poolRoutes = member.createRoutes(options, pools, startedAt);
     if (server) {
       const served = memberServerApp(options.app?.use(member.router) ?? member.router, logger);
       // A flood of connections can hold this thread in one turn of the event loop for seconds,
@@ -276,6 +242,50 @@ export class PoolMember {
         );
     }
     return member;
+  }
+
+  /**
+   * The pool's routes, with the modules `options` leave in (http/app.ts). Without a server of
+   * its own (`serve: false`) the member sees the requests that reach its routes: it counts
+   * them for the drain, and the first one says the user's server listens, so that its
+   * ADVERTISE_URL can be checked then.
+   */
+  private createRoutes(
+    options: PoolMemberOptions,
+    pools: PoolRoutes[],
+    startedAt: string,
+  ): express.Express {
+    const { config, logger, metrics } = this;
+    if (options.statusPage ?? config.statusPage) {
+      const status = statusSource({
+        elections: this.elections,
+        metrics,
+        member: { id: config.memberId, url: config.advertiseUrl, version: VERSION, startedAt },
+      });
+      this.statusRouter = statusRoutes(status);
+    }
+    let advertiseUrlChecked = false;
+    const onRequest = (req: express.Request, res: express.Response) => {
+      this.activity(req, res);
+      if (advertiseUrlChecked) return;
+      advertiseUrlChecked = true;
+      void checkAdvertiseUrl({ url: config.advertiseUrl, memberId: config.memberId }, logger);
+    };
+    return createPoolRoutes({
+      pools,
+      statusRoutes: this.statusRouter,
+      simpleWork: options.simpleWork ?? config.simpleWork,
+      ...(this.server ? {} : { onRequest }),
+      metrics,
+      nodeMetrics: createNodeMetricsRegistry(),
+      logger,
+      draining: () => this.draining.signal.aborted,
+      stopHolding: this.lastCalls.stopHolding,
+      maxPendingWork: config.maxPendingWork,
+      lastCall: this.lastCalls.lastCall,
+      ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
+      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+    });
   }
 
   /** A request arrived: counted in flight until answered, and a sign of life for the leases. */
