@@ -129,8 +129,8 @@ export class PoolMember {
    * belongs to another service — then registers and joins the elections in the background;
    * /readyz turns 200 once registered and synced. Blocks on loading a module strategy, on
    * listening and on the access check (bounded by the etcd call deadline); a start-up that
-   * fails releases everything it took. Throws a TypeError at once for `app` with
-   * `serve: false`.
+   * fails releases everything it took. Rejects with a TypeError, before anything starts, for
+   * `app` with `serve: false`.
    */
   static async start(options: PoolMemberOptions): Promise<PoolMember> {
     const { config } = options;

@@ -106,11 +106,14 @@ describe('a pool member embedded in your Express app', function () {
     expect(seen, `${member.election.memberId} sees ${id} lead`).to.equal(true);
   }
 
-  it('a route added to your app after start answers, and what no route matches still gets the JSON 404', async () => {
+  it('a route added to your app after start answers; what no route matches gets the JSON 404, what your routes throw the JSON error body', async () => {
     const app = express();
     app.get('/before', (_req, res) => res.json({ route: 'before' }));
     const member = await startMember('a', { app });
     app.get('/after', (_req, res) => res.json({ route: 'after' }));
+    app.get('/broken', () => {
+      throw new Error('a bug of the service');
+    });
     const url = `http://127.0.0.1:${member.port}`;
     await leaderSeen(member, 'a');
 
@@ -123,6 +126,9 @@ describe('a pool member embedded in your Express app', function () {
       code: 'NOT_FOUND',
       message: 'no route GET /nowhere',
     });
+    // An error of your routes that no handler of yours answered: the JSON error body.
+    const broken = await ask(`${url}/broken`);
+    expect([broken.status, broken.body.error?.code]).to.deep.equal([500, 'INTERNAL']);
     // The status page and the teaching path are served by default.
     const page = await ask(`${url}/`);
     expect([page.status, page.type]).to.deep.equal([200, 'text/html; charset=utf-8']);
