@@ -1,8 +1,8 @@
 /**
  * One pool member, assembled: the elections of its pools with their work routers
- * (member/pools.ts), the HTTP surface (http/app.ts) on a bounded server (http/server.ts), and
- * the etcd start-up diagnosis (etcd/diagnosis.ts). This is what `service-pool-leader serve`
- * runs and what the library exports.
+ * (member/pools.ts), the HTTP surface (http/app.ts) on a bounded server (http/server.ts) or
+ * mounted in the library user's own app, and the etcd start-up diagnosis (etcd/diagnosis.ts).
+ * This is what `service-pool-leader serve` runs and what the library exports.
  *
  * On SIGTERM the CLI calls `shutdown()`: the member turns not ready, leaves its elections (the
  * successor claims within milliseconds), keeps answering for a short linger, drains what is in
@@ -25,11 +25,12 @@ import type { PoolElection } from './election/election.js';
 import { watchLeadership, type LeadershipCallbacks } from './election/leadership.js';
 import { firstServiceConflict, type ServiceConflictError } from './election/poolIdentity.js';
 import type { LeaderStrategy } from './election/strategy.js';
-import { createHttpApp } from './http/app.js';
+import { createPoolRoutes, memberServerApp } from './http/app.js';
 import { InFlightRequests } from './http/inFlight.js';
+import type { PoolRoutes } from './http/poolAddress.js';
 import { closeServer, createBoundedServer, listen } from './http/server.js';
-import { statusSource } from './http/status.js';
-import { statusRoutes, type StatusRouter } from './http/statusPage.js';
+import { statusSource } from './http/statusPage/status.js';
+import { statusRoutes, type StatusRouter } from './http/statusPage/statusPage.js';
 import { createLogger } from './log/logger.js';
 import { buildPools } from './member/pools.js';
 import { serviceName } from './member/serviceName.js';
@@ -58,11 +59,29 @@ export interface PoolMemberOptions {
   candidate?: boolean;
   logger?: Logger;
   /**
-   * Your own Express app, to embed the member in: your routes come first, the pool's routes
-   * (/work, /pool, /healthz, ...) are mounted after them, and the member serves the whole app
-   * on PORT, with its graceful shutdown.
+   * Your own Express app, to embed the member in: the pool's routes (/work, /pool, /healthz,
+   * ...) are mounted on it at start, so your routes added before `start` are tried first and
+   * those added after it are tried after the pool's; the member serves the whole app on PORT,
+   * with its graceful shutdown, and answers 404 NOT_FOUND (JSON) to what nothing matched.
+   * Not with `serve: false`.
    */
   app?: express.Express;
+  /**
+   * False: the member does not listen on PORT; mount `member.router` in your own app (under a
+   * prefix if you like) and serve it yourself. Set ADVERTISE_URL to where the router answers,
+   * prefix included, so that the other members can forward work to this one. Default: true.
+   */
+  serve?: boolean;
+  /**
+   * Whether to serve the status page `/` and its event stream `/events` (http/statusPage/).
+   * Default: `config.statusPage` (STATUS_PAGE, true).
+   */
+  statusPage?: boolean;
+  /**
+   * Whether to serve the teaching path /simple-work, which reads etcd on every call
+   * (http/simpleWork.ts). Default: `config.simpleWork` (SIMPLE_WORK, true).
+   */
+  simpleWork?: boolean;
   /**
    * Called when another process with this MEMBER_ID took over the registration while this one
    * was frozen or cut off (its election has stopped: two members with one id cannot be told
@@ -87,6 +106,7 @@ export class PoolMember {
   private shuttingDown: Promise<boolean> | undefined;
   /** The status page's routes; its event streams are ended before draining. */
   private statusRouter: StatusRouter | undefined;
+  private poolRoutes: express.Express | undefined;
 
   private constructor(
     readonly config: Config,
@@ -94,7 +114,8 @@ export class PoolMember {
     readonly elections: PoolElection[],
     readonly metrics: PoolMetrics,
     readonly logger: Logger,
-    readonly server: http.Server,
+    /** The member's own server; undefined with `serve: false`. */
+    readonly server: http.Server | undefined,
     /** The member's etcd client, for your own reads and for building fenced writes. */
     readonly etcd: Etcd3,
     private readonly forwarder: Forwarder,
@@ -102,15 +123,21 @@ export class PoolMember {
   ) {}
 
   /**
-   * Starts the HTTP server at once (so /healthz and /readyz answer), checks once that etcd lets
-   * us in — rejecting with `EtcdAccessError` when it refuses for good, and with
-   * `ServiceConflictError` when a pool belongs to another service — then registers and joins
-   * the elections in the background; /readyz turns 200 once registered and synced. Blocks on
-   * loading a module strategy, on listening and on the access check (bounded by the etcd call
-   * deadline); a start-up that fails releases everything it took.
+   * Starts the HTTP server at once (so /healthz and /readyz answer; with `serve: false` there
+   * is none: mount `router`), checks once that etcd lets us in — rejecting with
+   * `EtcdAccessError` when it refuses for good, and with `ServiceConflictError` when a pool
+   * belongs to another service — then registers and joins the elections in the background;
+   * /readyz turns 200 once registered and synced. Blocks on loading a module strategy, on
+   * listening and on the access check (bounded by the etcd call deadline); a start-up that
+   * fails releases everything it took. Rejects with a TypeError, before anything starts, for
+   * `app` with `serve: false`.
    */
   static async start(options: PoolMemberOptions): Promise<PoolMember> {
     const { config } = options;
+    const serving = options.serve ?? true;
+    if (!serving && options.app) {
+      throw new TypeError('PoolMember.start: with serve: false, mount member.router in your app');
+    }
     const logger =
       options.logger ??
       createLogger({
@@ -144,11 +171,7 @@ export class PoolMember {
     );
     const elections = pools.map((pool) => pool.election);
 
-    const server = createBoundedServer(config);
-    // A flood of connections can hold this thread in one turn of the event loop for seconds,
-    // accepting and answering: busy, not hung, so the keep-alive thread hears from it there too.
-    server.on('connection', () => leases.alive());
-    server.on('request', () => leases.alive());
+    const server = serving ? createBoundedServer(config) : undefined;
     const member = new PoolMember(
       config,
       elections,
@@ -163,40 +186,29 @@ export class PoolMember {
       election.once('superseded', (other) => options.onSuperseded?.(other));
       election.once('refused', (error) => options.onRefused?.(error));
     }
-    const status = statusSource({
-      elections,
-      metrics,
-      member: { id: config.memberId, url: config.advertiseUrl, version: VERSION, startedAt },
-    });
-    const app = createHttpApp({
-      pools,
-      statusRoutes: (member.statusRouter = statusRoutes(status)),
-      metrics,
-      nodeMetrics: createNodeMetricsRegistry(),
-      logger,
-      draining: () => member.draining.signal.aborted,
-      stopHolding: member.lastCalls.stopHolding,
-      maxPendingWork: config.maxPendingWork,
-      lastCall: member.lastCalls.lastCall,
-      ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
-      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
-    });
-    const handle = options.app ? options.app.use(app) : app;
-    server.on('request', (req, res) => {
-      member.requests.track(req, res);
-      handle(req, res);
-    });
-    await member.abandonOnFailure(() => listen(server, config.port, config.host));
-    logger.info(
-      {
-        url: config.advertiseUrl,
-        listen: `${config.host}:${member.port}`,
-        pool: config.pool,
-        version: VERSION,
-      },
-      'listening',
-    );
-    void checkAdvertiseUrl({ url: config.advertiseUrl, memberId: config.memberId }, logger);
+    member.poolRoutes = member.createRoutes(options, pools, startedAt);
+    if (server) {
+      const served = memberServerApp(options.app?.use(member.router) ?? member.router, logger);
+      // A flood of connections can hold this thread in one turn of the event loop for seconds,
+      // accepting and answering: busy, not hung, so the keep-alive thread hears from it there
+      // too.
+      server.on('connection', () => leases.alive());
+      server.on('request', (req, res) => {
+        member.activity(req, res);
+        served(req, res);
+      });
+      await member.abandonOnFailure(() => listen(server, config.port, config.host));
+      logger.info(
+        {
+          url: config.advertiseUrl,
+          listen: `${config.host}:${member.port}`,
+          pool: config.pool,
+          version: VERSION,
+        },
+        'listening',
+      );
+      void checkAdvertiseUrl({ url: config.advertiseUrl, memberId: config.memberId }, logger);
+    }
     member.stopMembershipCheck = watchEtcdMembership(
       etcd,
       config.etcd.endpoints,
@@ -233,6 +245,56 @@ export class PoolMember {
   }
 
   /**
+   * The pool's routes, with the modules `options` leave in (http/app.ts). Without a server of
+   * its own (`serve: false`) the member sees the requests that reach its routes: it counts
+   * them for the drain, and the first one says the user's server listens, so that its
+   * ADVERTISE_URL can be checked then.
+   */
+  private createRoutes(
+    options: PoolMemberOptions,
+    pools: PoolRoutes[],
+    startedAt: string,
+  ): express.Express {
+    const { config, logger, metrics } = this;
+    if (options.statusPage ?? config.statusPage) {
+      const status = statusSource({
+        elections: this.elections,
+        metrics,
+        member: { id: config.memberId, url: config.advertiseUrl, version: VERSION, startedAt },
+      });
+      this.statusRouter = statusRoutes(status);
+    }
+    let advertiseUrlChecked = false;
+    const onRequest = (req: express.Request, res: express.Response) => {
+      this.activity(req, res);
+      if (advertiseUrlChecked) return;
+      advertiseUrlChecked = true;
+      void checkAdvertiseUrl({ url: config.advertiseUrl, memberId: config.memberId }, logger);
+    };
+    return createPoolRoutes({
+      pools,
+      statusRoutes: this.statusRouter,
+      simpleWork: options.simpleWork ?? config.simpleWork,
+      ...(this.server ? {} : { onRequest }),
+      metrics,
+      nodeMetrics: createNodeMetricsRegistry(),
+      logger,
+      draining: () => this.draining.signal.aborted,
+      stopHolding: this.lastCalls.stopHolding,
+      maxPendingWork: config.maxPendingWork,
+      lastCall: this.lastCalls.lastCall,
+      ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
+      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+    });
+  }
+
+  /** A request arrived: counted in flight until answered, and a sign of life for the leases. */
+  private activity(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.leases.alive();
+    this.requests.track(req, res);
+  }
+
+  /**
    * Runs a start-up step; if it rejects, undoes the start-up (nothing was registered, so
    * nothing to leave: the server, the forwarder, the keep-alive thread and the etcd client are
    * closed) and rejects with the step's error.
@@ -242,10 +304,22 @@ export class PoolMember {
       return await step();
     } catch (error) {
       this.stopMembershipCheck?.();
-      await closeServer(this.server);
+      if (this.server) await closeServer(this.server);
       await closeClients({ forwarder: this.forwarder, leases: this.leases, etcd: this.etcd });
       throw error;
     }
+  }
+
+  /**
+   * The pool's routes (/work, /pool, /pools/..., /healthz, /readyz, /metrics, /resign, and
+   * unless left out the status page and /simple-work), to mount in your own Express app:
+   * `app.use(member.router)`, or `app.use('/pool-api', member.router)` under a prefix. What
+   * they do not match goes on to your routes after them; their errors are answered with the
+   * JSON error body. With `serve: false` the member answers nothing until you mount it and
+   * listen; otherwise its own server already serves it on PORT.
+   */
+  get router(): express.Router {
+    return this.poolRoutes!;
   }
 
   /** The election of the first pool (the pool of /work). */
@@ -274,8 +348,9 @@ export class PoolMember {
     return this.elections.every((election) => election.isReady());
   }
 
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
+  /** The port the member's own server listens on; undefined with `serve: false`. */
+  get port(): number | undefined {
+    return (this.server?.address() as AddressInfo | undefined)?.port;
   }
 
   /**

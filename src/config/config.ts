@@ -24,6 +24,10 @@ export interface Config {
   labels: Record<string, string>;
   /** Whether this member may lead; a non-candidate (CANDIDATE=false) only routes. */
   candidate: boolean;
+  /** Whether to serve the status page `/` and `/events` (STATUS_PAGE). */
+  statusPage: boolean;
+  /** Whether to serve the teaching path /simple-work (SIMPLE_WORK). */
+  simpleWork: boolean;
   strategy: {
     name: StrategyName;
     avoidLabels: Record<string, string>;
@@ -146,6 +150,8 @@ export function loadConfig(
     weight: raw.WEIGHT,
     labels: raw.LABELS,
     candidate: raw.CANDIDATE,
+    statusPage: raw.STATUS_PAGE,
+    simpleWork: raw.SIMPLE_WORK,
     strategy: {
       name: raw.ELECTION_STRATEGY,
       avoidLabels: raw.AVOID_LABELS,

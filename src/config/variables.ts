@@ -145,7 +145,8 @@ export const MEMBER_VARIABLES = {
     description: 'HTTP port.',
   }),
   ADVERTISE_URL: described(httpUrl.optional(), {
-    description: 'URL the other members use to forward work to this one.',
+    description:
+      'URL the other members use to forward work to this one: where its routes answer, with the prefix a library user mounted them under.',
     defaultText: 'http://<POD_IP or 127.0.0.1>:<PORT>',
   }),
   ETCD_ENDPOINTS: described(
@@ -193,6 +194,16 @@ export const MEMBER_VARIABLES = {
       'Bearer token for the admin routes (resign). Without it they are disabled. At least 16 characters.',
     defaultText: 'unset (admin routes disabled)',
     secret: true,
+  }),
+  STATUS_PAGE: described(flag(true), {
+    description:
+      'false: no status page; / and /events answer 404. /pool and /pools still describe the pool.',
+    chart: { type: ['boolean', 'string'], pattern: single('true|false') },
+  }),
+  SIMPLE_WORK: described(flag(true), {
+    description:
+      'false: no /simple-work, the teaching path that reads etcd on every call; it answers 404. /work is not affected.',
+    chart: { type: ['boolean', 'string'], pattern: single('true|false') },
   }),
   LEASE_TTL_SECONDS: described(
     wholeNumber({ min: 2, max: 3600, default: 5, what: 'a whole number of seconds' }),

@@ -1,12 +1,19 @@
 /**
- * The HTTP surface (Express 5), assembled from its routers in the order they are tried:
+ * The HTTP surface (Express 5). `createPoolRoutes` assembles the pool's routes, in the order
+ * they are tried:
  *
- * - the status page `/` and its `/events` stream (statusPage.ts);
+ * - the status page `/` and its `/events` stream (statusPage/, optional);
  * - the probes /healthz and /readyz (probes.ts) and /metrics (metricsRoute.ts);
  * - the pool views /pool, /pools/:pool and /pools (poolViews.ts);
  * - the admin route /resign and /pools/:pool/resign (admin.ts);
- * - the work routes /work and /simple-work and their /pools/:pool/... forms (workRoutes.ts);
- * - then 404 for any other route, and the JSON error body for every error (errors.ts).
+ * - the work route /work (workRoutes.ts) and the teaching path /simple-work (simpleWork.ts,
+ *   optional), with their /pools/:pool/... forms;
+ * - the JSON error body for every error they raise (errors.ts).
+ *
+ * A request none of them matches is passed on, as any Express router does: the pool's routes
+ * can be mounted anywhere in an app, under a prefix or not, with routes of its own before and
+ * after them. `memberServerApp` is what the member's own server runs: the routes it is given,
+ * then 404 NOT_FOUND for whatever is left unanswered.
  *
  * The routes without a pool in the path serve the first pool of POOLS; /pools/:pool/... any
  * pool of the member, and 404 for a name it does not belong to (poolAddress.ts). The surface
@@ -24,7 +31,8 @@ import { metricsRoute } from './metricsRoute.js';
 import { poolAddress, type PoolRoutes } from './poolAddress.js';
 import { poolViewRoutes } from './poolViews.js';
 import { probeRoutes } from './probes.js';
-import { workRoutes } from './workRoutes.js';
+import { simpleWorkRoutes } from './simpleWork.js';
+import { workRouteServer, workRoutes } from './workRoutes.js';
 
 export interface HttpAppOptions {
   /** The member's pools; the first is the pool of /work, /simple-work and /pool. */
@@ -38,8 +46,15 @@ export interface HttpAppOptions {
   forwardToken?: string;
   /** When set, enables the admin routes for `Authorization: Bearer <adminToken>`. */
   adminToken?: string;
-  /** Routes mounted first: the status page and its event stream. */
-  statusRoutes?: express.Router;
+  /** Routes mounted first: the status page and its event stream; unset: left out. */
+  statusRoutes?: express.Router | undefined;
+  /** Whether to serve the teaching path /simple-work (simpleWork.ts). */
+  simpleWork: boolean;
+  /**
+   * Called first for every request that reaches the pool's routes; for a member that does not
+   * serve them itself (its server would otherwise see each request).
+   */
+  onRequest?: ((req: express.Request, res: express.Response) => void) | undefined;
   /**
    * Shutdown's two last calls, aborted with the PoolError to answer: `stopHolding` ends every
    * wait for a leader (nothing was sent: 503 SHUTTING_DOWN); `lastCall`, a moment later,
@@ -52,7 +67,13 @@ export interface HttpAppOptions {
   maxPendingWork?: number;
 }
 
-export function createHttpApp(options: HttpAppOptions): express.Express {
+/**
+ * The pool's routes, as an Express application to mount (`app.use(routes)` or
+ * `app.use('/prefix', routes)`): an application rather than a plain router so that its own
+ * settings hold wherever it is mounted (no ETag, whose 304 would hide a work answer; the
+ * simple query parser).
+ */
+export function createPoolRoutes(options: HttpAppOptions): express.Express {
   const { metrics, logger, pools } = options;
   const address = poolAddress(pools);
   const app = express();
@@ -60,7 +81,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
 
-  app.use((_req, res, next) => {
+  app.use((req, res, next) => {
+    options.onRequest?.(req, res);
     if (options.draining()) res.set('Connection', 'close');
     next();
   });
@@ -69,18 +91,31 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.use(metricsRoute(metrics, options.nodeMetrics));
   app.use(poolViewRoutes(pools, address));
   app.use(adminRoutes({ address, logger, adminToken: options.adminToken }));
-  app.use(
-    workRoutes({
-      address,
-      metrics,
-      logger,
-      forwardToken: options.forwardToken,
-      stopHolding: options.stopHolding,
-      lastCall: options.lastCall,
-      maxPendingWork: options.maxPendingWork,
-    }),
-  );
+  const serveWork = workRouteServer({
+    address,
+    metrics,
+    logger,
+    forwardToken: options.forwardToken,
+    stopHolding: options.stopHolding,
+    lastCall: options.lastCall,
+    maxPendingWork: options.maxPendingWork,
+  });
+  app.use(workRoutes(serveWork));
+  if (options.simpleWork) app.use(simpleWorkRoutes(serveWork));
+  app.use(errorMiddleware(logger));
+  return app;
+}
 
+/**
+ * What the member's own server runs: `routes` (your app with the pool's routes mounted in it,
+ * or the pool's routes alone), then 404 NOT_FOUND for any request they leave unanswered, and
+ * the JSON error body for any error they pass on. `routes` is called as a plain handler, not
+ * mounted, so routes added to it at any time are tried before the 404.
+ */
+export function memberServerApp(routes: express.RequestHandler, logger: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((req, res, next) => routes(req, res, next));
   app.use((req, res) => {
     sendError(res, new PoolError('NOT_FOUND', `no route ${req.method} ${req.path}`));
   });

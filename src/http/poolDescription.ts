@@ -1,7 +1,7 @@
 /**
  * The `:observer` view of one pool as this member sees it: its service and strategy, this
  * member, the leader and its term, why there is none, the timeline and the members. It is the
- * body of GET /pool and /pools (poolViews.ts) and what the status page shows (status.ts).
+ * body of GET /pool and /pools (poolViews.ts) and what the status page shows (statusPage/status.ts).
  */
 import { whyNoCandidate } from '../election/candidates.js';
 import type { PoolElection } from '../election/election.js';

@@ -1,9 +1,10 @@
 /**
- * The work routes: GET and POST /work and /simple-work, and their per-pool forms
- * /pools/:pool/work and /pools/:pool/simple-work. A request is admitted (workAdmission.ts),
- * validated (workRequest.ts), then handed to the pool's WorkRouter, which executes it here or
- * forwards it to the leader; its outcome is the answer. Every request counts in
- * `workRequests` by route, role and outcome, refused ones included.
+ * How a work route is served: GET and POST /<route> and its per-pool form /pools/:pool/<route>.
+ * A request is admitted (workAdmission.ts), validated (workRequest.ts), then dispatched to the
+ * pool's WorkRouter, which executes it here or forwards it to the leader; its outcome is the
+ * answer. Every request counts in `workRequests` by route, role and outcome, refused ones
+ * included. `workRoutes` serves /work; the teaching path /simple-work (simpleWork.ts) is
+ * served the same way, through the same admission bound.
  */
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -13,7 +14,7 @@ import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { ABORTED, unlessAborted } from '../util/abortable.js';
 import { TOKEN_HEADER } from '../work/forwarder.js';
-import type { IncomingWork } from '../work/router.js';
+import type { IncomingWork, WorkOutcome, WorkRouter } from '../work/router.js';
 import { secretMatches } from './auth.js';
 import { knownError, sendError } from './errors.js';
 import type { PoolAddress, PoolRoutes } from './poolAddress.js';
@@ -40,19 +41,31 @@ export interface WorkRoutesOptions {
   maxPendingWork?: number | undefined;
 }
 
-export function workRoutes(options: WorkRoutesOptions): express.Router {
-  const { address, metrics, logger } = options;
-  const router = express.Router();
-  router.param('pool', address.param);
+/**
+ * How a route hands a validated request to the pool's work router. `wait` aborts when the
+ * client goes away or shutdown stops holding requests: a wait for a leader ends then.
+ */
+export type WorkDispatch = (
+  router: WorkRouter,
+  work: IncomingWork,
+  wait: AbortSignal,
+) => Promise<WorkOutcome>;
 
-  // Every series a dashboard panel reads exists from the start at 0, not "No data".
-  for (const route of ['work', 'simple-work'] as const) {
-    for (const role of ['leader', 'follower'] as const) {
-      metrics.workRequests.inc({ route, role, outcome: 'ok' }, 0);
-      metrics.workDuration.zero({ route, role });
-    }
-    metrics.workEtcdRequests.inc({ route }, 0);
-  }
+/**
+ * Returns the router of one work route: GET and POST /<route> and /pools/:pool/<route>, each
+ * request dispatched by `dispatch`. Every route made by one `ServeWorkRoute` shares its
+ * admission bound (MAX_PENDING_WORK) and its failure log.
+ */
+export type ServeWorkRoute = (route: WorkRoute, dispatch: WorkDispatch) => express.Router;
+
+/** /work: routed to the leader this member's view names, waiting for one if there is none. */
+export function workRoutes(serve: ServeWorkRoute): express.Router {
+  return serve('work', (router, work, wait) => router.route(work, wait));
+}
+
+/** The machinery every work route shares; see `ServeWorkRoute`. */
+export function workRouteServer(options: WorkRoutesOptions): ServeWorkRoute {
+  const { address, metrics, logger } = options;
 
   /** The forwarding headers, refused with 401 when a forward lacks the shared token. */
   const forwarding = (req: Request, pool: PoolRoutes) => {
@@ -69,7 +82,12 @@ export function workRoutes(options: WorkRoutesOptions): express.Router {
   };
 
   const failures = new FailureLog(logger, 'work failed');
-  const handleWork = async (route: WorkRoute, res: Response, work: IncomingWork) => {
+  const handleWork = async (
+    route: WorkRoute,
+    dispatch: WorkDispatch,
+    res: Response,
+    work: IncomingWork,
+  ) => {
     const { election, router: workRouter } = address.of(res);
     const stopTimer = metrics.workDuration.startTimer({ route });
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
@@ -84,9 +102,7 @@ export function workRoutes(options: WorkRoutesOptions): express.Router {
     try {
       // etcd requests made on the way count for this route (requestPurpose.ts).
       const outcome = await unlessAborted(
-        forWorkRoute(route, () =>
-          route === 'work' ? workRouter.route(work, wait) : workRouter.routeSimply(work),
-        ),
+        forWorkRoute(route, () => dispatch(workRouter, work, wait)),
         options.lastCall,
       );
       // Shutdown's last call came first: its reason is the answer.
@@ -122,17 +138,25 @@ export function workRoutes(options: WorkRoutesOptions): express.Router {
 
   const admit = workAdmission(options.maxPendingWork ?? Infinity, metrics, address);
   const json = jsonBody();
-  for (const route of ['work', 'simple-work'] as const) {
-    const paths = [`/${route}`, `/pools/:pool/${route}`];
+  return (route, dispatch) => {
+    const router = express.Router();
+    router.param('pool', address.param);
+    // Every series a dashboard panel reads exists from the start at 0, not "No data".
+    for (const role of ['leader', 'follower'] as const) {
+      metrics.workRequests.inc({ route, role, outcome: 'ok' }, 0);
+      metrics.workDuration.zero({ route, role });
+    }
+    metrics.workEtcdRequests.inc({ route }, 0);
 
+    const paths = [`/${route}`, `/pools/:pool/${route}`];
     router.get(paths, admit(route), async (req, res) => {
       const payload = queryPayload(req);
-      await handleWork(route, res, { payload, ...forwarding(req, address.of(res)) });
+      await handleWork(route, dispatch, res, { payload, ...forwarding(req, address.of(res)) });
     });
 
     router.post(paths, admit(route), requireJson, json, async (req, res) => {
       const payload = bodyPayload(req.body);
-      await handleWork(route, res, { payload, ...forwarding(req, address.of(res)) });
+      await handleWork(route, dispatch, res, { payload, ...forwarding(req, address.of(res)) });
     });
 
     // Requests refused before routing (bad body, size, headers) still count as work requests.
@@ -142,7 +166,6 @@ export function workRoutes(options: WorkRoutesOptions): express.Router {
       metrics.workRequests.inc({ route, role, outcome: code.toLowerCase() });
       next(error);
     }) as ErrorRequestHandler);
-  }
-
-  return router;
+    return router;
+  };
 }

@@ -9,8 +9,10 @@
  * 3. it lingers SHUTDOWN_LINGER_MS, still answering (forwards get 421, client calls are
  *    forwarded to the new leader), so that peers stop using its connections before they close
  *    (design-choices.md, "Shutdown");
- * 4. it ends the status page's event streams and waits for in-flight requests to drain;
- * 5. it closes the server and every remaining connection;
+ * 4. it ends the status page's event streams and waits for in-flight requests to drain (with
+ *    `serve: false`, those that reached the member's routes);
+ * 5. it closes the server and every remaining connection (a member whose routes the library
+ *    user serves has no server: its user closes theirs);
  * 6. it closes the elections, which revokes the leases.
  *
  * Just before the bound, the last calls answer every request still open (`LastCalls`). Done
@@ -26,7 +28,7 @@ import { sleep } from '../util/time.js';
 import { PoolError } from '../errors.js';
 import type { InFlightRequests } from '../http/inFlight.js';
 import { closeServer } from '../http/server.js';
-import type { StatusRouter } from '../http/statusPage.js';
+import type { StatusRouter } from '../http/statusPage/statusPage.js';
 import { monotonicNow } from '../util/time.js';
 import type { LeaseThread } from '../membership/leaseThread.js';
 import type { Forwarder } from '../work/forwarder.js';
@@ -92,7 +94,8 @@ export class LastCalls {
 
 /** What a member holds outside etcd's keys, closed on shutdown and on a failed start-up. */
 export interface MemberResources {
-  server: http.Server;
+  /** Undefined when the library user serves the member's routes (`serve: false`). */
+  server: http.Server | undefined;
   forwarder: Forwarder;
   leases: LeaseThread;
   etcd: Etcd3;
@@ -157,15 +160,17 @@ export async function shutDownGracefully(parts: ShutdownParts): Promise<boolean>
     step('drained');
     // Nothing is in flight any more, so every remaining connection is idle or broken (one
     // whose client gave up while this process was paused never reads as idle): close all.
-    await closeServer(server);
-    step('server closed');
+    if (server) {
+      await closeServer(server);
+      step('server closed');
+    }
     await Promise.all(elections.map((election) => election.close()));
     return true as const;
   })();
   const clean = await Promise.race([steps, timedOut]);
   clearTimeout(timer);
   cancelLastCalls();
-  server.closeAllConnections();
+  server?.closeAllConnections();
   await closeClients(parts);
   logger.info(
     { clean, tookMs: Math.round(monotonicNow() - startedAt) },

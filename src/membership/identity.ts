@@ -4,13 +4,24 @@
  * ADVERTISE_URL at start-up. Bounded by the caller's timeout (milliseconds); never throws.
  */
 
+/**
+ * `route` (a path without its leading slash) at a member's URL, under the URL's own path: a
+ * library user may mount the member's routes under a prefix, and its URL then ends with it
+ * (`http://10.0.0.7:3000/pool` → `http://10.0.0.7:3000/pool/healthz`).
+ */
+export function memberRoute(url: string, route: string): URL {
+  return new URL(route, url.endsWith('/') ? url : `${url}/`);
+}
+
 export type Answer =
   | { reached: true; member: unknown; pid: unknown }
   | { reached: false; reason: string };
 
 export async function whoAnswers(url: string, timeoutMs: number): Promise<Answer> {
   try {
-    const res = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(memberRoute(url, 'healthz'), {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     if (!res.ok) return { reached: false, reason: `HTTP ${res.status}` };
     const body = (await res.json()) as { member?: unknown; pid?: unknown };
     return { reached: true, member: body.member, pid: body.pid };

@@ -8,6 +8,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { NotLeaderError, PoolError } from '../errors.js';
+import { memberRoute } from '../membership/identity.js';
 
 export const HOPS_HEADER = 'x-pool-hops';
 export const TERM_HEADER = 'x-pool-term';
@@ -91,7 +92,7 @@ export class Forwarder {
     request: ForwardRequest,
     abandon?: AbortSignal,
   ): Promise<UpstreamAnswer> {
-    const url = new URL(`/pools/${request.pool}/work`, target.url);
+    const url = memberRoute(target.url, `pools/${request.pool}/work`);
     const body = JSON.stringify({ payload: request.payload });
     const isHttps = url.protocol === 'https:';
     return new Promise<UpstreamAnswer>((resolve, reject) => {

@@ -19,9 +19,9 @@ import express from 'express';
 import { pino } from 'pino';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { errorMiddleware } from '../../src/http/errors.js';
-import { COALESCE_MS, RETRY_MS } from '../../src/http/events.js';
-import type { StatusSnapshot, StatusSource } from '../../src/http/status.js';
-import { statusRoutes, type StatusRouter } from '../../src/http/statusPage.js';
+import { COALESCE_MS, RETRY_MS } from '../../src/http/statusPage/events.js';
+import type { StatusSnapshot, StatusSource } from '../../src/http/statusPage/status.js';
+import { statusRoutes, type StatusRouter } from '../../src/http/statusPage/statusPage.js';
 import { EtcdCluster } from '../support/etcdCluster.js';
 import { TestPool } from '../support/pool.js';
 

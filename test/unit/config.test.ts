@@ -66,6 +66,18 @@ describe('configuration from the environment', () => {
     );
   });
 
+  it('serves the status page and /simple-work unless STATUS_PAGE=false or SIMPLE_WORK=false', () => {
+    expect(loadConfig({}, host)).to.deep.include({ statusPage: true, simpleWork: true });
+    expect(loadConfig({ STATUS_PAGE: 'false' }, host)).to.deep.include({
+      statusPage: false,
+      simpleWork: true,
+    });
+    expect(loadConfig({ SIMPLE_WORK: 'false' }, host)).to.deep.include({
+      statusPage: true,
+      simpleWork: false,
+    });
+  });
+
   it('treats an empty value as unset', () => {
     expect(loadConfig({ PORT: '' }, host).port).to.equal(8080);
   });

@@ -69,6 +69,8 @@ const WRONG: Record<string, string[]> = {
   STRATEGY_MODULE: badFile,
   PREEMPT_AFTER_MS: [...notWhole, '3600001'],
   CANDIDATE: ['no', 'False', '0', 'yes'],
+  STATUS_PAGE: ['no', 'False', '0', 'off'],
+  SIMPLE_WORK: ['no', 'TRUE', '1', 'off'],
 };
 
 /** How the message shows `value` of `name`. */

@@ -76,6 +76,18 @@ describe('Forwarder', function () {
     expect(seen.headers![TOKEN_HEADER]).to.equal('the-forward-token');
   });
 
+  it("keeps the path of the leader's URL: its routes may be mounted under a prefix", async () => {
+    let url: string | undefined;
+    handler = (req, res) => {
+      url = req.url;
+      answer(200, '{}')(req, res);
+    };
+    for (const prefix of ['/pool-api', '/pool-api/']) {
+      await forwarder.forward({ ...target, url: `${target.url}${prefix}` }, request);
+      expect(url, prefix).to.equal('/pool-api/pools/default/work');
+    }
+  });
+
   it('a refused connection is unreachable (nothing was sent)', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

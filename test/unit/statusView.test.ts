@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import type { StatusSnapshot } from '../../src/http/status.js';
-import { statusView } from '../../src/http/statusView.js';
-import { toHtml } from '../../src/http/viewNode.js';
+import type { StatusSnapshot } from '../../src/http/statusPage/status.js';
+import { statusView } from '../../src/http/statusPage/statusView.js';
+import { toHtml } from '../../src/http/statusPage/viewNode.js';
 
 type PoolStatus = StatusSnapshot['pools'][number];
 

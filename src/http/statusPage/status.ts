@@ -3,9 +3,9 @@
  * (members, leader, term, timeline of leader changes) and what each route cost in etcd. The
  * page and its event stream read it through this small interface only.
  */
-import type { PoolElection } from '../election/election.js';
-import type { PoolMetrics } from '../metrics/metrics.js';
-import { describePool, type PoolDescription } from './poolDescription.js';
+import type { PoolElection } from '../../election/election.js';
+import type { PoolMetrics } from '../../metrics/metrics.js';
+import { describePool, type PoolDescription } from '../poolDescription.js';
 
 export interface StatusSnapshot {
   member: { id: string; url: string; version: string; startedAt: string };

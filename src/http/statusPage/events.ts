@@ -17,7 +17,7 @@
  * 503, so the drain is not held up. The page then shows "reconnecting" and keeps trying.
  */
 import type { Response } from 'express';
-import { PoolError } from '../errors.js';
+import { PoolError } from '../../errors.js';
 import type { StatusSnapshot, StatusSource } from './status.js';
 import { statusView } from './statusView.js';
 
