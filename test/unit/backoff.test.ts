@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { backoffDelayMs, retry, type BackoffSchedule } from '../../src/util/backoff.js';
 import { monotonicNow, sleep } from '../../src/util/time.js';
 import { FakeClock } from '../support/fakeClock.js';
+import { rejectionOf } from '../support/rejection.js';
 
 const DOUBLING: BackoffSchedule = { initialMs: 100, maxMs: 2000 };
 
@@ -20,15 +21,6 @@ function failingTimes(failures: number) {
   };
   attempt.calls = 0;
   return attempt;
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('Backoff schedule: the delay before each retry', () => {

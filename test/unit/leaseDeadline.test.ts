@@ -63,28 +63,35 @@ describe('Lease deadline: measured from when the keep-alive was sent', () => {
   const leases: MemberLease[] = [];
   afterEach(() => leases.splice(0).forEach((lease) => lease.abandon()));
 
-  async function kept(clock: FakeClock, etcd: StandInLeases, callTimeoutMs = CALL_TIMEOUT_MS) {
+  async function granted(clock: FakeClock, etcd: StandInLeases, callTimeoutMs = CALL_TIMEOUT_MS) {
     const lease = await MemberLease.grant(etcd, TTL_S, callTimeoutMs, clock.now);
     leases.push(lease);
     return lease;
   }
 
+  /** A lease granted on a fake clock and, `sinceGrantMs` later, a keep-alive sent for it. */
+  async function keepAliveSent(sinceGrantMs: number, callTimeoutMs = CALL_TIMEOUT_MS) {
+    const clock = new FakeClock();
+    const etcd = new StandInLeases(clock);
+    const lease = await granted(clock, etcd, callTimeoutMs);
+    const grantDeadline = lease.leaseDeadline;
+    clock.advance(sinceGrantMs);
+    const sentAt = clock.now();
+    lease.keepAlive();
+    await settle();
+    return { clock, etcd, lease, sentAt, grantDeadline };
+  }
+
   it('a grant answered 800 ms after it was sent lives until send + TTL', async () => {
     const clock = new FakeClock();
     const sentAt = clock.now();
-    const lease = await kept(clock, new StandInLeases(clock, 800));
+    const lease = await granted(clock, new StandInLeases(clock, 800));
     expect(lease.leaseDeadline).to.equal(sentAt + TTL_MS);
     expect(lease.timeLeftMs()).to.equal(TTL_MS - 800);
   });
 
   it('a keep-alive answered 1.5 s late renews to its send time + TTL, not its answer + TTL', async () => {
-    const clock = new FakeClock();
-    const etcd = new StandInLeases(clock);
-    const lease = await kept(clock, etcd);
-    clock.advance(2000);
-    const sentAt = clock.now();
-    lease.keepAlive();
-    await settle();
+    const { clock, etcd, lease, sentAt } = await keepAliveSent(2000);
     expect(etcd.stream.written).to.deep.equal([{ ID: '7587' }]);
     clock.advance(1500);
     const renewed: number[] = [];
@@ -96,12 +103,7 @@ describe('Lease deadline: measured from when the keep-alive was sent', () => {
   });
 
   it('two keep-alives in flight: each answer renews from its own send time', async () => {
-    const clock = new FakeClock();
-    const etcd = new StandInLeases(clock);
-    const lease = await kept(clock, etcd);
-    lease.keepAlive();
-    await settle();
-    const firstSentAt = clock.now();
+    const { clock, etcd, lease, sentAt: firstSentAt } = await keepAliveSent(1000);
     clock.advance(2000);
     const secondSentAt = clock.now();
     lease.keepAlive();
@@ -113,27 +115,15 @@ describe('Lease deadline: measured from when the keep-alive was sent', () => {
   });
 
   it('an answer granting less time than already known does not shorten the deadline', async () => {
-    const clock = new FakeClock();
-    const etcd = new StandInLeases(clock);
-    const lease = await kept(clock, etcd);
-    const known = lease.leaseDeadline;
-    clock.advance(1000);
-    lease.keepAlive();
-    await settle();
+    const { etcd, lease, grantDeadline } = await keepAliveSent(1000);
     etcd.stream.answer(2);
-    expect(lease.leaseDeadline).to.equal(known);
+    expect(lease.leaseDeadline).to.equal(grantDeadline);
   });
 
   it('an answer that arrives on a stream replaced for being slow still renews from its send', async () => {
-    const clock = new FakeClock();
     // The answer window is max(50 ms, min(call timeout, TTL/6)): 50 ms of real time here.
-    const etcd = new StandInLeases(clock);
-    const lease = await kept(clock, etcd, 50);
-    clock.advance(2000);
-    lease.keepAlive();
-    await settle();
+    const { clock, etcd, lease, sentAt } = await keepAliveSent(2000, 50);
     const slow = etcd.stream;
-    const sentAt = clock.now();
     clock.advance(1000);
     const failed = new Promise<Error>((resolve) => lease.once('keepAliveFailed', resolve));
     expect((await failed).message).to.equal('keep-alive unanswered for 1000 ms');
@@ -145,11 +135,7 @@ describe('Lease deadline: measured from when the keep-alive was sent', () => {
   });
 
   it('with no answer, the leader may act until deadline − margin; then the check says expired', async () => {
-    const clock = new FakeClock();
-    const sentAt = clock.now();
-    const lease = await kept(clock, new StandInLeases(clock));
-    lease.keepAlive();
-    await settle();
+    const { clock, lease, grantDeadline } = await keepAliveSent(0);
     clock.advance(TTL_MS - SAFETY_MARGIN_MS - 1);
     expect(mayAct(lease, clock.now())).to.equal(true);
     clock.advance(1);
@@ -157,7 +143,7 @@ describe('Lease deadline: measured from when the keep-alive was sent', () => {
     clock.advance(SAFETY_MARGIN_MS - 1);
     expect(lease.timeLeftMs()).to.equal(1);
     clock.advance(1);
-    expect(clock.now()).to.equal(sentAt + TTL_MS);
+    expect(clock.now()).to.equal(grantDeadline);
     expect(lease.timeLeftMs()).to.equal(0);
     clock.advance(60_000);
     expect(lease.timeLeftMs()).to.equal(0);
@@ -166,11 +152,7 @@ describe('Lease deadline: measured from when the keep-alive was sent', () => {
   });
 
   it('etcd answering TTL 0 marks the lease lost: no time left, whatever the deadline', async () => {
-    const clock = new FakeClock();
-    const etcd = new StandInLeases(clock);
-    const lease = await kept(clock, etcd);
-    lease.keepAlive();
-    await settle();
+    const { clock, etcd, lease } = await keepAliveSent(0);
     const lost: string[] = [];
     lease.on('lost', (reason) => lost.push(reason));
     etcd.stream.answer(0);

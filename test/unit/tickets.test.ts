@@ -9,11 +9,11 @@ import { expect } from 'chai';
 import type { IKeyValue } from 'etcd3';
 import { pino } from 'pino';
 import { EtcdHistory } from '../../src/election/etcdHistory.js';
-import { PoolError } from '../../src/errors.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import type { StoredMark, TicketMark } from '../../src/work/ticketMark.js';
 import { TicketSequence, type TicketLeadership } from '../../src/work/tickets.js';
 import { FakeClock } from '../support/fakeClock.js';
+import { failureOf } from '../support/rejection.js';
 
 const BLOCK = 5;
 
@@ -123,16 +123,6 @@ function sequenceOver(markValue?: bigint) {
   return { clock, mark, election, tickets, lead, issue };
 }
 
-async function rejectionOf(promise: Promise<unknown>): Promise<PoolError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof PoolError) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
-
 describe('Tickets: blocks reserved by raising the mark, handed out in order', () => {
   it("a leader's first tickets come in order from one block above the stored mark", async () => {
     const { mark, lead, issue } = sequenceOver(40n);
@@ -171,7 +161,7 @@ describe('Tickets: blocks reserved by raising the mark, handed out in order', ()
     lead(7n);
     const first = await issue(7n, 2);
     lead(8n);
-    const error = await rejectionOf(tickets.next(7n));
+    const error = await failureOf(tickets.next(7n));
     expect(error.code).to.equal('NOT_LEADER');
     const second = await issue(8n, 2);
     expect(second).to.deep.equal([46n, 47n]);
@@ -184,7 +174,7 @@ describe('Tickets: blocks reserved by raising the mark, handed out in order', ()
     lead(7n);
     mark.claimTerm = 9n; // another member claimed; our view still says term 7
     mark.beforeRaise = () => (election.term = undefined); // and then our view catches up
-    const error = await rejectionOf(tickets.next(7n));
+    const error = await failureOf(tickets.next(7n));
     expect(error.code).to.equal('NOT_LEADER');
     expect(mark.value).to.equal(40n);
     expect(mark.raises).to.deep.equal([{ to: 45n, term: 7n, committed: false }]);
@@ -224,7 +214,7 @@ describe('Tickets: blocks reserved by raising the mark, handed out in order', ()
     lead(7n);
     expect(await issue(7n, BLOCK)).to.deep.equal([41n, 42n, 43n, 44n, 45n]);
     mark.failingReads = 1;
-    expect((await rejectionOf(tickets.next(7n))).code).to.equal('ETCD_UNAVAILABLE');
+    expect((await failureOf(tickets.next(7n))).code).to.equal('ETCD_UNAVAILABLE');
     expect(await issue(7n, 1)).to.deep.equal([46n]);
   });
 
