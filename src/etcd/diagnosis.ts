@@ -53,8 +53,9 @@ export async function diagnoseEtcdAtStart(
  * While etcd does not answer after start-up, logs why in plain words — at first, whenever
  * the reason changes, and every 30 s — until it answers, the member is ready or `signal`
  * aborts. Checks again after 0.5 s, then 1 s, then every 2 s; the waits do not keep the
- * process alive, and `signal` ends one at once. A permanent refusal found now (etcd came up but rejects us) is logged as an
- * error: past start-up the member does not exit on its own, it stays not ready. Never rejects.
+ * process alive, and `signal` ends one at once. A permanent refusal found now (etcd came up
+ * but rejects us) is logged as an error: past start-up the member does not exit on its own, it
+ * stays not ready. Never rejects.
  */
 async function explainUntilEtcdAnswers(
   first: EtcdProblem,

@@ -5,7 +5,7 @@
  *
  * - `register()` settles other registrations of our MEMBER_ID first (incarnations.ts), and
  *   retries etcd failures with backoff until registered, closed, leaving or superseded. It
- *   blocks only its caller; `close()` and `leave()` end the retries, a wait between two at once.
+ *   blocks only its caller; `close()` and `leave()` end the retries (a wait under way at once).
  * - A lost lease, or `drop()` (our key vanished, etcd went back in time), ends the
  *   registration: `dropped` is emitted and we register again under a new lease.
  * - `deregister()` deletes our claim (if bound to our lease) and our key in one transaction;
@@ -24,10 +24,10 @@ import { settleIncarnations, type Incarnation } from './incarnations.js';
 import { MemberLease, type KeptLease, type LeaseGrantor } from './lease.js';
 import { memberRecordSchema, type MemberRecord } from './memberRecord.js';
 
-/** A registration in place: our lease and the member key put under it. */
 /** Between two registration attempts: 100 ms doubling to 2 s, each 0.5–1.5× that. */
 const REGISTER_BACKOFF: BackoffSchedule = { initialMs: 100, maxMs: 2000, jitter: 0.5 };
 
+/** A registration in place: our lease and the member key put under it. */
 export interface Registered {
   lease: KeptLease;
   memberKey: string;
