@@ -9,18 +9,17 @@
  * being down at start-up, so the member stays up, not ready, says why, and joins once etcd
  * answers (its election retries by itself; this only explains).
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
+import { retry, type BackoffSchedule } from '../util/backoff.js';
 import { monotonicNow } from '../util/time.js';
 import { checkEtcdAccess, EtcdAccessError, type EtcdProblem } from './access.js';
 import type { EtcdOptions } from './client.js';
 
 /** While etcd stays unreachable, its reason is logged again this often, not only on change. */
 const REMIND_EVERY_MS = 30_000;
-/** The first wait between two checks, doubled after each up to MAX_RETRY_DELAY_MS. */
-const FIRST_RETRY_DELAY_MS = 500;
-const MAX_RETRY_DELAY_MS = 2000;
+/** Between two checks: 0.5 s, then 1 s, then every 2 s. */
+const RECHECK_BACKOFF: BackoffSchedule = { initialMs: 500, maxMs: 2000 };
 
 export interface EtcdDiagnosisOptions {
   /** What the check reads (`prefix`) and may write (`key`): the first pool's keys. */
@@ -54,8 +53,9 @@ export async function diagnoseEtcdAtStart(
  * While etcd does not answer after start-up, logs why in plain words — at first, whenever
  * the reason changes, and every 30 s — until it answers, the member is ready or `signal`
  * aborts. Checks again after 0.5 s, then 1 s, then every 2 s; the waits do not keep the
- * process alive. A permanent refusal found now (etcd came up but rejects us) is logged as an
- * error: past start-up the member does not exit on its own, it stays not ready. Never rejects.
+ * process alive, and `signal` ends one at once. A permanent refusal found now (etcd came up
+ * but rejects us) is logged as an error: past start-up the member does not exit on its own, it
+ * stays not ready. Never rejects.
  */
 async function explainUntilEtcdAnswers(
   first: EtcdProblem,
@@ -70,21 +70,26 @@ async function explainUntilEtcdAnswers(
     );
   report(first);
   let last = { message: first.message, at: monotonicNow() };
-  let delayMs = FIRST_RETRY_DELAY_MS;
-  for (;;) {
-    // Unreferenced: this wait must not keep a library user's process alive.
-    await delay(delayMs, undefined, { ref: false });
-    delayMs = Math.min(delayMs * 2, MAX_RETRY_DELAY_MS);
-    if (signal.aborted) return;
-    const problem = isReady() ? undefined : await check();
-    if (signal.aborted) return;
-    if (!problem) {
-      logger.info({ endpoints }, 'etcd answers');
-      return;
-    }
-    if (problem.message !== last.message || monotonicNow() - last.at >= REMIND_EVERY_MS) {
-      report(problem);
-      last = { message: problem.message, at: monotonicNow() };
-    }
+  try {
+    // The start-up check was the first try: wait before the next.
+    await retry(
+      async () => {
+        const problem = isReady() ? undefined : await check();
+        if (signal.aborted) return;
+        if (!problem) {
+          logger.info({ endpoints }, 'etcd answers');
+          return;
+        }
+        if (problem.message !== last.message || monotonicNow() - last.at >= REMIND_EVERY_MS) {
+          report(problem);
+          last = { message: problem.message, at: monotonicNow() };
+        }
+        throw new Error(problem.message); // not yet: check again after the next delay
+      },
+      // Unreferenced: these waits must not keep a library user's process alive.
+      { schedule: RECHECK_BACKOFF, signal, waitFirst: true, unref: true },
+    );
+  } catch {
+    // retry() rejects only when `signal` aborted: shutdown ends the explanation.
   }
 }

@@ -20,6 +20,7 @@ import { VERSION } from '../version.js';
 import type { Forwarder } from '../work/forwarder.js';
 import type { WorkHandler } from '../work/handler.js';
 import { WorkRouter } from '../work/router.js';
+import { etcdTicketMark } from '../work/ticketMark.js';
 import { TicketSequence } from '../work/tickets.js';
 
 /** What this member declares in its record of every pool, besides what config says. */
@@ -83,9 +84,8 @@ export function buildPools(
       metrics,
     });
     const tickets = new TicketSequence(
-      etcd,
+      etcdTicketMark(etcd, keys.ticketHighWater, (term) => election.fenced(term)),
       election,
-      keys.ticketHighWater,
       config.ticketBlockSize,
       metrics,
       logger.child({ pool }),

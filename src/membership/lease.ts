@@ -21,13 +21,33 @@
  * lease was renewed when that keep-alive was sent (on a slow link every answer is late).
  * A passed deadline does not mean the lease is gone (etcd extends leases when it regains
  * quorum): only etcd answering TTL 0, or a revoke, marks the lease `lost`.
+ *
+ * The etcd calls go through `LeaseCalls` and the clock is injectable, so that the deadline
+ * rules are proven on a stand-in (test/unit/leaseDeadline.test.ts) as well as on etcd.
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import type { ILeaseKeepAliveResponse } from 'etcd3';
+import { backoffDelayMs, type BackoffSchedule } from '../util/backoff.js';
 import { asError } from '../util/errors.js';
 import { monotonicNow } from '../util/time.js';
 
-type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+/** A keep-alive stream: lease ids out, answers in (etcd3's duplex stream is one). */
+export interface KeepAliveStream {
+  write(request: { ID: string }): unknown;
+  end(): unknown;
+  on(event: 'data', listener: (res: Pick<ILeaseKeepAliveResponse, 'TTL'>) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+}
+
+/** The etcd calls a lease makes (an `Etcd3` has them), each bounded by the call deadline. */
+export interface LeaseCalls {
+  leaseClient: {
+    leaseGrant(request: { TTL: number }): Promise<{ ID: string; TTL: string }>;
+    leaseKeepAlive(): Promise<KeepAliveStream>;
+    leaseRevoke(request: { ID: string }): Promise<unknown>;
+  };
+}
 
 /** A keep-alive stream and the send times of its keep-alives not yet answered, oldest first. */
 interface Channel {
@@ -58,6 +78,8 @@ export abstract class KeptLease extends EventEmitter<MemberLeaseEvents> {
     readonly ttlMs: number,
     /** Monotonic ms before which etcd cannot have expired the lease. */
     protected deadline: number,
+    /** The monotonic clock (ms) the deadline is on; tests pass a fake one. */
+    protected readonly now: () => number = monotonicNow,
   ) {
     super();
   }
@@ -71,7 +93,8 @@ export abstract class KeptLease extends EventEmitter<MemberLeaseEvents> {
     return this.state === 'alive';
   }
 
-  timeLeftMs(now = monotonicNow()): number {
+  /** Milliseconds until the deadline at `now`; 0 once it has passed or the lease ended. */
+  timeLeftMs(now = this.now()): number {
     return this.state === 'alive' ? Math.max(0, this.deadline - now) : 0;
   }
 
@@ -102,48 +125,61 @@ export class MemberLease extends KeptLease {
   private opening: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private answerTimer: NodeJS.Timeout | undefined;
-  /** A prompt retry after a failed stream, and its delay (doubling; 0 after an answer). */
+  /** A prompt retry after a failed stream, and how many came since the last answer. */
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = 0;
+  private retries = 0;
+  /** A failed stream is replaced after 20 ms, doubling up to TTL/6 while they keep failing. */
+  private readonly retrySchedule: BackoffSchedule;
   /** Raised when answers prove slow but alive, so a slow link does not churn streams. */
   private answerTimeoutMs: number;
   /** The veto's reason while it holds, so that it is reported once, not every tick. */
   private vetoed: string | undefined;
 
   private constructor(
-    private readonly etcd: Etcd3,
+    private readonly etcd: LeaseCalls,
     id: string,
     ttlMs: number,
     deadline: number,
     private readonly callTimeoutMs: number,
     private readonly veto: RenewalVeto | undefined,
+    now: () => number,
   ) {
-    super(id, ttlMs, deadline);
+    super(id, ttlMs, deadline, now);
+    this.retrySchedule = { initialMs: 20, maxMs: ttlMs / 6 };
     this.answerTimeoutMs = Math.max(50, Math.min(callTimeoutMs, ttlMs / 6));
   }
 
-  /** Grants a lease and starts keeping it alive from this thread. */
-  static async grant(etcd: Etcd3, ttlSeconds: number, callTimeoutMs: number): Promise<MemberLease> {
-    const sentAt = monotonicNow();
+  /**
+   * Grants a lease (one etcd call) and starts keeping it alive from this thread. Its first
+   * deadline counts from when the grant was sent. `now`: the monotonic clock (ms).
+   */
+  static async grant(
+    etcd: LeaseCalls,
+    ttlSeconds: number,
+    callTimeoutMs: number,
+    now: () => number = monotonicNow,
+  ): Promise<MemberLease> {
+    const sentAt = now();
     const granted = await etcd.leaseClient.leaseGrant({ TTL: ttlSeconds });
     const ttlMs = Number(granted.TTL) * 1000;
-    return MemberLease.keep(etcd, granted.ID, ttlMs, sentAt + ttlMs, callTimeoutMs);
+    return MemberLease.keep(etcd, granted.ID, ttlMs, sentAt + ttlMs, callTimeoutMs, undefined, now);
   }
 
   /**
    * Starts keeping alive a lease granted elsewhere, known to live until `deadline` (monotonic
    * ms). `veto`, if given, is asked before each keep-alive: while it names a reason, none is
-   * sent and the lease runs out.
+   * sent and the lease runs out. `now`: the monotonic clock (ms) that deadlines are on.
    */
   static keep(
-    etcd: Etcd3,
+    etcd: LeaseCalls,
     id: string,
     ttlMs: number,
     deadline: number,
     callTimeoutMs: number,
     veto?: RenewalVeto,
+    now: () => number = monotonicNow,
   ): MemberLease {
-    const lease = new MemberLease(etcd, id, ttlMs, deadline, callTimeoutMs, veto);
+    const lease = new MemberLease(etcd, id, ttlMs, deadline, callTimeoutMs, veto, now);
     lease.timer = setInterval(() => lease.keepAlive(), Math.max(100, lease.ttlMs / 3));
     lease.timer.unref();
     return lease;
@@ -168,7 +204,7 @@ export class MemberLease extends KeptLease {
       this.opening ??= this.openStream().finally(() => (this.opening = undefined));
       return;
     }
-    channel.pending.push(monotonicNow());
+    channel.pending.push(this.now());
     channel.stream.write({ ID: this.id });
     if (!this.answerTimer) this.armAnswerTimer();
   }
@@ -186,7 +222,7 @@ export class MemberLease extends KeptLease {
     if (!channel || oldest === undefined || this.state !== 'alive') return;
     this.channel = undefined;
     setTimeout(() => closeQuietly(channel.stream), this.callTimeoutMs).unref();
-    const waited = Math.round(monotonicNow() - oldest);
+    const waited = Math.round(this.now() - oldest);
     this.emit('keepAliveFailed', new Error(`keep-alive unanswered for ${waited} ms`));
     this.keepAlive();
   }
@@ -199,8 +235,8 @@ export class MemberLease extends KeptLease {
         return;
       }
       const channel: Channel = { stream, pending: [] };
-      stream.on('data', (res: ILeaseKeepAliveResponse) => this.onAnswer(channel, res));
-      stream.on('error', (error: Error) => this.failStream(error, channel));
+      stream.on('data', (res) => this.onAnswer(channel, res));
+      stream.on('error', (error) => this.failStream(error, channel));
       stream.on('end', () => this.failStream(new Error('keep-alive stream ended'), channel));
       this.channel = channel;
       this.keepAlive();
@@ -217,16 +253,16 @@ export class MemberLease extends KeptLease {
    */
   private retrySoon(): void {
     if (this.retryTimer || this.state !== 'alive') return;
-    this.retryDelayMs = Math.min(Math.max(2 * this.retryDelayMs, 20), this.ttlMs / 6);
+    const delayMs = backoffDelayMs(this.retrySchedule, this.retries++);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.keepAlive();
-    }, this.retryDelayMs);
+    }, delayMs);
     this.retryTimer.unref();
   }
 
   /** An answer on any stream, current or replaced, renews from when its keep-alive was sent. */
-  private onAnswer(channel: Channel, res: ILeaseKeepAliveResponse): void {
+  private onAnswer(channel: Channel, res: Pick<ILeaseKeepAliveResponse, 'TTL'>): void {
     const sentAt = channel.pending.shift();
     if (sentAt === undefined || this.state !== 'alive') return;
     if (channel === this.channel) {
@@ -234,7 +270,7 @@ export class MemberLease extends KeptLease {
       this.answerTimer = undefined;
       if (channel.pending.length > 0) this.armAnswerTimer();
     } else {
-      const roundTripMs = monotonicNow() - sentAt;
+      const roundTripMs = this.now() - sentAt;
       this.answerTimeoutMs = Math.min(
         this.callTimeoutMs,
         Math.max(this.answerTimeoutMs, 2 * roundTripMs),
@@ -244,10 +280,10 @@ export class MemberLease extends KeptLease {
       this.markLost('etcd reports the lease expired');
       return;
     }
-    const answeredAt = monotonicNow();
+    const answeredAt = this.now();
     const timeLeftMs = Math.max(0, this.deadline - answeredAt);
     this.deadline = Math.max(this.deadline, sentAt + Number(res.TTL) * 1000);
-    this.retryDelayMs = 0;
+    this.retries = 0;
     this.emit('renewed', this.deadline, timeLeftMs, answeredAt);
   }
 

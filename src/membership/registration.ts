@@ -5,7 +5,7 @@
  *
  * - `register()` settles other registrations of our MEMBER_ID first (incarnations.ts), and
  *   retries etcd failures with backoff until registered, closed, leaving or superseded. It
- *   blocks only its caller; `close()` and `leave()` end the retries.
+ *   blocks only its caller; `close()` and `leave()` end the retries (a wait under way at once).
  * - A lost lease, or `drop()` (our key vanished, etcd went back in time), ends the
  *   registration: `dropped` is emitted and we register again under a new lease.
  * - `deregister()` deletes our claim (if bound to our lease) and our key in one transaction;
@@ -19,10 +19,13 @@ import type { Logger } from 'pino';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { sleep } from '../util/time.js';
+import { retry, type BackoffSchedule } from '../util/backoff.js';
 import { settleIncarnations, type Incarnation } from './incarnations.js';
 import { MemberLease, type KeptLease, type LeaseGrantor } from './lease.js';
 import { memberRecordSchema, type MemberRecord } from './memberRecord.js';
+
+/** Between two registration attempts: 100 ms doubling to 2 s, each 0.5–1.5× that. */
+const REGISTER_BACKOFF: BackoffSchedule = { initialMs: 100, maxMs: 2000, jitter: 0.5 };
 
 /** A registration in place: our lease and the member key put under it. */
 export interface Registered {
@@ -67,6 +70,8 @@ export class MemberRegistration extends EventEmitter<RegistrationEvents> {
   private registering: Promise<void> | undefined;
   private isLeaving = false;
   private isClosed = false;
+  /** Aborted by `leave()` and `close()`: registering stops, a backoff wait ends at once. */
+  private readonly stopRegistering = new AbortController();
   /** Our record as we register it; `leads` changes as we win and lose pools. */
   private ownRecord: Omit<MemberRecord, 'pool'>;
   private readonly leases: LeaseGrantor;
@@ -126,67 +131,80 @@ export class MemberRegistration extends EventEmitter<RegistrationEvents> {
   }
 
   private async runRegister(takeover: boolean): Promise<void> {
-    let delayMs = 100;
-    while (!this.isClosed && !this.isLeaving) {
-      let lease: KeptLease | undefined;
-      try {
-        lease = await this.leases.grant(this.options.leaseTtlSeconds, this.options.callTimeoutMs);
-        const successor = await settleIncarnations(
-          {
-            etcd: this.etcd,
-            membersPrefix: this.options.keys.membersPrefix,
-            record: this.ownRecord,
-            logger: this.logger,
-          },
-          lease.id,
-          !takeover,
+    const { signal } = this.stopRegistering;
+    try {
+      await retry(() => this.registerOnce(takeover), {
+        schedule: REGISTER_BACKOFF,
+        signal,
+        onRetry: (error, delayMs) =>
+          this.logger.warn(
+            { err: describeEtcdError(error), retryInMs: Math.round(delayMs) },
+            'cannot register in the pool; retrying',
+          ),
+      });
+    } catch (error) {
+      // retry() rejects only once we are leaving or closed: then there is nothing to do.
+      if (error !== signal.reason) throw error;
+    }
+  }
+
+  /**
+   * One attempt: grant, settle other incarnations, put the member key. Resolves when
+   * registered, superseded, or leaving meanwhile; rejects (the lease revoked) to be retried.
+   */
+  private async registerOnce(takeover: boolean): Promise<void> {
+    let lease: KeptLease | undefined;
+    try {
+      lease = await this.leases.grant(this.options.leaseTtlSeconds, this.options.callTimeoutMs);
+      const successor = await settleIncarnations(
+        {
+          etcd: this.etcd,
+          membersPrefix: this.options.keys.membersPrefix,
+          record: this.ownRecord,
+          logger: this.logger,
+        },
+        lease.id,
+        !takeover,
+      );
+      if (successor) {
+        await this.endLease(lease);
+        this.logger.error(
+          successor,
+          'another process with our MEMBER_ID took over our registration; yielding to it',
         );
-        if (successor) {
-          await this.endLease(lease);
-          this.logger.error(
-            successor,
-            'another process with our MEMBER_ID took over our registration; yielding to it',
-          );
-          this.emit('superseded', successor);
-          return;
-        }
-        const memberKey = this.options.keys.member(lease.id);
-        const record = memberRecordSchema.parse({
-          ...this.ownRecord,
-          pool: this.options.pool,
-        });
-        const result = await this.etcd
-          .if(memberKey, 'Create', '==', 0)
-          .then(this.etcd.put(memberKey).value(JSON.stringify(record)).lease(lease.id))
-          .commit();
-        if (!result.succeeded) throw new Error(`member key ${memberKey} already exists`);
-        if (this.isClosed || this.isLeaving) {
-          // close() or leave() ran while we registered: take the registration back at once.
-          await this.endLease(lease);
-          return;
-        }
-        this.watchLease(lease);
-        this.registered = { lease, memberKey, createRevision: BigInt(result.header.revision) };
-        this.logger.info(
-          {
-            memberKey,
-            leaseId: lease.id,
-            ttlMs: lease.ttlMs,
-            createRevision: result.header.revision,
-          },
-          'registered in the pool',
-        );
-        this.emit('change');
+        this.emit('superseded', successor);
         return;
-      } catch (error) {
-        if (lease) void this.endLease(lease);
-        this.logger.warn(
-          { err: describeEtcdError(error), retryInMs: delayMs },
-          'cannot register in the pool; retrying',
-        );
-        await sleep(delayMs * (0.5 + Math.random()));
-        delayMs = Math.min(delayMs * 2, 2000);
       }
+      const memberKey = this.options.keys.member(lease.id);
+      const record = memberRecordSchema.parse({
+        ...this.ownRecord,
+        pool: this.options.pool,
+      });
+      const result = await this.etcd
+        .if(memberKey, 'Create', '==', 0)
+        .then(this.etcd.put(memberKey).value(JSON.stringify(record)).lease(lease.id))
+        .commit();
+      if (!result.succeeded) throw new Error(`member key ${memberKey} already exists`);
+      if (this.isClosed || this.isLeaving) {
+        // close() or leave() ran while we registered: take the registration back at once.
+        await this.endLease(lease);
+        return;
+      }
+      this.watchLease(lease);
+      this.registered = { lease, memberKey, createRevision: BigInt(result.header.revision) };
+      this.logger.info(
+        {
+          memberKey,
+          leaseId: lease.id,
+          ttlMs: lease.ttlMs,
+          createRevision: result.header.revision,
+        },
+        'registered in the pool',
+      );
+      this.emit('change');
+    } catch (error) {
+      if (lease) void this.endLease(lease);
+      throw error;
     }
   }
 
@@ -242,6 +260,7 @@ export class MemberRegistration extends EventEmitter<RegistrationEvents> {
   /** We are leaving the pool: register no more. Returns the registration in place. */
   leave(): Registered | undefined {
     this.isLeaving = true;
+    this.stopRegistering.abort(new Error('leaving the pool'));
     return this.registered;
   }
 
@@ -316,6 +335,7 @@ export class MemberRegistration extends EventEmitter<RegistrationEvents> {
   async close(): Promise<void> {
     this.isClosed = true;
     this.isLeaving = true;
+    this.stopRegistering.abort(new Error('registration closed'));
     const registered = this.registered;
     this.registered = undefined;
     if (registered) {

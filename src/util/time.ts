@@ -1,6 +1,6 @@
 /**
  * Time as the pool measures it: every wait and deadline on the monotonic clock, wall time for
- * display only. Nothing here cancels; `sleep` blocks the caller only.
+ * display only. `sleep` blocks its caller only, and its signal cancels it.
  */
 
 /**
@@ -11,7 +11,43 @@
  */
 export const monotonicNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** Resolves after `ms` milliseconds. Not cancellable: keep it short, or check after it. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+export interface SleepOptions {
+  /** Ends the wait early: `sleep` then rejects with `signal.reason` (at once if aborted). */
+  signal?: AbortSignal | undefined;
+  /** True: the timer does not keep the process alive (a library user's process may exit). */
+  unref?: boolean | undefined;
 }
+
+/**
+ * Resolves after `ms` milliseconds; rejects with the signal's reason as soon as `signal`
+ * aborts. Without a signal it cannot be cancelled: keep it short, or check after it.
+ */
+export function sleep(ms: number, { signal, unref = false }: SleepOptions = {}): Promise<void> {
+  const reason = (): unknown => signal?.reason;
+  if (signal?.aborted) return Promise.reject(reason());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(reason());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    if (unref) timer.unref();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * The clock a decision reads and the waits it makes: `systemClock` in the service, a fake one
+ * in unit tests so that timing logic is proven in milliseconds.
+ */
+export interface Clock {
+  /** Monotonic milliseconds (see `monotonicNow`). */
+  now(): number;
+  /** Waits `ms` milliseconds, as `sleep` does (same cancellation, same unref). */
+  sleep(ms: number, options?: SleepOptions): Promise<void>;
+}
+
+export const systemClock: Clock = { now: monotonicNow, sleep };

@@ -24,6 +24,7 @@ import {
   NotLeaderError,
   PoolError,
 } from '../errors.js';
+import { backoffDelayMs, type BackoffSchedule } from '../util/backoff.js';
 import { monotonicNow } from '../util/time.js';
 import { unlessAborted } from '../util/abortable.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
@@ -33,6 +34,12 @@ import type { TicketSequence } from './tickets.js';
 
 /** Why a forward was tried again: the `reason` label of service_pool_forward_retries_total. */
 const FORWARD_RETRY_REASONS = ['unreachable', 'not_leader'] as const;
+
+/**
+ * How long to wait for the view to move before asking a leader that refused or could not be
+ * reached again: 25 ms doubling to 1 s (a wait for a view change, which may end it earlier).
+ */
+const FORWARD_RETRY_BACKOFF: BackoffSchedule = { initialMs: 25, maxMs: 1000 };
 
 /** How long a superseded leader may still take to answer a forward before it is abandoned. */
 const SUPERSEDED_GRACE_MS = 500;
@@ -144,7 +151,7 @@ export class WorkRouter {
           tried = leader.term;
           // That leader may just not have seen its own claim's answer yet, or its successor
           // may be about to claim: ask again soon, then less often.
-          patienceMs = Math.min(25 * 2 ** retries++, 1000);
+          patienceMs = backoffDelayMs(FORWARD_RETRY_BACKOFF, retries++);
         }
       }
       const remaining = deadline - monotonicNow();

@@ -7,19 +7,41 @@
  * it, so no ticket is issued twice. A block is bound to the term that reserved it; a new term
  * reserves a new block. Cost: one range and one txn per `blockSize` tickets.
  */
-import { setTimeout as delay } from 'node:timers/promises';
-import type { Etcd3, IKeyValue } from 'etcd3';
-import type { PoolElection } from '../election/election.js';
+import type { IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
+import type { EtcdHistory } from '../election/etcdHistory.js';
 import { classifyEtcdError, describeEtcdError } from '../etcd/access.js';
 import { isHttpError, NotLeaderError, PoolError } from '../errors.js';
-import { monotonicNow } from '../util/time.js';
+import { retry, type BackoffSchedule } from '../util/backoff.js';
+import { systemClock, type Clock } from '../util/time.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
+import { storedMark, type TicketMark } from './ticketMark.js';
 
 interface Block {
   term: bigint;
   next: bigint;
   last: bigint;
+}
+
+/** What the sequence needs of the pool's election (`PoolElection` has it). */
+export interface TicketLeadership {
+  readonly pool: string;
+  /** Our term (fencing token) while we lead, else undefined: asked on every ticket. */
+  readonly term: bigint | undefined;
+  /** True once the election closed: the mark is no longer put back. */
+  readonly closed: boolean;
+  readonly view: {
+    /** The highest mark this process has seen, and when etcd last went back in time. */
+    readonly history: EtcdHistory;
+    /** Emitted when etcd holds a mark below one this process has seen. */
+    on(event: 'ticketMarkBack', listener: () => void): unknown;
+  };
+}
+
+/** Where the sequence waits, and jitter's random source; tests pass fakes. */
+export interface TicketTiming {
+  clock?: Clock;
+  random?: () => number;
 }
 
 /**
@@ -29,19 +51,27 @@ interface Block {
  */
 const SETTLE_AFTER_STEP_MS = 2000;
 
+/** Between two attempts to put the mark back: 100 ms doubling to 2 s, each 0.5–1.5× that. */
+const RAISE_MARK_BACKOFF: BackoffSchedule = { initialMs: 100, maxMs: 2000, jitter: 0.5 };
+
 export class TicketSequence {
   private block: Block | undefined;
   private reserving: Promise<Block> | undefined;
   private raising: Promise<void> | undefined;
 
+  private readonly clock: Clock;
+  private readonly random: (() => number) | undefined;
+
   constructor(
-    private readonly etcd: Etcd3,
-    private readonly election: PoolElection,
-    private readonly key: string,
+    private readonly mark: TicketMark,
+    private readonly election: TicketLeadership,
     private readonly blockSize: number,
     private readonly metrics: PoolMetrics,
     private readonly logger: Logger,
+    timing: TicketTiming = {},
   ) {
+    this.clock = timing.clock ?? systemClock;
+    this.random = timing.random;
     // Any member, leader or not, puts the mark back above what the pool has issued.
     election.view.on('ticketMarkBack', () => {
       this.raising ??= this.raiseMark().finally(() => (this.raising = undefined));
@@ -81,37 +111,42 @@ export class TicketSequence {
    * Puts the mark back to at least the highest mark this member has seen, after etcd lost part
    * of its history. Safe from any member: a higher mark only makes the next reservation skip
    * numbers, and a leader's own reservation compares the mark's revision, so it re-reads a
-   * raised mark. Retries with backoff (up to 2 s apart; unref'd timers) while etcd refuses,
-   * until the mark is high enough or the election has closed. One runs at a time.
+   * raised mark. Retries with backoff (100 ms doubling to 2 s apart; unref'd timers) while
+   * etcd fails, until the mark is high enough or the election has closed (a wait under way
+   * runs out first). One runs at a time.
    */
   private async raiseMark(): Promise<void> {
-    let delayMs = 100;
-    while (!this.election.closed) {
-      const floor = this.election.view.history.highestTicketMark;
-      try {
-        const current = (await this.etcd.get(this.key).exec()).kvs[0];
-        const stored = current ? parseHighWater(current.value.toString()) : 0n;
-        if (stored >= floor) return;
-        const result = await this.etcd
-          .if(this.key, 'Mod', '==', current ? current.mod_revision : 0)
-          .then(this.etcd.put(this.key).value(floor.toString()))
-          .commit();
-        if (result.succeeded) {
-          this.logger.warn(
-            { from: stored.toString(), to: floor.toString() },
-            'raised the ticket mark back above every ticket this pool has issued',
-          );
-          return;
-        }
-        continue; // the mark moved meanwhile: read it again
-      } catch (error) {
+    await retry(() => this.raiseMarkOnce(), {
+      schedule: RAISE_MARK_BACKOFF,
+      unref: true,
+      clock: this.clock,
+      random: this.random,
+      onRetry: (error) =>
         this.logger.warn(
           { err: describeEtcdError(error) },
           'cannot raise the ticket mark; retrying',
+        ),
+    });
+  }
+
+  /**
+   * One attempt of `raiseMark`: resolves once the mark stands at or above the floor or the
+   * election closed, reading it again whenever it moved under us; rejects when etcd fails.
+   */
+  private async raiseMarkOnce(): Promise<void> {
+    while (!this.election.closed) {
+      const floor = this.election.view.history.highestTicketMark;
+      const current = await this.mark.read();
+      const stored = current?.value ?? 0n;
+      if (stored >= floor) return;
+      if (await this.mark.raise(current, floor)) {
+        this.logger.warn(
+          { from: stored.toString(), to: floor.toString() },
+          'raised the ticket mark back above every ticket this pool has issued',
         );
+        return;
       }
-      await delay(delayMs * (0.5 + Math.random()), undefined, { ref: false });
-      delayMs = Math.min(delayMs * 2, 2000);
+      // The mark moved meanwhile: read it again.
     }
   }
 
@@ -132,28 +167,22 @@ export class TicketSequence {
 
   private async reserveBlock(term: bigint, mark?: { kv: IKeyValue | undefined }): Promise<Block> {
     const history = this.election.view.history;
-    const settling = SETTLE_AFTER_STEP_MS - history.sinceLastStepMs(monotonicNow());
+    const settling = SETTLE_AFTER_STEP_MS - history.sinceLastStepMs(this.clock.now());
     if (settling > 0) {
-      await delay(settling, undefined, { ref: false });
+      await this.clock.sleep(settling, { unref: true });
       mark = undefined; // read afresh: a member may have raised it meanwhile
     }
     for (let attempt = 0; attempt < 5; attempt++) {
       // The mark from the claim is exact: since then only this term may write it. A stale one
-      // (never expected) just fails the Mod guard below and is read again.
-      const current =
-        attempt === 0 && mark ? mark.kv : (await this.etcd.get(this.key).exec()).kvs[0];
-      const stored = current ? parseHighWater(current.value.toString()) : 0n;
+      // (never expected) just fails the revision guard below and is read again.
+      const current = attempt === 0 && mark ? storedMark(mark.kv) : await this.mark.read();
+      const stored = current?.value ?? 0n;
       // Never below a mark this member has seen: after a restore of etcd from an older backup
       // the stored one may be, and tickets above it were already issued.
       const seen = history.highestTicketMark;
       const highWater = stored > seen ? stored : seen;
       const size = BigInt(this.blockSize);
-      const result = await this.election
-        .fenced(term)
-        .and(this.key, 'Mod', '==', current ? current.mod_revision : 0)
-        .then(this.etcd.put(this.key).value((highWater + size).toString()))
-        .commit();
-      if (result.succeeded) {
+      if (await this.mark.raise(current, highWater + size, term)) {
         history.noteReserved(highWater + size);
         this.metrics.ticketBlocks.inc({ pool: this.election.pool });
         const block = { term, next: highWater + 1n, last: highWater + size };
@@ -164,12 +193,4 @@ export class TicketSequence {
     }
     throw new NotLeaderError('could not reserve tickets: the high-water mark kept changing');
   }
-}
-
-/** A damaged mark must not restart the sequence at 0: refuse rather than repeat tickets. */
-function parseHighWater(value: string): bigint {
-  if (!/^\d{1,30}$/.test(value)) {
-    throw new Error(`the ticket high-water mark holds "${value.slice(0, 40)}", not a number`);
-  }
-  return BigInt(value);
 }

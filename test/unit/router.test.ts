@@ -9,11 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { pino } from 'pino';
 import type { PoolElection } from '../../src/election/election.js';
-import { PoolError } from '../../src/errors.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { Forwarder } from '../../src/work/forwarder.js';
 import { WorkRouter } from '../../src/work/router.js';
 import { freePorts } from '../../src/demo/ports.js';
+import { failureOf } from '../support/rejection.js';
 
 /** A follower's election: `leader` is another member's claim that never changes. */
 class StandInElection extends EventEmitter {
@@ -41,16 +41,6 @@ function logLines() {
     { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
   );
   return { logger, lines };
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<PoolError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof PoolError) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('WorkRouter: a follower whose leader cannot take the request', function () {
