@@ -18,7 +18,8 @@ import type { Logger } from 'pino';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { monotonicNow, sleep } from '../util/time.js';
+import { retry, type BackoffSchedule } from '../util/backoff.js';
+import { monotonicNow } from '../util/time.js';
 import { EtcdHistory, type RevisionStep, type TicketMarkStep } from './etcdHistory.js';
 import type { ClaimEnd } from './failover.js';
 import {
@@ -59,6 +60,9 @@ const SCAN_EVERY = 10;
 /** How long a watch may take to deliver what a reconcile probe already showed. */
 const LAG_GRACE_MS = 1000;
 
+/** Between failed resyncs: 50 ms doubling to 2 s, each spread ±50% so members do not retry together. */
+const RESYNC_BACKOFF: BackoffSchedule = { initialMs: 50, maxMs: 2000, jitter: 0.5 };
+
 /** Why the view read the pool afresh: the `reason` label of service_pool_watch_resyncs_total. */
 const RESYNC_REASONS = [
   'start',
@@ -81,6 +85,8 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
   /** Probes sent; starts at random so that the views of a process scan at different times. */
   private probes = Math.floor(Math.random() * SCAN_EVERY);
   private stopped = false;
+  /** Aborted by `stop()`: ends a resync's retries at once. */
+  private readonly stopping = new AbortController();
   private isSynced = false;
   private isReachable = false;
   /** What this process has seen of etcd's revisions and the ticket mark. */
@@ -150,6 +156,7 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
    */
   stop(): void {
     this.stopped = true;
+    this.stopping.abort();
     clearInterval(this.reconcileTimer);
     clearTimeout(this.lagCheck);
     this.generation++;
@@ -170,14 +177,14 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
       this.options.logger.info({ reason }, 'resyncing pool view');
     }
     this.isSynced = false;
-    let delayMs = 50;
-    while (!this.stopped) {
-      const generation = ++this.generation;
-      const old = this.watcher;
-      this.watcher = undefined;
-      void old?.cancel().catch(() => undefined);
-      let step = 'read the pool';
-      try {
+    let step = 'read the pool';
+    await retry(
+      async () => {
+        const generation = ++this.generation;
+        const old = this.watcher;
+        this.watcher = undefined;
+        void old?.cancel().catch(() => undefined);
+        step = 'read the pool';
         const floor = this.history.revisionFloor;
         const snapshot = await readPool(this.etcd, this.options.keys);
         if (generation !== this.generation) return;
@@ -198,17 +205,22 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
         if (generation !== this.generation) return;
         this.isSynced = true;
         this.emit('change');
-        return;
-      } catch (error) {
-        if (step === 'read the pool') this.setReachable(false);
-        this.options.logger.warn(
-          { err: describeEtcdError(error), retryInMs: delayMs },
-          `cannot ${step}; retrying`,
-        );
-        await sleep(delayMs * (0.5 + Math.random()));
-        delayMs = Math.min(delayMs * 2, 2000);
-      }
-    }
+      },
+      {
+        schedule: RESYNC_BACKOFF,
+        signal: this.stopping.signal,
+        onRetry: (error, delayMs) => {
+          if (step === 'read the pool') this.setReachable(false);
+          this.options.logger.warn(
+            { err: describeEtcdError(error), retryInMs: Math.round(delayMs) },
+            `cannot ${step}; retrying`,
+          );
+        },
+      },
+    ).catch((error: unknown) => {
+      // Stopped: the view is done with, nothing to report.
+      if (!this.stopping.signal.aborted) throw error;
+    });
   }
 
   private attach(watcher: Watcher, generation: number): void {
