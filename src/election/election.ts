@@ -20,12 +20,14 @@
 import { EventEmitter } from 'node:events';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import type { LeaderClaim, MemberRecord } from '../membership/memberRecord.js';
+import type { MemberRecord } from '../membership/memberRecord.js';
 import { MemberRegistration, type Registered } from '../membership/registration.js';
 import { ABORTED, unlessAborted } from '../util/abortable.js';
 import { monotonicNow } from '../util/time.js';
 import { waitUntil } from '../util/waitUntil.js';
-import { ClaimAttempts, verifiedClaim } from './claim.js';
+import { fencedOn, leaderOf } from './claim.js';
+import { ClaimPursuit } from './claimPursuit.js';
+import { decide, leads, type ElectionState, type Step } from './decision.js';
 import type { ElectionEvents, ElectionOptions } from './electionTypes.js';
 import { putReleaseNote, type ReleaseReason } from './failover.js';
 import { LeaderLog, type LeaderChange, type LeaderInfo } from './leaderLog.js';
@@ -40,7 +42,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   private readonly registration: MemberRegistration;
   private readonly preemption: Preemption;
   private readonly leaders: LeaderLog;
-  private readonly claims: ClaimAttempts;
+  private readonly claims: ClaimPursuit;
   private heldTerm: bigint | undefined;
   private tick: NodeJS.Timeout | undefined;
   /** What the last `change` event reflected (see `emitIfChanged`). */
@@ -64,21 +66,19 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       metrics,
     });
     this.registration = new MemberRegistration(etcd, options);
-    this.preemption = new Preemption(etcd, {
+    this.preemption = new Preemption({
       pool,
-      keys,
-      memberId: options.record.id,
       strategy: options.strategy ?? oldest,
       preemptAfterMs: options.preemptAfterMs,
       handovers: options.handovers,
-      fenced: (term) => this.fenced(term),
       logger,
       metrics,
     });
-    this.claims = new ClaimAttempts(etcd, {
+    const { readOnClaim } = options;
+    this.claims = new ClaimPursuit(etcd, {
       keys,
-      readOnClaim: options.readOnClaim,
-      fenced: (term) => this.fenced(term),
+      memberId: options.record.id,
+      readOnClaim,
       logger,
     });
     this.leaders = new LeaderLog({
@@ -155,13 +155,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    * Synchronous and local, so it can be asked on every request.
    */
   isLeader(now = monotonicNow()): boolean {
-    const registered = this.registration.current;
-    return (
-      this.heldTerm !== undefined &&
-      registered !== undefined &&
-      registered.lease.isAlive &&
-      now < registered.lease.leaseDeadline - this.options.safetyMarginMs
-    );
+    return leads(this.heldTerm, this.registration.current, this.options.safetyMarginMs, now);
   }
 
   /** The term (fencing token) while `isLeader()`, else undefined. */
@@ -181,21 +175,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 
   /** The leader as the local view sees it, or undefined while the pool has none. */
   leader(): LeaderInfo | undefined {
-    const claimView = this.view.claim;
-    const claim = this.verifiedClaim();
-    if (!claimView || !claim) return undefined;
-    return {
-      id: claim.id,
-      url: claim.url,
-      memberKey: claim.memberKey,
-      term: claimView.term,
-      self: claim.memberKey === this.registration.current?.memberKey,
-    };
-  }
-
-  /** The claim, if it names a genuine member of our service (claim.ts). */
-  private verifiedClaim(): LeaderClaim | undefined {
-    return verifiedClaim(this.view, this.registration.record.service);
+    const { service } = this.registration.record;
+    return leaderOf(this.view, service, this.registration.current?.memberKey);
   }
 
   /**
@@ -227,7 +208,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    * `succeeded === false` means leadership was lost and nothing was written.
    */
   fenced(term: bigint): ComparatorBuilder {
-    return this.etcd.if(this.options.keys.leader, 'Mod', '==', term.toString());
+    return fencedOn(this.etcd, this.options.keys, term);
   }
 
   /**
@@ -362,58 +343,97 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       );
     }
     this.endTerm('claim lost');
-    this.preemption.forgetReleases();
+    this.claims.forgetReleases();
     this.registration.drop();
   }
 
-  /** Re-evaluates the election from the local view. Cheap and synchronous; never throws. */
+  /**
+   * Decides from the local view what to do now (decision.ts) and does it: claims and releases
+   * go on in the background. Cheap and synchronous; never throws.
+   */
   private evaluate(): void {
     if (this.closed) return;
-    const view = this.view;
-    const claimView = view.claim;
-    const registered = this.registration.current;
-    const leaving = this.registration.leaving;
+    const steps = decide(this.state());
+    for (const step of steps) this.carryOut(step);
+    if (this.closed) return;
+    if (steps.at(-1)?.kind !== 'holdDown') this.preemption.clear();
+    const leader = this.leader();
+    const claimedAt = leader && this.view.claim?.claim?.claimedAt;
+    const change = this.leaders.observe(leader, claimedAt, this.view);
+    if (change) this.emit('leaderChanged', leader, change.previous);
+    this.updateMetrics();
+    this.emitIfChanged();
+  }
 
-    if (
-      this.heldTerm !== undefined &&
-      claimView?.term !== this.heldTerm &&
-      view.revision >= this.heldTerm
-    ) {
-      this.logger.warn(
-        { term: this.heldTerm.toString() },
-        'leadership lost: the claim changed in etcd',
-      );
-      this.endTerm('claim lost');
-    }
+  /** What the decision reads, as of now. */
+  private state(): ElectionState {
+    const { registration, view, options } = this;
+    const registered = registration.current;
+    return {
+      now: monotonicNow(),
+      view,
+      identity: {
+        service: registration.record.service,
+        pool: this.pool,
+        prefix: options.keys.prefix,
+      },
+      registration: {
+        current: registered,
+        pending: registration.pending,
+        leaving: registration.leaving,
+      },
+      heldTerm: this.heldTerm,
+      safetyMarginMs: options.safetyMarginMs,
+      preferred: registered && this.preemption.preferred(view, registered.memberKey),
+      preempts: this.preemption.preempts,
+      holdDown: this.preemption.holdDown,
+      claims: this.claims.state,
+    };
+  }
 
-    // A view in the middle of a resync still holds a recent snapshot: acting on it is safe,
-    // because every claim and release is a compare-and-swap in etcd.
-    // Registered or registering, always: a re-registration asked for while another was
-    // finishing (an evaluate inside it) would otherwise be absorbed by it and never happen.
-    if (!registered && !this.registration.pending && !leaving) {
-      void this.registration.register(false);
-    }
-    if (registered && view.revision >= registered.createRevision) {
-      if (!view.member(registered.memberKey) && !leaving) {
+  private carryOut(step: Step): void {
+    switch (step.kind) {
+      case 'stepDown':
         this.logger.warn(
-          { memberKey: registered.memberKey },
+          { term: step.term.toString() },
+          'leadership lost: the claim changed in etcd',
+        );
+        this.endTerm('claim lost');
+        return;
+      case 'register':
+        // Registered or registering, always: a re-registration asked for while another was
+        // finishing would otherwise be absorbed by it and never happen.
+        void this.registration.register(false);
+        return;
+      case 'reregister':
+        this.logger.warn(
+          { memberKey: step.memberKey },
           'our member key vanished; registering again',
         );
         this.registration.drop();
         return;
-      }
-      const conflict = leaving ? undefined : this.serviceConflict();
-      if (conflict) {
-        this.withdraw(conflict);
+      case 'withdraw':
+        return this.withdraw(step.conflict);
+      case 'claim':
+        void this.claimLeadership(step.replaceTerm);
         return;
-      }
-      if (!leaving) this.pursueLeadership(registered);
+      case 'adopt':
+        // Our claim committed but its answer was lost (a timeout).
+        this.heldTerm = step.term;
+        this.logger.info({ term: step.term.toString() }, 'adopted our own leader claim');
+        this.emit('claimed', step.term, undefined);
+        return;
+      case 'holdDown':
+        return this.preemption.holdDownFor(step.successor, step.dueInMs);
+      case 'handOver':
+        void this.handOver(step.term, step.successor);
+        return;
+      case 'releaseAgain':
+        return this.claims.releaseAgain(step.term);
+      case 'lead':
+      case 'wait':
+        return;
     }
-    const leader = this.leader();
-    const change = this.leaders.observe(leader, this.verifiedClaim()?.claimedAt, view);
-    if (change) this.emit('leaderChanged', leader, change.previous);
-    this.updateMetrics();
-    this.emitIfChanged();
   }
 
   /** Our pool belongs to another service: leave it (the lease revoke deletes our key) and stop. */
@@ -446,69 +466,33 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.emit('change');
   }
 
-  private pursueLeadership(registered: Registered): void {
-    const claimView = this.view.claim;
-    const preferred = this.preemption.preferred(this.view, registered.memberKey);
-    const preferredIsMe = preferred?.key === registered.memberKey;
-    const mayClaim = preferredIsMe && this.claims.mayClaim();
-    if (!claimView) {
-      if (mayClaim) void this.claimLeadership(registered, undefined);
-      return;
-    }
-    const claim = this.verifiedClaim();
-    if (!claim) {
-      // A foreign or forged value sits at the claim key. The member the strategy prefers
-      // replaces it, compare-and-swap on its revision, rather than leaving the pool
-      // leaderless forever.
-      if (mayClaim) void this.claimLeadership(registered, claimView.term);
-      return;
-    }
-    const claimIsMine =
-      claim.memberKey === registered.memberKey && claimView.leaseId === registered.lease.id;
-    if (
-      claimIsMine &&
-      this.heldTerm === undefined &&
-      !this.claims.claiming &&
-      !this.preemption.released(claimView.term)
-    ) {
-      // Our claim committed but its answer was lost (a timeout): adopt it.
-      this.heldTerm = claimView.term;
-      this.logger.info({ term: claimView.term.toString() }, 'adopted our own leader claim');
-      this.emit('claimed', claimView.term, undefined);
-    }
-    if (claimIsMine && this.heldTerm === undefined) this.preemption.repeatRelease(claimView.term);
-    if (claimIsMine && preferred && !preferredIsMe && this.isLeader() && this.preemption.preempts) {
-      if (this.preemption.handOverDue(preferred)) void this.handOver(claimView.term, preferred);
-    } else {
-      this.preemption.clear();
-    }
-  }
-
-  /** Hands the claim of `term` over to `successor` (preemption.ts), if we still hold it. */
+  /** Hands the claim of `term` over to `successor` (claimPursuit.ts), if we still hold it. */
   private async handOver(term: bigint, successor: MemberView): Promise<void> {
     if (this.heldTerm !== term) return;
+    this.preemption.handingOver();
     this.endTerm('handed over');
-    await this.preemption.release(term, successor);
+    await this.claims.release(term, successor);
     this.evaluate();
   }
 
   /**
-   * Claims the leader key (claim.ts): the term is ours if the claim commits while we are
-   * still this registration and not leaving. Never throws; evaluates again after an attempt.
+   * Claims the leader key (claimPursuit.ts): the term is ours if the claim commits while we
+   * are still this registration and not leaving; else we take the claim back. Never throws;
+   * evaluates again after the attempt.
    */
-  private async claimLeadership(
-    registered: Registered,
-    replaceTerm: bigint | undefined,
-  ): Promise<void> {
-    const self = this.registration.record;
-    const attempted = await this.claims.claim(registered, self, replaceTerm, (term, reads) => {
-      if (this.registration.current !== registered || this.registration.leaving) return false;
-      this.heldTerm = term;
-      this.logger.info({ term: term.toString() }, 'claimed leadership');
-      this.emit('claimed', term, reads);
-      return true;
-    });
-    if (attempted) this.evaluate();
+  private async claimLeadership(replaceTerm: bigint | undefined): Promise<void> {
+    const registered = this.registration.current;
+    if (!registered) return;
+    const claimed = await this.claims.claim(registered, this.registration.record, replaceTerm);
+    if (claimed && (this.registration.current !== registered || this.registration.leaving)) {
+      // We left (or re-registered) while the claim was in flight: take it back.
+      await this.claims.takeBack(claimed.term);
+    } else if (claimed) {
+      this.heldTerm = claimed.term;
+      this.logger.info({ term: claimed.term.toString() }, 'claimed leadership');
+      this.emit('claimed', claimed.term, claimed.reads);
+    }
+    this.evaluate();
   }
 
   private updateMetrics(): void {
