@@ -1,13 +1,15 @@
 /**
  * One member's election in one pool (docs/design.md, "Election"), in the manner of etcd's
  * `concurrency.Election`: claim, hold, release. What it builds on has its own module:
- * registration (lease and member key) in membership/registration.ts, the strategy's choice
- * and handovers in preemption.ts, the leaders seen in leaderLog.ts.
+ * registration (lease and member key) in membership/registration.ts, the pool view in
+ * poolView.ts, the campaign for the claim in campaign.ts (what to do: decision.ts; the claim
+ * transactions: claimPursuit.ts; the strategy's choice and the hold-down: preemption.ts), the
+ * leaders seen in leaderLog.ts.
  *
  * - `start()` registers and syncs the pool view; it blocks until both are done or closed.
- * - On every view change, lease renewal and a short tick, `evaluate()` asks the strategy who
- *   should lead. The preferred member claims the absent leader key in one compare-and-swap
- *   bound to its lease; a holder that is no longer preferred releases it.
+ * - On every view change, lease renewal and a short tick, the campaign decides anew. The
+ *   member the strategy prefers claims the absent leader key in one compare-and-swap bound to
+ *   its lease; a holder that is no longer preferred releases it after a hold-down.
  * - `isLeader()` is synchronous and local: the claim is ours AND the lease deadline, minus a
  *   safety margin, is in the future. A paused or partitioned leader stops acting as leader
  *   before etcd can expire its lease and let another member claim.
@@ -25,25 +27,20 @@ import { MemberRegistration, type Registered } from '../membership/registration.
 import { ABORTED, unlessAborted } from '../util/abortable.js';
 import { monotonicNow } from '../util/time.js';
 import { waitUntil } from '../util/waitUntil.js';
+import { Campaign } from './campaign.js';
 import { fencedOn, leaderOf } from './claim.js';
-import { ClaimPursuit } from './claimPursuit.js';
-import { decide, leads, type ElectionState, type Step } from './decision.js';
+import { leads } from './decision.js';
 import type { ElectionEvents, ElectionOptions } from './electionTypes.js';
 import { putReleaseNote, type ReleaseReason } from './failover.js';
 import { LeaderLog, type LeaderChange, type LeaderInfo } from './leaderLog.js';
-import type { LeadershipEndReason } from './leadershipEnd.js';
 import { serviceConflict, type ServiceConflictError } from './poolIdentity.js';
 import { PoolView, type MemberView } from './poolView.js';
-import { Preemption } from './preemption.js';
-import { oldest } from './strategy.js';
 
 export class PoolElection extends EventEmitter<ElectionEvents> {
   readonly view: PoolView;
   private readonly registration: MemberRegistration;
-  private readonly preemption: Preemption;
+  private readonly campaign: Campaign;
   private readonly leaders: LeaderLog;
-  private readonly claims: ClaimPursuit;
-  private heldTerm: bigint | undefined;
   private tick: NodeJS.Timeout | undefined;
   /** What the last `change` event reflected (see `emitIfChanged`). */
   private lastObserved = '';
@@ -66,21 +63,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       metrics,
     });
     this.registration = new MemberRegistration(etcd, options);
-    this.preemption = new Preemption({
-      pool,
-      strategy: options.strategy ?? oldest,
-      preemptAfterMs: options.preemptAfterMs,
-      handovers: options.handovers,
-      logger,
-      metrics,
-    });
-    const { readOnClaim } = options;
-    this.claims = new ClaimPursuit(etcd, {
-      keys,
-      memberId: options.record.id,
-      readOnClaim,
-      logger,
-    });
+    this.campaign = new Campaign(etcd, this.view, this.registration, options);
     this.leaders = new LeaderLog({
       pool,
       leaseTtlSeconds: options.leaseTtlSeconds,
@@ -91,17 +74,21 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     metrics.ticketBlocks.inc({ pool }, 0);
     this.view.on('change', () => this.evaluate());
     this.view.on('reachability', () => this.evaluate());
-    this.view.on('rollback', () => this.startOver());
+    this.view.on('rollback', () => {
+      if (!this.closed) this.campaign.startOver();
+    });
     this.registration.on('change', () => this.evaluate());
     this.registration.on('dropped', () => {
-      this.endTerm('claim lost');
+      this.campaign.endTerm('claim lost');
       this.emit('change');
     });
     this.registration.on('superseded', (other) => {
       void this.close().then(() => this.emit('superseded', other));
     });
-    this.preemption.on('due', () => this.evaluate());
-    this.claims.on('retry', () => this.evaluate());
+    this.campaign.on('due', () => this.evaluate());
+    this.campaign.on('claimed', (term, reads) => this.emit('claimed', term, reads));
+    this.campaign.on('released', (term, reason) => this.emit('released', term, reason));
+    this.campaign.on('conflict', (conflict) => this.withdraw(conflict));
   }
 
   get pool(): string {
@@ -155,12 +142,13 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    * Synchronous and local, so it can be asked on every request.
    */
   isLeader(now = monotonicNow()): boolean {
-    return leads(this.heldTerm, this.registration.current, this.options.safetyMarginMs, now);
+    const { heldTerm } = this.campaign;
+    return leads(heldTerm, this.registration.current, this.options.safetyMarginMs, now);
   }
 
   /** The term (fencing token) while `isLeader()`, else undefined. */
   get term(): bigint | undefined {
-    return this.isLeader() ? this.heldTerm : undefined;
+    return this.isLeader() ? this.campaign.heldTerm : undefined;
   }
 
   /**
@@ -237,7 +225,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   async leave(): Promise<void> {
     if (this.registration.leaving) return;
     const registered = this.registration.leave();
-    const held = this.endTerm('shutdown');
+    const held = this.campaign.endTerm('shutdown');
     this.emit('change');
     if (registered) await this.deregister(registered, 'stop', held);
     this.evaluate();
@@ -258,7 +246,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     signal.throwIfAborted();
     const registered = this.registration.current;
     if (!registered || this.registration.leaving || !this.isLeader()) return false;
-    const held = this.endTerm('resigned');
+    const held = this.campaign.endTerm('resigned');
     // Without a registration isLeader() is false at once.
     this.registration.detach();
     const handover = (async () => {
@@ -274,17 +262,6 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** How long `resign()` waits by default (milliseconds): 3 etcd calls' bounds. */
   get resignBoundMs(): number {
     return this.options.callTimeoutMs * 3;
-  }
-
-  /**
-   * Gives up the term we hold, if any, and says why (`released`); returns it. Every path that
-   * ends a term comes here, so that leadership.ts can tell its watchers why.
-   */
-  private endTerm(reason: LeadershipEndReason): bigint | undefined {
-    const held = this.heldTerm;
-    this.heldTerm = undefined;
-    if (held !== undefined) this.emit('released', held, reason);
-    return held;
   }
 
   /** Deletes our claim and member key with a release note naming `reason` (registration.ts). */
@@ -306,9 +283,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** Revokes the lease (etcd deletes our keys at once) and stops watching. */
   async close(): Promise<void> {
     clearInterval(this.tick);
-    this.claims.stop();
-    this.preemption.clear();
-    this.endTerm('shutdown');
+    this.campaign.stop();
     this.view.stop();
     await this.registration.close();
     this.updateMetrics();
@@ -329,111 +304,20 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * etcd went back in time (restored from an older backup): our term, our key's create
-   * revision and our lease may all belong to a history etcd no longer has, and a claim or a
-   * key with the same revision may now mean something else. So nothing of it is trusted: stop
-   * acting as leader at once, drop the registration and register anew in the etcd that is.
-   */
-  private startOver(): void {
-    if (this.closed) return;
-    if (this.heldTerm !== undefined) {
-      this.logger.warn(
-        { term: this.heldTerm.toString() },
-        'leadership dropped: etcd went back in time',
-      );
-    }
-    this.endTerm('claim lost');
-    this.claims.forgetReleases();
-    this.registration.drop();
-  }
-
-  /**
-   * Decides from the local view what to do now (decision.ts) and does it: claims and releases
-   * go on in the background. Cheap and synchronous; never throws.
+   * Advances the campaign (campaign.ts) from the local view, then records and publishes what
+   * changed: the leader seen, the metrics, a `change` event. Cheap and synchronous; never
+   * throws.
    */
   private evaluate(): void {
     if (this.closed) return;
-    const steps = decide(this.state());
-    for (const step of steps) this.carryOut(step);
+    this.campaign.advance();
     if (this.closed) return;
-    if (steps.at(-1)?.kind !== 'holdDown') this.preemption.clear();
     const leader = this.leader();
     const claimedAt = leader && this.view.claim?.claim?.claimedAt;
     const change = this.leaders.observe(leader, claimedAt, this.view);
     if (change) this.emit('leaderChanged', leader, change.previous);
     this.updateMetrics();
     this.emitIfChanged();
-  }
-
-  /** What the decision reads, as of now. */
-  private state(): ElectionState {
-    const { registration, view, options } = this;
-    const registered = registration.current;
-    return {
-      now: monotonicNow(),
-      view,
-      identity: {
-        service: registration.record.service,
-        pool: this.pool,
-        prefix: options.keys.prefix,
-      },
-      registration: {
-        current: registered,
-        pending: registration.pending,
-        leaving: registration.leaving,
-      },
-      heldTerm: this.heldTerm,
-      safetyMarginMs: options.safetyMarginMs,
-      preferred: registered && this.preemption.preferred(view, registered.memberKey),
-      preempts: this.preemption.preempts,
-      holdDown: this.preemption.holdDown,
-      claims: this.claims.state,
-    };
-  }
-
-  private carryOut(step: Step): void {
-    switch (step.kind) {
-      case 'stepDown':
-        this.logger.warn(
-          { term: step.term.toString() },
-          'leadership lost: the claim changed in etcd',
-        );
-        this.endTerm('claim lost');
-        return;
-      case 'register':
-        // Registered or registering, always: a re-registration asked for while another was
-        // finishing would otherwise be absorbed by it and never happen.
-        void this.registration.register(false);
-        return;
-      case 'reregister':
-        this.logger.warn(
-          { memberKey: step.memberKey },
-          'our member key vanished; registering again',
-        );
-        this.registration.drop();
-        return;
-      case 'withdraw':
-        return this.withdraw(step.conflict);
-      case 'claim':
-        void this.claimLeadership(step.replaceTerm);
-        return;
-      case 'adopt':
-        // Our claim committed but its answer was lost (a timeout).
-        this.heldTerm = step.term;
-        this.logger.info({ term: step.term.toString() }, 'adopted our own leader claim');
-        this.emit('claimed', step.term, undefined);
-        return;
-      case 'holdDown':
-        return this.preemption.holdDownFor(step.successor, step.dueInMs);
-      case 'handOver':
-        void this.handOver(step.term, step.successor);
-        return;
-      case 'releaseAgain':
-        return this.claims.releaseAgain(step.term);
-      case 'lead':
-      case 'wait':
-        return;
-    }
   }
 
   /** Our pool belongs to another service: leave it (the lease revoke deletes our key) and stop. */
@@ -464,35 +348,6 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (observed === this.lastObserved) return;
     this.lastObserved = observed;
     this.emit('change');
-  }
-
-  /** Hands the claim of `term` over to `successor` (claimPursuit.ts), if we still hold it. */
-  private async handOver(term: bigint, successor: MemberView): Promise<void> {
-    if (this.heldTerm !== term) return;
-    this.preemption.handingOver();
-    this.endTerm('handed over');
-    await this.claims.release(term, successor);
-    this.evaluate();
-  }
-
-  /**
-   * Claims the leader key (claimPursuit.ts): the term is ours if the claim commits while we
-   * are still this registration and not leaving; else we take the claim back. Never throws;
-   * evaluates again after the attempt.
-   */
-  private async claimLeadership(replaceTerm: bigint | undefined): Promise<void> {
-    const registered = this.registration.current;
-    if (!registered) return;
-    const claimed = await this.claims.claim(registered, this.registration.record, replaceTerm);
-    if (claimed && (this.registration.current !== registered || this.registration.leaving)) {
-      // We left (or re-registered) while the claim was in flight: take it back.
-      await this.claims.takeBack(claimed.term);
-    } else if (claimed) {
-      this.heldTerm = claimed.term;
-      this.logger.info({ term: claimed.term.toString() }, 'claimed leadership');
-      this.emit('claimed', claimed.term, claimed.reads);
-    }
-    this.evaluate();
   }
 
   private updateMetrics(): void {

@@ -122,8 +122,9 @@ describe('the election decision: who claims', () => {
     expect(summary(decided({ self: a }))).to.deep.equal(['claim replacing nothing']);
   });
 
-  it('no claim: a younger member waits for the oldest to claim', () => {
+  it('no claim: a younger member waits for the oldest to claim; nobody claims when the strategy prefers nobody', () => {
     expect(summary(decided({ self: b }))).to.deep.equal(['wait: follower']);
+    expect(summary(decided({ self: a, preferred: undefined }))).to.deep.equal(['wait: follower']);
   });
 
   it('the oldest leads: a follower waits, whatever the strategy prefers', () => {
@@ -142,10 +143,6 @@ describe('the election decision: who claims', () => {
     const forged = claimBy(b, 50n);
     forged.claim = { ...forged.claim!, url: 'http://evil:1' };
     expect(summary(decided({ self: a, claim: forged }))).to.deep.equal(['claim replacing 50']);
-  });
-
-  it('the strategy prefers nobody (no candidate): nobody claims', () => {
-    expect(summary(decided({ self: a, preferred: undefined }))).to.deep.equal(['wait: follower']);
   });
 
   it('no claim while one is in flight, during the backoff after a failed one, or with a lost lease', () => {
@@ -170,14 +167,11 @@ describe('the election decision: a member not (yet) in the pool never claims', (
     ]);
   });
 
-  it('unregistered: registers, or waits while a registration is under way', () => {
+  it('unregistered: registers, or waits while a registration is under way and until the view shows it', () => {
     expect(summary(decided({ self: a, registered: false }))).to.deep.equal(['register']);
     expect(summary(decided({ self: a, registered: false, pending: true }))).to.deep.equal([
       'wait: registering',
     ]);
-  });
-
-  it('the view has not yet seen our registration: waits for it', () => {
     expect(summary(decided({ self: a, revision: 9n }))).to.deep.equal(['wait: view behind']);
   });
 
@@ -198,8 +192,11 @@ describe('the election decision: a member not (yet) in the pool never claims', (
 describe('the election decision: holding the claim', () => {
   const mine = claimBy(a, 50n);
 
-  it('the leader holding its claim goes on leading', () => {
+  it('the leader goes on leading, also while the watch event of a claim newer than the view is on its way', () => {
     expect(summary(decided({ self: a, claim: mine, heldTerm: 50n }))).to.deep.equal(['lead 50']);
+    expect(summary(decided({ self: a, heldTerm: 120n, revision: 100n }))).to.deep.equal([
+      'lead 120',
+    ]);
   });
 
   it('leads while the lease deadline minus the safety margin is ahead, not a millisecond longer', () => {
@@ -236,12 +233,6 @@ describe('the election decision: holding the claim', () => {
     expect(summary(decided({ self: a, heldTerm: 50n, claim: claimBy(b, 55n) }))).to.deep.equal([
       'stepDown 50',
       'wait: follower',
-    ]);
-  });
-
-  it('a claim newer than the view is not lost: its watch event is on its way, and we lead', () => {
-    expect(summary(decided({ self: a, heldTerm: 120n, revision: 100n }))).to.deep.equal([
-      'lead 120',
     ]);
   });
 
@@ -289,7 +280,7 @@ describe('the election decision: preemption', () => {
     expect(summary(decided({ ...leader, preempts: false, holdDown }))).to.deep.equal(['lead 50']);
   });
 
-  it('the strategy prefers the leader again: it leads, and the hold-down is not carried on', () => {
+  it('the strategy prefers the leader again: it leads on, however long the hold-down ran', () => {
     const holdDown = { since: NOW - 10 * HOLD_MS };
     expect(summary(decided({ ...leader, preferred: a, holdDown }))).to.deep.equal(['lead 50']);
   });
