@@ -3,7 +3,7 @@
  * takes back one it no longer wants, and releases one to a successor (a handover) — with the
  * claims it released, which are never adopted again. What a claim is: claim.ts; when to make
  * or release one: decision.ts. This module knows nothing of the election: its methods return
- * what happened, `retry` says when a claim may be tried again, and the election listens.
+ * what happened, `retry` says when a claim may be tried again, and the campaign listens.
  *
  * Every method awaits at most two etcd transactions, each bounded by the client's call
  * timeout, and never throws. One claim transaction runs at a time. After a failed claim no

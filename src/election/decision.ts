@@ -2,7 +2,7 @@
  * What one member does next in its pool's election, decided from what it knows at one instant:
  * the pool view, its registration, the term it holds, its claims in flight and released, the
  * strategy's choice and the hold-down, and `now` (monotonic milliseconds). Pure: no etcd, no
- * timers, no clock of its own. The election (election.ts) gathers the state on every view
+ * timers, no clock of its own. The campaign (campaign.ts) gathers the state on every view
  * change, lease renewal and tick, and carries the steps out: claims and releases in
  * claimPursuit.ts, the hold-down in preemption.ts, registering in membership/registration.ts.
  *

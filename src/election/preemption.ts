@@ -8,7 +8,7 @@
  *
  * Nothing here blocks or touches etcd. Times are monotonic milliseconds on the injected
  * `Clock`, whose timers never keep the process alive; `clear()` cancels the hold-down and its
- * timer. When a hold-down timer fires it emits `due`, and the election decides again.
+ * timer. When a hold-down timer fires it emits `due`, and the campaign decides again.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
