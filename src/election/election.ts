@@ -1,13 +1,15 @@
 /**
  * One member's election in one pool (docs/design.md, "Election"), in the manner of etcd's
  * `concurrency.Election`: claim, hold, release. What it builds on has its own module:
- * registration (lease and member key) in membership/registration.ts, the strategy's choice
- * and handovers in preemption.ts, the leaders seen in leaderLog.ts.
+ * registration (lease and member key) in membership/registration.ts, the pool view in
+ * poolView.ts, the campaign for the claim in campaign.ts (what to do: decision.ts; the claim
+ * transactions: claimPursuit.ts; the strategy's choice and the hold-down: preemption.ts), the
+ * leaders seen in leaderLog.ts.
  *
  * - `start()` registers and syncs the pool view; it blocks until both are done or closed.
- * - On every view change, lease renewal and a short tick, `evaluate()` asks the strategy who
- *   should lead. The preferred member claims the absent leader key in one compare-and-swap
- *   bound to its lease; a holder that is no longer preferred releases it.
+ * - On every view change, lease renewal and a short tick, the campaign decides anew. The
+ *   member the strategy prefers claims the absent leader key in one compare-and-swap bound to
+ *   its lease; a holder that is no longer preferred releases it after a hold-down.
  * - `isLeader()` is synchronous and local: the claim is ours AND the lease deadline, minus a
  *   safety margin, is in the future. A paused or partitioned leader stops acting as leader
  *   before etcd can expire its lease and let another member claim.
@@ -20,28 +22,25 @@
 import { EventEmitter } from 'node:events';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import type { LeaderClaim, MemberRecord } from '../membership/memberRecord.js';
+import type { MemberRecord } from '../membership/memberRecord.js';
 import { MemberRegistration, type Registered } from '../membership/registration.js';
 import { ABORTED, unlessAborted } from '../util/abortable.js';
 import { monotonicNow } from '../util/time.js';
 import { waitUntil } from '../util/waitUntil.js';
-import { ClaimAttempts, verifiedClaim } from './claim.js';
+import { Campaign } from './campaign.js';
+import { fencedOn, leaderOf } from './claim.js';
+import { leads } from './decision.js';
 import type { ElectionEvents, ElectionOptions } from './electionTypes.js';
 import { putReleaseNote, type ReleaseReason } from './failover.js';
 import { LeaderLog, type LeaderChange, type LeaderInfo } from './leaderLog.js';
-import type { LeadershipEndReason } from './leadershipEnd.js';
 import { serviceConflict, type ServiceConflictError } from './poolIdentity.js';
 import { PoolView, type MemberView } from './poolView.js';
-import { Preemption } from './preemption.js';
-import { oldest } from './strategy.js';
 
 export class PoolElection extends EventEmitter<ElectionEvents> {
   readonly view: PoolView;
   private readonly registration: MemberRegistration;
-  private readonly preemption: Preemption;
+  private readonly campaign: Campaign;
   private readonly leaders: LeaderLog;
-  private readonly claims: ClaimAttempts;
-  private heldTerm: bigint | undefined;
   private tick: NodeJS.Timeout | undefined;
   /** What the last `change` event reflected (see `emitIfChanged`). */
   private lastObserved = '';
@@ -64,23 +63,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       metrics,
     });
     this.registration = new MemberRegistration(etcd, options);
-    this.preemption = new Preemption(etcd, {
-      pool,
-      keys,
-      memberId: options.record.id,
-      strategy: options.strategy ?? oldest,
-      preemptAfterMs: options.preemptAfterMs,
-      handovers: options.handovers,
-      fenced: (term) => this.fenced(term),
-      logger,
-      metrics,
-    });
-    this.claims = new ClaimAttempts(etcd, {
-      keys,
-      readOnClaim: options.readOnClaim,
-      fenced: (term) => this.fenced(term),
-      logger,
-    });
+    this.campaign = new Campaign(etcd, this.view, this.registration, options);
     this.leaders = new LeaderLog({
       pool,
       leaseTtlSeconds: options.leaseTtlSeconds,
@@ -91,17 +74,21 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     metrics.ticketBlocks.inc({ pool }, 0);
     this.view.on('change', () => this.evaluate());
     this.view.on('reachability', () => this.evaluate());
-    this.view.on('rollback', () => this.startOver());
+    this.view.on('rollback', () => {
+      if (!this.closed) this.campaign.startOver();
+    });
     this.registration.on('change', () => this.evaluate());
     this.registration.on('dropped', () => {
-      this.endTerm('claim lost');
+      this.campaign.endTerm('claim lost');
       this.emit('change');
     });
     this.registration.on('superseded', (other) => {
       void this.close().then(() => this.emit('superseded', other));
     });
-    this.preemption.on('due', () => this.evaluate());
-    this.claims.on('retry', () => this.evaluate());
+    this.campaign.on('due', () => this.evaluate());
+    this.campaign.on('claimed', (term, reads) => this.emit('claimed', term, reads));
+    this.campaign.on('released', (term, reason) => this.emit('released', term, reason));
+    this.campaign.on('conflict', (conflict) => this.withdraw(conflict));
   }
 
   get pool(): string {
@@ -155,18 +142,13 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    * Synchronous and local, so it can be asked on every request.
    */
   isLeader(now = monotonicNow()): boolean {
-    const registered = this.registration.current;
-    return (
-      this.heldTerm !== undefined &&
-      registered !== undefined &&
-      registered.lease.isAlive &&
-      now < registered.lease.leaseDeadline - this.options.safetyMarginMs
-    );
+    const { heldTerm } = this.campaign;
+    return leads(heldTerm, this.registration.current, this.options.safetyMarginMs, now);
   }
 
   /** The term (fencing token) while `isLeader()`, else undefined. */
   get term(): bigint | undefined {
-    return this.isLeader() ? this.heldTerm : undefined;
+    return this.isLeader() ? this.campaign.heldTerm : undefined;
   }
 
   /**
@@ -181,21 +163,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
 
   /** The leader as the local view sees it, or undefined while the pool has none. */
   leader(): LeaderInfo | undefined {
-    const claimView = this.view.claim;
-    const claim = this.verifiedClaim();
-    if (!claimView || !claim) return undefined;
-    return {
-      id: claim.id,
-      url: claim.url,
-      memberKey: claim.memberKey,
-      term: claimView.term,
-      self: claim.memberKey === this.registration.current?.memberKey,
-    };
-  }
-
-  /** The claim, if it names a genuine member of our service (claim.ts). */
-  private verifiedClaim(): LeaderClaim | undefined {
-    return verifiedClaim(this.view, this.registration.record.service);
+    const { service } = this.registration.record;
+    return leaderOf(this.view, service, this.registration.current?.memberKey);
   }
 
   /**
@@ -227,7 +196,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
    * `succeeded === false` means leadership was lost and nothing was written.
    */
   fenced(term: bigint): ComparatorBuilder {
-    return this.etcd.if(this.options.keys.leader, 'Mod', '==', term.toString());
+    return fencedOn(this.etcd, this.options.keys, term);
   }
 
   /**
@@ -256,7 +225,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   async leave(): Promise<void> {
     if (this.registration.leaving) return;
     const registered = this.registration.leave();
-    const held = this.endTerm('shutdown');
+    const held = this.campaign.endTerm('shutdown');
     this.emit('change');
     if (registered) await this.deregister(registered, 'stop', held);
     this.evaluate();
@@ -277,7 +246,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     signal.throwIfAborted();
     const registered = this.registration.current;
     if (!registered || this.registration.leaving || !this.isLeader()) return false;
-    const held = this.endTerm('resigned');
+    const held = this.campaign.endTerm('resigned');
     // Without a registration isLeader() is false at once.
     this.registration.detach();
     const handover = (async () => {
@@ -293,17 +262,6 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** How long `resign()` waits by default (milliseconds): 3 etcd calls' bounds. */
   get resignBoundMs(): number {
     return this.options.callTimeoutMs * 3;
-  }
-
-  /**
-   * Gives up the term we hold, if any, and says why (`released`); returns it. Every path that
-   * ends a term comes here, so that leadership.ts can tell its watchers why.
-   */
-  private endTerm(reason: LeadershipEndReason): bigint | undefined {
-    const held = this.heldTerm;
-    this.heldTerm = undefined;
-    if (held !== undefined) this.emit('released', held, reason);
-    return held;
   }
 
   /** Deletes our claim and member key with a release note naming `reason` (registration.ts). */
@@ -325,9 +283,7 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   /** Revokes the lease (etcd deletes our keys at once) and stops watching. */
   async close(): Promise<void> {
     clearInterval(this.tick);
-    this.claims.stop();
-    this.preemption.clear();
-    this.endTerm('shutdown');
+    this.campaign.stop();
     this.view.stop();
     await this.registration.close();
     this.updateMetrics();
@@ -348,69 +304,17 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * etcd went back in time (restored from an older backup): our term, our key's create
-   * revision and our lease may all belong to a history etcd no longer has, and a claim or a
-   * key with the same revision may now mean something else. So nothing of it is trusted: stop
-   * acting as leader at once, drop the registration and register anew in the etcd that is.
+   * Advances the campaign (campaign.ts) from the local view, then records and publishes what
+   * changed: the leader seen, the metrics, a `change` event. Cheap and synchronous; never
+   * throws.
    */
-  private startOver(): void {
-    if (this.closed) return;
-    if (this.heldTerm !== undefined) {
-      this.logger.warn(
-        { term: this.heldTerm.toString() },
-        'leadership dropped: etcd went back in time',
-      );
-    }
-    this.endTerm('claim lost');
-    this.preemption.forgetReleases();
-    this.registration.drop();
-  }
-
-  /** Re-evaluates the election from the local view. Cheap and synchronous; never throws. */
   private evaluate(): void {
     if (this.closed) return;
-    const view = this.view;
-    const claimView = view.claim;
-    const registered = this.registration.current;
-    const leaving = this.registration.leaving;
-
-    if (
-      this.heldTerm !== undefined &&
-      claimView?.term !== this.heldTerm &&
-      view.revision >= this.heldTerm
-    ) {
-      this.logger.warn(
-        { term: this.heldTerm.toString() },
-        'leadership lost: the claim changed in etcd',
-      );
-      this.endTerm('claim lost');
-    }
-
-    // A view in the middle of a resync still holds a recent snapshot: acting on it is safe,
-    // because every claim and release is a compare-and-swap in etcd.
-    // Registered or registering, always: a re-registration asked for while another was
-    // finishing (an evaluate inside it) would otherwise be absorbed by it and never happen.
-    if (!registered && !this.registration.pending && !leaving) {
-      void this.registration.register(false);
-    }
-    if (registered && view.revision >= registered.createRevision) {
-      if (!view.member(registered.memberKey) && !leaving) {
-        this.logger.warn(
-          { memberKey: registered.memberKey },
-          'our member key vanished; registering again',
-        );
-        this.registration.drop();
-        return;
-      }
-      const conflict = leaving ? undefined : this.serviceConflict();
-      if (conflict) {
-        this.withdraw(conflict);
-        return;
-      }
-      if (!leaving) this.pursueLeadership(registered);
-    }
+    this.campaign.advance();
+    if (this.closed) return;
     const leader = this.leader();
-    const change = this.leaders.observe(leader, this.verifiedClaim()?.claimedAt, view);
+    const claimedAt = leader && this.view.claim?.claim?.claimedAt;
+    const change = this.leaders.observe(leader, claimedAt, this.view);
     if (change) this.emit('leaderChanged', leader, change.previous);
     this.updateMetrics();
     this.emitIfChanged();
@@ -444,71 +348,6 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     if (observed === this.lastObserved) return;
     this.lastObserved = observed;
     this.emit('change');
-  }
-
-  private pursueLeadership(registered: Registered): void {
-    const claimView = this.view.claim;
-    const preferred = this.preemption.preferred(this.view, registered.memberKey);
-    const preferredIsMe = preferred?.key === registered.memberKey;
-    const mayClaim = preferredIsMe && this.claims.mayClaim();
-    if (!claimView) {
-      if (mayClaim) void this.claimLeadership(registered, undefined);
-      return;
-    }
-    const claim = this.verifiedClaim();
-    if (!claim) {
-      // A foreign or forged value sits at the claim key. The member the strategy prefers
-      // replaces it, compare-and-swap on its revision, rather than leaving the pool
-      // leaderless forever.
-      if (mayClaim) void this.claimLeadership(registered, claimView.term);
-      return;
-    }
-    const claimIsMine =
-      claim.memberKey === registered.memberKey && claimView.leaseId === registered.lease.id;
-    if (
-      claimIsMine &&
-      this.heldTerm === undefined &&
-      !this.claims.claiming &&
-      !this.preemption.released(claimView.term)
-    ) {
-      // Our claim committed but its answer was lost (a timeout): adopt it.
-      this.heldTerm = claimView.term;
-      this.logger.info({ term: claimView.term.toString() }, 'adopted our own leader claim');
-      this.emit('claimed', claimView.term, undefined);
-    }
-    if (claimIsMine && this.heldTerm === undefined) this.preemption.repeatRelease(claimView.term);
-    if (claimIsMine && preferred && !preferredIsMe && this.isLeader() && this.preemption.preempts) {
-      if (this.preemption.handOverDue(preferred)) void this.handOver(claimView.term, preferred);
-    } else {
-      this.preemption.clear();
-    }
-  }
-
-  /** Hands the claim of `term` over to `successor` (preemption.ts), if we still hold it. */
-  private async handOver(term: bigint, successor: MemberView): Promise<void> {
-    if (this.heldTerm !== term) return;
-    this.endTerm('handed over');
-    await this.preemption.release(term, successor);
-    this.evaluate();
-  }
-
-  /**
-   * Claims the leader key (claim.ts): the term is ours if the claim commits while we are
-   * still this registration and not leaving. Never throws; evaluates again after an attempt.
-   */
-  private async claimLeadership(
-    registered: Registered,
-    replaceTerm: bigint | undefined,
-  ): Promise<void> {
-    const self = this.registration.record;
-    const attempted = await this.claims.claim(registered, self, replaceTerm, (term, reads) => {
-      if (this.registration.current !== registered || this.registration.leaving) return false;
-      this.heldTerm = term;
-      this.logger.info({ term: term.toString() }, 'claimed leadership');
-      this.emit('claimed', term, reads);
-      return true;
-    });
-    if (attempted) this.evaluate();
   }
 
   private updateMetrics(): void {

@@ -1,24 +1,22 @@
 /**
  * Preemption: a leader that the strategy no longer prefers hands its claim over (docs/design-
- * choices.md, "Preemption with hold-down"). This module owns the strategy's choice, memoised
- * per view revision, the hold-down during which a better member must stay preferred, the gate
- * that lets one pool of a process hand over at a time, and the release of the claim to the
- * preferred member — with the claims we released, which are never adopted again.
+ * choices.md, "Preemption with hold-down"). This module keeps what that decision needs beyond
+ * the pool view: the strategy's choice, memoised per view revision; since when a better
+ * member has been preferred (the hold-down), with a timer that says when to look again; and
+ * the gate that lets one pool of a process hand over per hold-down. Whether to hand over is
+ * decided in decision.ts; the release is a claim transaction (claimPursuit.ts).
  *
- * Nothing here blocks the caller: `release` awaits one etcd transaction (bounded by the
- * client's call timeout) and never throws. Timers are unref'd; `clear()` cancels the
- * hold-down. When a hold-down runs out it emits `due`, and the election evaluates again.
+ * Nothing here blocks or touches etcd. Times are monotonic milliseconds on the injected
+ * `Clock`, whose timers never keep the process alive; `clear()` cancels the hold-down and its
+ * timer. When a hold-down timer fires it emits `due`, and the campaign decides again.
  */
 import { EventEmitter } from 'node:events';
-import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { describeEtcdError } from '../etcd/access.js';
-import type { PoolKeys } from '../etcd/keys.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { asError } from '../util/errors.js';
-import { monotonicNow } from '../util/time.js';
+import { systemClock, type Clock, type ClockTimer } from '../util/time.js';
 import { candidates } from './candidates.js';
-import { putReleaseNote } from './failover.js';
+import type { HoldDown } from './decision.js';
 import type { MemberView } from './poolView.js';
 import { FALLBACK_REASONS, oldest, StrategyFallback, type LeaderStrategy } from './strategy.js';
 
@@ -26,38 +24,35 @@ import { FALLBACK_REASONS, oldest, StrategyFallback, type LeaderStrategy } from 
 export class HandoverGate {
   private last = -Infinity;
 
-  /** Whether `holdMs` milliseconds have passed since the last handover (monotonic `now`). */
-  mayHandOver(holdMs: number, now = monotonicNow()): boolean {
-    return now - this.last >= holdMs;
+  /** When (monotonic ms) the next handover may be, `holdMs` after the last one. */
+  opensAt(holdMs: number): number {
+    return this.last + holdMs;
   }
 
-  record(now = monotonicNow()): void {
+  /** A pool of the process hands over at `now` (monotonic ms). */
+  record(now: number): void {
     this.last = now;
   }
 }
 
-/** How long a released claim may still name us before we delete it again (milliseconds). */
-const RELEASE_SETTLE_MS = 1000;
-
 export interface PreemptionEvents {
-  /** A hold-down ran out: evaluate again, and ask `handOverDue`. */
+  /** A hold-down timer ran out: decide again. */
   due: [];
 }
 
 export interface PreemptionOptions {
   pool: string;
-  keys: PoolKeys;
-  /** Our MEMBER_ID, named in the release note. */
-  memberId: string;
   strategy: LeaderStrategy;
   /** How long (milliseconds) a better member must stay preferred; default 5000. */
   preemptAfterMs?: number | undefined;
   /** Shared by the pools of one process: at most one of them hands over per hold-down. */
   handovers?: HandoverGate | undefined;
-  /** A transaction that commits only while `term` is still the claim's revision. */
-  fenced: (term: bigint) => ComparatorBuilder;
   logger: Logger;
   metrics: PoolMetrics;
+  /** Default: the monotonic clock and real timers. */
+  clock?: Clock;
+  /** Uniform in [0, 1): the hold-down's jitter. Default `Math.random`. */
+  random?: () => number;
 }
 
 export class Preemption extends EventEmitter<PreemptionEvents> {
@@ -67,17 +62,14 @@ export class Preemption extends EventEmitter<PreemptionEvents> {
     | undefined;
   private lastFallback: { reason: string; at: number } | undefined;
   /** Since when (monotonic) the strategy has preferred another member while we lead. */
-  private outranked: { since: number; timer: NodeJS.Timeout } | undefined;
-  private releasedTerm: bigint | undefined;
-  /** When (monotonic) we released `releasedTerm`, and a repeat of that delete in flight. */
-  private releasedAt = 0;
-  private releaseRetry: Promise<unknown> | undefined;
+  private outranked: { since: number; timer: ClockTimer | undefined } | undefined;
+  private readonly gate: HandoverGate;
+  private readonly clock: Clock;
 
-  constructor(
-    private readonly etcd: Etcd3,
-    private readonly options: PreemptionOptions,
-  ) {
+  constructor(private readonly options: PreemptionOptions) {
     super();
+    this.gate = options.handovers ?? new HandoverGate();
+    this.clock = options.clock ?? systemClock;
     // Series exist from the start at 0, so that rate() and increase() see the first event.
     const { metrics, pool } = options;
     for (const reason of FALLBACK_REASONS) metrics.strategyFallbacks.inc({ pool, reason }, 0);
@@ -86,6 +78,12 @@ export class Preemption extends EventEmitter<PreemptionEvents> {
   /** Whether the strategy hands leadership over to a better member at all. */
   get preempts(): boolean {
     return this.options.strategy.preempt;
+  }
+
+  /** The hold-down as the decision (decision.ts) reads it. */
+  get holdDown(): HoldDown {
+    const holdMs = this.options.preemptAfterMs ?? 5000;
+    return { since: this.outranked?.since, holdMs, gateOpensAt: this.gate.opensAt(holdMs) };
   }
 
   /**
@@ -106,7 +104,7 @@ export class Preemption extends EventEmitter<PreemptionEvents> {
     } catch (error) {
       const reason = error instanceof StrategyFallback ? error.reason : 'threw';
       this.options.metrics.strategyFallbacks.inc({ pool: this.options.pool, reason });
-      const now = monotonicNow();
+      const now = this.clock.now();
       if (this.lastFallback?.reason !== reason || now - this.lastFallback.at > 60_000) {
         this.lastFallback = { reason, at: now };
         this.options.logger.error(
@@ -123,106 +121,39 @@ export class Preemption extends EventEmitter<PreemptionEvents> {
   }
 
   /**
-   * A better member is preferred while we lead. Hand over only once it has stayed preferred
-   * for `preemptAfterMs` (hold-down), so leadership never flaps on a member that comes and
-   * goes, and only when the process's gate allows. True when the handover is due now (the
-   * hold-down is then over); false arms a timer that emits `due`.
+   * A better member, `successor`, is preferred while we lead, and the handover is due in
+   * `dueInMs`. The first call starts the hold-down (hence `holdDown.since`, so leadership
+   * never flaps on a member that comes and goes). Unless a timer is pending, sets one that
+   * emits `due` then, plus jitter (up to a fifth of the hold-down, and 10 ms), so that the
+   * pools of one process do not all decide in the same millisecond.
    */
-  handOverDue(preferred: MemberView): boolean {
-    const holdMs = this.options.preemptAfterMs ?? 5000;
-    const now = monotonicNow();
+  holdDownFor(successor: MemberView, dueInMs: number): void {
+    const holdMs = this.holdDown.holdMs;
     if (!this.outranked) {
-      // Jitter, so that two pools of one process do not decide in the same millisecond.
-      const timer = setTimeout(() => this.emit('due'), holdMs * (1 + Math.random() / 5) + 10);
-      timer.unref();
-      this.outranked = { since: now, timer };
+      this.outranked = { since: this.clock.now(), timer: undefined };
       this.options.logger.info(
-        { preferred: preferred.record.id, holdMs },
+        { preferred: successor.record.id, holdMs },
         'a better member is preferred; handing over after the hold-down',
       );
-      return false;
     }
-    if (now - this.outranked.since < holdMs) return false;
-    const gate = this.options.handovers;
-    if (gate && !gate.mayHandOver(holdMs)) {
-      clearTimeout(this.outranked.timer);
-      this.outranked.timer = setTimeout(() => this.emit('due'), holdMs * Math.random() + 50);
-      this.outranked.timer.unref();
-      return false;
-    }
+    const outranked = this.outranked;
+    if (outranked.timer) return;
+    const random = this.options.random ?? Math.random;
+    outranked.timer = this.clock.schedule(dueInMs + (holdMs * random()) / 5 + 10, () => {
+      outranked.timer = undefined;
+      this.emit('due');
+    });
+  }
+
+  /** We hand over now: the hold-down ends, and the gate closes for the process's other pools. */
+  handingOver(): void {
     this.clear();
-    return true;
+    this.gate.record(this.clock.now());
   }
 
   /** We are preferred again, or no longer lead: the hold-down starts over. */
   clear(): void {
-    if (!this.outranked) return;
-    clearTimeout(this.outranked.timer);
+    this.outranked?.timer?.cancel();
     this.outranked = undefined;
-  }
-
-  /**
-   * Hands our claim of `term` over to `successor`: deletes it, fenced on `term`, with a
-   * release note. `term` counts as released from now on, even while the watch still shows
-   * it. Awaits one transaction; never throws (a failure is logged, and `repeatRelease`
-   * deletes the claim again).
-   */
-  async release(term: bigint, successor: MemberView): Promise<void> {
-    // Until the watch shows the delete, the view still names us: never adopt this term again.
-    this.releasedTerm = term;
-    this.releasedAt = monotonicNow();
-    this.options.handovers?.record();
-    this.options.logger.info(
-      { term: term.toString(), successor: successor.record.id },
-      'handing leadership over',
-    );
-    const { keys, memberId } = this.options;
-    try {
-      await this.options
-        .fenced(term)
-        .then(
-          this.etcd.delete().key(keys.leader),
-          putReleaseNote(this.etcd, keys.released, { term, holder: memberId, reason: 'handover' }),
-        )
-        .commit();
-    } catch (error) {
-      this.options.logger.warn({ err: describeEtcdError(error) }, 'releasing the claim failed');
-    }
-  }
-
-  /** Whether we released the claim of `term`: it is never adopted again. */
-  released(term: bigint): boolean {
-    return term === this.releasedTerm;
-  }
-
-  /**
-   * Our claim of `term`, which we no longer hold, still names us. If it is the one we
-   * released and well after the release (its delete failed, or a restore of etcd brought it
-   * back), delete it again, only if it is still that claim: no one acts on it, so the pool
-   * would otherwise wait for our lease to end. Never blocks; one repeat at a time.
-   */
-  repeatRelease(term: bigint): void {
-    if (!this.released(term) || monotonicNow() - this.releasedAt <= RELEASE_SETTLE_MS) return;
-    if (this.releaseRetry) return;
-    this.releaseRetry = this.options
-      .fenced(term)
-      .then(this.etcd.delete().key(this.options.keys.leader))
-      .commit()
-      .then((result) => {
-        if (result.succeeded)
-          this.options.logger.info({ term: term.toString() }, 'deleted our released claim again');
-      })
-      .catch((error: unknown) => {
-        this.options.logger.warn(
-          { err: describeEtcdError(error) },
-          'deleting our released claim failed',
-        );
-      })
-      .finally(() => (this.releaseRetry = undefined));
-  }
-
-  /** etcd went back in time: a term we released may now mean another claim. */
-  forgetReleases(): void {
-    this.releasedTerm = undefined;
   }
 }

@@ -19,7 +19,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
-import type { Config } from '../config/config.js';
 import { PoolError } from '../errors.js';
 import type { MemberView } from './poolView.js';
 
@@ -106,7 +105,6 @@ export interface StrategyMember {
   leads: string[];
 }
 
-/** Why a module's answer was not used; counted in `service_pool_strategy_fallbacks_total`. */
 /** Why the strategy's choice was not used: the `reason` label of service_pool_strategy_fallbacks_total. */
 export const FALLBACK_REASONS = ['threw', 'slow', 'not_a_member'] as const;
 export type FallbackReason = (typeof FALLBACK_REASONS)[number];
@@ -200,18 +198,4 @@ function toStrategyMember(member: MemberView): StrategyMember {
     labels: { ...member.record.labels },
     leads: [...member.record.leads],
   };
-}
-
-/** The strategy ELECTION_STRATEGY names, with its settings. */
-export async function strategyFor(settings: Config['strategy']): Promise<LeaderStrategy> {
-  switch (settings.name) {
-    case 'oldest':
-      return oldest;
-    case 'weighted':
-      return weighted;
-    case 'avoid':
-      return avoid({ labels: settings.avoidLabels, pools: settings.avoidPools });
-    case 'module':
-      return loadModuleStrategy(settings.modulePath!);
-  }
 }

@@ -1,11 +1,17 @@
 /**
  * Which strategy chooses the leader of this member's pools: the one a library user passes,
- * else the one ELECTION_STRATEGY names (`oldest` by default; election/strategy.ts builds it).
- * One strategy serves every pool of the member and is declared in each of its member records,
- * so that the pool can tell when its members disagree (strategyAgreement.ts).
+ * else the one ELECTION_STRATEGY names (`oldest` by default; election/strategy.ts holds the
+ * strategies). One strategy serves every pool of the member and is declared in each of its
+ * member records, so that the pool can tell when its members disagree (strategyAgreement.ts).
  */
 import type { Config } from '../config/config.js';
-import { strategyFor, type LeaderStrategy } from '../election/strategy.js';
+import {
+  avoid,
+  loadModuleStrategy,
+  oldest,
+  weighted,
+  type LeaderStrategy,
+} from '../election/strategy.js';
 
 /**
  * Resolves to `given` when set, else to the configured strategy. With ELECTION_STRATEGY=module
@@ -17,4 +23,18 @@ export async function chooseStrategy(
   settings: Config['strategy'],
 ): Promise<LeaderStrategy> {
   return given ?? (await strategyFor(settings));
+}
+
+/** The strategy ELECTION_STRATEGY names, with its settings. */
+function strategyFor(settings: Config['strategy']): Promise<LeaderStrategy> | LeaderStrategy {
+  switch (settings.name) {
+    case 'oldest':
+      return oldest;
+    case 'weighted':
+      return weighted;
+    case 'avoid':
+      return avoid({ labels: settings.avoidLabels, pools: settings.avoidPools });
+    case 'module':
+      return loadModuleStrategy(settings.modulePath!);
+  }
 }

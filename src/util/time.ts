@@ -39,15 +39,32 @@ export function sleep(ms: number, { signal, unref = false }: SleepOptions = {}):
   });
 }
 
+/** A timer set on a `Clock`. `cancel()` after it fired does nothing. */
+export interface ClockTimer {
+  cancel(): void;
+}
+
 /**
- * The clock a decision reads and the waits it makes: `systemClock` in the service, a fake one
- * in unit tests so that timing logic is proven in milliseconds.
+ * The time a module that decides on time reads, waits on and schedules on: the monotonic
+ * clock and real timers in the service (`systemClock`), a fake one in unit tests, so that
+ * timing logic is proven in milliseconds. Modules take the part they use
+ * (`Pick<Clock, 'now' | 'schedule'>`).
  */
 export interface Clock {
-  /** Monotonic milliseconds (see `monotonicNow`). */
+  /** Monotonic milliseconds, as `monotonicNow`. */
   now(): number;
   /** Waits `ms` milliseconds, as `sleep` does (same cancellation, same unref). */
   sleep(ms: number, options?: SleepOptions): Promise<void>;
+  /** Calls `fire` once, `delayMs` milliseconds from now. Never keeps the process alive. */
+  schedule(delayMs: number, fire: () => void): ClockTimer;
 }
 
-export const systemClock: Clock = { now: monotonicNow, sleep };
+export const systemClock: Clock = {
+  now: monotonicNow,
+  sleep,
+  schedule(delayMs, fire) {
+    const timer = setTimeout(fire, delayMs);
+    timer.unref();
+    return { cancel: () => clearTimeout(timer) };
+  },
+};

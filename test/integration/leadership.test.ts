@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import type { LeaderInfo } from '../../src/election/leaderLog.js';
-import { LeadershipEndedError } from '../../src/election/leadershipEnd.js';
+import { isLeadershipEnded, LeadershipEndedError } from '../../src/election/leadershipEnd.js';
 import { PoolMember } from '../../src/member.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { monotonicNow } from '../../src/util/time.js';
@@ -157,6 +157,26 @@ describe('leadership callbacks', function () {
     await b.until(() => b.started.length === 1 && b.leaderIds.at(-1) === 'b');
     await a.until(() => a.leaderIds.at(-1) === 'b');
     expect(b.leaderIds).to.deep.equal(['a', 'b']);
+  });
+
+  it('preemption: a heavier member joins; after the hold-down the leader’s signal aborts with "handed over", then onStoppedLeading; the newcomer starts leading under a larger term', async () => {
+    const env = { ELECTION_STRATEGY: 'weighted', PREEMPT_AFTER_MS: '200' };
+    const a = new Recorder();
+    await startMember('a', a, { env: { ...env, WEIGHT: '1' } });
+    await a.until(() => a.started.length === 1);
+    const term = a.started[0]!.term;
+    const b = new Recorder();
+    await startMember('b', b, { env: { ...env, WEIGHT: '8' } });
+    const reason = await a.firstTermEnded();
+    expect(reason).to.be.instanceOf(LeadershipEndedError);
+    expect(isLeadershipEnded(reason)).to.equal(true);
+    expect(reason).to.include({ reason: 'handed over', term });
+    expect(a.stopped.map((s) => [s.term, s.reason.reason])).to.deep.equal([[term, 'handed over']]);
+    await b.until(() => b.started.length === 1);
+    expect(b.started[0]!.term > term).to.equal(true);
+    await a.until(() => a.leaderIds.at(-1) === 'b');
+    expect(a.leaders.at(-1)).to.include({ id: 'b', self: false, term: b.started[0]!.term });
+    expect(a.started, 'a does not take it back').to.have.length(1);
   });
 
   it('the lease revoked in etcd (etcdctl lease revoke): the signal aborts with "claim lost"; the follower claims', async () => {

@@ -1,0 +1,230 @@
+/**
+ * One member's campaign for the leadership of one pool, as etcd's `Campaign`: it holds the
+ * term it won until that ends, and on every `advance()` decides from the local view what to
+ * do (decision.ts) and does it — claim (claimPursuit.ts), adopt, hold down or hand over
+ * (preemption.ts), release again, register anew (membership/registration.ts).
+ *
+ * `advance()` is synchronous and never throws; the etcd transactions it starts go on in the
+ * background, each bounded by the client's call timeout. When one of them is over, a hold-down
+ * runs out or a failed claim may be retried, it emits `due`: its owner (the election) should
+ * advance it again, and look at what changed. It never calls its owner. `stop()` cancels its
+ * timers and ends the term.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Logger } from 'pino';
+import type { PoolKeys } from '../etcd/keys.js';
+import type { PoolMetrics } from '../metrics/metrics.js';
+import type { MemberRegistration } from '../membership/registration.js';
+import { monotonicNow } from '../util/time.js';
+import { ClaimPursuit } from './claimPursuit.js';
+import { decide, type ElectionState, type Step } from './decision.js';
+import type { LeadershipEndReason } from './leadershipEnd.js';
+import type { ServiceConflictError } from './poolIdentity.js';
+import type { MemberView, PoolView } from './poolView.js';
+import { Preemption, type HandoverGate } from './preemption.js';
+import { oldest, type LeaderStrategy } from './strategy.js';
+
+export interface CampaignEvents {
+  /** We hold the claim under `term` (see ElectionEvents). */
+  claimed: [term: bigint, reads: (IKeyValue | undefined)[] | undefined];
+  /** We gave up the term we held, for `reason` (see ElectionEvents). */
+  released: [term: bigint, reason: LeadershipEndReason];
+  /** The pool belongs to another service: the owner should close and stop. */
+  conflict: [error: ServiceConflictError];
+  /** A claim or release is over, a hold-down ran out, or a claim may be retried: advance. */
+  due: [];
+}
+
+/** What a campaign needs; see ElectionOptions for the meaning of each. */
+export interface CampaignOptions {
+  pool: string;
+  keys: PoolKeys;
+  safetyMarginMs: number;
+  strategy?: LeaderStrategy | undefined;
+  preemptAfterMs?: number | undefined;
+  handovers?: HandoverGate | undefined;
+  readOnClaim?: string[] | undefined;
+  logger: Logger;
+  metrics: PoolMetrics;
+}
+
+export class Campaign extends EventEmitter<CampaignEvents> {
+  private held: bigint | undefined;
+  private readonly preemption: Preemption;
+  private readonly claims: ClaimPursuit;
+  private readonly logger: Logger;
+
+  constructor(
+    etcd: Etcd3,
+    private readonly view: PoolView,
+    private readonly registration: MemberRegistration,
+    private readonly options: CampaignOptions,
+  ) {
+    super();
+    const { pool, keys, logger, metrics, preemptAfterMs, handovers, readOnClaim } = options;
+    this.logger = logger;
+    const strategy = options.strategy ?? oldest;
+    this.preemption = new Preemption({
+      pool,
+      strategy,
+      preemptAfterMs,
+      handovers,
+      logger,
+      metrics,
+    });
+    const memberId = registration.record.id;
+    this.claims = new ClaimPursuit(etcd, { keys, memberId, readOnClaim, logger });
+    this.preemption.on('due', () => this.emit('due'));
+    this.claims.on('retry', () => this.emit('due'));
+  }
+
+  /** The term we hold, if any — also after its lease deadline passed (decision.ts, `leads`). */
+  get heldTerm(): bigint | undefined {
+    return this.held;
+  }
+
+  /** Decides what to do now and does it. Cheap and synchronous; never throws. */
+  advance(): void {
+    const steps = decide(this.state());
+    for (const step of steps) this.carryOut(step);
+    if (steps.at(-1)?.kind !== 'holdDown') this.preemption.clear();
+  }
+
+  /**
+   * Gives up the term we hold, if any, and says why (`released`); returns it. Every path that
+   * ends a term comes here, so that leadership.ts can tell its watchers why.
+   */
+  endTerm(reason: LeadershipEndReason): bigint | undefined {
+    const held = this.held;
+    this.held = undefined;
+    if (held !== undefined) this.emit('released', held, reason);
+    return held;
+  }
+
+  /**
+   * etcd went back in time (restored from an older backup): our term, our key's create
+   * revision and our lease may all belong to a history etcd no longer has, and a claim or a
+   * key with the same revision may now mean something else. So nothing of it is trusted: stop
+   * acting as leader at once, drop the registration and register anew in the etcd that is.
+   */
+  startOver(): void {
+    if (this.held !== undefined) {
+      this.logger.warn(
+        { term: this.held.toString() },
+        'leadership dropped: etcd went back in time',
+      );
+    }
+    this.endTerm('claim lost');
+    this.claims.forgetReleases();
+    this.registration.drop();
+  }
+
+  /** Cancels the hold-down and the claim retry, and ends the term ('shutdown'). */
+  stop(): void {
+    this.claims.stop();
+    this.preemption.clear();
+    this.endTerm('shutdown');
+  }
+
+  /** What the decision reads, as of now. */
+  private state(): ElectionState {
+    const { registration, view, options } = this;
+    const registered = registration.current;
+    return {
+      now: monotonicNow(),
+      view,
+      identity: {
+        service: registration.record.service,
+        pool: options.pool,
+        prefix: options.keys.prefix,
+      },
+      registration: {
+        current: registered,
+        pending: registration.pending,
+        leaving: registration.leaving,
+      },
+      heldTerm: this.held,
+      safetyMarginMs: options.safetyMarginMs,
+      preferred: registered && this.preemption.preferred(view, registered.memberKey),
+      preempts: this.preemption.preempts,
+      holdDown: this.preemption.holdDown,
+      claims: this.claims.state,
+    };
+  }
+
+  private carryOut(step: Step): void {
+    switch (step.kind) {
+      case 'stepDown':
+        this.logger.warn(
+          { term: step.term.toString() },
+          'leadership lost: the claim changed in etcd',
+        );
+        this.endTerm('claim lost');
+        return;
+      case 'register':
+        // Registered or registering, always: a re-registration asked for while another was
+        // finishing would otherwise be absorbed by it and never happen.
+        void this.registration.register(false);
+        return;
+      case 'reregister':
+        this.logger.warn(
+          { memberKey: step.memberKey },
+          'our member key vanished; registering again',
+        );
+        this.registration.drop();
+        return;
+      case 'withdraw':
+        this.emit('conflict', step.conflict);
+        return;
+      case 'claim':
+        void this.claimLeadership(step.replaceTerm);
+        return;
+      case 'adopt':
+        // Our claim committed but its answer was lost (a timeout).
+        this.held = step.term;
+        this.logger.info({ term: step.term.toString() }, 'adopted our own leader claim');
+        this.emit('claimed', step.term, undefined);
+        return;
+      case 'holdDown':
+        return this.preemption.holdDownFor(step.successor, step.dueInMs);
+      case 'handOver':
+        void this.handOver(step.term, step.successor);
+        return;
+      case 'releaseAgain':
+        return this.claims.releaseAgain(step.term);
+      case 'lead':
+      case 'wait':
+        return;
+    }
+  }
+
+  /** Hands the claim of `term` over to `successor` (claimPursuit.ts), if we still hold it. */
+  private async handOver(term: bigint, successor: MemberView): Promise<void> {
+    if (this.held !== term) return;
+    this.preemption.handingOver();
+    this.endTerm('handed over');
+    await this.claims.release(term, successor);
+    this.emit('due');
+  }
+
+  /**
+   * Claims the leader key (claimPursuit.ts): the term is ours if the claim commits while we
+   * are still this registration and not leaving; else we take the claim back. Never throws;
+   * `due` after the attempt.
+   */
+  private async claimLeadership(replaceTerm: bigint | undefined): Promise<void> {
+    const registered = this.registration.current;
+    if (!registered) return;
+    const claimed = await this.claims.claim(registered, this.registration.record, replaceTerm);
+    if (claimed && (this.registration.current !== registered || this.registration.leaving)) {
+      // We left (or re-registered) while the claim was in flight: take it back.
+      await this.claims.takeBack(claimed.term);
+    } else if (claimed) {
+      this.held = claimed.term;
+      this.logger.info({ term: claimed.term.toString() }, 'claimed leadership');
+      this.emit('claimed', claimed.term, claimed.reads);
+    }
+    this.emit('due');
+  }
+}

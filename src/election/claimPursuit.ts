@@ -1,0 +1,209 @@
+/**
+ * The claim pursuit: the etcd transactions by which a member takes the pool's leader claim,
+ * takes back one it no longer wants, and releases one to a successor (a handover) — with the
+ * claims it released, which are never adopted again. What a claim is: claim.ts; when to make
+ * or release one: decision.ts. This module knows nothing of the election: its methods return
+ * what happened, `retry` says when a claim may be tried again, and the campaign listens.
+ *
+ * Every method awaits at most two etcd transactions, each bounded by the client's call
+ * timeout, and never throws. One claim transaction runs at a time. After a failed claim no
+ * attempt is made before the backoff ends (50 ms doubling to 1 s, jittered); then `retry` is
+ * emitted. `stop()` cancels that timer.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Logger } from 'pino';
+import { describeEtcdError } from '../etcd/access.js';
+import type { PoolKeys } from '../etcd/keys.js';
+import type { LeaderClaim, MemberRecord } from '../membership/memberRecord.js';
+import type { Registered } from '../membership/registration.js';
+import { systemClock, type Clock, type ClockTimer } from '../util/time.js';
+import { fencedOn } from './claim.js';
+import type { ClaimsState } from './decision.js';
+import { putReleaseNote } from './failover.js';
+import type { MemberView } from './poolView.js';
+
+export interface ClaimPursuitOptions {
+  keys: PoolKeys;
+  /** Our MEMBER_ID, named in the release note of a handover. */
+  memberId: string;
+  /** Keys read in the claim's own transaction (see ElectionOptions). */
+  readOnClaim?: string[] | undefined;
+  logger: Logger;
+  /** Default: the monotonic clock and real timers. */
+  clock?: Clock;
+}
+
+/** A claim that committed: its term, and the `readOnClaim` values as of the claim. */
+export interface Claimed {
+  term: bigint;
+  reads: (IKeyValue | undefined)[];
+}
+
+export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
+  private inFlight = false;
+  /** After a failed claim, no new attempt before this (monotonic) time. */
+  private notBefore = 0;
+  private backoffMs = 0;
+  private retryTimer: ClockTimer | undefined;
+  /** The claim we released last, and when (monotonic). */
+  private lastRelease: { term: bigint; at: number } | undefined;
+  /** A repeat of that release's delete, in flight. */
+  private releaseRetry: Promise<unknown> | undefined;
+  private readonly clock: Clock;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly options: ClaimPursuitOptions,
+  ) {
+    super();
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** What the decision (decision.ts) needs to know of the claims in flight and released. */
+  get state(): ClaimsState {
+    return { inFlight: this.inFlight, notBefore: this.notBefore, released: this.lastRelease };
+  }
+
+  /**
+   * Claims the leader key for `registered` in one transaction: it must be absent (or still
+   * hold the invalid value at `replaceTerm`), and the member key must still be ours. Resolves
+   * with the term when it committed; undefined when it did not, failed (then the backoff
+   * runs), or another claim was in flight.
+   */
+  async claim(
+    registered: Registered,
+    self: Pick<MemberRecord, 'id' | 'url'>,
+    replaceTerm: bigint | undefined,
+  ): Promise<Claimed | undefined> {
+    if (this.inFlight) return undefined;
+    this.inFlight = true;
+    const { keys, logger } = this.options;
+    const claim: LeaderClaim = {
+      memberKey: registered.memberKey,
+      id: self.id,
+      url: self.url,
+      claimedAt: new Date().toISOString(),
+    };
+    const reads = this.options.readOnClaim ?? [];
+    let claimed: Claimed | undefined;
+    try {
+      const guard =
+        replaceTerm === undefined
+          ? this.etcd.if(keys.leader, 'Version', '==', 0)
+          : fencedOn(this.etcd, keys, replaceTerm);
+      const result = await guard
+        .and(registered.memberKey, 'Create', '==', registered.createRevision.toString())
+        .then(
+          this.etcd.put(keys.leader).value(JSON.stringify(claim)).lease(registered.lease.id),
+          ...reads.map((key) => this.etcd.get(key)),
+        )
+        .commit();
+      if (result.succeeded) {
+        const values = reads.map((_, i) => result.responses[i + 1]?.response_range?.kvs[0]);
+        claimed = { term: BigInt(result.header.revision), reads: values };
+      }
+    } catch (error) {
+      if (this.backoffMs === 0)
+        logger.warn(
+          { err: describeEtcdError(error) },
+          'leader claim failed; retrying with backoff',
+        );
+    } finally {
+      this.inFlight = false;
+    }
+    if (claimed) {
+      this.backoffMs = 0;
+      this.notBefore = 0;
+    } else this.backOff();
+    return claimed;
+  }
+
+  /**
+   * Never retry straight after a failure: when etcd fails fast (an open circuit breaker) that
+   * would spin and starve the event loop. Back off, with jitter, and say when to try again.
+   */
+  private backOff(): void {
+    this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 50), 1000);
+    const delayMs = this.backoffMs * (0.5 + Math.random() / 2);
+    this.notBefore = this.clock.now() + delayMs;
+    this.retryTimer?.cancel();
+    this.retryTimer = this.clock.schedule(delayMs, () => this.emit('retry'));
+  }
+
+  /**
+   * Deletes the claim of `term`, fenced on it: we won it but no longer want it (we left or
+   * registered again while it was in flight). Counts as a claim in flight until answered.
+   */
+  async takeBack(term: bigint): Promise<void> {
+    this.inFlight = true;
+    try {
+      await fencedOn(this.etcd, this.options.keys, term)
+        .then(this.etcd.delete().key(this.options.keys.leader))
+        .commit();
+    } catch (error) {
+      this.options.logger.warn(
+        { err: describeEtcdError(error) },
+        'taking back our unwanted claim failed; our lease ends it',
+      );
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  /**
+   * Hands our claim of `term` over to `successor`: deletes it, fenced on `term`, with a
+   * release note. `term` counts as released from now on, even while the watch still shows
+   * it. Awaits one transaction; a failure is logged, and `releaseAgain` deletes it again.
+   */
+  async release(term: bigint, successor: MemberView): Promise<void> {
+    this.lastRelease = { term, at: this.clock.now() };
+    const { keys, memberId, logger } = this.options;
+    logger.info(
+      { term: term.toString(), successor: successor.record.id },
+      'handing leadership over',
+    );
+    try {
+      await fencedOn(this.etcd, keys, term)
+        .then(
+          this.etcd.delete().key(keys.leader),
+          putReleaseNote(this.etcd, keys.released, { term, holder: memberId, reason: 'handover' }),
+        )
+        .commit();
+    } catch (error) {
+      logger.warn({ err: describeEtcdError(error) }, 'releasing the claim failed');
+    }
+  }
+
+  /**
+   * The claim of `term` we released still names us, well after the release (its delete
+   * failed, or a restore of etcd brought it back): delete it again, only if it is still that
+   * claim. No one acts on it, so the pool would otherwise wait for our lease to end. Never
+   * blocks; one repeat at a time.
+   */
+  releaseAgain(term: bigint): void {
+    if (this.releaseRetry) return;
+    const { keys, logger } = this.options;
+    this.releaseRetry = fencedOn(this.etcd, keys, term)
+      .then(this.etcd.delete().key(keys.leader))
+      .commit()
+      .then((result) => {
+        if (result.succeeded)
+          logger.info({ term: term.toString() }, 'deleted our released claim again');
+      })
+      .catch((error: unknown) => {
+        logger.warn({ err: describeEtcdError(error) }, 'deleting our released claim failed');
+      })
+      .finally(() => (this.releaseRetry = undefined));
+  }
+
+  /** etcd went back in time: a term we released may now mean another claim. */
+  forgetReleases(): void {
+    this.lastRelease = undefined;
+  }
+
+  /** Cancels the retry after a failed claim. */
+  stop(): void {
+    this.retryTimer?.cancel();
+  }
+}
