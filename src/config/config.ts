@@ -1,8 +1,9 @@
 /**
- * Configuration comes from environment variables only (12-factor). Each variable is described
- * once, in the table of variables.ts; environment.ts parses them all, with the checks between
- * them. A bad value never reaches the rest of the program: `loadConfig` throws a
- * `ConfigError` that lists one line per bad variable, and the CLI exits with code 2.
+ * Configuration comes from environment variables (12-factor), or for a library user from the
+ * same settings as typed fields (configOptions.ts). Each variable is described once, in the
+ * table of variables.ts; environment.ts parses them all, with the checks between them. A bad
+ * value never reaches the rest of the program: `loadConfig` throws a `ConfigError` that lists
+ * one line per bad variable, and the CLI exits with code 2.
  */
 import os from 'node:os';
 import { isIP } from 'node:net';
@@ -14,6 +15,10 @@ import { helpOf, LOG_FORMATS, LOG_LEVELS, STRATEGIES } from './variables.js';
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type StrategyName = (typeof STRATEGIES)[number];
 
+/**
+ * The member's settings, as `loadConfig` (environment variables) or `configFrom` (typed
+ * fields) make them; durations in milliseconds unless the name says seconds.
+ */
 export interface Config {
   /** The service this member runs (SERVICE_NAME); a pool admits members of one service. */
   service: string;
@@ -70,13 +75,26 @@ export interface Config {
   log: { level: LogLevel; format: (typeof LOG_FORMATS)[number] };
 }
 
+/** One bad setting, as `ConfigError` lists it. */
 export interface ConfigIssue {
+  /** The environment variable; with `configFrom`, the variable of the field. */
   variable: string;
-  value: string | undefined;
+  /** With `configFrom`: the field of its options (the camelCase of `variable`). */
+  field?: string;
+  /**
+   * The value given: the variable's text, or the field's value (`configFrom`); when the
+   * setting was left out and its default is what is wrong, the default.
+   */
+  value: unknown;
+  /** What was expected instead, as a sentence. */
   expected: string;
 }
 
-/** One or more variables are bad: one line per issue; the CLI prints them and exits 2. */
+/**
+ * A configuration refused: `issues` lists every bad setting, and the message has one line
+ * per issue (`invalid LEASE_TTL_SECONDS="1": expected ...`), secrets shown only by length.
+ * Thrown by `loadConfig` and `configFrom`; the CLI prints it and exits 2.
+ */
 export class ConfigError extends PoolError {
   declare readonly code: 'CONFIG_INVALID';
   constructor(readonly issues: ConfigIssue[]) {
@@ -97,13 +115,13 @@ export function formatIssue(issue: ConfigIssue): string {
     issue.value === undefined
       ? '(unset)'
       : SECRET_VARIABLES.has(issue.variable)
-        ? `(hidden, ${issue.value.length} characters)`
+        ? `(hidden, ${(issue.value as string).length} characters)`
         : JSON.stringify(issue.value);
-  return `invalid ${issue.variable}=${shown}: ${issue.expected}`;
+  return `invalid ${issue.field ?? issue.variable}=${shown}: ${issue.expected}`;
 }
 
 /** Empty strings count as unset, as `FOO= cmd` usually means "no value". */
-function presentValues(env: NodeJS.ProcessEnv): Record<string, string> {
+function presentValues(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const known = new Set(PARSED_VARIABLES);
   const values: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
@@ -112,15 +130,39 @@ function presentValues(env: NodeJS.ProcessEnv): Record<string, string> {
   return values;
 }
 
+/** Where a config is made: the host's name and process id make the default MEMBER_ID. */
+export interface ConfigHost {
+  hostname: string;
+  pid: number;
+}
+
+const THIS_HOST: ConfigHost = { hostname: os.hostname(), pid: process.pid };
+
 /**
- * Parses the environment into a `Config`. Throws `ConfigError` listing every bad variable.
- * `hostname` and `pid` are parameters so that the defaults can be tested.
+ * Parses environment variables into a `Config`, with the defaults and checks that
+ * `service-pool-leader serve --help` lists. `env` is any record of variable names to text
+ * (default: `process.env`); names the member does not read are ignored, and empty or blank
+ * values count as unset. Throws a `ConfigError` listing every bad variable. Never blocks,
+ * except to read the files that ETCD_CA_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE and
+ * STRATEGY_MODULE name (synchronously). `host` makes the default MEMBER_ID
+ * (`<hostname>-<pid>`); a parameter so that the defaults can be tested.
  */
 export function loadConfig(
-  env: NodeJS.ProcessEnv = process.env,
-  host: { hostname: string; pid: number } = { hostname: os.hostname(), pid: process.pid },
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  host: ConfigHost = THIS_HOST,
 ): Config {
-  const values = presentValues(env);
+  return parseVariables(presentValues(env), (issue) => issue, host);
+}
+
+/**
+ * The config of the variables' `values` (present ones only); throws a `ConfigError` of the
+ * issues found, each as `describe` tells it (loadConfig: as is; configFrom: by field).
+ */
+export function parseVariables(
+  values: Readonly<Record<string, string>>,
+  describe: (issue: ConfigIssue) => ConfigIssue,
+  host: ConfigHost = THIS_HOST,
+): Config {
   const parsed = environment.safeParse(values);
   if (!parsed.success) {
     const byVariable = new Map<string, ConfigIssue>();
@@ -131,11 +173,10 @@ export function loadConfig(
         issue.code === 'custom'
           ? (issue.params as CrossCheckParams | undefined)?.effective
           : undefined;
-      byVariable.set(variable, {
+      byVariable.set(
         variable,
-        value: values[variable] ?? effective,
-        expected: issue.message,
-      });
+        describe({ variable, value: values[variable] ?? effective, expected: issue.message }),
+      );
     }
     throw new ConfigError([...byVariable.values()]);
   }
