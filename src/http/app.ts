@@ -25,6 +25,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { PoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
+import { jsonReplacer } from '../util/jsonSafe.js';
 import { adminRoutes } from './admin.js';
 import { errorMiddleware, sendError } from './errors.js';
 import { metricsRoute } from './metricsRoute.js';
@@ -80,6 +81,8 @@ export function createPoolRoutes(options: HttpAppOptions): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // A handler's bigints (tickets, terms) answer as exact decimal strings.
+  app.set('json replacer', jsonReplacer);
 
   app.use((req, res, next) => {
     options.onRequest?.(req, res);
