@@ -9,23 +9,27 @@
 //   curl -s -XPOST localhost:9002/work -H 'content-type: application/json' -d '{"payload":{"item":"tea"}}'
 //   curl -s localhost:9002/orders/last
 import express from 'express';
-import { loadConfig, PoolMember } from 'service-pool-leader';
+import { jsonReplacer, loadConfig, PoolMember } from 'service-pool-leader';
 
 const LAST_ORDER_KEY = '/orders-example/last-order';
 
 const config = loadConfig();
 const app = express();
 
-/** The leader's work: give the order a number and record it — only while still leading. */
+/**
+ * The leader's work: give the order a number and record it — only while still leading. The
+ * number and the term are bigints, exact however large; they go out as decimal strings
+ * (jsonReplacer here, and the member's /work answer does the same).
+ */
 const takeOrder = async ({ payload }, ctx) => {
-  const number = Number(await ctx.nextTicket());
   const order = {
-    number,
+    number: await ctx.nextTicket(),
     item: payload?.item ?? null,
     takenBy: ctx.memberId,
-    term: Number(ctx.term),
+    term: ctx.term,
   };
-  const recorded = await ctx.fencedWrite(ctx.etcd.put(LAST_ORDER_KEY).value(JSON.stringify(order)));
+  const record = JSON.stringify(order, jsonReplacer);
+  const recorded = await ctx.fencedWrite(ctx.etcd.put(LAST_ORDER_KEY).value(record));
   return { ...order, recorded };
 };
 

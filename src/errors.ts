@@ -33,6 +33,7 @@ export const HTTP_ERROR_CODES = [
   'ETCD_UNAVAILABLE',
   'INTERNAL',
 ] as const;
+/** A code a member answers with over HTTP; http/errors.ts gives each its status. */
 export type HttpErrorCode = (typeof HTTP_ERROR_CODES)[number];
 
 /** What went wrong with a local process the demo runs: etcd members, pool members, itself. */
@@ -71,8 +72,10 @@ export const PROCESS_ERROR_CODES = [
   'DEMO_COMMAND_REFUSED',
   ...LOCAL_PROCESS_ERROR_CODES,
 ] as const;
+/** A code that stops a member or a command; never sent over HTTP. */
 export type ProcessErrorCode = (typeof PROCESS_ERROR_CODES)[number];
 
+/** The `code` of every `PoolError`: an `HttpErrorCode` or a `ProcessErrorCode`. */
 export type ErrorCode = HttpErrorCode | ProcessErrorCode;
 
 /**

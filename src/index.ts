@@ -1,23 +1,33 @@
 /**
- * The library API: embed a pool member in your own service.
+ * The library API: embed a pool member in your own service (docs/library.md).
  *
- *   const member = await PoolMember.start({ config: loadConfig(), handler });
+ *   const member = await PoolMember.start({ config: configFrom({ pool: 'orders' }), handler });
  *   member.leadership({ onStartedLeading: (term, signal) => ... });
  *   await member.shutdown();
+ *
+ * Every export here has a doc comment and a line in docs/library.md's reference
+ * (test/unit/libraryDocs.test.ts).
  */
-export { loadConfig, ConfigError, isConfigError, type Config } from './config/config.js';
+export {
+  loadConfig,
+  ConfigError,
+  isConfigError,
+  type Config,
+  type ConfigHost,
+  type ConfigIssue,
+} from './config/config.js';
+export { configFrom, type ConfigOptions } from './config/configOptions.js';
 export { describeVariables } from './config/variables.js';
 export { PoolMember, type PoolMemberOptions } from './member.js';
-export { PoolElection } from './election/election.js';
-export type { ElectionEvents } from './election/electionTypes.js';
-export type { LeaderInfo, LeaderChange } from './election/leaderLog.js';
-export { watchLeadership, type LeadershipCallbacks } from './election/leadership.js';
+export type { Election } from './election/electionApi.js';
+export type { LeaderInfo } from './election/leaderLog.js';
+export type { LeadershipCallbacks } from './election/leadership.js';
 export {
   LeadershipEndedError,
   isLeadershipEnded,
   type LeadershipEndReason,
 } from './election/leadershipEnd.js';
-export type { MemberView, ClaimView } from './election/poolView.js';
+export type { MemberView } from './election/poolView.js';
 export { ServiceConflictError, isServiceConflict } from './election/poolIdentity.js';
 export {
   oldest,
@@ -51,10 +61,11 @@ export {
   type HttpErrorCode,
   type ProcessErrorCode,
 } from './errors.js';
-export type { MemberRecord, LeaderClaim } from './membership/memberRecord.js';
+export type { MemberRecord } from './membership/memberRecord.js';
 export {
   EtcdAccessError,
   isEtcdAccessError,
   describeEtcdError,
   type EtcdProblem,
 } from './etcd/access.js';
+export { jsonReplacer, toJsonSafe, type JsonSafe } from './util/jsonSafe.js';

@@ -22,7 +22,8 @@ import { poolKeys } from './etcd/keys.js';
 import { watchEtcdMembership } from './etcd/membership.js';
 import { currentWorkRoute } from './etcd/requestPurpose.js';
 import type { PoolElection } from './election/election.js';
-import { watchLeadership, type LeadershipCallbacks } from './election/leadership.js';
+import { electionApi, type Election } from './election/electionApi.js';
+import type { LeadershipCallbacks } from './election/leadership.js';
 import { firstServiceConflict, type ServiceConflictError } from './election/poolIdentity.js';
 import type { LeaderStrategy } from './election/strategy.js';
 import { createPoolRoutes, memberServerApp } from './http/app.js';
@@ -44,7 +45,9 @@ import { VERSION } from './version.js';
 import { Forwarder } from './work/forwarder.js';
 import { echoHandler, type WorkHandler } from './work/handler.js';
 
+/** What `PoolMember.start` takes: the config, and what a service adds to the pool member. */
 export interface PoolMemberOptions {
+  /** The member's settings: `loadConfig(env)` (environment variables) or `configFrom({...})`. */
   config: Config;
   /** What the leader does with work; defaults to the echo handler with tickets. */
   handler?: WorkHandler;
@@ -53,10 +56,11 @@ export interface PoolMemberOptions {
    * Default: `config.service` (SERVICE_NAME, `service-pool-leader`).
    */
   service?: string;
-  /** Who should lead; defaults to the oldest member. */
+  /** Who should lead; defaults to the strategy ELECTION_STRATEGY names (`oldest`). */
   strategy?: LeaderStrategy;
   /** False: this member routes work but never leads. Default: `config.candidate` (CANDIDATE). */
   candidate?: boolean;
+  /** A pino logger; default: JSON to stdout at LOG_LEVEL, or pretty with LOG_FORMAT=pretty. */
   logger?: Logger;
   /**
    * Your own Express app, to embed the member in: the pool's routes (/work, /pool, /healthz,
@@ -97,6 +101,11 @@ export interface PoolMemberOptions {
   onRefused?: (error: ServiceConflictError) => void;
 }
 
+/**
+ * A pool member embedded in your service: it registers in etcd, takes part in the election of
+ * each of its pools and serves the pool's HTTP routes. Made by `PoolMember.start`, ended by
+ * `shutdown()`.
+ */
 export class PoolMember {
   /** Aborted when graceful shutdown begins: not ready, and connections are not kept alive. */
   private readonly draining = new AbortController();
@@ -111,7 +120,8 @@ export class PoolMember {
   private constructor(
     readonly config: Config,
     /** One election per pool, in the order of POOLS; the first is the pool of /work. */
-    readonly elections: PoolElection[],
+    private readonly elections: PoolElection[],
+    /** The member's prom-client metrics, as /metrics serves them. */
     readonly metrics: PoolMetrics,
     readonly logger: Logger,
     /** The member's own server; undefined with `serve: false`. */
@@ -322,25 +332,44 @@ export class PoolMember {
     return this.poolRoutes!;
   }
 
-  /** The election of the first pool (the pool of /work). */
-  get election(): PoolElection {
-    return this.elections[0]!;
+  /** The elections as `electionOf` hands them out, made at its first call. */
+  private electionApis: Map<string, Election> | undefined;
+
+  /** The election of the first pool (the pool of /work). Never blocks. */
+  get election(): Election {
+    return this.electionOf(this.config.pool);
   }
 
   /**
-   * Calls `callbacks` as this member's leadership of `pool` (default: the first pool) starts
-   * and ends, and as the pool's leader changes (election/leadership.ts): `onStartedLeading`
-   * gets a signal that aborts the moment the term ends, with the reason. Returns the
-   * unsubscribe. Never blocks; the callbacks are called synchronously, in the order
-   * `onStoppedLeading`, `onNewLeader`, `onStartedLeading`. What a callback throws is logged.
+   * The election of `pool`, one of `config.pools`; the same object at every call. Never
+   * blocks; throws when this member is in no such pool.
    */
-  leadership(callbacks: LeadershipCallbacks, pool?: string): () => void {
-    const election =
-      pool === undefined ? this.election : this.elections.find((e) => e.pool === pool);
-    if (!election) throw new Error(`leadership: this member is in no pool named ${pool}`);
-    return watchLeadership(election, callbacks, (error) =>
-      this.logger.error({ err: asError(error), pool: election.pool }, 'leadership callback threw'),
+  electionOf(pool: string): Election {
+    this.electionApis ??= new Map(
+      this.elections.map((election) => [
+        election.pool,
+        electionApi(election, (error) =>
+          this.logger.error(
+            { err: asError(error), pool: election.pool },
+            'leadership callback threw',
+          ),
+        ),
+      ]),
     );
+    const election = this.electionApis.get(pool);
+    if (!election) throw new Error(`this member is in no pool named ${pool}`);
+    return election;
+  }
+
+  /**
+   * `electionOf(pool).leadership(callbacks)`, for `pool` or the first pool: calls `callbacks`
+   * as this member's leadership starts and ends, and as the pool's leader changes
+   * (election/leadership.ts). Returns the unsubscribe. Never blocks; the callbacks are called
+   * synchronously, in the order `onStoppedLeading`, `onNewLeader`, `onStartedLeading`. What
+   * a callback throws is logged.
+   */
+  leadership(callbacks: LeadershipCallbacks, pool: string = this.config.pool): () => void {
+    return this.electionOf(pool).leadership(callbacks);
   }
 
   /** Ready in every pool. */

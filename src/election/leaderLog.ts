@@ -9,11 +9,17 @@ import type { PoolMetrics } from '../metrics/metrics.js';
 import { monotonicNow } from '../util/time.js';
 import { FAILOVER_CAUSES, FailoverClock, type ClaimEnd, type FailoverCause } from './failover.js';
 
+/** A pool's leader as one member's view of etcd sees it. */
 export interface LeaderInfo {
+  /** The leader's MEMBER_ID. */
   id: string;
+  /** Its ADVERTISE_URL, where work is forwarded to it. */
   url: string;
+  /** Its member key in etcd; the last segment is its lease id, in hexadecimal. */
   memberKey: string;
+  /** The claim's etcd revision: the term, and fencing token, it leads under. */
   term: bigint;
+  /** Whether the leader is the member asking. */
   self: boolean;
 }
 

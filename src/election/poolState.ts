@@ -24,6 +24,7 @@ import {
 import { causeOf, releaseNoteSchema, type ClaimEnd, type ReleaseNote } from './failover.js';
 import { lowerBound, shareMember } from './sharedMembers.js';
 
+/** A member as a strategy sees it: its etcd key and revisions, and its record. */
 export interface MemberView {
   key: string;
   leaseId: string;

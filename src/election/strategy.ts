@@ -22,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { PoolError } from '../errors.js';
 import type { MemberView } from './poolView.js';
 
+/** What a strategy knows besides the members: the pool, and which member is asking. */
 export interface StrategyContext {
   pool: string;
   /** The member key of the member evaluating the strategy. */
@@ -33,9 +34,21 @@ export type SelectLeader = (
   context: StrategyContext,
 ) => MemberView | undefined;
 
+/**
+ * Who should lead a pool: `oldest`, `weighted`, `avoid(...)`, `loadModuleStrategy(path)`, or
+ * an object of your own. `select` must be a pure, synchronous, deterministic function of the
+ * members (candidates only, oldest first): every member runs it on the same state and they
+ * agree without talking. Pass it as `PoolMember.start({ strategy })`.
+ */
 export interface LeaderStrategy {
+  /** Its name, as member records and /pool show it. */
   name: string;
+  /** The member that should lead, or undefined for none. */
   select: SelectLeader;
+  /**
+   * Whether a better member that joins takes leadership over, once preferred for
+   * PREEMPT_AFTER_MS (milliseconds); `oldest` never needs to.
+   */
   preempt: boolean;
   /**
    * The settings that decide whom it chooses, as text (`avoid`: the labels and pools avoided;
@@ -54,12 +67,14 @@ export function describeStrategy(strategy: LeaderStrategy): string {
   return strategy.settings === undefined ? strategy.name : `${strategy.name}(${strategy.settings})`;
 }
 
+/** The default: the longest-registered member leads; it never preempts. */
 export const oldest: LeaderStrategy = {
   name: 'oldest',
   select: (members) => members[0],
   preempt: false,
 };
 
+/** The member with the biggest WEIGHT leads, ties to the oldest; it preempts. */
 export const weighted: LeaderStrategy = {
   name: 'weighted',
   // Strictly greater: among equal weights the first (oldest) stays.
@@ -71,6 +86,11 @@ export const weighted: LeaderStrategy = {
   preempt: true,
 };
 
+/**
+ * Prefers members without the `labels` given (`k: v`, or `k: ''` for any value) and not
+ * already leading the `pools` given, ties to the oldest; when every member is to be avoided,
+ * the oldest leads. It preempts.
+ */
 export function avoid(options: {
   labels: Readonly<Record<string, string>>;
   pools: readonly string[];

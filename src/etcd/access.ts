@@ -32,6 +32,7 @@ export type EtcdProblemKind =
   | 'no-space'
   | 'other';
 
+/** What stands between a member and etcd, as `EtcdAccessError.problem` says it. */
 export interface EtcdProblem {
   kind: EtcdProblemKind;
   permanent: boolean;

@@ -28,6 +28,7 @@ export const memberRecordSchema = z.object({
   candidate: z.boolean().default(true),
 });
 
+/** What a member registers about itself: the JSON value of its member key in etcd. */
 export type MemberRecord = z.infer<typeof memberRecordSchema>;
 
 /**

@@ -4,12 +4,14 @@
  */
 import type { Etcd3, IOperation } from 'etcd3';
 
+/** One work request as the leader's handler receives it. */
 export interface WorkRequest {
   payload: unknown;
   /** Member ids the request passed through, ending with the one executing it. */
   via: string[];
 }
 
+/** What a handler may use: who runs it, under which term, tickets and fenced writes. */
 export interface WorkContext {
   pool: string;
   memberId: string;
@@ -26,6 +28,11 @@ export interface WorkContext {
   fencedWrite(...operations: IOperation[]): Promise<boolean>;
 }
 
+/**
+ * What the leader does with work: called on the leader only, while it leads; what it returns
+ * (or resolves to) is the JSON answer of /work on every member, bigints as decimal strings.
+ * A thrown `PoolError` becomes its status; anything else thrown is a 500 INTERNAL.
+ */
 export type WorkHandler = (request: WorkRequest, context: WorkContext) => unknown;
 
 /** The default handler: the Elixir demo's echo, plus a ticket and who did the work. */

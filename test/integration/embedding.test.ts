@@ -102,8 +102,9 @@ describe('a pool member embedded in your Express app', function () {
 
   /** Resolves once `member` names `id` as its pool's leader. */
   async function leaderSeen(member: PoolMember, id: string): Promise<void> {
-    const seen = await member.election.waitFor((election) => election.leader()?.id === id, 10_000);
-    expect(seen, `${member.election.memberId} sees ${id} lead`).to.equal(true);
+    await member.election
+      .waitFor((election) => election.leader()?.id === id, AbortSignal.timeout(10_000))
+      .catch(() => expect.fail(`${member.election.memberId} does not see ${id} lead`));
   }
 
   it('a route added to your app after start answers; what no route matches gets the JSON 404, what your routes throw the JSON error body', async () => {

@@ -1,6 +1,7 @@
 /**
  * Leadership as callbacks, on a real etcd: every way a term can end aborts its signal with
- * the reason, and a follower hears of every new leader. Members run in this process
+ * the reason, and a follower hears of every new leader. Then the waits, the fencing and the
+ * events of the `Election` a member hands out. Members run in this process
  * (`PoolMember.start`); the one that must lose etcd talks to it through a TCP proxy.
  */
 import { expect } from 'chai';
@@ -8,6 +9,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import type { LeaderInfo } from '../../src/election/leaderLog.js';
 import { isLeadershipEnded, LeadershipEndedError } from '../../src/election/leadershipEnd.js';
+import { isPoolError } from '../../src/errors.js';
 import { PoolMember } from '../../src/member.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { monotonicNow } from '../../src/util/time.js';
@@ -123,7 +125,23 @@ describe('leadership callbacks', function () {
     return member;
   }
 
-  /** a leads, b follows: both have seen a as leader. */
+  /** Resolves once `member` is ready: registered, its own key in its view of the pool. */
+  function ready(member: PoolMember): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!member.isReady()) return;
+        member.election.off('change', check);
+        resolve();
+      };
+      member.election.on('change', check);
+      check();
+    });
+  }
+
+  /**
+   * a leads, b follows: both have seen a as leader, and b is registered — b's view can name
+   * the leader before b's own key is in etcd, and until it is, a is still the oldest member.
+   */
   async function leaderAndFollower(aOptions: { viaProxy?: boolean } = {}) {
     const a = new Recorder();
     const aMember = await startMember('a', a, aOptions);
@@ -131,6 +149,7 @@ describe('leadership callbacks', function () {
     const b = new Recorder();
     const bMember = await startMember('b', b);
     await b.until(() => b.leaderIds.includes('a'));
+    await ready(bMember);
     return { a, aMember, b, bMember };
   }
 
@@ -181,7 +200,7 @@ describe('leadership callbacks', function () {
 
   it('the lease revoked in etcd (etcdctl lease revoke): the signal aborts with "claim lost"; the follower claims', async () => {
     const { a, aMember, b } = await leaderAndFollower();
-    const leaseHex = aMember.election.memberKey!.split('/').at(-1)!;
+    const leaseHex = aMember.election.leader()!.memberKey.split('/').at(-1)!;
     const revoke = await etcd.etcdctl(['lease', 'revoke', leaseHex]);
     expect(revoke.code, revoke.stderr).to.equal(0);
     expect((await a.firstTermEnded()).reason).to.equal('claim lost');
@@ -223,7 +242,7 @@ describe('leadership callbacks', function () {
     const { a, aMember, b } = await leaderAndFollower({ viaProxy: true });
     proxy.cut('blackhole');
     const cutAt = monotonicNow();
-    const leftMs = aMember.election.leadershipTimeLeftMs(cutAt);
+    const leftMs = aMember.election.leadershipTimeLeftMs();
     const reason = await a.firstTermEnded();
     const endedAfterMs = monotonicNow() - cutAt;
     expect(reason.reason).to.equal('deadline');
@@ -262,5 +281,65 @@ describe('leadership callbacks', function () {
     expect(tookMs).to.be.within(boundMs - 50, boundMs + 500);
     expect((await a.firstTermEnded()).reason).to.equal('resigned');
     expect(aMember.election.isLeader()).to.equal(false);
+  });
+
+  it("the Election's waits: a member's wait for leadership resolves with its term, a follower's wait for a leader names it; an aborted wait rejects with the signal's reason; after a failover an old term's fenced write does not commit", async () => {
+    const a = new Recorder();
+    const aMember = await startMember('a', a);
+    const aTerm = await aMember.election.waitForLeadership(AbortSignal.timeout(15_000));
+    expect(aTerm).to.equal(aMember.election.term);
+    await a.until(() => a.started.length === 1);
+    expect(a.started[0]!.term).to.equal(aTerm);
+    expect(aMember.electionOf('default')).to.equal(aMember.election);
+    expect(() => aMember.electionOf('other')).to.throw('this member is in no pool named other');
+
+    const b = new Recorder();
+    const bMember = await startMember('b', b);
+    const leader = await bMember.election.waitForLeader(AbortSignal.timeout(15_000));
+    expect(leader).to.include({ id: 'a', term: aTerm, self: false });
+    const controller = new AbortController();
+    const waiting = bMember.election.waitForLeadership(controller.signal);
+    const reason = new Error('the caller gave up');
+    controller.abort(reason);
+    expect(
+      await waiting.then(
+        () => 'resolved',
+        (error: unknown) => error,
+      ),
+    ).to.equal(reason);
+
+    // The typed event: b hears of itself as the new leader (a few milliseconds after it
+    // starts leading: the watch event of its own claim).
+    const bNamed = new Promise<LeaderInfo>((resolve) => {
+      const onLeaderChanged = (leader: LeaderInfo | undefined) => {
+        if (leader?.id !== 'b') return;
+        bMember.election.off('leaderChanged', onLeaderChanged);
+        resolve(leader);
+      };
+      bMember.election.on('leaderChanged', onLeaderChanged);
+    });
+    const bLeads = bMember.election.waitForLeadership(AbortSignal.timeout(15_000));
+    await aMember.shutdown();
+    const bTerm = await bLeads;
+    expect(bTerm > aTerm).to.equal(true);
+    expect(await bNamed).to.include({ id: 'b', term: bTerm, self: true });
+    const write = (term: bigint) =>
+      bMember.election.fenced(term).then(bMember.etcd.put(`${prefix}/fenced`).value(String(term)));
+    expect((await write(aTerm).commit()).succeeded).to.equal(false);
+    expect((await write(bTerm).commit()).succeeded).to.equal(true);
+  });
+
+  it('a wait for leadership on a member that may not lead ends with SHUTTING_DOWN when the member shuts down', async () => {
+    const a = new Recorder();
+    await startMember('a', a);
+    await a.until(() => a.started.length === 1);
+    const edge = await startMember('edge', new Recorder(), { env: { CANDIDATE: 'false' } });
+    const waiting = edge.election.waitForLeadership(new AbortController().signal).then(
+      () => undefined,
+      (rejected: unknown) => rejected,
+    );
+    await edge.shutdown();
+    const error = await waiting;
+    expect(isPoolError(error) && error.code).to.equal('SHUTTING_DOWN');
   });
 });
