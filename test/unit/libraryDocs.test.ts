@@ -52,9 +52,20 @@ function exportsOf(entry: string, files: Record<string, string> = {}): Export[] 
   return checker.getExportsOfModule(module).map((symbol) => {
     const declared =
       symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol;
-    const doc = ts.displayPartsToString(declared.getDocumentationComment(checker));
-    return { name: symbol.name, documented: doc.trim() !== '' };
+    return { name: symbol.name, documented: (declared.declarations ?? []).some(hasDocComment) };
   });
+}
+
+/**
+ * Whether a doc comment with text stands right above `declaration`. TypeScript attaches the
+ * last `/** ... *\/` before a statement even across blank lines, so a file's header comment
+ * would document its first export; a blank line between them says it does not.
+ */
+function hasDocComment(declaration: ts.Declaration): boolean {
+  const doc = ts.getJSDocCommentsAndTags(declaration).filter(ts.isJSDoc).at(-1);
+  if (!doc || !ts.getTextOfJSDocComment(doc.comment)?.trim()) return false;
+  const between = declaration.getSourceFile().text.slice(doc.end, declaration.getStart());
+  return !/\n\s*\n/.test(between);
 }
 
 /** The names docs/library.md presents as the API: its reference, and its code's imports. */
@@ -114,9 +125,11 @@ describe("the library's API and docs/library.md", function () {
     const exported = exportsOf(path.join(dir, 'index.ts'), {
       [path.join(dir, 'index.ts')]: "export { told, untold, type Shape } from './parts.js';\n",
       [path.join(dir, 'parts.ts')]: [
+        '/** The header of the file, which documents no export. */',
+        '',
+        'export function untold() {}',
         '/** Documented. */',
         'export const told = 1;',
-        'export function untold() {}',
         '/** A shape. */',
         'export interface Shape { side: number }',
       ].join('\n'),
