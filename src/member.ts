@@ -15,12 +15,8 @@ import type { AddressInfo } from 'node:net';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
-import { connectEtcd, type EtcdOptions } from './etcd/client.js';
 import { diagnoseEtcdAtStart } from './etcd/diagnosis.js';
-import { setEndpoints } from './etcd/endpoints.js';
 import { poolKeys } from './etcd/keys.js';
-import { watchEtcdMembership } from './etcd/membership.js';
-import { currentWorkRoute } from './etcd/requestPurpose.js';
 import type { PoolElection } from './election/election.js';
 import { electionApi, type Election } from './election/electionApi.js';
 import type { LeadershipCallbacks } from './election/leadership.js';
@@ -33,16 +29,17 @@ import { closeServer, createBoundedServer, listen } from './http/server.js';
 import { statusSource } from './http/statusPage/status.js';
 import { statusRoutes, type StatusRouter } from './http/statusPage/statusPage.js';
 import { createLogger } from './log/logger.js';
+import { followEtcdMembers, openConnections } from './member/connections.js';
 import { buildPools } from './member/pools.js';
 import { serviceName } from './member/serviceName.js';
 import { closeClients, LastCalls, shutDownGracefully } from './member/shutdown.js';
 import { chooseStrategy } from './member/strategyChoice.js';
 import { checkAdvertiseUrl } from './membership/identity.js';
 import { asError } from './util/errors.js';
-import { LeaseThread } from './membership/leaseThread.js';
+import type { LeaseThread } from './membership/leaseThread.js';
 import { createMetrics, createNodeMetricsRegistry, type PoolMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
-import { Forwarder } from './work/forwarder.js';
+import type { Forwarder } from './work/forwarder.js';
 import { echoHandler, type WorkHandler } from './work/handler.js';
 
 /** What `PoolMember.start` takes: the config, and what a service adds to the pool member. */
@@ -158,21 +155,8 @@ export class PoolMember {
     const metrics = createMetrics(VERSION);
     const service = serviceName(options.service, config, Boolean(options.handler), logger);
     const strategy = await chooseStrategy(options.strategy, config.strategy);
-    const etcdOptions: EtcdOptions = {
-      endpoints: config.etcd.endpoints,
-      callTimeoutMs: config.etcd.callTimeoutMs,
-      ...(config.etcd.tls ? { tls: config.etcd.tls } : {}),
-      ...(config.etcd.auth ? { auth: config.etcd.auth } : {}),
-      onRequest: (operation) => {
-        metrics.etcdRequests.inc({ operation });
-        const route = currentWorkRoute();
-        if (route) metrics.workEtcdRequests.inc({ route });
-      },
-    };
-    const etcd = connectEtcd(etcdOptions);
-    // Keep-alives on their own thread: a flood of requests on this one cannot delay them.
-    const leases = new LeaseThread(etcd, etcdOptions, logger);
-    const forwarder = new Forwarder(config.forwardTimeoutMs, config.forwardToken);
+    const connections = openConnections(config, metrics, logger);
+    const { etcd, etcdOptions, leases, forwarder } = connections;
     const startedAt = new Date().toISOString();
     const pools = buildPools(
       config,
@@ -219,17 +203,7 @@ export class PoolMember {
       );
       void checkAdvertiseUrl({ url: config.advertiseUrl, memberId: config.memberId }, logger);
     }
-    member.stopMembershipCheck = watchEtcdMembership(
-      etcd,
-      config.etcd.endpoints,
-      logger,
-      config.etcd.membershipCheckMs,
-      (urls) => {
-        const change = setEndpoints(etcd, urls);
-        leases.setEndpoints(urls);
-        return change;
-      },
-    );
+    member.stopMembershipCheck = followEtcdMembers(connections, config, logger);
     await member.abandonOnFailure(async () => {
       // One bounded check before joining: a refusal only an operator can fix stops start-up,
       // an etcd that does not answer is explained until it does (etcd/diagnosis.ts).
