@@ -8,6 +8,7 @@
  */
 import { ms, type Section, type Table, type TargetCheck } from './section.js';
 import { summarize, type Summary } from './stats.js';
+import { cdfSeries, MEASURE_HEADER, measureRows, trialsCell } from './failoverLayout.js';
 import type { Scenario, TrialKind } from './failoverScenarios.js';
 import type { TrialResult } from './failoverTrial.js';
 
@@ -37,22 +38,16 @@ function failoverTable(reports: ScenarioReport[]): Table {
   return {
     caption:
       'Failover, pool of 3 member processes (signal → first /work by the new leader, seen on another member; signal → new claim in etcd)',
-    header: ['scenario', 'trials', 'measure', 'p50', 'p99', 'max', 'failed calls'],
+    header: [...MEASURE_HEADER, 'failed calls'],
     rows: reports.flatMap((r) =>
-      (
+      measureRows(
+        [r.name, trialsCell(r)],
         [
           ['first /work by new leader', r.servedMs],
           ['new claim in etcd', r.claimedMs],
-        ] as const
-      ).map(([measure, summary], i) => [
-        i === 0 ? r.name : '',
-        i === 0 ? `${r.trials}${r.missed > 0 ? ` (${r.missed} missed)` : ''}` : '',
-        measure,
-        ms(summary?.p50),
-        ms(summary?.p99),
-        ms(summary?.max),
-        i === 0 ? `${r.failed} of ${r.calls}` : '',
-      ]),
+        ],
+        [`${r.failed} of ${r.calls}`],
+      ),
     ),
   };
 }
@@ -95,14 +90,10 @@ function failoverTargets(reports: ScenarioReport[]): TargetCheck[] {
 /** The section of a run: every scenario in the table, the plots and the targets. */
 export function failoverSection(reports: ScenarioReport[]): Section {
   const servedSeries = (kind: TrialKind) =>
-    reports
-      .filter((r) => r.kind === kind)
-      .map((r) => ({
-        name: r.name,
-        points: r.results.flatMap((t): [number, number][] =>
-          t.servedMs === undefined ? [] : [[0, t.servedMs]],
-        ),
-      }));
+    cdfSeries(
+      reports.filter((r) => r.kind === kind),
+      (t) => t.servedMs,
+    );
   return {
     id: 'failover',
     title: 'Failover',

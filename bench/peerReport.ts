@@ -8,10 +8,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { cdfSeries, MEASURE_HEADER, measureRows, trialsCell } from './failoverLayout.js';
 import type { Scenario } from './failoverScenarios.js';
 import { CANDIDATE_IDS } from './peerPool.js';
 import type { PeerTrialKind, PeerTrialResult } from './peerTrial.js';
-import { ms, type Plot, type Section, type Table } from './section.js';
+import type { Plot, Section, Table } from './section.js';
 import { summarize, type Summary } from './stats.js';
 
 export interface ScenarioReport extends Scenario<PeerTrialKind> {
@@ -37,26 +38,20 @@ function table(reports: ScenarioReport[]): Table {
     caption:
       `etcd3 ${ETCD3_VERSION} Election, ${CANDIDATE_IDS.length} candidate processes: ` +
       'from the signal to the leader until its key is gone, and until a new leader is observed / elected',
-    // The same layout as our failover table (a measure column), so the two read side by side.
-    header: ['scenario', 'trials', 'measure', 'p50', 'p99', 'max'],
+    // The failover table's layout (bench/failoverLayout.ts), so the two read side by side.
+    header: MEASURE_HEADER,
     rows: reports.flatMap((r) =>
-      (
+      measureRows(
+        [
+          r.name,
+          trialsCell(r) + (r.unelected.length > 0 ? ` (${r.unelected.length} never elected)` : ''),
+        ],
         [
           ["old leader's key deleted (watch)", r.deletedMs],
           ['new leader seen by observe()', r.observedMs],
           ["new leader's campaign elected", r.electedMs],
-        ] as const
-      ).map(([measure, summary], i) => [
-        i === 0 ? r.name : '',
-        i === 0
-          ? `${r.trials}${r.missed > 0 ? ` (${r.missed} missed)` : ''}` +
-            (r.unelected.length > 0 ? ` (${r.unelected.length} never elected)` : '')
-          : '',
-        measure,
-        ms(summary?.p50),
-        ms(summary?.p99),
-        ms(summary?.max),
-      ]),
+        ],
+      ),
     ),
   };
 }
@@ -69,12 +64,7 @@ function observedPlot(reports: ScenarioReport[], file: string, title: string): P
     xLabel: 'share of trials',
     yLabel: 'ms',
     kind: 'cdf',
-    series: reports.map((r) => ({
-      name: r.name,
-      points: r.results.flatMap((t): [number, number][] =>
-        t.observedMs === undefined ? [] : [[0, t.observedMs]],
-      ),
-    })),
+    series: cdfSeries(reports, (t) => t.observedMs),
   };
 }
 
