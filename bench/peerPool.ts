@@ -67,6 +67,11 @@ class Candidate {
     this.child.stderr?.setEncoding('utf8').on('data', (text: string) => pool.stderr(this, text));
   }
 
+  /** ` (it ended: exit code 1)` once it has exited, for error messages; empty before. */
+  endedNote(): string {
+    return this.exitStatus === undefined ? '' : ` (it ended: ${describeExit(this.exitStatus)})`;
+  }
+
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
     this.child.kill(signal);
   }
@@ -145,16 +150,11 @@ export class PeerPool {
   async startCandidate(id: string): Promise<Candidate> {
     const candidate = new Candidate(id, `${id}.${this.incarnation++}`, this);
     this.candidates.set(id, candidate);
-    const put = await this.campaigning.waitFor(
-      (event) => event.value === candidate.value,
-      CAMPAIGN_TIMEOUT_MS,
-      candidate.exited,
-    );
+    const put = await this.firstFrom(candidate, this.campaigning);
     if (put === undefined) {
-      const status = candidate.exitStatus;
       throw new Error(
         `peer candidate ${candidate.value} was not campaigning within ${CAMPAIGN_TIMEOUT_MS} ms` +
-          (status === undefined ? '' : ` (it ended: ${describeExit(status)})`),
+          candidate.endedNote(),
       );
     }
     return candidate;
@@ -195,21 +195,30 @@ export class PeerPool {
         `peer observer named no running candidate within ${CAMPAIGN_TIMEOUT_MS} ms: ${this.observer.leader()}`,
       );
     }
-    const elected = await this.elected.waitFor(
-      (event) => event.value === leader.value,
-      CAMPAIGN_TIMEOUT_MS,
-      leader.exited,
-    );
+    const elected = await this.firstFrom(leader, this.elected);
     if (elected === undefined) {
       this.unelected.add(leader.value);
       this.log(
         `candidate ${leader.value}: observe() names it leader, but its campaign did not emit elected within ${CAMPAIGN_TIMEOUT_MS} ms` +
-          (leader.exitStatus === undefined
-            ? ''
-            : ` (it ended: ${describeExit(leader.exitStatus)})`),
+          leader.endedNote(),
       );
     }
     return leader;
+  }
+
+  /**
+   * The first event of `candidate` in `timeline`, as soon as there is one; undefined after
+   * CAMPAIGN_TIMEOUT_MS, or once the candidate has exited without it.
+   */
+  private firstFrom(
+    candidate: Candidate,
+    timeline: Timeline<ValueEvent>,
+  ): Promise<ValueEvent | undefined> {
+    return timeline.waitFor(
+      (event) => event.value === candidate.value,
+      CAMPAIGN_TIMEOUT_MS,
+      candidate.exited,
+    );
   }
 
   async close(): Promise<void> {
