@@ -1,0 +1,126 @@
+/**
+ * One failover trial of the failover benchmark (bench/failover.ts): a client loops on a
+ * follower while the leader gets its signal, and the trial reads, on this process's monotonic
+ * clock (`performance.now()`, ms from the signal), when the new leader first served and
+ * claimed, and which calls failed in between.
+ *
+ * What blocks: `failoverTrial` until the pool has settled, the new leader has served and
+ * claimed (≤ TTL + FAILOVER_SLACK_MS) and the pool is back to its size; each client call
+ * ≤ 5 s.
+ */
+import { performance } from 'node:perf_hooks';
+import { pollUntil } from '../src/demo/childProcesses.js';
+import type { BenchPool } from './failoverPool.js';
+import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
+
+export interface TrialResult {
+  kind: TrialKind;
+  ttlSeconds: number;
+  /** The leader that was signalled, and the member the client called. */
+  leader: string;
+  observer: string;
+  /** Who performed the first /work after the signal. */
+  servedBy: string | undefined;
+  servedMs: number | undefined;
+  claimedBy: string | undefined;
+  claimedMs: number | undefined;
+  failed: number;
+  /** Client calls that ended between the signal and the first answer of the new leader. */
+  calls: number;
+}
+
+interface CallRecord {
+  startedAt: number;
+  endedAt: number;
+  status: number;
+  performedBy: string | undefined;
+}
+
+/** Calls GET /work on `url` back to back until stopped, recording every call. */
+class WorkLoop {
+  readonly records: CallRecord[] = [];
+  private running = true;
+  private readonly done: Promise<void>;
+
+  constructor(url: string) {
+    this.done = this.run(`${url}/work?payload=bench`);
+  }
+
+  private async run(url: string): Promise<void> {
+    while (this.running) {
+      const startedAt = performance.now();
+      let status = 0;
+      let performedBy: string | undefined;
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+        status = res.status;
+        performedBy = ((await res.json()) as { performedBy?: string }).performedBy;
+      } catch {
+        // connection refused or reset, or a timeout: a failed call (status 0)
+      }
+      this.records.push({ startedAt, endedAt: performance.now(), status, performedBy });
+    }
+  }
+
+  /** The first 200 after `since` that `accept` takes, by end time. */
+  firstServed(since: number, accept: (r: CallRecord) => boolean): CallRecord | undefined {
+    return this.records.find((r) => r.status === 200 && r.endedAt >= since && accept(r));
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One failover: signal the settled leader (SIGTERM for `graceful`, SIGKILL otherwise), wait for
+ * the new leader to serve and claim, then bring the pool back to `size` members — for
+ * `restart`, the killed member is started again at once, same id and port, as part of the trial.
+ */
+export async function failoverTrial(
+  pool: BenchPool,
+  kind: TrialKind,
+  size: number,
+): Promise<TrialResult> {
+  const { leader, observer } = await pool.settled(size);
+  const loop = new WorkLoop(pool.member(observer).url);
+  // A few calls first, so the connection is open and warm when the signal goes.
+  await sleep(30);
+  const since = performance.now();
+  pool.member(leader).signal(kind === 'graceful' ? 'SIGTERM' : 'SIGKILL');
+  if (kind === 'restart') await pool.restart(leader);
+
+  const accept =
+    kind === 'restart'
+      ? (r: CallRecord) => r.startedAt >= since
+      : (r: CallRecord) => r.performedBy !== leader;
+  const except = kind === 'restart' ? undefined : leader;
+  const deadline = pool.ttlSeconds * 1000 + FAILOVER_SLACK_MS;
+  await pollUntil(
+    () =>
+      loop.firstServed(since, accept) !== undefined && pool.claimAfter(since, except) !== undefined,
+    { timeoutMs: deadline, intervalMs: 5 },
+  );
+  await loop.stop();
+
+  const served = loop.firstServed(since, accept);
+  const claim = pool.claimAfter(since, except);
+  const servedAt = served?.endedAt ?? Infinity;
+  const during = loop.records.filter((r) => r.endedAt >= since && r.endedAt < servedAt);
+  if (kind !== 'restart') await pool.restart(leader);
+  return {
+    kind,
+    ttlSeconds: pool.ttlSeconds,
+    leader,
+    observer,
+    servedBy: served?.performedBy,
+    servedMs: served === undefined ? undefined : served.endedAt - since,
+    claimedBy: claim?.id,
+    claimedMs: claim === undefined ? undefined : claim.at - since,
+    failed: during.filter((r) => r.status !== 200).length,
+    calls: during.length,
+  };
+}

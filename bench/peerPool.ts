@@ -1,0 +1,236 @@
+/**
+ * The candidates of the peer benchmark (bench/peer.ts): three child processes
+ * (bench/peerCandidate.ts) campaigning in one etcd3 `Election`, the library's own observer on
+ * it, and a watch on the election prefix that sees every campaign key arrive and go; what
+ * they do lands in timelines (bench/peerTimeline.ts) stamped with `performance.now()` (ms).
+ *
+ * What blocks: `start` and `startCandidate` until the candidates' campaign keys are in etcd
+ * (≤ CAMPAIGN_TIMEOUT_MS); `settledLeader` until the observer names a running candidate and
+ * its campaign says `elected` (≤ CAMPAIGN_TIMEOUT_MS each); `close` until every candidate has
+ * exited (SIGKILL).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Etcd3, type Election, type ElectionObserver, type Watcher } from 'etcd3';
+import {
+  describeExit,
+  inheritedEnv,
+  supervise,
+  type ExitStatus,
+} from '../src/demo/childProcesses.js';
+import type { LocalEtcd } from '../src/demo/localEtcd.js';
+import { Timeline, type ValueEvent } from './peerTimeline.js';
+
+export const CANDIDATE_IDS = ['a', 'b', 'c'];
+const CANDIDATE_SCRIPT = fileURLToPath(new URL('./peerCandidate.ts', import.meta.url));
+/** The candidates are TypeScript, loaded the way bench/run.ts and the tests are: with tsx. */
+const TSX_LOADER = import.meta.resolve('tsx');
+/** A candidate process starts, grants its lease and puts its key within this bound. */
+const CAMPAIGN_TIMEOUT_MS = 20_000;
+
+/** One candidate process; its stdout lines go to the pool's timelines as they arrive. */
+class Candidate {
+  readonly exited: Promise<ExitStatus>;
+  /** Set once it has exited, for error messages. */
+  exitStatus: ExitStatus | undefined;
+  private readonly child: ChildProcess;
+
+  constructor(
+    readonly id: string,
+    readonly value: string,
+    pool: PeerPool,
+  ) {
+    this.child = spawn(
+      process.execPath,
+      [
+        '--import',
+        TSX_LOADER,
+        CANDIDATE_SCRIPT,
+        pool.endpoints.join(','),
+        pool.electionName,
+        String(pool.ttlSeconds),
+        value,
+      ],
+      { env: inheritedEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    // Registered with the local tooling, so no candidate outlives a crashed benchmark.
+    this.exited = supervise(this.child).then((status) => (this.exitStatus = status));
+    let partial = '';
+    this.child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+      // Stamped on arrival: a pipe write and read cost microseconds next to a handover.
+      const at = performance.now();
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) pool.candidateSaid(this, line, at);
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (text: string) => pool.stderr(this, text));
+  }
+
+  /** ` (it ended: exit code 1)` once it has exited, for error messages; empty before. */
+  endedNote(): string {
+    return this.exitStatus === undefined ? '' : ` (it ended: ${describeExit(this.exitStatus)})`;
+  }
+
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void {
+    this.child.kill(signal);
+  }
+}
+
+/**
+ * Three candidates in one etcd3 election (its own name per scenario, so scenarios never meet),
+ * the library's observer on it, and a watch on the election prefix that sees every campaign
+ * key arrive.
+ */
+export class PeerPool {
+  readonly candidates = new Map<string, Candidate>();
+  /** The library observer's `change` events. */
+  readonly observed = new Timeline<ValueEvent>();
+  /** Candidates' `elected` lines. */
+  readonly elected = new Timeline<ValueEvent>();
+  /** Campaign keys put under the election prefix, and deleted (value: the deleted key's). */
+  readonly campaigning = new Timeline<ValueEvent>();
+  readonly deleted = new Timeline<ValueEvent>();
+  readonly resigned = new Timeline<ValueEvent & { ms: number }>();
+  readonly campaignErrors: string[] = [];
+  /** Leaders (by value) whose campaign never emitted `elected` (see settledLeader). */
+  readonly unelected = new Set<string>();
+  private incarnation = 0;
+
+  private constructor(
+    readonly endpoints: string[],
+    readonly electionName: string,
+    readonly ttlSeconds: number,
+    private readonly client: Etcd3,
+    private readonly observer: ElectionObserver,
+    private readonly watcher: Watcher,
+    private readonly log: (line: string) => void,
+  ) {
+    observer.on('change', (value) => this.observed.push({ at: performance.now(), value }));
+    observer.on('error', (error) => log(`observer error: ${error.message}`));
+    // A delete event carries only the key: remember which value each campaign key held.
+    const values = new Map<string, string>();
+    watcher.on('put', (kv) => {
+      values.set(kv.key.toString(), kv.value.toString());
+      this.campaigning.push({ at: performance.now(), value: kv.value.toString() });
+    });
+    watcher.on('delete', (kv) =>
+      this.deleted.push({ at: performance.now(), value: values.get(kv.key.toString()) }),
+    );
+  }
+
+  static async start(
+    etcd: LocalEtcd,
+    ttlSeconds: number,
+    log: (line: string) => void,
+  ): Promise<PeerPool> {
+    const electionName = `spl-peer-${process.pid}-ttl${ttlSeconds}-${Date.now()}`;
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    // The observer's TTL is unused (it never campaigns); the candidates pass theirs.
+    const election: Election = client.election(electionName);
+    // etcd3 keeps an election's keys under `election/<name>/<lease id>`.
+    const watcher = await client.watch().prefix(`election/${electionName}/`).create();
+    const observer = await election.observe();
+    const pool = new PeerPool(
+      [...etcd.endpoints],
+      electionName,
+      ttlSeconds,
+      client,
+      observer,
+      watcher,
+      log,
+    );
+    // All at once: who ends up oldest, and so leader, does not matter (trials ask the
+    // observer), and three Node start-ups in parallel take a third of the time.
+    await Promise.all(CANDIDATE_IDS.map((id) => pool.startCandidate(id)));
+    return pool;
+  }
+
+  /** Starts candidate `id` (again) and resolves once its campaign key is in etcd. */
+  async startCandidate(id: string): Promise<Candidate> {
+    const candidate = new Candidate(id, `${id}.${this.incarnation++}`, this);
+    this.candidates.set(id, candidate);
+    const put = await this.firstFrom(candidate, this.campaigning);
+    if (put === undefined) {
+      throw new Error(
+        `peer candidate ${candidate.value} was not campaigning within ${CAMPAIGN_TIMEOUT_MS} ms` +
+          candidate.endedNote(),
+      );
+    }
+    return candidate;
+  }
+
+  candidateSaid(candidate: Candidate, line: string, at: number): void {
+    const [word, ...rest] = line.split(' ');
+    if (word === 'elected') this.elected.push({ at, value: candidate.value });
+    else if (word === 'resigned') {
+      this.resigned.push({ at, value: candidate.value, ms: Number(rest[0]) });
+    } else if (word === 'error') {
+      this.campaignErrors.push(`${candidate.value}: ${rest.join(' ')}`);
+      this.log(`candidate ${candidate.value}: campaign error: ${rest.join(' ')}`);
+    }
+  }
+
+  stderr(candidate: Candidate, text: string): void {
+    for (const line of text.split('\n').filter((l) => l.trim() !== '')) {
+      this.log(`candidate ${candidate.value} stderr: ${line}`);
+    }
+  }
+
+  /**
+   * The leader as the observer names it, once that is a running candidate, and whether its
+   * own campaign has said `elected` (which may lag the observer by a round trip). The observer
+   * may lag our own watch, which saw the candidates' keys: it is waited for. A leader whose
+   * campaign never says `elected` within the bound is a finding about the library, counted in
+   * `unelected`, not a failure of the run: its trial still measures the successor.
+   */
+  async settledLeader(): Promise<Candidate> {
+    const running = () =>
+      [...this.candidates.values()].find((c) => c.value === this.observer.leader());
+    // Re-checked at each observer change; the first check runs at once.
+    await this.observed.waitFor(() => running() !== undefined, CAMPAIGN_TIMEOUT_MS);
+    const leader = running();
+    if (leader === undefined) {
+      throw new Error(
+        `peer observer named no running candidate within ${CAMPAIGN_TIMEOUT_MS} ms: ${this.observer.leader()}`,
+      );
+    }
+    const elected = await this.firstFrom(leader, this.elected);
+    if (elected === undefined) {
+      this.unelected.add(leader.value);
+      this.log(
+        `candidate ${leader.value}: observe() names it leader, but its campaign did not emit elected within ${CAMPAIGN_TIMEOUT_MS} ms` +
+          leader.endedNote(),
+      );
+    }
+    return leader;
+  }
+
+  /**
+   * The first event of `candidate` in `timeline`, as soon as there is one; undefined after
+   * CAMPAIGN_TIMEOUT_MS, or once the candidate has exited without it.
+   */
+  private firstFrom(
+    candidate: Candidate,
+    timeline: Timeline<ValueEvent>,
+  ): Promise<ValueEvent | undefined> {
+    return timeline.waitFor(
+      (event) => event.value === candidate.value,
+      CAMPAIGN_TIMEOUT_MS,
+      candidate.exited,
+    );
+  }
+
+  async close(): Promise<void> {
+    // SIGKILL: the leases expire by themselves within a TTL, under a name nobody uses again.
+    await Promise.all(
+      [...this.candidates.values()].map((candidate) => {
+        candidate.signal('SIGKILL');
+        return candidate.exited;
+      }),
+    );
+    await this.observer.cancel();
+    await this.watcher.cancel();
+    this.client.close();
+  }
+}

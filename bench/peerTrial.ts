@@ -1,0 +1,72 @@
+/**
+ * One handover of the peer benchmark (bench/peer.ts): signal the leader of etcd3's `Election`
+ * and time, on this process's monotonic clock (`performance.now()`, ms from the signal), until
+ * its key is deleted, a new leader is observed, and the new leader's campaign says `elected`.
+ *
+ * What blocks: `peerTrial` until the pool's leader has settled, the three events have arrived
+ * or TTL + FAILOVER_SLACK_MS have passed, the signalled candidate has exited, and, with
+ * `restart`, its successor process is campaigning.
+ */
+import { performance } from 'node:perf_hooks';
+import { describeExit } from '../src/demo/childProcesses.js';
+import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
+import type { PeerPool } from './peerPool.js';
+import type { ValueEvent } from './peerTimeline.js';
+
+/** The failover benchmark's kinds but restart takeover, which etcd3's Election has no part in. */
+export type PeerTrialKind = Exclude<TrialKind, 'restart'>;
+
+export interface PeerTrialResult {
+  kind: PeerTrialKind;
+  ttlSeconds: number;
+  /** Campaign values (`<id>.<incarnation>`): the leader that was signalled, and its successor. */
+  leader: string;
+  deletedMs: number | undefined;
+  observedLeader: string | undefined;
+  observedMs: number | undefined;
+  electedLeader: string | undefined;
+  electedMs: number | undefined;
+  /** Graceful only: how long `resign()` took inside the old leader, by its own clock. */
+  resignMs: number | undefined;
+  /** How the signalled candidate ended, e.g. `exit code 0` or `signal SIGKILL`. */
+  exit: string;
+}
+
+/**
+ * One handover: signal the settled leader (SIGTERM for `graceful`, SIGKILL for `crash`), wait
+ * until the observer and the successor's campaign both name someone else, then, with
+ * `restart`, start the signalled candidate again so the pool is back to three.
+ */
+export async function peerTrial(
+  pool: PeerPool,
+  kind: PeerTrialKind,
+  restart: boolean,
+): Promise<PeerTrialResult> {
+  const leader = await pool.settledLeader();
+  const isNew = (since: number) => (event: ValueEvent) =>
+    event.at >= since && event.value !== undefined && event.value !== leader.value;
+  const bound = pool.ttlSeconds * 1000 + FAILOVER_SLACK_MS;
+
+  const since = performance.now();
+  leader.signal(kind === 'graceful' ? 'SIGTERM' : 'SIGKILL');
+  const [deleted, observed, elected, status] = await Promise.all([
+    pool.deleted.waitFor((event) => event.at >= since && event.value === leader.value, bound),
+    pool.observed.waitFor(isNew(since), bound),
+    pool.elected.waitFor(isNew(since), bound),
+    leader.exited,
+  ]);
+  const resigned = pool.resigned.find((event) => event.value === leader.value);
+  if (restart) await pool.startCandidate(leader.id);
+  return {
+    kind,
+    ttlSeconds: pool.ttlSeconds,
+    leader: leader.value,
+    deletedMs: deleted === undefined ? undefined : deleted.at - since,
+    observedLeader: observed?.value,
+    observedMs: observed === undefined ? undefined : observed.at - since,
+    electedLeader: elected?.value,
+    electedMs: elected === undefined ? undefined : elected.at - since,
+    resignMs: resigned?.ms,
+    exit: describeExit(status),
+  };
+}
