@@ -252,15 +252,7 @@ describe('a pool on a real etcd cluster', function () {
       const put = await etcd.etcdctl(args);
       expect(put.code, put.stderr).to.equal(0);
     }
-    const written = await etcd.etcdctl(['get', '/', '-w', 'json']);
-    const revision = (JSON.parse(written.stdout) as { header: { revision: number } }).header
-      .revision;
-    for (const member of pool.running()) {
-      await eventually(
-        `${member.id} has seen revision ${revision}`,
-        async () => (await pool!.view(member.id)).revision >= revision,
-      );
-    }
+    await pool.seenByAll();
 
     expect(await pool.agreedLeader()).to.equal('a');
     const after = await pool.view('b');

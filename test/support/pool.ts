@@ -111,6 +111,31 @@ export class TestPool {
     return [...this.members.values()].filter((m) => m.running);
   }
 
+  /**
+   * Waits until every running member's view has reached the newest write under this pool's
+   * prefix: the highest mod revision of its keys, so call it after puts (a delete leaves no
+   * key to read). Not the cluster's revision: a write elsewhere in a shared etcd — another
+   * test's lease expiring — never reaches a view, which follows this pool's prefix only.
+   */
+  async seenByAll(pool = 'default'): Promise<void> {
+    const read = await this.etcd.etcdctl([
+      'get',
+      `${this.prefix}/pools/${pool}/`,
+      '--prefix',
+      '-w',
+      'json',
+    ]);
+    expect(read.code, read.stderr).to.equal(0);
+    const { kvs = [] } = JSON.parse(read.stdout) as { kvs?: { mod_revision: number }[] };
+    const revision = Math.max(...kvs.map((kv) => kv.mod_revision));
+    for (const member of this.running()) {
+      await eventually(
+        `${member.id} has seen revision ${revision}`,
+        async () => (await this.view(member.id)).revision >= revision,
+      );
+    }
+  }
+
   async view(id: string): Promise<PoolView> {
     // Bounded: a SIGSTOPped member accepts the connection but never answers.
     const res = await fetch(`${this.member(id).url}/pool`, { signal: AbortSignal.timeout(1000) });
