@@ -2,9 +2,10 @@
  * What every benchmark of `make bench` returns, so bench/run.ts can print it, store it in
  * bench/results/<date>.json and render it into docs/benchmarks.md (tables and SVG plots).
  *
- * A benchmark is `(context) => Promise<Section>`: it runs its trials on the shared etcd cluster
- * (each under its own key prefix), prints a progress line per step through `context.log`, and
- * returns its tables (already formatted cells), plots (raw points) and raw data.
+ * A benchmark is `(context) => Promise<Section | Section[]>`: it runs its trials on the shared
+ * etcd cluster (each under its own key prefix), prints a progress line per step through
+ * `context.log`, and returns its tables (already formatted cells), plots (raw points) and raw
+ * data.
  */
 import type { LocalEtcd } from '../src/demo/localEtcd.js';
 
@@ -69,7 +70,8 @@ export interface Section {
   errors?: string[];
 }
 
-export type Benchmark = (context: BenchContext) => Promise<Section>;
+/** One section, or several when one benchmark measures side by side what reads best apart. */
+export type Benchmark = (context: BenchContext) => Promise<Section | Section[]>;
 
 /** `12.3 ms`, or `—` when a trial produced no value. */
 export function ms(value: number | undefined, digits = 1): string {
