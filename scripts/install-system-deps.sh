@@ -84,33 +84,28 @@ installed() {
   esac
 }
 
-if [ "$list" = true ]; then
-  listed=()
-  for group in "$@"; do
-    # shellcheck disable=SC2207
-    packages=($(group_packages "$group"))
-    for package in "${packages[@]}"; do
-      case " ${listed[*]+"${listed[*]}"} " in
-        *" $package "*) continue ;;
-      esac
-      listed+=("$package")
-    done
-  done
-  echo "${listed[*]+"${listed[*]}"}"
-  exit 0
-fi
-
-missing=()
+# Every package of the named groups, once each, in order.
+wanted=()
 for group in "$@"; do
   # Split on spaces on purpose: package names have none.
   # shellcheck disable=SC2207
   packages=($(group_packages "$group"))
   for package in "${packages[@]}"; do
-    case " ${missing[*]+"${missing[*]}"} " in
+    case " ${wanted[*]+"${wanted[*]}"} " in
       *" $package "*) continue ;;
     esac
-    installed "$package" || missing+=("$package")
+    wanted+=("$package")
   done
+done
+
+if [ "$list" = true ]; then
+  echo "${wanted[*]+"${wanted[*]}"}"
+  exit 0
+fi
+
+missing=()
+for package in ${wanted[@]+"${wanted[@]}"}; do
+  installed "$package" || missing+=("$package")
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
