@@ -87,12 +87,16 @@ export const etcd3Election: PeerSystem = {
 export const ETCDCTL_SESSION_TTL_SECONDS = 60;
 
 let etcdctlVersion: string | undefined;
-/** `3.4.23`, from `etcdctl version`, read once. */
+/** `3.4.23`, from `etcdctl version`, read once; `not installed` when it cannot run. */
 function etcdctlVersionOnce(): string {
-  etcdctlVersion ??=
-    /etcdctl version: (\S+)/.exec(
-      execFileSync('etcdctl', ['version'], { encoding: 'utf8' }),
-    )?.[1] ?? 'unknown';
+  if (etcdctlVersion === undefined) {
+    try {
+      const said = execFileSync('etcdctl', ['version'], { encoding: 'utf8' });
+      etcdctlVersion = /etcdctl version: (\S+)/.exec(said)?.[1] ?? 'unknown';
+    } catch {
+      etcdctlVersion = 'not installed';
+    }
+  }
   return etcdctlVersion;
 }
 
