@@ -122,9 +122,6 @@ export const throughput: Benchmark = async (context) => {
       follower: pidOf(follower),
       nginx: nginx.workerPids,
     };
-    /** What the serving side has answered so far: the bare server's count, the leader's tickets. */
-    const servedSoFar = (target: Target) =>
-      target.server === 'bare' ? answeredBy(bare) : probeTicket(leader);
     const problems: string[] = [];
 
     async function measure(target: Target, round: number): Promise<RunRecord> {
@@ -136,7 +133,8 @@ export const throughput: Benchmark = async (context) => {
       await generator.run({ url, connections, durationSeconds: warmup });
       await sleep(SETTLE_MS);
       const ticketBefore = await probeTicket(leader);
-      const servedBefore = target.server === 'bare' ? await servedSoFar(target) : ticketBefore;
+      // The server side's own count: the bare server's, or the leader's tickets.
+      const bareBefore = target.server === 'bare' ? await answeredBy(bare) : 0;
       const before = await Promise.all(members.map(readCounters));
       const hopPidsNow = target.hop === undefined ? [] : hopPids[target.hop];
       const serverCpuBefore = totalCpuMs(serverPids[target.server]);
@@ -153,11 +151,9 @@ export const throughput: Benchmark = async (context) => {
       const after = await Promise.all(members.map(readCounters));
       const windowSeconds = (performance.now() - startedAt) / 1000;
       const ticketAfter = await probeTicket(leader);
-      // The leader's probes took a ticket each: the run's are the ones strictly between them.
-      const served =
-        target.server === 'bare'
-          ? (await servedSoFar(target)) - servedBefore
-          : ticketAfter - ticketBefore - 1;
+      // Both probes took a ticket: the run's are the ones strictly between them.
+      const tickets = ticketAfter - ticketBefore - 1;
+      const served = target.server === 'bare' ? (await answeredBy(bare)) - bareBefore : tickets;
       const etcdByMember: Record<string, Record<string, number>> = {};
       members.forEach((m, i) => (etcdByMember[m.id] = minus(after[i]!.etcd, before[i]!.etcd)));
       const l = members.indexOf(leader);
@@ -169,7 +165,7 @@ export const throughput: Benchmark = async (context) => {
         etcdByMember,
         etcdRequests: sum(Object.values(etcdByMember).map(total)),
         ticketBlocks: after[l]!.ticketBlocks - before[l]!.ticketBlocks,
-        tickets: ticketAfter - ticketBefore - 1,
+        tickets,
         served,
         serverCpuMs,
         hopCpuMs: target.hop === undefined ? undefined : hopCpuMs,
