@@ -55,10 +55,11 @@ async function startPeers(
  * Measurements 1 and 2: graceful, crash and restart-takeover failover of a pool of 3, the
  * peers' graceful and crash handovers interleaved with ours.
  */
-export const failover: Benchmark = async ({ etcd, smoke, log }) => {
+export const failover: Benchmark = async ({ etcd, smoke, log, rounds }) => {
   const reports: ScenarioReport[] = [];
   const peerReports: PeerScenarioReport[] = [];
-  for (const scenario of scenarios(smoke)) {
+  for (const planned of scenarios(smoke)) {
+    const scenario = { ...planned, trials: Math.min(planned.trials, rounds ?? Infinity) };
     const pool = await BenchPool.start(etcd, scenario.ttlSeconds, MEMBER_IDS);
     const peers: PeerRun[] = [];
     const results: TrialResult[] = [];

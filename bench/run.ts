@@ -8,7 +8,9 @@
  * `--smoke` runs the fewest trials in seconds, so the suite cannot rot: it renders the docs in
  * memory (to exercise the renderer) and writes only test-artifacts/bench-smoke.json.
  * `--only failover,scale` runs a subset (for working on one benchmark): its record goes to
- * test-artifacts/bench-<names>.json and the docs are not written.
+ * test-artifacts/bench-<names>.json and the docs are not written. `--rounds <n>` caps the
+ * interleaved rounds (failover trials per scenario, throughput rounds) for a short real run;
+ * its record goes to test-artifacts too.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -63,10 +65,23 @@ function selected(argv: string[]): string[] {
   return names;
 }
 
+/** `--rounds <n>`: a positive whole number, or undefined when not given. */
+function roundsCap(argv: string[]): number | undefined {
+  const at = argv.indexOf('--rounds');
+  if (at < 0) return undefined;
+  const rounds = Number(argv[at + 1]);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    throw new Error(`--rounds takes a whole number of at least 1, not ${argv[at + 1]}`);
+  }
+  return rounds;
+}
+
 async function main(): Promise<void> {
   const smoke = process.argv.includes('--smoke');
   const names = selected(process.argv);
-  const partial = names.length < Object.keys(BENCHMARKS).length;
+  const rounds = roundsCap(process.argv);
+  // A run cut short is kept apart like a subset: bench/results holds complete runs only.
+  const partial = names.length < Object.keys(BENCHMARKS).length || rounds !== undefined;
   assertCliBuilt();
   const startedAt = new Date();
   const t0 = performance.now();
@@ -88,7 +103,8 @@ async function main(): Promise<void> {
     for (const [i, name] of names.entries()) {
       console.log(`[${elapsed()}] ${i + 1}/${names.length} ${name}`);
       const log = (line: string) => console.log(`[${elapsed()}] ${name}: ${line}`);
-      sections.push(...[await BENCHMARKS[name]!({ etcd, smoke, log })].flat());
+      const context = rounds === undefined ? { etcd, smoke, log } : { etcd, smoke, log, rounds };
+      sections.push(...[await BENCHMARKS[name]!(context)].flat());
     }
   } finally {
     await etcd.close();

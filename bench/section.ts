@@ -16,6 +16,11 @@ export interface BenchContext {
   smoke: boolean;
   /** A progress line, prefixed with the benchmark's name. */
   log: (line: string) => void;
+  /**
+   * `--rounds <n>`: at most this many interleaved rounds (failover: trials per scenario, each
+   * system once per trial; throughput: rounds of every target), for a short real run.
+   */
+  rounds?: number;
 }
 
 export interface Table {

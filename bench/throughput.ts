@@ -77,7 +77,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const throughput: Benchmark = async (context) => {
   assertCliBuilt();
-  const settings = context.smoke ? SETTINGS.smoke : SETTINGS.full;
+  const base = context.smoke ? SETTINGS.smoke : SETTINGS.full;
+  const settings = { ...base, rounds: Math.min(base.rounds, context.rounds ?? Infinity) };
   context.log(
     `starting a pool of ${MEMBER_IDS.length}, the bare references and the load generator`,
   );
