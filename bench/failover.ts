@@ -60,11 +60,19 @@ export const failover: Benchmark = async ({ etcd, smoke, log, rounds }) => {
   const peerReports: PeerScenarioReport[] = [];
   for (const planned of scenarios(smoke)) {
     const scenario = { ...planned, trials: Math.min(planned.trials, rounds ?? Infinity) };
-    const pool = await BenchPool.start(etcd, scenario.ttlSeconds, MEMBER_IDS);
     const peers: PeerRun[] = [];
+    // Side by side (starting takes seconds, and nothing is measured yet); settled, not raced,
+    // so that whatever started is stopped below.
+    const [ours, theirs] = await Promise.allSettled([
+      BenchPool.start(etcd, scenario.ttlSeconds, MEMBER_IDS),
+      startPeers(etcd, scenario, log, peers),
+    ]);
+    const pool = ours.status === 'fulfilled' ? ours.value : undefined;
     const results: TrialResult[] = [];
     try {
-      await startPeers(etcd, scenario, log, peers);
+      if (ours.status === 'rejected') throw ours.reason;
+      if (theirs.status === 'rejected') throw theirs.reason;
+      const running = ours.value;
       log(
         `${scenario.name}: ${scenario.trials} trials, pool of ${MEMBER_IDS.length}` +
           (peers.length > 0
@@ -72,7 +80,7 @@ export const failover: Benchmark = async ({ etcd, smoke, log, rounds }) => {
             : ''),
       );
       for (let i = 1; i <= scenario.trials; i++) {
-        const result = await failoverTrial(pool, scenario.kind, MEMBER_IDS.length);
+        const result = await failoverTrial(running, scenario.kind, MEMBER_IDS.length);
         results.push(result);
         log(
           `${scenario.name} ${i}/${scenario.trials}: ${result.leader} → ${result.servedBy ?? '?'}, ` +
@@ -82,7 +90,7 @@ export const failover: Benchmark = async ({ etcd, smoke, log, rounds }) => {
         for (const peer of peers) await peer.trial(i);
       }
     } finally {
-      await pool.close();
+      await pool?.close();
       for (const peer of peers) peerReports.push(await peer.close());
     }
     reports.push(report(scenario, results));
