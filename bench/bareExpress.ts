@@ -10,7 +10,9 @@
  *   and nothing more: what one hop costs in Node's HTTP stack, without the pool's own work.
  *
  * Both are configured as the service's app is (no ETag, no X-Powered-By), so the differences
- * in the table are the service's own work.
+ * in the table are the service's own work. Each counts the requests it answered and tells the
+ * parent on the IPC message `count` (`{ count }`): the server side's count that the
+ * benchmark's consistency check holds against the load generator's (bench/throughputChecks.ts).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +23,11 @@ app.disable('x-powered-by');
 app.set('etag', false);
 
 const [role, upstream] = process.argv.slice(2);
+let answered = 0;
+app.use((_req, res, next) => {
+  res.once('finish', () => answered++);
+  next();
+});
 if (role === 'forward' && upstream !== undefined) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const target = new URL('/bare', upstream);
@@ -57,5 +64,8 @@ if (role === 'forward' && upstream !== undefined) {
 
 const server = app.listen(0, '127.0.0.1', () => {
   process.send?.({ port: (server.address() as AddressInfo).port });
+});
+process.on('message', (message: unknown) => {
+  if (message === 'count') process.send?.({ count: answered });
 });
 process.on('disconnect', () => process.exit(0));

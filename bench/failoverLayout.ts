@@ -1,7 +1,7 @@
 /**
  * The layout the failover section (bench/failoverReport.ts) and the peer section
  * (bench/peerReport.ts) share, so the two read side by side: a table with one row per measure
- * under each scenario (p50, p99 and max over its trials), and one CDF series per scenario of
+ * under each scenario (p50, p90, p99 and max over its trials), and one CDF series per scenario of
  * a measure's trial times.
  *
  * Units: ms. Nothing here blocks.
@@ -10,7 +10,7 @@ import { ms, type PlotSeries } from './section.js';
 import type { Summary } from './stats.js';
 
 /** The columns such a table starts with; a table may add its own after `max`. */
-export const MEASURE_HEADER = ['scenario', 'trials', 'measure', 'p50', 'p99', 'max'];
+export const MEASURE_HEADER = ['scenario', 'trials', 'measure', 'p50', 'p90', 'p99', 'max'];
 
 /** A measure's name and its summary over a scenario's trials (undefined: none measured it). */
 export type Measure = readonly [name: string, summary: Summary | undefined];
@@ -34,6 +34,7 @@ export function measureRows(
     ...(i === 0 ? lead : blank(lead)),
     measure,
     ms(summary?.p50),
+    ms(summary?.p90),
     ms(summary?.p99),
     ms(summary?.max),
     ...(i === 0 ? tail : blank(tail)),

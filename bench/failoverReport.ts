@@ -1,8 +1,8 @@
 /**
  * The failover benchmark's section of the report (bench/failover.ts measures, this renders):
- * each scenario's trials summarized, the failover table, the targets of issue 6 with the
- * measured figure, the two CDF plots, the method in prose and the raw figures kept in the
- * record.
+ * each scenario's trials summarized, the systems side by side (bench/handoverComparison.ts),
+ * the failover table, the targets of issues 6 and 16 with the measured figure, the two CDF
+ * plots, the method in prose and the raw figures kept in the record.
  *
  * Units: times in ms from the signal, calls counted. Nothing here blocks.
  */
@@ -11,6 +11,8 @@ import { summarize, type Summary } from './stats.js';
 import { cdfSeries, MEASURE_HEADER, measureRows, trialsCell } from './failoverLayout.js';
 import type { Scenario, TrialKind } from './failoverScenarios.js';
 import type { TrialResult } from './failoverTrial.js';
+import { handoverTable, handoverTargets } from './handoverComparison.js';
+import type { PeerScenarioReport } from './peerReport.js';
 
 export interface ScenarioReport extends Scenario {
   servedMs: Summary | undefined;
@@ -87,8 +89,14 @@ function failoverTargets(reports: ScenarioReport[]): TargetCheck[] {
   });
 }
 
-/** The section of a run: every scenario in the table, the plots and the targets. */
-export function failoverSection(reports: ScenarioReport[]): Section {
+/**
+ * The section of a run: the systems side by side (ours and the peers' of the same run), every
+ * scenario of ours in detail, the plots and the targets.
+ */
+export function failoverSection(
+  reports: ScenarioReport[],
+  peers: readonly PeerScenarioReport[],
+): Section {
   const servedSeries = (kind: TrialKind) =>
     cdfSeries(
       reports.filter((r) => r.kind === kind),
@@ -102,8 +110,12 @@ export function failoverSection(reports: ScenarioReport[]): Section {
       'calls /work back to back on one keep-alive connection while the leader gets SIGTERM ' +
       '(graceful, as `kubectl delete pod` does) or SIGKILL (crash); restart takeover starts the ' +
       'killed member again at once with the same MEMBER_ID. A watch on the claim key timestamps ' +
-      "the new claim. Every time is on the benchmark process's monotonic clock from the signal.",
-    tables: [failoverTable(reports)],
+      "the new claim. Every time is on the benchmark process's monotonic clock from the signal. " +
+      "The peers (etcd3's Election, Go's concurrency.Election through `etcdctl elect`; next " +
+      'section) run the graceful and crash scenarios in the same run, each on its own three ' +
+      'candidates, their trials interleaved with ours (ours, then each peer, trial by trial); the ' +
+      'first table puts the systems side by side with ratios within each scenario.',
+    tables: [handoverTable(reports, peers), failoverTable(reports)],
     plots: [
       {
         file: 'failover-graceful.svg',
@@ -122,7 +134,7 @@ export function failoverSection(reports: ScenarioReport[]): Section {
         series: [...servedSeries('crash'), ...servedSeries('restart')],
       },
     ],
-    targets: failoverTargets(reports),
+    targets: [...failoverTargets(reports), ...handoverTargets(reports, peers)],
     data: reports,
     errors: reports
       .filter((r) => r.missed > 0)

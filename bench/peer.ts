@@ -1,80 +1,87 @@
 /**
- * The peer in the same run (issue 6, measurement 3): etcd3's own `Election` — campaign, resign,
- * observe — on the same etcd cluster as our failover trials, so the docs can put the library's
- * handover times beside ours.
+ * The peers in the same run (issue 6, measurement 3; issue 16): other election libraries on
+ * the same etcd cluster as our failover trials, their trials interleaved with ours
+ * (bench/failover.ts drives the rounds), so the docs can put their handover times beside ours.
+ * The systems are in bench/peerSystems.ts: etcd3's `Election` and Go's
+ * `concurrency.Election` through `etcdctl elect`.
  *
- * Three candidates are child processes (bench/peerCandidate.ts), so a crash is a real SIGKILL
- * and a graceful stop is what a careful user writes: SIGTERM → `resign()` (a lease revoke) →
- * exit. This process observes the election with the library's own `election.observe()` and
- * times, on its monotonic clock (`performance.now()`), from the signal to the leader until:
+ * Three candidates are child processes, so a crash is a real SIGKILL and a graceful stop is
+ * what a careful user does: SIGTERM → resign → exit. This process observes the election with
+ * etcd3's `election.observe()` and times, on its monotonic clock (`performance.now()`), from
+ * the signal to the leader until:
  * - `deletedMs`: a plain watch on the election prefix sees the old leader's key deleted — the
  *   handover as etcd sees it, since the successor's key is already there (what the library
  *   adds on top shows in the next two);
  * - `observedMs`: the observer reports a new leader (what our trials call "new claim in etcd":
  *   a watcher learns who leads);
- * - `electedMs`: the new leader's campaign emits `elected` (its stdout line, read here).
+ * - `electedMs`: the new leader's campaign says it won (its stdout line, read here).
  *
  * After each trial the signalled candidate is started again under the same name, and the next
  * trial waits until its campaign key is in etcd (seen by a watch), so every trial starts from
  * three candidates: the leader and two in line behind it.
  *
- * This file runs the scenarios one after the other, each on a fresh pool of three
- * (bench/failoverScenarios.ts says which, bench/peerPool.ts holds the candidates,
- * bench/peerTrial.ts runs one handover, bench/peerReport.ts renders the section).
- * What blocks: each scenario until its trials are done and its candidates have exited.
+ * bench/peerPool.ts holds the candidates, bench/peerTrial.ts runs one handover,
+ * bench/peerReport.ts renders the section. What blocks: `PeerRun.start` until the candidates
+ * campaign, `trial` for one handover, `close` until every candidate has exited.
  */
 import type { LocalEtcd } from '../src/demo/localEtcd.js';
-import { scenarios as failoverScenarios, type Scenario } from './failoverScenarios.js';
-import { CANDIDATE_IDS, PeerPool } from './peerPool.js';
-import { peerSection, report, type ScenarioReport } from './peerReport.js';
+import type { Scenario } from './failoverScenarios.js';
+import { PeerPool } from './peerPool.js';
+import { report, type PeerScenarioReport } from './peerReport.js';
+import type { PeerSystem } from './peerSystems.js';
 import { peerTrial, type PeerTrialKind, type PeerTrialResult } from './peerTrial.js';
-import { ms, type Benchmark, type Section } from './section.js';
+import { ms } from './section.js';
 
-/** Our graceful and crash scenarios, same TTLs and trial counts, so the tables line up. */
-function scenarios(smoke: boolean): Scenario<PeerTrialKind>[] {
-  return failoverScenarios(smoke).flatMap((s): Scenario<PeerTrialKind>[] => {
-    if (s.kind === 'restart') return [];
-    if (s.kind === 'graceful') return [{ ...s, kind: s.kind, name: 'graceful (SIGTERM → resign)' }];
-    return [{ ...s, kind: s.kind }];
-  });
+/** The name a peer's scenario goes by: a graceful stop is a resign for every library. */
+export function peerScenario(scenario: Scenario<PeerTrialKind>): Scenario<PeerTrialKind> {
+  return scenario.kind === 'graceful'
+    ? { ...scenario, name: 'graceful (SIGTERM → resign)' }
+    : scenario;
 }
 
-async function runScenario(
-  etcd: LocalEtcd,
-  scenario: Scenario<PeerTrialKind>,
-  log: (line: string) => void,
-): Promise<ScenarioReport> {
-  const pool = await PeerPool.start(etcd, scenario.ttlSeconds, log);
-  const results: PeerTrialResult[] = [];
-  try {
-    for (let i = 1; i <= scenario.trials; i++) {
-      // No restart after the last trial: the pool closes next.
-      const r = await peerTrial(pool, scenario.kind, i < scenario.trials);
-      results.push(r);
-      // Observed, but its campaign silent: the same finding as in settledLeader.
-      if (r.observedLeader !== undefined && r.electedMs === undefined) {
-        pool.unelected.add(r.observedLeader);
-      }
-      log(
-        `[${scenario.name} ${i}/${scenario.trials}] ${r.leader} → ${r.observedLeader ?? '?'}: ` +
-          `key deleted ${ms(r.deletedMs)}, observed ${ms(r.observedMs)}, elected ${ms(r.electedMs)}` +
-          (r.resignMs === undefined ? '' : `, resign() ${ms(r.resignMs)}`) +
-          ` (${r.exit})`,
-      );
+/** One system's candidates for one scenario, and the trials run on them so far. */
+export class PeerRun {
+  private readonly results: PeerTrialResult[] = [];
+
+  private constructor(
+    readonly system: PeerSystem,
+    private readonly scenario: Scenario<PeerTrialKind>,
+    private readonly pool: PeerPool,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  static async start(
+    system: PeerSystem,
+    etcd: LocalEtcd,
+    scenario: Scenario<PeerTrialKind>,
+    log: (line: string) => void,
+  ): Promise<PeerRun> {
+    const pool = await PeerPool.start(system, etcd, scenario.ttlSeconds, log);
+    return new PeerRun(system, peerScenario(scenario), pool, log);
+  }
+
+  /** Trial `i` (1-based) of the scenario; the last leaves the signalled candidate stopped. */
+  async trial(i: number): Promise<void> {
+    const { scenario, pool } = this;
+    const r = await peerTrial(pool, scenario.kind, i < scenario.trials);
+    this.results.push(r);
+    // Observed, but its campaign silent: the same finding as in settledLeader.
+    if (r.observedLeader !== undefined && r.electedMs === undefined) {
+      pool.unelected.add(r.observedLeader);
     }
-  } finally {
-    await pool.close();
-  }
-  return report(scenario, results, pool.campaignErrors, [...pool.unelected]);
-}
-
-export const peerElection: Benchmark = async (context): Promise<Section> => {
-  const reports: ScenarioReport[] = [];
-  for (const scenario of scenarios(context.smoke)) {
-    context.log(
-      `${scenario.name}: ${scenario.trials} trials, ${CANDIDATE_IDS.length} etcd3 Election candidates`,
+    this.log(
+      `[${this.system.key} ${scenario.name} ${i}/${scenario.trials}] ${r.leader} → ${r.observedLeader ?? '?'}: ` +
+        `key deleted ${ms(r.deletedMs)}, observed ${ms(r.observedMs)}, elected ${ms(r.electedMs)}` +
+        (r.resignMs === undefined ? '' : `, resign() ${ms(r.resignMs)}`) +
+        ` (${r.exit})`,
     );
-    reports.push(await runScenario(context.etcd, scenario, context.log));
   }
-  return peerSection(reports);
-};
+
+  /** Stops the candidates; the scenario's trials, summarized. */
+  async close(): Promise<PeerScenarioReport> {
+    await this.pool.close();
+    return report(this.system, this.scenario, this.results, this.pool.campaignErrors, [
+      ...this.pool.unelected,
+    ]);
+  }
+}

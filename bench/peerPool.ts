@@ -1,8 +1,9 @@
 /**
- * The candidates of the peer benchmark (bench/peer.ts): three child processes
- * (bench/peerCandidate.ts) campaigning in one etcd3 `Election`, the library's own observer on
- * it, and a watch on the election prefix that sees every campaign key arrive and go; what
- * they do lands in timelines (bench/peerTimeline.ts) stamped with `performance.now()` (ms).
+ * The candidates of the peer benchmark (bench/peer.ts): three child processes of one peer
+ * system (bench/peerSystems.ts: etcd3's `Election` or Go's via `etcdctl elect`) campaigning in
+ * one election, etcd3's observer on it, and a watch on the election prefix that sees every
+ * campaign key arrive and go; what they do lands in timelines (bench/peerTimeline.ts) stamped
+ * with `performance.now()` (ms).
  *
  * What blocks: `start` and `startCandidate` until the candidates' campaign keys are in etcd
  * (≤ CAMPAIGN_TIMEOUT_MS); `settledLeader` until the observer names a running candidate and
@@ -11,7 +12,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Etcd3, type Election, type ElectionObserver, type Watcher } from 'etcd3';
 import {
   describeExit,
@@ -20,12 +20,10 @@ import {
   type ExitStatus,
 } from '../src/demo/childProcesses.js';
 import type { LocalEtcd } from '../src/demo/localEtcd.js';
+import type { PeerSystem } from './peerSystems.js';
 import { Timeline, type ValueEvent } from './peerTimeline.js';
 
 export const CANDIDATE_IDS = ['a', 'b', 'c'];
-const CANDIDATE_SCRIPT = fileURLToPath(new URL('./peerCandidate.ts', import.meta.url));
-/** The candidates are TypeScript, loaded the way bench/run.ts and the tests are: with tsx. */
-const TSX_LOADER = import.meta.resolve('tsx');
 /** A candidate process starts, grants its lease and puts its key within this bound. */
 const CAMPAIGN_TIMEOUT_MS = 20_000;
 
@@ -41,19 +39,8 @@ class Candidate {
     readonly value: string,
     pool: PeerPool,
   ) {
-    this.child = spawn(
-      process.execPath,
-      [
-        '--import',
-        TSX_LOADER,
-        CANDIDATE_SCRIPT,
-        pool.endpoints.join(','),
-        pool.electionName,
-        String(pool.ttlSeconds),
-        value,
-      ],
-      { env: inheritedEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const { file, args } = pool.system.command(pool, value);
+    this.child = spawn(file, args, { env: inheritedEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     // Registered with the local tooling, so no candidate outlives a crashed benchmark.
     this.exited = supervise(this.child).then((status) => (this.exitStatus = status));
     let partial = '';
@@ -78,9 +65,9 @@ class Candidate {
 }
 
 /**
- * Three candidates in one etcd3 election (its own name per scenario, so scenarios never meet),
- * the library's observer on it, and a watch on the election prefix that sees every campaign
- * key arrive.
+ * Three candidates of one system in one election (its own name per scenario and system, so
+ * they never meet), etcd3's observer on it, and a watch on the election prefix that sees every
+ * campaign key arrive.
  */
 export class PeerPool {
   readonly candidates = new Map<string, Candidate>();
@@ -98,6 +85,7 @@ export class PeerPool {
   private incarnation = 0;
 
   private constructor(
+    readonly system: PeerSystem,
     readonly endpoints: string[],
     readonly electionName: string,
     readonly ttlSeconds: number,
@@ -120,11 +108,12 @@ export class PeerPool {
   }
 
   static async start(
+    system: PeerSystem,
     etcd: LocalEtcd,
     ttlSeconds: number,
     log: (line: string) => void,
   ): Promise<PeerPool> {
-    const electionName = `spl-peer-${process.pid}-ttl${ttlSeconds}-${Date.now()}`;
+    const electionName = `spl-peer-${system.key}-${process.pid}-ttl${ttlSeconds}-${Date.now()}`;
     const client = new Etcd3({ hosts: etcd.endpoints });
     // The observer's TTL is unused (it never campaigns); the candidates pass theirs.
     const election: Election = client.election(electionName);
@@ -132,6 +121,7 @@ export class PeerPool {
     const watcher = await client.watch().prefix(`election/${electionName}/`).create();
     const observer = await election.observe();
     const pool = new PeerPool(
+      system,
       [...etcd.endpoints],
       electionName,
       ttlSeconds,
@@ -140,9 +130,20 @@ export class PeerPool {
       watcher,
       log,
     );
-    // All at once: who ends up oldest, and so leader, does not matter (trials ask the
-    // observer), and three Node start-ups in parallel take a third of the time.
-    await Promise.all(CANDIDATE_IDS.map((id) => pool.startCandidate(id)));
+    // The first alone, until the observer names it; then the others together. etcd3 1.1.2's
+    // observer, started on an empty election, takes the last put of its first watch batch for
+    // the leader: keys put before its watch is up arrive in one batch, and it would name the
+    // youngest while the oldest is elected. Once it watches a leader's key it reads the
+    // oldest key again, correctly, at each handover.
+    const [first, ...others] = CANDIDATE_IDS;
+    const leader = await pool.startCandidate(first!);
+    const named = await pool.observed.waitFor((e) => e.value === leader.value, CAMPAIGN_TIMEOUT_MS);
+    if (named === undefined) {
+      throw new Error(
+        `peer observer did not name ${leader.value} within ${CAMPAIGN_TIMEOUT_MS} ms`,
+      );
+    }
+    await Promise.all(others.map((id) => pool.startCandidate(id)));
     return pool;
   }
 
@@ -161,19 +162,19 @@ export class PeerPool {
   }
 
   candidateSaid(candidate: Candidate, line: string, at: number): void {
-    const [word, ...rest] = line.split(' ');
-    if (word === 'elected') this.elected.push({ at, value: candidate.value });
-    else if (word === 'resigned') {
-      this.resigned.push({ at, value: candidate.value, ms: Number(rest[0]) });
-    } else if (word === 'error') {
-      this.campaignErrors.push(`${candidate.value}: ${rest.join(' ')}`);
-      this.log(`candidate ${candidate.value}: campaign error: ${rest.join(' ')}`);
+    const said = this.system.read(line, candidate.value);
+    if (said?.said === 'elected') this.elected.push({ at, value: candidate.value });
+    else if (said?.said === 'resigned') {
+      this.resigned.push({ at, value: candidate.value, ms: said.ms });
+    } else if (said?.said === 'error') {
+      this.campaignErrors.push(`${candidate.value}: ${said.message}`);
+      this.log(`${this.system.key} candidate ${candidate.value}: campaign error: ${said.message}`);
     }
   }
 
   stderr(candidate: Candidate, text: string): void {
     for (const line of text.split('\n').filter((l) => l.trim() !== '')) {
-      this.log(`candidate ${candidate.value} stderr: ${line}`);
+      this.log(`${this.system.key} candidate ${candidate.value} stderr: ${line}`);
     }
   }
 

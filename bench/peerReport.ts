@@ -1,21 +1,23 @@
 /**
- * The peer benchmark's section of the report (bench/peer.ts measures, this renders): each
- * scenario's trials summarized with the library's findings (campaign errors, leaders never
- * elected), the table laid out like the failover table, the CDF plots of signal → new leader
+ * The peers' section of the report (bench/peer.ts measures, this renders): each system's
+ * scenarios summarized with the library's findings (campaign errors, leaders never elected),
+ * one table per system laid out like the failover table, the CDF plots of signal → new leader
  * observed, the method in prose and the raw figures kept in the record.
  *
- * Units: times in ms from the signal. Nothing here blocks but reading etcd3's package.json once.
+ * Units: times in ms from the signal. Nothing here blocks.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { cdfSeries, MEASURE_HEADER, measureRows, trialsCell } from './failoverLayout.js';
 import type { Scenario } from './failoverScenarios.js';
 import { CANDIDATE_IDS } from './peerPool.js';
+import { ETCDCTL_SESSION_TTL_SECONDS, PEER_SYSTEMS, type PeerSystem } from './peerSystems.js';
 import type { PeerTrialKind, PeerTrialResult } from './peerTrial.js';
 import type { Plot, Section, Table } from './section.js';
 import { summarize, type Summary } from './stats.js';
 
-export interface ScenarioReport extends Scenario<PeerTrialKind> {
+export interface PeerScenarioReport extends Scenario<PeerTrialKind> {
+  /** Which peer (bench/peerSystems.ts), and its name with the version. */
+  systemKey: PeerSystem['key'];
+  system: string;
   deletedMs: Summary | undefined;
   observedMs: Summary | undefined;
   electedMs: Summary | undefined;
@@ -27,16 +29,10 @@ export interface ScenarioReport extends Scenario<PeerTrialKind> {
   results: PeerTrialResult[];
 }
 
-const ETCD3_VERSION = (
-  JSON.parse(readFileSync(fileURLToPath(import.meta.resolve('etcd3/package.json')), 'utf8')) as {
-    version: string;
-  }
-).version;
-
-function table(reports: ScenarioReport[]): Table {
+function table(system: PeerSystem, reports: PeerScenarioReport[]): Table {
   return {
     caption:
-      `etcd3 ${ETCD3_VERSION} Election, ${CANDIDATE_IDS.length} candidate processes: ` +
+      `${system.name}, ${CANDIDATE_IDS.length} candidate processes: ` +
       'from the signal to the leader until its key is gone, and until a new leader is observed / elected',
     // The failover table's layout (bench/failoverLayout.ts), so the two read side by side.
     header: MEASURE_HEADER,
@@ -56,15 +52,18 @@ function table(reports: ScenarioReport[]): Table {
   };
 }
 
-/** Signal → new leader seen by `observe()`, one series per scenario. */
-function observedPlot(reports: ScenarioReport[], file: string, title: string): Plot {
+/** Signal → new leader seen by `observe()`, one series per system and scenario. */
+function observedPlot(reports: PeerScenarioReport[], file: string, title: string): Plot {
   return {
     file,
     title,
     xLabel: 'share of trials',
     yLabel: 'ms',
     kind: 'cdf',
-    series: cdfSeries(reports, (t) => t.observedMs),
+    series: cdfSeries(
+      reports.map((r) => ({ ...r, name: `${r.systemKey}: ${r.name}` })),
+      (t) => t.observedMs,
+    ),
   };
 }
 
@@ -73,13 +72,16 @@ function observedPlot(reports: ScenarioReport[], file: string, title: string): P
  * that its candidates showed.
  */
 export function report(
+  system: PeerSystem,
   scenario: Scenario<PeerTrialKind>,
   results: PeerTrialResult[],
   campaignErrors: string[],
   unelected: string[],
-): ScenarioReport {
+): PeerScenarioReport {
   return {
     ...scenario,
+    systemKey: system.key,
+    system: system.name,
     deletedMs: summarize(results.map((r) => r.deletedMs)),
     observedMs: summarize(results.map((r) => r.observedMs)),
     electedMs: summarize(results.map((r) => r.electedMs)),
@@ -92,48 +94,54 @@ export function report(
   };
 }
 
-/** The section of a run: every scenario in the table, the plots, no targets. */
-export function peerSection(reports: ScenarioReport[]): Section {
+/** The section of a run: one table per system, the plots, no targets (the failover section has them). */
+export function peerSection(reports: PeerScenarioReport[]): Section {
+  const systems = PEER_SYSTEMS.filter((system) => reports.some((r) => r.systemKey === system.key));
   return {
     id: 'peer',
-    title: `Peer: etcd3 ${ETCD3_VERSION}'s own Election on the same etcd`,
+    title: `Peers: ${systems.map((s) => s.name).join(' and ')} on the same etcd`,
     method:
-      `Three child processes campaign in one etcd3 ${ETCD3_VERSION} \`Election\` with the ` +
-      'given lease TTL; on SIGTERM a candidate calls `resign()` (a lease revoke) and exits, on ' +
-      'SIGKILL its lease expires. The benchmark process watches with `election.observe()` and ' +
-      'times from the signal to the leader until a watch on the election prefix sees the old ' +
-      "leader's key deleted, until the observer names a new leader, and until the new " +
-      "leader's campaign emits `elected`. The signalled candidate is started again " +
-      'before the next trial.',
-    tables: [table(reports)],
-    plots: [
-      observedPlot(
-        reports,
-        'peer-failover.svg',
-        `etcd3 ${ETCD3_VERSION} Election: signal → new leader observed`,
+      `Three child processes per system campaign in one election with the given lease TTL, ` +
+      'their trials interleaved with the failover trials (ours, then each peer, trial by trial, ' +
+      'each on its own pool). On SIGTERM a candidate resigns and exits: etcd3 calls `resign()` (a ' +
+      'lease revoke), `etcdctl elect` deletes its key; on SIGKILL its lease expires. ' +
+      `etcdctl elect has no TTL flag: its session lease lives ${ETCDCTL_SESSION_TTL_SECONDS} s, so it ` +
+      "runs the graceful scenario only. The benchmark process watches with etcd3's " +
+      '`election.observe()` (Go keeps its keys under the same prefix) and times from the signal to ' +
+      "the leader until a watch on the election prefix sees the old leader's key deleted, until " +
+      "the observer names a new leader, and until the new leader's own program says it won " +
+      "(etcd3's `elected` event; etcdctl prints the proposal once elected, after one read of its " +
+      'key). The signalled candidate is started again before the next trial.',
+    tables: systems.map((system) =>
+      table(
+        system,
+        reports.filter((r) => r.systemKey === system.key),
       ),
+    ),
+    plots: [
+      observedPlot(reports, 'peer-failover.svg', 'Peers: signal → new leader observed'),
       // On one linear axis with the crashes (seconds) the graceful handovers (tens of ms) are a
       // flat line at the bottom: they get a plot of their own too.
       observedPlot(
         reports.filter((r) => r.kind === 'graceful'),
         'peer-graceful.svg',
-        `etcd3 ${ETCD3_VERSION} Election, graceful: SIGTERM → new leader observed`,
+        'Peers, graceful: SIGTERM → new leader observed',
       ),
     ],
     targets: [],
     data: {
-      library: `etcd3 ${ETCD3_VERSION}`,
+      systems: systems.map((s) => s.name),
       candidates: CANDIDATE_IDS.length,
       scenarios: reports,
     },
     errors: reports.flatMap((r) => [
       ...(r.missed > 0
         ? [
-            `${r.name}: ${r.missed} of ${r.trials} trials saw no old key deleted or no new leader observed`,
+            `${r.system}, ${r.name}: ${r.missed} of ${r.trials} trials saw no old key deleted or no new leader observed`,
           ]
         : []),
       // A campaign that failed mid-run (its lease lost) would make the handover times meaningless.
-      ...r.campaignErrors.map((error) => `${r.name}: campaign error from ${error}`),
+      ...r.campaignErrors.map((error) => `${r.system}, ${r.name}: campaign error from ${error}`),
     ]),
   };
 }

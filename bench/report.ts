@@ -14,6 +14,7 @@ import type { Section, Table } from './section.js';
 
 export interface Machine {
   cores: number;
+  /** lscpu's "Model name" (Node's os.cpus() where lscpu is missing). */
   cpu: string | undefined;
   memoryBytes: number;
   node: string;
@@ -49,7 +50,8 @@ function markdownTable(table: Table): string {
   ].join('\n');
 }
 
-function machineLine(m: Machine): string {
+/** `2 cores (Intel(R) Xeon(R) Processor), 23 GiB, Linux …, Node v20…, etcd 3.4.23`. */
+export function machineLine(m: Machine): string {
   const gib = (m.memoryBytes / 2 ** 30).toFixed(0);
   return `${m.cores} cores (${m.cpu ?? 'unknown CPU'}), ${gib} GiB, ${m.platform}, Node ${m.node}, etcd ${m.etcd}`;
 }

@@ -8,8 +8,11 @@
  * `--smoke` runs the fewest trials in seconds, so the suite cannot rot: it renders the docs in
  * memory (to exercise the renderer) and writes only test-artifacts/bench-smoke.json.
  * `--only failover,scale` runs a subset (for working on one benchmark): its record goes to
- * test-artifacts/bench-<names>.json and the docs are not written.
+ * test-artifacts/bench-<names>.json and the docs are not written. `--rounds <n>` caps the
+ * interleaved rounds (failover trials per scenario, throughput rounds) for a short real run;
+ * its record goes to test-artifacts too.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,24 +20,41 @@ import { performance } from 'node:perf_hooks';
 import { LocalEtcd } from '../src/demo/localEtcd.js';
 import { assertCliBuilt } from '../src/demo/memberProcess.js';
 import { failover } from './failover.js';
-import { peerElection } from './peer.js';
 import { scale } from './scale.js';
 import { throughput } from './throughput.js';
 import { renderSvg } from './plot.js';
-import { renderMarkdown, ROOT, writeDocs, type BenchRecord } from './report.js';
+import { machineLine, renderMarkdown, ROOT, writeDocs, type BenchRecord } from './report.js';
 import { textTable, type Benchmark, type Section } from './section.js';
 
+/** failover runs the peers (etcd3's Election, Go's via etcdctl) interleaved with its own trials. */
 const BENCHMARKS: Record<string, Benchmark> = {
   failover,
-  peer: peerElection,
   throughput,
   scale,
 };
 
+/**
+ * The CPU model as lscpu names it ("Model name"), which every result records: absolute times
+ * compare only on the same CPU. Node's os.cpus() when lscpu is missing.
+ */
+function cpuModel(): string | undefined {
+  try {
+    const model = /^Model name:\s*(.+)$/m.exec(execFileSync('lscpu', { encoding: 'utf8' }))?.[1];
+    if (model !== undefined) return model.trim();
+  } catch {
+    // no lscpu: fall back below
+  }
+  return os.cpus()[0]?.model;
+}
+
+/** Names that once were benchmarks of their own: the peers now run inside failover. */
+const ALIASES: Record<string, string> = { peer: 'failover' };
+
 function selected(argv: string[]): string[] {
   const at = argv.indexOf('--only');
   if (at < 0) return Object.keys(BENCHMARKS);
-  const names = (argv[at + 1] ?? '').split(',').filter((name) => name !== '');
+  const asked = (argv[at + 1] ?? '').split(',').filter((name) => name !== '');
+  const names = [...new Set(asked.map((name) => ALIASES[name] ?? name))];
   const unknown = names.filter((name) => !(name in BENCHMARKS));
   if (names.length === 0 || unknown.length > 0) {
     throw new Error(
@@ -45,10 +65,23 @@ function selected(argv: string[]): string[] {
   return names;
 }
 
+/** `--rounds <n>`: a positive whole number, or undefined when not given. */
+function roundsCap(argv: string[]): number | undefined {
+  const at = argv.indexOf('--rounds');
+  if (at < 0) return undefined;
+  const rounds = Number(argv[at + 1]);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    throw new Error(`--rounds takes a whole number of at least 1, not ${argv[at + 1]}`);
+  }
+  return rounds;
+}
+
 async function main(): Promise<void> {
   const smoke = process.argv.includes('--smoke');
   const names = selected(process.argv);
-  const partial = names.length < Object.keys(BENCHMARKS).length;
+  const rounds = roundsCap(process.argv);
+  // A run cut short is kept apart like a subset: bench/results holds complete runs only.
+  const partial = names.length < Object.keys(BENCHMARKS).length || rounds !== undefined;
   assertCliBuilt();
   const startedAt = new Date();
   const t0 = performance.now();
@@ -58,23 +91,27 @@ async function main(): Promise<void> {
   const etcd = await LocalEtcd.start({ size: 3, fast: true });
   const machine = {
     cores: os.cpus().length,
-    cpu: os.cpus()[0]?.model,
+    cpu: cpuModel(),
     memoryBytes: os.totalmem(),
     node: process.version,
     etcd: etcd.version,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
   };
+  console.log(`machine: ${machineLine(machine)}`);
   const sections: Section[] = [];
   try {
     for (const [i, name] of names.entries()) {
       console.log(`[${elapsed()}] ${i + 1}/${names.length} ${name}`);
       const log = (line: string) => console.log(`[${elapsed()}] ${name}: ${line}`);
-      sections.push(await BENCHMARKS[name]!({ etcd, smoke, log }));
+      const context = rounds === undefined ? { etcd, smoke, log } : { etcd, smoke, log, rounds };
+      sections.push(...[await BENCHMARKS[name]!(context)].flat());
     }
   } finally {
     await etcd.close();
   }
   const durationMs = performance.now() - t0;
+  // Every table is printed under the machine it was measured on.
+  console.log(`\nmachine: ${machineLine(machine)}`);
   for (const table of sections.flatMap((s) => s.tables)) console.log(`\n${textTable(table)}`);
   console.log('');
   for (const target of sections.flatMap((s) => s.targets)) {

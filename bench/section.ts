@@ -2,9 +2,10 @@
  * What every benchmark of `make bench` returns, so bench/run.ts can print it, store it in
  * bench/results/<date>.json and render it into docs/benchmarks.md (tables and SVG plots).
  *
- * A benchmark is `(context) => Promise<Section>`: it runs its trials on the shared etcd cluster
- * (each under its own key prefix), prints a progress line per step through `context.log`, and
- * returns its tables (already formatted cells), plots (raw points) and raw data.
+ * A benchmark is `(context) => Promise<Section | Section[]>`: it runs its trials on the shared
+ * etcd cluster (each under its own key prefix), prints a progress line per step through
+ * `context.log`, and returns its tables (already formatted cells), plots (raw points) and raw
+ * data.
  */
 import type { LocalEtcd } from '../src/demo/localEtcd.js';
 
@@ -15,6 +16,11 @@ export interface BenchContext {
   smoke: boolean;
   /** A progress line, prefixed with the benchmark's name. */
   log: (line: string) => void;
+  /**
+   * `--rounds <n>`: at most this many interleaved rounds (failover: trials per scenario, each
+   * system once per trial; throughput: rounds of every target), for a short real run.
+   */
+  rounds?: number;
 }
 
 export interface Table {
@@ -69,7 +75,8 @@ export interface Section {
   errors?: string[];
 }
 
-export type Benchmark = (context: BenchContext) => Promise<Section>;
+/** One section, or several when one benchmark measures side by side what reads best apart. */
+export type Benchmark = (context: BenchContext) => Promise<Section | Section[]>;
 
 /** `12.3 ms`, or `—` when a trial produced no value. */
 export function ms(value: number | undefined, digits = 1): string {

@@ -7,6 +7,7 @@ export interface Summary {
   n: number;
   median: number;
   p50: number;
+  p90: number;
   p99: number;
   max: number;
 }
@@ -32,6 +33,7 @@ export function summarize(values: readonly (number | undefined)[]): Summary | un
     n: sorted.length,
     median,
     p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
     p99: percentile(sorted, 99),
     max: sorted[sorted.length - 1]!,
   };

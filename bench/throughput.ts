@@ -10,12 +10,19 @@
  * - GET /work on the leader (it executes: echo plus a ticket);
  * - GET /work on a follower, forwarded to the leader over keep-alive;
  * - GET /simple-work on the same follower (reads the members from etcd per call);
- * - /work on the leader and via the follower again with one connection: the hop's latency
- *   without a queue in front of it.
+ * - GET /work through nginx (Debian's) in front of the leader: the reference hop (issue 16);
+ * - /work on the leader, via the follower and via nginx again with one connection: the hop's
+ *   latency without a queue in front of it.
  *
  * Rounds are interleaved (every target once per round, in the same order), so a drift of the
  * machine during the run touches every target alike; each figure is the median over rounds,
  * and ratios and overheads are taken between runs of the same round.
+ *
+ * Every run is checked (bench/throughputChecks.ts): Little's law between req/s, mean latency
+ * and connections, and the server side's count (the leader's tickets, the bare server's own
+ * count) against the load generator's; a run that fails either fails the benchmark. The CPU
+ * time of the serving process and of the hop (the follower, nginx's worker, the bare forward)
+ * is read from /proc around each run, so a hop's cost per request is measured, not inferred.
  *
  * etcd requests are read from every member's `service_pool_etcd_requests_total` just before
  * and after each measured run. The members make some requests at rest (a reconciling read
@@ -31,8 +38,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { assertCliBuilt, type MemberProcess } from '../src/demo/memberProcess.js';
+import { NginxHop } from './nginxHop.js';
+import { totalCpuMs } from './processCpu.js';
 import { ms, type Benchmark } from './section.js';
-import { sum, throughputFigures, total, type RunRecord } from './throughputFigures.js';
+import { rowProblems } from './throughputChecks.js';
+import { runTiming, sum, throughputFigures, total, type RunRecord } from './throughputFigures.js';
 import {
   MEMBER_IDS,
   minus,
@@ -42,13 +52,20 @@ import {
   startPool,
 } from './throughputPool.js';
 import {
+  answeredBy,
   LoadGenerator,
   startReferences,
   stopChild,
   type Reference,
 } from './throughputProcesses.js';
 import { reqs, report } from './throughputReport.js';
-import { loadTargets, SETTINGS, type Target } from './throughputSettings.js';
+import {
+  loadTargets,
+  SETTINGS,
+  type HopKey,
+  type ServerKey,
+  type Target,
+} from './throughputSettings.js';
 
 /**
  * A run's end leaves its last requests in flight (autocannon drops them, the pool finishes
@@ -60,13 +77,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const throughput: Benchmark = async (context) => {
   assertCliBuilt();
-  const settings = context.smoke ? SETTINGS.smoke : SETTINGS.full;
+  const base = context.smoke ? SETTINGS.smoke : SETTINGS.full;
+  const settings = { ...base, rounds: Math.min(base.rounds, context.rounds ?? Infinity) };
   context.log(
     `starting a pool of ${MEMBER_IDS.length}, the bare references and the load generator`,
   );
   const generator = LoadGenerator.start();
   const references: Reference[] = [];
   const members: MemberProcess[] = [];
+  let nginx: NginxHop | undefined;
   try {
     // Settled, not raced: whatever fails, everything started is in the lists for `finally`.
     const [refs, pool] = await Promise.allSettled([
@@ -80,11 +99,31 @@ export const throughput: Benchmark = async (context) => {
     const leader = members.find((m) => m.id === leaderId)!;
     // The youngest member: a follower that is not next in line.
     const follower = members.filter((m) => m.id !== leaderId).at(-1)!;
-    context.log(`pool settled: leader ${leader.id}, load through follower ${follower.id}`);
+    nginx = await NginxHop.start(leader.url, '/work?payload=probe');
+    context.log(
+      `pool settled: leader ${leader.id}, load through follower ${follower.id} and nginx ${nginx.url}`,
+    );
     const targets = loadTargets(
-      { bare: bare.url, hop: hop.url, leader: leader.url, follower: follower.url },
+      {
+        bare: bare.url,
+        hop: hop.url,
+        leader: leader.url,
+        follower: follower.url,
+        nginx: nginx.url,
+      },
       settings.connections,
     );
+    const pidOf = (process: { pid?: number | undefined }) => (process.pid ? [process.pid] : []);
+    const serverPids: Record<ServerKey, number[]> = {
+      bare: pidOf(bare.child),
+      leader: pidOf(leader),
+    };
+    const hopPids: Record<HopKey, number[]> = {
+      forward: pidOf(hop.child),
+      follower: pidOf(follower),
+      nginx: nginx.workerPids,
+    };
+    const problems: string[] = [];
 
     async function measure(target: Target, round: number): Promise<RunRecord> {
       const single = target.connections === 1;
@@ -95,7 +134,12 @@ export const throughput: Benchmark = async (context) => {
       await generator.run({ url, connections, durationSeconds: warmup });
       await sleep(SETTLE_MS);
       const ticketBefore = await probeTicket(leader);
+      // The server side's own count: the bare server's, or the leader's tickets.
+      const bareBefore = target.server === 'bare' ? await answeredBy(bare) : 0;
       const before = await Promise.all(members.map(readCounters));
+      const hopPidsNow = target.hop === undefined ? [] : hopPids[target.hop];
+      const serverCpuBefore = totalCpuMs(serverPids[target.server]);
+      const hopCpuBefore = totalCpuMs(hopPidsNow);
       const startedAt = performance.now();
       const load = await generator.run({
         url,
@@ -103,9 +147,14 @@ export const throughput: Benchmark = async (context) => {
         durationSeconds: single ? settings.latencyDurationSeconds : settings.durationSeconds,
       });
       await sleep(SETTLE_MS);
+      const serverCpuMs = totalCpuMs(serverPids[target.server]) - serverCpuBefore;
+      const hopCpuMs = totalCpuMs(hopPidsNow) - hopCpuBefore;
       const after = await Promise.all(members.map(readCounters));
       const windowSeconds = (performance.now() - startedAt) / 1000;
       const ticketAfter = await probeTicket(leader);
+      // Both probes took a ticket: the run's are the ones strictly between them.
+      const tickets = ticketAfter - ticketBefore - 1;
+      const served = target.server === 'bare' ? (await answeredBy(bare)) - bareBefore : tickets;
       const etcdByMember: Record<string, Record<string, number>> = {};
       members.forEach((m, i) => (etcdByMember[m.id] = minus(after[i]!.etcd, before[i]!.etcd)));
       const l = members.indexOf(leader);
@@ -117,14 +166,19 @@ export const throughput: Benchmark = async (context) => {
         etcdByMember,
         etcdRequests: sum(Object.values(etcdByMember).map(total)),
         ticketBlocks: after[l]!.ticketBlocks - before[l]!.ticketBlocks,
-        // Both probes took a ticket: the run's are the ones strictly between them.
-        tickets: ticketAfter - ticketBefore - 1,
+        tickets,
+        served,
+        serverCpuMs,
+        hopCpuMs: target.hop === undefined ? undefined : hopCpuMs,
       };
+      const found = rowProblems(runTiming(target, record));
+      problems.push(...found);
       context.log(
         `round ${round}/${settings.rounds} ${target.name}, ${target.connections} conn.: ` +
           `${reqs(load.requestsPerSecond)} req/s, p50 ${ms(load.latencyMs.p50, 2)}, ` +
           `p99 ${ms(load.latencyMs.p99, 2)}, ${record.etcdRequests} etcd requests, ` +
-          `${load.non2xx + load.errors} failed`,
+          `${load.non2xx + load.errors} failed; served ${served} of ${load.requests} counted` +
+          (found.length > 0 ? `; INCONSISTENT: ${found.join('; ')}` : ''),
       );
       return record;
     }
@@ -135,8 +189,9 @@ export const throughput: Benchmark = async (context) => {
       for (const target of targets) runs.push(await measure(target, round));
     }
     const figures = throughputFigures(targets, runs, leader.id);
-    return report(figures, runs, settings, leader.id, follower.id);
+    return { ...report(figures, runs, settings, leader.id, follower.id), errors: problems };
   } finally {
+    await nginx?.close();
     await generator.close();
     await Promise.all(references.map((ref) => stopChild(ref.child)));
     await Promise.all(members.map((m) => m.kill()));

@@ -15,6 +15,7 @@
  */
 import type { LoadFigures } from './loadgen.js';
 import { summarize } from './stats.js';
+import { littlesRatio, type RowTiming } from './throughputChecks.js';
 import type { Target, TargetKey } from './throughputSettings.js';
 
 /** What reserving one ticket block costs: a range (the high-water mark), then a fenced txn. */
@@ -34,6 +35,12 @@ export interface RunRecord {
   ticketBlocks: number;
   /** Tickets issued over the window (from the tickets of two probe calls around it). */
   tickets: number;
+  /** Requests the serving process answered over the run, by its own count (the leader: tickets). */
+  served: number;
+  /** CPU time (ms) of the serving process (the leader, the bare server) over the run. */
+  serverCpuMs: number;
+  /** CPU time (ms) of the hop (follower, nginx's worker, bare forward); undefined: direct. */
+  hopCpuMs: number | undefined;
 }
 
 export interface TargetSummary {
@@ -47,6 +54,14 @@ export interface TargetSummary {
   p99Ms: number;
   /** Median over rounds of req/s ÷ the baseline's req/s in the same round. */
   ratio: number | undefined;
+  /** Median over rounds of req/s × mean latency ÷ connections (Little's law: ≈ 1). */
+  littlesRatio: number;
+  /** Median over rounds of the serving process's CPU per request it served, in µs. */
+  serverCpuPerRequestUs: number;
+  /** The same for the hop, per request it passed; undefined: direct. */
+  hopCpuPerRequestUs: number | undefined;
+  /** Requests served over every round, by the server side's own count. */
+  served: number;
   /** Completed in the measured runs, as the load generator counted them. */
   requests: number;
   failed: number;
@@ -73,8 +88,11 @@ export interface ThroughputFigures {
   summaries: TargetSummary[];
   /** The pool's etcd requests per second at rest: the bare runs load only the bare servers. */
   backgroundEtcdPerSecond: number;
-  /** Median over rounds of p99 via the follower less p99 on the leader, in the same round. */
-  p99OverheadMs: { loaded: number; oneConnection: number };
+  /**
+   * Median over rounds of p99 via the follower less p99 on the leader, in the same round; and
+   * via nginx less on the leader (10 connections).
+   */
+  p99OverheadMs: { loaded: number; oneConnection: number; nginx: number };
   /**
    * /work's own etcd requests, every /work run together: per call as counted (`tracked`), and
    * routing's (`routing`: the `trackedExcess` over rest and ticket blocks, per call), with the
@@ -93,6 +111,18 @@ export interface ThroughputFigures {
     writesPer1000: number;
     /** etcd requests at the leader per 1000 tickets, less its rate at rest. */
     leaderRequestsPer1000: number;
+  };
+}
+
+/** What the consistency checks (bench/throughputChecks.ts) need of one run. */
+export function runTiming(target: Target, run: RunRecord): RowTiming {
+  return {
+    row: `${target.name}, ${target.connections} conn., round ${run.round}`,
+    connections: target.connections,
+    requestsPerSecond: run.load.requestsPerSecond,
+    meanLatencyMs: run.load.latencyMs.mean,
+    clientRequests: run.load.requests,
+    serverRequests: run.served,
   };
 }
 
@@ -139,6 +169,13 @@ export function throughputFigures(
       p50Ms: median(mine.map((run) => run.load.latencyMs.p50)),
       p99Ms: median(mine.map((run) => run.load.latencyMs.p99)),
       ratio: ratios.length > 0 ? median(ratios) : undefined,
+      littlesRatio: median(mine.map((run) => littlesRatio(runTiming(target, run)))),
+      serverCpuPerRequestUs: median(mine.map((run) => (run.serverCpuMs * 1000) / run.served)),
+      hopCpuPerRequestUs:
+        target.hop === undefined
+          ? undefined
+          : median(mine.map((run) => ((run.hopCpuMs ?? NaN) * 1000) / run.served)),
+      served: sum(mine.map((run) => run.served)),
       requests,
       failed: sum(mine.map((run) => run.load.non2xx + run.load.errors)),
       calls,
@@ -160,7 +197,7 @@ export function throughputFigures(
 
   // /work's own etcd requests, every /work run together.
   const tracked = summaries.filter((s) =>
-    ['leader', 'follower', 'leaderOne', 'followerOne'].includes(s.key),
+    ['leader', 'follower', 'nginx', 'leaderOne', 'followerOne', 'nginxOne'].includes(s.key),
   );
   const trackedCalls = sum(tracked.map((s) => s.calls));
   const trackedExcess = sum(tracked.map((s) => s.etcdExcess));
@@ -190,6 +227,7 @@ export function throughputFigures(
     p99OverheadMs: {
       loaded: p99Overhead('follower', 'leader'),
       oneConnection: p99Overhead('followerOne', 'leaderOne'),
+      nginx: p99Overhead('nginx', 'leader'),
     },
     etcdPerCall: { tracked: trackedPerCall, routing: routingPerCall, trackedExcess, jitter },
     trackedCalls,

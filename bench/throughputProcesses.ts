@@ -5,7 +5,8 @@
  *
  * What blocks: `LoadGenerator.run` for one autocannon run (its duration, in seconds, plus
  * start-up), one at a time; `startReferences` until both servers listen (≤ CHILD_START_MS
- * each); `stopChild` until the child exits, SIGKILLed after 2 s.
+ * each); `answeredBy` until the reference tells its count (≤ 2 s); `stopChild` until the
+ * child exits, SIGKILLed after 2 s.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -81,6 +82,25 @@ export class LoadGenerator {
 export interface Reference {
   url: string;
   child: ChildProcess;
+}
+
+/** How many requests a reference has answered so far (its own count, over IPC; ≤ 2 s). */
+export function answeredBy(reference: Reference): Promise<number> {
+  const { child } = reference;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off('message', onMessage);
+      reject(new Error('bare Express did not tell its count within 2 s'));
+    }, 2000);
+    const onMessage = (message: { count?: number }) => {
+      if (message.count === undefined) return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve(message.count);
+    };
+    child.on('message', onMessage);
+    child.send('count');
+  });
 }
 
 /** bench/bareExpress.ts with `args`; resolves with its URL once it listens. */

@@ -8,11 +8,15 @@
  */
 import os from 'node:os';
 import { ms, type Plot, type Section, type Table, type TargetCheck } from './section.js';
+import { LITTLE_BOUNDS } from './throughputChecks.js';
 import type { RunRecord, ThroughputFigures } from './throughputFigures.js';
 import type { Settings, TargetKey } from './throughputSettings.js';
 
 /** A whole number with thousands separators: `12,345`. */
 export const reqs = (value: number) => Math.round(value).toLocaleString('en-US');
+/** CPU time per request: `127 µs`, or `—` for a row without that process. */
+const micros = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? '—' : `${value.toFixed(0)} µs`;
 /** Four decimals; a value that rounds to zero prints as 0.0000, not -0.0000. */
 const perCall = (value: number) =>
   Number.isFinite(value) ? (Math.abs(value) < 0.00005 ? 0 : value).toFixed(4) : '—';
@@ -51,15 +55,32 @@ export function report(
       `Routing overhead (loopback; ${settings.connections} connections: ${settings.durationSeconds} s, ` +
       `1 connection: ${settings.latencyDurationSeconds} s per run; median of ${settings.rounds} round(s)). ` +
       `Ratio: req/s over those of the run named in "of", in the same round`,
-    header: ['target', 'connections', 'req/s', 'p50', 'p99', 'ratio', 'of', 'failed'],
+    header: [
+      'target',
+      'connections',
+      'req/s',
+      'p50',
+      'p99',
+      'ratio',
+      'of',
+      'hop CPU / request',
+      'server CPU / request',
+      "Little's law",
+      'served / counted',
+      'failed',
+    ],
     rows: summaries.map((s) => [
       s.name,
       String(s.connections),
       reqs(s.requestsPerSecond),
       ms(s.p50Ms, 2),
       ms(s.p99Ms, 2),
-      s.ratio === undefined ? '—' : `${s.ratio.toFixed(2)}×`,
+      ratioCell(s.ratio),
       s.baseline === undefined ? '' : nameOf(s.baseline),
+      micros(s.hopCpuPerRequestUs),
+      micros(s.serverCpuPerRequestUs),
+      s.littlesRatio.toFixed(2),
+      `${reqs(s.served)} / ${reqs(s.requests)}`,
       `${s.failed} of ${reqs(s.requests)}`,
     ]),
   };
@@ -135,7 +156,30 @@ export function report(
 
   const signed = (value: number) => `${value >= 0 ? '+' : ''}${ms(value, 2)}`;
   const bareHop = byKey('bareHop');
+  const nginx = byKey('nginx');
+  const nginxOverhead = figures.p99OverheadMs.nginx;
+  const hopCpu = (s: { hopCpuPerRequestUs: number | undefined }) => s.hopCpuPerRequestUs ?? NaN;
   const targetChecks: TargetCheck[] = [
+    {
+      target:
+        'via a follower ≥ 0.65× direct at 10 connections and ≥ 0.5× at 1 (nginx beside it, same rounds)',
+      measured:
+        `${ratioCell(follower.ratio)} at ${settings.connections} connections, ${ratioCell(followerOne.ratio)} at 1; ` +
+        `nginx ${ratioCell(nginx.ratio)} and ${ratioCell(byKey('nginxOne').ratio)}`,
+      met: (follower.ratio ?? 0) >= 0.65 && (followerOne.ratio ?? 0) >= 0.5,
+    },
+    {
+      target: "p99 overhead of the forward at 10 connections ≤ 2× nginx's",
+      measured: `${signed(overhead)} via the follower, ${signed(nginxOverhead)} via nginx`,
+      met: overhead <= 2 * Math.max(nginxOverhead, 0),
+    },
+    {
+      target: 'hop CPU ≤ 100 µs per forwarded request',
+      measured:
+        `${micros(hopCpu(follower))} (${settings.connections} connections), ${micros(hopCpu(followerOne))} (1); ` +
+        `nginx ${micros(hopCpu(nginx))} and ${micros(hopCpu(byKey('nginxOne')))}`,
+      met: hopCpu(follower) <= 100 && hopCpu(followerOne) <= 100,
+    },
     {
       target: 'follower-forwarded throughput ≥ 70 % of direct-to-leader',
       measured:
@@ -175,7 +219,9 @@ export function report(
       `A pool of 3 members (child processes running the built CLI, LOG_LEVEL warn) on the shared ` +
       `3-member etcd; as references, a bare Express 5 server (one route returning a small JSON) and a ` +
       `bare Express forward in front of it (GET in, POST with a JSON body to the bare server over a ` +
-      `keep-alive agent, the answer parsed and sent on: one hop and nothing else), each in its own process. ` +
+      `keep-alive agent, the answer parsed and sent on: one hop and nothing else), each in its own process; ` +
+      `and nginx (Debian's, one worker, upstream keep-alive to the leader, keepalive_requests far above a run's ` +
+      `requests) as the reference hop in front of the leader. ` +
       `One load generator process (autocannon's programmatic API) loads every target alike: keep-alive ` +
       `connections, no pipelining, a warm-up run, then the measured run (${settings.connections} connections ` +
       `for ${settings.durationSeconds} s; the unloaded pair 1 connection for ${settings.latencyDurationSeconds} s); ` +
@@ -185,6 +231,11 @@ export function report(
       `generator, the members and etcd: direct to the leader keeps one member process busy, through a follower ` +
       `two, so the ratio here is what a forward costs in CPU on one small machine. Latency percentiles come ` +
       `from every response's own time (float ms), not autocannon's whole-millisecond histogram. ` +
+      `Every run is checked, or the benchmark fails: Little's law (req/s × mean latency ÷ connections ` +
+      `within ${LITTLE_BOUNDS.low}–${LITTLE_BOUNDS.high}) and the server side's count (the leader's tickets, ` +
+      `the bare server's own count) equal to the load generator's, plus at most one request per connection ` +
+      `left in flight at its end. CPU per request: user + system time from /proc/<pid>/stat over the run, of ` +
+      `the serving process and of the hop (the follower, nginx's worker, the bare forward), ÷ requests served. ` +
       `etcd requests: the delta of every member's service_pool_etcd_requests_total around each measured run, ` +
       `less the pool's rate at rest (measured during the bare runs); tickets: counted between two probe calls ` +
       `on the leader around each run; etcd writes per 1000 tickets from service_pool_ticket_blocks_total ` +
@@ -204,6 +255,10 @@ export function report(
       runs,
     },
   };
+}
+
+function ratioCell(ratio: number | undefined): string {
+  return ratio === undefined ? '—' : `${ratio.toFixed(2)}×`;
 }
 
 function pct(ratio: number | undefined): string {

@@ -1,7 +1,8 @@
 /**
  * What the throughput benchmark (bench/throughput.ts) loads and for how long: the targets (two
- * references and five runs against the pool), and the rounds, connections and durations of a
- * full and a smoke run.
+ * references, seven runs against the pool: direct, via a follower and via nginx at 10 and at 1
+ * connection, and /simple-work), and the rounds, connections and durations of a full and a
+ * smoke run.
  *
  * Units: durations in seconds, connections per autocannon run. Nothing here blocks.
  */
@@ -11,9 +12,16 @@ export type TargetKey =
   | 'bareHop'
   | 'leader'
   | 'follower'
+  | 'nginx'
   | 'simple'
   | 'leaderOne'
-  | 'followerOne';
+  | 'followerOne'
+  | 'nginxOne';
+
+/** The process that serves a target's requests, and counts them: the bare server or the leader. */
+export type ServerKey = 'bare' | 'leader';
+/** The process a target's requests pass through on the way: the bare forward, a follower, nginx. */
+export type HopKey = 'forward' | 'follower' | 'nginx';
 
 export interface Target {
   key: TargetKey;
@@ -26,6 +34,8 @@ export interface Target {
   baseline?: TargetKey;
   /** The pool is loaded: the bare runs are the ones during which it rests. */
   pool: boolean;
+  server: ServerKey;
+  hop?: HopKey;
 }
 
 export interface Settings {
@@ -47,7 +57,7 @@ export const SETTINGS: Record<'smoke' | 'full', Settings> = {
     latencyDurationSeconds: 0.7,
     latencyWarmupSeconds: 0.3,
   },
-  // Per round 5 × 9 s + 2 × 4 s of load; 3 rounds, pauses and start-up ≈ 2 min 55 s: the
+  // Per round 6 × 9 s + 3 × 4 s of load; 3 rounds, pauses and start-up ≈ 3 min 30 s: the
   // budget of this section.
   full: {
     rounds: 3,
@@ -59,17 +69,18 @@ export const SETTINGS: Record<'smoke' | 'full', Settings> = {
   },
 };
 
-/** Where the targets answer: the references and the two pool members under load. */
+/** Where the targets answer: the references, the two pool members under load, nginx. */
 export interface TargetUrls {
   bare: string;
   hop: string;
   leader: string;
   follower: string;
+  nginx: string;
 }
 
 /**
  * Every target in the order of a round: the references first, then the pool with `connections`
- * connections, then the unloaded pair with one.
+ * connections, then direct, via a follower and via nginx again with one.
  */
 export function loadTargets(urls: TargetUrls, connections: number): Target[] {
   return [
@@ -80,6 +91,7 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       url: `${urls.bare}/bare?payload=bench`,
       connections,
       pool: false,
+      server: 'bare',
     },
     {
       key: 'bareHop',
@@ -89,6 +101,8 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       connections,
       baseline: 'bare',
       pool: false,
+      server: 'bare',
+      hop: 'forward',
     },
     {
       key: 'leader',
@@ -98,6 +112,7 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       connections,
       baseline: 'bare',
       pool: true,
+      server: 'leader',
     },
     {
       key: 'follower',
@@ -107,6 +122,19 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       connections,
       baseline: 'leader',
       pool: true,
+      server: 'leader',
+      hop: 'follower',
+    },
+    {
+      key: 'nginx',
+      name: '/work via nginx',
+      label: 'nginx',
+      url: `${urls.nginx}/work?payload=bench`,
+      connections,
+      baseline: 'leader',
+      pool: true,
+      server: 'leader',
+      hop: 'nginx',
     },
     {
       key: 'simple',
@@ -116,6 +144,8 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       connections,
       baseline: 'leader',
       pool: true,
+      server: 'leader',
+      hop: 'follower',
     },
     {
       key: 'leaderOne',
@@ -124,6 +154,7 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       url: `${urls.leader}/work?payload=bench`,
       connections: 1,
       pool: true,
+      server: 'leader',
     },
     {
       key: 'followerOne',
@@ -133,6 +164,19 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       connections: 1,
       baseline: 'leaderOne',
       pool: true,
+      server: 'leader',
+      hop: 'follower',
+    },
+    {
+      key: 'nginxOne',
+      name: '/work via nginx',
+      label: 'nginx (1)',
+      url: `${urls.nginx}/work?payload=bench`,
+      connections: 1,
+      baseline: 'leaderOne',
+      pool: true,
+      server: 'leader',
+      hop: 'nginx',
     },
   ];
 }

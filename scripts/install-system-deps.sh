@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages of the named groups, when they are missing. Each make target
 # names its own group, so that `make demo` installs etcd and nothing the tests alone use:
-#   demo, bench    etcd-server, etcd-client: the demo's (and the benchmarks') etcd cluster
+#   demo           etcd-server, etcd-client: the demo's etcd cluster
+#   bench          etcd, and nginx: the reference hop of the forwarding benchmark (etcdctl,
+#                  from etcd-client, is also a peer there: Go's concurrency.Election)
 #   integration    etcd, and openssl (the TLS tests make their certificates with it)
 #   browser        etcd, and chromium with fonts-liberation (the status page's browser test
 #                  drives /usr/bin/chromium with playwright-core; never `playwright install`)
@@ -15,13 +17,19 @@
 #                  debootstrap and runs them with runc, since crun fails on hosts with hybrid
 #                  cgroups
 #   all            every group (the default: `make system-deps`, `make test`)
-# Usage: install-system-deps.sh [--dry-run] [GROUP...]. --dry-run prints `missing: ...` (or
-# nothing) and installs nothing. Safe to run repeatedly; does nothing when all are present.
+# Usage: install-system-deps.sh [--dry-run | --list] [GROUP...]. --dry-run prints
+# `missing: ...` (or nothing) and installs nothing; --list prints every package of the groups,
+# installed or not, and installs nothing. Safe to run repeatedly; does nothing when all are
+# present.
 set -euo pipefail
 
 dry_run=false
+list=false
 if [ "${1:-}" = --dry-run ]; then
   dry_run=true
+  shift
+elif [ "${1:-}" = --list ]; then
+  list=true
   shift
 fi
 if [ "$#" -eq 0 ]; then
@@ -31,7 +39,8 @@ fi
 # The Debian packages of one group, in the order they are installed.
 group_packages() {
   case "$1" in
-    demo | bench) echo etcd-server etcd-client ;;
+    demo) echo etcd-server etcd-client ;;
+    bench) echo etcd-server etcd-client nginx ;;
     integration) echo etcd-server etcd-client openssl ;;
     browser) echo etcd-server etcd-client chromium fonts-liberation ;;
     observability) echo etcd-server etcd-client prometheus ;;
@@ -40,7 +49,7 @@ group_packages() {
     tools) echo unzip ;;
     containers) echo podman runc netavark aardvark-dns debootstrap ;;
     all)
-      for group in demo integration browser observability chaos chart tools containers; do
+      for group in demo bench integration browser observability chaos chart tools containers; do
         group_packages "$group"
       done
       ;;
@@ -58,6 +67,7 @@ installed() {
   case "$1" in
     etcd-server) command -v etcd >/dev/null 2>&1 ;;
     etcd-client) command -v etcdctl >/dev/null 2>&1 ;;
+    nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] ;;
     openssl) command -v openssl >/dev/null 2>&1 ;;
     chromium) [ -x /usr/bin/chromium ] ;;
     fonts-liberation) [ -d /usr/share/fonts/truetype/liberation ] ;;
@@ -74,17 +84,28 @@ installed() {
   esac
 }
 
-missing=()
+# Every package of the named groups, once each, in order.
+wanted=()
 for group in "$@"; do
   # Split on spaces on purpose: package names have none.
   # shellcheck disable=SC2207
   packages=($(group_packages "$group"))
   for package in "${packages[@]}"; do
-    case " ${missing[*]+"${missing[*]}"} " in
+    case " ${wanted[*]+"${wanted[*]}"} " in
       *" $package "*) continue ;;
     esac
-    installed "$package" || missing+=("$package")
+    wanted+=("$package")
   done
+done
+
+if [ "$list" = true ]; then
+  echo "${wanted[*]+"${wanted[*]}"}"
+  exit 0
+fi
+
+missing=()
+for package in ${wanted[@]+"${wanted[@]}"}; do
+  installed "$package" || missing+=("$package")
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
@@ -99,7 +120,7 @@ fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: ${missing[*]} (Debian's names); install them and run again: etcd 3.4+" \
     "(etcd and etcdctl on PATH), Chromium at /usr/bin/chromium, Prometheus's promtool on" \
-    "PATH, netavark and aardvark-dns in /usr/lib/podman" >&2
+    "PATH, netavark and aardvark-dns in /usr/lib/podman, nginx on PATH or in /usr/sbin" >&2
   exit 1
 fi
 
@@ -119,8 +140,9 @@ ${sudo[@]+"${sudo[@]}"} apt-get update -qq
 ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends ${missing[@]+"${missing[@]}"} >/dev/null
 # The etcd-server package may start a system etcd on the default ports; the demo and the
 # tests run their own clusters, so stop it where a service manager did start it. The same
-# holds for the prometheus package's system Prometheus on :9090 (the tests use a free port).
-for service in etcd prometheus; do
+# holds for the prometheus package's system Prometheus on :9090 (the tests use a free port)
+# and the nginx package's on :80 (the benchmark runs its own on a free port).
+for service in etcd prometheus nginx; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
     ${sudo[@]+"${sudo[@]}"} systemctl stop "$service" || true
   fi
