@@ -140,18 +140,26 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     const { election, router: workRouter } = pool;
     const stopTimer = metrics.workDuration.startTimer({ route });
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
-    // The client went away: stop waiting for a leader on its behalf.
-    const gone = new AbortController();
+    // The client went away, or shutdown stops holding requests (with the answer it wants
+    // given): stop waiting for a leader on the client's behalf. One listener on stopHolding,
+    // removed when the request ends — AbortSignal.any would hang one dependent signal per
+    // request on that long-lived signal, which Node 20 drops only after a GC: tens of µs per
+    // request under load, growing with the backlog.
+    const wait = new AbortController();
+    let clientGone = false;
     res.once('close', () => {
-      if (!res.writableFinished) gone.abort();
+      if (res.writableFinished) return;
+      clientGone = true;
+      wait.abort();
     });
-    const wait = options.stopHolding
-      ? AbortSignal.any([gone.signal, options.stopHolding])
-      : gone.signal;
+    const { stopHolding } = options;
+    const stopWaiting = () => wait.abort(stopHolding?.reason);
+    if (stopHolding?.aborted) stopWaiting();
+    else stopHolding?.addEventListener('abort', stopWaiting, { once: true });
     try {
       // etcd requests made on the way count for this route (requestPurpose.ts).
       const outcome: WorkOutcome | typeof ABORTED = await unlessAborted(
-        forWorkRoute(route, () => dispatch(workRouter, work, wait)),
+        forWorkRoute(route, () => dispatch(workRouter, work, wait.signal)),
         options.lastCall,
       );
       // Shutdown's last call came first: its reason is the answer.
@@ -165,7 +173,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
       if (outcome.role === 'follower') sendRelayed(res, outcome.relayed);
       else sendJson(res, outcome);
     } catch (error) {
-      if (gone.signal.aborted) {
+      if (clientGone) {
         // The client left while we waited for a leader: no one to answer, nothing to report.
         metrics.workRequests.inc({ route, role, outcome: 'client_gone' });
         return;
@@ -182,6 +190,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
         sendError(res, new PoolError('INTERNAL', 'the work handler failed'));
       }
     } finally {
+      stopHolding?.removeEventListener('abort', stopWaiting);
       stopTimer({ role });
     }
   };
