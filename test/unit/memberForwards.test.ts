@@ -60,7 +60,7 @@ interface Surface {
 /** A member's surface on its own server, tried as member.ts tries it: lean path, then Express. */
 async function serveSurface(
   election: StandInElection,
-  options: { forwardToken?: string } = {},
+  options: { forwardToken?: string; maxPendingWork?: number } = {},
 ): Promise<Surface> {
   const metrics = createMetrics('test');
   const logger = pino({ level: 'silent' });
@@ -124,6 +124,7 @@ function ask(url: string, init: Ask = {}) {
           length: res.headers['content-length'],
           retryAfter: res.headers['retry-after'],
           authenticate: res.headers['www-authenticate'],
+          connection: res.headers.connection,
           body,
         }),
       );
@@ -327,6 +328,23 @@ describe('a forward between members', function () {
       );
       expect(ok.status).to.equal(200);
       expect(leader.throughExpress).to.equal(2);
+    });
+  });
+
+  describe('with the admission bound reached', () => {
+    let leader: Surface;
+    before(async () => {
+      const self = { id: 'a', url: 'http://127.0.0.1:1', term: 7n };
+      leader = await serveSurface(new StandInElection('a', 7n, self), { maxPendingWork: 0 });
+    });
+    after(() => leader.close());
+
+    it('the lean path sheds a forward as the Express route does: 503 OVERLOADED, connection closed', async () => {
+      const lean = await ask(`${leader.url}/pools/default/work`, forward('{"payload":1}'));
+      expect(leader.throughExpress, 'taken by the lean path').to.equal(0);
+      expect(lean).to.deep.equal(await ask(`${leader.url}/work`, forward('{"payload":1}')));
+      expect(lean).to.include({ status: 503, retryAfter: '1', connection: 'close' });
+      expect(await workRequests(leader, 'overloaded')).to.equal(2);
     });
   });
 });
