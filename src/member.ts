@@ -22,7 +22,7 @@ import { electionApi, type Election } from './election/electionApi.js';
 import type { LeadershipCallbacks } from './election/leadership.js';
 import { firstServiceConflict, type ServiceConflictError } from './election/poolIdentity.js';
 import type { LeaderStrategy } from './election/strategy.js';
-import { createPoolRoutes, memberServerApp } from './http/app.js';
+import { createPoolSurface, memberServerApp, type PoolSurface } from './http/app.js';
 import { InFlightRequests } from './http/inFlight.js';
 import type { PoolRoutes } from './http/poolAddress.js';
 import { closeServer, createBoundedServer, listen } from './http/server.js';
@@ -112,7 +112,7 @@ export class PoolMember {
   private shuttingDown: Promise<boolean> | undefined;
   /** The status page's routes; its event streams are ended before draining. */
   private statusRouter: StatusRouter | undefined;
-  private poolRoutes: express.Express | undefined;
+  private poolSurface: PoolSurface | undefined;
 
   private constructor(
     readonly config: Config,
@@ -180,16 +180,20 @@ export class PoolMember {
       election.once('superseded', (other) => options.onSuperseded?.(other));
       election.once('refused', (error) => options.onRefused?.(error));
     }
-    member.poolRoutes = member.createRoutes(options, pools, startedAt);
+    member.poolSurface = member.createSurface(options, pools, startedAt);
     if (server) {
       const served = memberServerApp(options.app?.use(member.router) ?? member.router, logger);
+      // Members' forwards skip Express, unless your app's routes come first: they may want to
+      // see every request.
+      const { memberForwards } = member.poolSurface;
+      const forwards = options.app ? () => false : memberForwards;
       // A flood of connections can hold this thread in one turn of the event loop for seconds,
       // accepting and answering: busy, not hung, so the keep-alive thread hears from it there
       // too.
       server.on('connection', () => leases.alive());
       server.on('request', (req, res) => {
         member.activity(req, res);
-        served(req, res);
+        if (!forwards(req, res)) served(req, res);
       });
       await member.abandonOnFailure(() => listen(server, config.port, config.host));
       logger.info(
@@ -229,16 +233,16 @@ export class PoolMember {
   }
 
   /**
-   * The pool's routes, with the modules `options` leave in (http/app.ts). Without a server of
-   * its own (`serve: false`) the member sees the requests that reach its routes: it counts
-   * them for the drain, and the first one says the user's server listens, so that its
-   * ADVERTISE_URL can be checked then.
+   * The pool's routes and its lean way in for members' forwards, with the modules `options`
+   * leave in (http/app.ts). Without a server of its own (`serve: false`) the member sees the
+   * requests that reach its routes: it counts them for the drain, and the first one says the
+   * user's server listens, so that its ADVERTISE_URL can be checked then.
    */
-  private createRoutes(
+  private createSurface(
     options: PoolMemberOptions,
     pools: PoolRoutes[],
     startedAt: string,
-  ): express.Express {
+  ): PoolSurface {
     const { config, logger, metrics } = this;
     if (options.statusPage ?? config.statusPage) {
       const status = statusSource({
@@ -255,7 +259,7 @@ export class PoolMember {
       advertiseUrlChecked = true;
       void checkAdvertiseUrl({ url: config.advertiseUrl, memberId: config.memberId }, logger);
     };
-    return createPoolRoutes({
+    return createPoolSurface({
       pools,
       statusRoutes: this.statusRouter,
       simpleWork: options.simpleWork ?? config.simpleWork,
@@ -303,7 +307,7 @@ export class PoolMember {
    * listen; otherwise its own server already serves it on PORT.
    */
   get router(): express.Router {
-    return this.poolRoutes!;
+    return this.poolSurface!.routes;
   }
 
   /** The elections as `electionOf` hands them out, made at its first call. */

@@ -1,5 +1,5 @@
 /**
- * The HTTP surface (Express 5). `createPoolRoutes` assembles the pool's routes, in the order
+ * The HTTP surface (Express 5). `createPoolSurface` assembles the pool's routes, in the order
  * they are tried:
  *
  * - the status page `/` and its `/events` stream (statusPage/, optional);
@@ -9,6 +9,9 @@
  * - the work route /work (workRoutes.ts) and the teaching path /simple-work (simpleWork.ts,
  *   optional), with their /pools/:pool/... forms;
  * - the JSON error body for every error they raise (errors.ts).
+ *
+ * Beside them, the lean way in for the forwards members send each other (memberForwards.ts),
+ * which the member's own server tries before Express.
  *
  * A request none of them matches is passed on, as any Express router does: the pool's routes
  * can be mounted anywhere in an app, under a prefix or not, with routes of its own before and
@@ -33,6 +36,7 @@ import { poolAddress, type PoolRoutes } from './poolAddress.js';
 import { poolViewRoutes } from './poolViews.js';
 import { probeRoutes } from './probes.js';
 import { simpleWorkRoutes } from './simpleWork.js';
+import { memberForwards, type MemberForwards } from './memberForwards.js';
 import { workRouteServer, workRoutes } from './workRoutes.js';
 
 export interface HttpAppOptions {
@@ -68,13 +72,24 @@ export interface HttpAppOptions {
   maxPendingWork?: number;
 }
 
-/**
- * The pool's routes, as an Express application to mount (`app.use(routes)` or
- * `app.use('/prefix', routes)`): an application rather than a plain router so that its own
- * settings hold wherever it is mounted (no ETag, whose 304 would hide a work answer; the
- * simple query parser).
- */
-export function createPoolRoutes(options: HttpAppOptions): express.Express {
+/** The pool's HTTP surface: its Express routes, and the lean way in for members' forwards. */
+export interface PoolSurface {
+  /**
+   * The pool's routes, as an Express application to mount (`app.use(routes)` or
+   * `app.use('/prefix', routes)`): an application rather than a plain router so that its own
+   * settings hold wherever it is mounted (no ETag, whose 304 would hide a work answer; the
+   * simple query parser).
+   */
+  routes: express.Express;
+  /**
+   * Takes the forwards other members send to POST /pools/:pool/work before Express does
+   * (memberForwards.ts); for a server that serves `routes` at its root and nothing before
+   * them, as the member's own server does.
+   */
+  memberForwards: MemberForwards;
+}
+
+export function createPoolSurface(options: HttpAppOptions): PoolSurface {
   const { metrics, logger, pools } = options;
   const address = poolAddress(pools);
   const app = express();
@@ -94,7 +109,7 @@ export function createPoolRoutes(options: HttpAppOptions): express.Express {
   app.use(metricsRoute(metrics, options.nodeMetrics));
   app.use(poolViewRoutes(pools, address));
   app.use(adminRoutes({ address, logger, adminToken: options.adminToken }));
-  const serveWork = workRouteServer({
+  const work = workRouteServer({
     address,
     metrics,
     logger,
@@ -103,10 +118,10 @@ export function createPoolRoutes(options: HttpAppOptions): express.Express {
     lastCall: options.lastCall,
     maxPendingWork: options.maxPendingWork,
   });
-  app.use(workRoutes(serveWork));
-  if (options.simpleWork) app.use(simpleWorkRoutes(serveWork));
+  app.use(workRoutes(work.serve));
+  if (options.simpleWork) app.use(simpleWorkRoutes(work.serve));
   app.use(errorMiddleware(logger));
-  return app;
+  return { routes: app, memberForwards: memberForwards(pools, work, options.draining) };
 }
 
 /**

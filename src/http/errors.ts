@@ -2,9 +2,11 @@
  * Maps error codes to HTTP statuses and renders the JSON error body
  * `{ "error": { "code", "message", "details"? } }`.
  */
-import type { ErrorRequestHandler, Response } from 'express';
+import type http from 'node:http';
+import type { ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { isHttpError, PoolError, type HttpErrorCode } from '../errors.js';
+import { jsonReplacer } from '../util/jsonSafe.js';
 
 export const STATUS_BY_CODE: Record<HttpErrorCode, number> = {
   BAD_REQUEST: 400,
@@ -30,25 +32,63 @@ const RETRY_AFTER_SECONDS = 1;
 /** The answer to an error that has no HTTP code: a bug of ours if it gets this far. */
 const INTERNAL_ERROR = new PoolError('INTERNAL', 'internal error');
 
+/** An answer as JSON: its status, extra headers and the value of its body. */
+export interface JsonAnswer {
+  status: number;
+  headers?: Record<string, string>;
+  body: unknown;
+}
+
 /**
- * Answers `error` with its status and JSON body. Only HTTP-facing codes go on the wire: a
+ * The answer to `error`: its status and JSON body. Only HTTP-facing codes go on the wire: a
  * process-level PoolError (CONFIG_INVALID, LEADERSHIP_ENDED, ...) is answered 500 INTERNAL.
  */
-export function sendError(res: Response, error: PoolError): void {
-  if (!isHttpError(error)) {
-    sendError(res, INTERNAL_ERROR);
+export function errorAnswer(error: PoolError): JsonAnswer {
+  if (!isHttpError(error)) return errorAnswer(INTERNAL_ERROR);
+  const status = STATUS_BY_CODE[error.code];
+  const headers: Record<string, string> = {};
+  if (status === 503) headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
+  if (status === 401) headers['WWW-Authenticate'] = 'Bearer';
+  return {
+    status,
+    headers,
+    body: {
+      error: {
+        code: error.code,
+        message: error.message,
+        ...(error.details ? { details: error.details } : {}),
+      },
+    },
+  };
+}
+
+/**
+ * Writes `answer` as Express's `res.json` does with the pool's settings (bigints as decimal
+ * strings, no ETag), on any node:http response, so that the lean forward path
+ * (memberForwards.ts) answers byte for byte as the Express routes do.
+ */
+export function sendJson(res: http.ServerResponse, answer: JsonAnswer): void {
+  const text = JSON.stringify(answer.body, jsonReplacer) as string | undefined;
+  res.statusCode = answer.status;
+  for (const [name, value] of Object.entries(answer.headers ?? {})) res.setHeader(name, value);
+  if (text === undefined) {
+    res.setHeader('Content-Type', 'application/json');
+    res.end();
     return;
   }
-  const status = STATUS_BY_CODE[error.code];
-  if (status === 503) res.set('Retry-After', String(RETRY_AFTER_SECONDS));
-  if (status === 401) res.set('WWW-Authenticate', 'Bearer');
-  res.status(status).json({
-    error: {
-      code: error.code,
-      message: error.message,
-      ...(error.details ? { details: error.details } : {}),
-    },
-  });
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+/** Answers `error` with its status and JSON body (`errorAnswer`). */
+export function sendError(res: http.ServerResponse, error: PoolError): void {
+  sendJson(res, errorAnswer(error));
+}
+
+/** The answer to a POST body that does not parse as JSON, whichever parser read it. */
+export function bodyNotJson(): PoolError {
+  return new PoolError('BAD_REQUEST', 'request body is not valid JSON');
 }
 
 /**
@@ -64,7 +104,7 @@ function fromClientError(error: {
 }): PoolError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
-      return new PoolError('BAD_REQUEST', 'request body is not valid JSON');
+      return bodyNotJson();
     case 'entity.too.large':
       return new PoolError('PAYLOAD_TOO_LARGE', 'request body is too large');
   }

@@ -5,29 +5,35 @@
  * memory and sockets stay bounded. The connection closes after that answer: an unread body
  * must not be parsed as the next request.
  */
-import type express from 'express';
+import type http from 'node:http';
+import type { PoolElection } from '../election/election.js';
 import { PoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import type { WorkRoute } from '../etcd/requestPurpose.js';
 import { sendError } from './errors.js';
-import type { PoolAddress } from './poolAddress.js';
 
 /**
- * One counter for all work routes and pools; the middleware for a route admits a request
- * (counted until its response closes) or answers it. `maxPending`: Infinity for no bound.
+ * Admits a request of `route` to `election`'s pool — counted until its response closes — and
+ * returns true, or answers it 503 OVERLOADED and returns false. Never blocks.
  */
-export function workAdmission(
-  maxPending: number,
-  metrics: PoolMetrics,
-  address: PoolAddress,
-): (route: WorkRoute) => express.RequestHandler {
+export type AdmitWork = (
+  route: WorkRoute,
+  election: PoolElection,
+  res: http.ServerResponse,
+) => boolean;
+
+/**
+ * One counter for all work routes, pools and both ways in (the Express routes and the lean
+ * forward path). `maxPending`: Infinity for no bound.
+ */
+export function workAdmission(maxPending: number, metrics: PoolMetrics): AdmitWork {
   let pending = 0;
-  return (route) => (_req, res, next) => {
+  return (route, election, res) => {
     if (pending >= maxPending) {
       metrics.workShed.inc();
-      const role = address.of(res).election.isLeader() ? 'leader' : 'follower';
+      const role = election.isLeader() ? 'leader' : 'follower';
       metrics.workRequests.inc({ route, role, outcome: 'overloaded' });
-      res.set('Connection', 'close');
+      res.setHeader('Connection', 'close');
       sendError(
         res,
         new PoolError(
@@ -36,7 +42,7 @@ export function workAdmission(
           { pending, limit: maxPending },
         ),
       );
-      return;
+      return false;
     }
     pending++;
     metrics.workPending.set(pending);
@@ -44,6 +50,6 @@ export function workAdmission(
       pending--;
       metrics.workPending.set(pending);
     });
-    next();
+    return true;
   };
 }

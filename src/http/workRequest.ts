@@ -8,6 +8,7 @@ import net from 'node:net';
 import express, { type Request } from 'express';
 import { memberId } from '../config/schemas.js';
 import { PoolError } from '../errors.js';
+import { bodyNotJson } from './errors.js';
 import { HOPS_HEADER, TERM_HEADER, VIA_HEADER } from '../work/forwarder.js';
 import type { IncomingWork } from '../work/router.js';
 
@@ -19,8 +20,8 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024;
  * few thousand levels: a 10 KiB body of brackets would be a 500. 128 is serde_json's limit.
  */
 export const MAX_PAYLOAD_DEPTH = 128;
-/** Body limit: the payload plus its `{"payload": ...}` envelope. */
-const MAX_BODY = '65kb';
+/** Body limit, in bytes: the payload plus its `{"payload": ...}` envelope. */
+export const MAX_BODY_BYTES = 65 * 1024;
 const MAX_VIA = 16;
 
 /** The payload of GET /work?payload=...: a string, or null when absent. */
@@ -44,14 +45,48 @@ export const requireJson: express.RequestHandler = (req, _res, next) => {
   next();
 };
 
+/** The bodies of POST /work as received, when UTF-8 (see `receivedBody`). */
+const receivedBodies = new WeakMap<http.IncomingMessage, Buffer>();
+
 /**
- * The JSON body parser of POST /work, within MAX_BODY, already run once (see `warmUp`).
- * Whatever the declared type: `requireJson` checked it before.
+ * The JSON body parser of POST /work, within MAX_BODY_BYTES, already run once (see `warmUp`).
+ * Whatever the declared type: `requireJson` checked it before. It keeps the bytes it parsed
+ * when they are UTF-8, so that a forward sends them on as they came (`receivedBody`).
  */
 export function jsonBody(): express.RequestHandler {
-  const json = express.json({ limit: MAX_BODY, strict: false, type: () => true });
+  const json = express.json({
+    limit: MAX_BODY_BYTES,
+    strict: false,
+    type: () => true,
+    verify: (req, _res, bytes, encoding) => {
+      if (encoding === 'utf-8') receivedBodies.set(req, bytes);
+    },
+  });
   warmUp(json);
   return json;
+}
+
+/**
+ * The JSON body of `req` as received (decompressed, UTF-8), which the parser read; undefined
+ * for another charset, whose bytes a JSON reader would not take as they are.
+ */
+export function receivedBody(req: http.IncomingMessage): Buffer | undefined {
+  return receivedBodies.get(req);
+}
+
+/**
+ * A JSON body read by hand (the lean forward path, memberForwards.ts), parsed as the Express
+ * parser does: a UTF-8 byte order mark is dropped, an empty body is `{}`, and anything that is
+ * not JSON is the same 400.
+ */
+export function parseJsonBody(bytes: Buffer): unknown {
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  if (bytes.length === bom) return {};
+  try {
+    return JSON.parse(bytes.toString('utf8', bom)) as unknown;
+  } catch {
+    throw bodyNotJson();
+  }
 }
 
 /** The payload of a parsed POST body `{"payload": <any JSON>}`. */
@@ -65,10 +100,12 @@ export function bodyPayload(body: unknown): unknown {
 }
 
 /** Reads and validates the headers a forwarding member adds. */
-export function forwardingHeaders(req: Request): Pick<IncomingWork, 'hops' | 'via' | 'termSeen'> {
-  const hopsRaw = req.get(HOPS_HEADER);
-  const termRaw = req.get(TERM_HEADER);
-  const viaRaw = req.get(VIA_HEADER);
+export function forwardingHeaders(
+  headers: http.IncomingHttpHeaders,
+): Pick<IncomingWork, 'hops' | 'via' | 'termSeen'> {
+  const hopsRaw = headers[HOPS_HEADER] as string | undefined;
+  const termRaw = headers[TERM_HEADER] as string | undefined;
+  const viaRaw = headers[VIA_HEADER] as string | undefined;
   if (hopsRaw === undefined) return { hops: 0, via: [] };
   if (!/^\d{1,3}$/.test(hopsRaw))
     throw new PoolError('BAD_REQUEST', `${HOPS_HEADER} must be a small whole number`);

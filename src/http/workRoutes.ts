@@ -4,26 +4,32 @@
  * pool's WorkRouter, which executes it here or forwards it to the leader; its outcome is the
  * answer. Every request counts in `workRequests` by route, role and outcome, refused ones
  * included. `workRoutes` serves /work; the teaching path /simple-work (simpleWork.ts) is
- * served the same way, through the same admission bound.
+ * served the same way, through the same admission bound; so is a forward another member sends
+ * to POST /pools/:pool/work by the lean path (memberForwards.ts), which reads its body by hand.
  */
-import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
+import type http from 'node:http';
+import express, { type ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
+import type { PoolElection } from '../election/election.js';
 import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
 import { PoolError, isHttpError } from '../errors.js';
 import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { ABORTED, unlessAborted } from '../util/abortable.js';
 import { TOKEN_HEADER } from '../work/forwarder.js';
+import type { UpstreamAnswer } from '../work/forwarder.js';
 import type { IncomingWork, WorkOutcome, WorkRouter } from '../work/router.js';
 import { secretMatches } from './auth.js';
-import { knownError, sendError } from './errors.js';
+import { knownError, sendError, sendJson } from './errors.js';
 import type { PoolAddress, PoolRoutes } from './poolAddress.js';
-import { workAdmission } from './workAdmission.js';
+import { workAdmission, type AdmitWork } from './workAdmission.js';
 import {
   bodyPayload,
   forwardingHeaders,
   jsonBody,
+  parseJsonBody,
   queryPayload,
+  receivedBody,
   requireJson,
 } from './workRequest.js';
 
@@ -58,51 +64,102 @@ export type WorkDispatch = (
  */
 export type ServeWorkRoute = (route: WorkRoute, dispatch: WorkDispatch) => express.Router;
 
-/** /work: routed to the leader this member's view names, waiting for one if there is none. */
-export function workRoutes(serve: ServeWorkRoute): express.Router {
-  return serve('work', (router, work, wait) => router.route(work, wait));
+/** The work routes' machinery, for the Express routes and for the lean forward path alike. */
+export interface WorkServer {
+  /** Makes the router of one work route. */
+  serve: ServeWorkRoute;
+  /** The admission bound every way in shares. */
+  admit: AdmitWork;
+  /**
+   * Serves a POST /work to `pool` admitted by `admit`, whose JSON body was read by hand:
+   * validated, counted and answered as the Express route does. Resolves once answered.
+   */
+  serveBody(
+    pool: PoolRoutes,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    body: Buffer,
+  ): Promise<void>;
+  /**
+   * Counts and answers a /work request to `pool` refused before it was routed, as the Express
+   * route and its error handler do.
+   */
+  refuse(pool: PoolRoutes, res: http.ServerResponse, error: unknown): void;
 }
 
-/** The machinery every work route shares; see `ServeWorkRoute`. */
-export function workRouteServer(options: WorkRoutesOptions): ServeWorkRoute {
+/** How /work is dispatched: to the leader this member's view names. */
+const routeWork: WorkDispatch = (router, work, wait) => router.route(work, wait);
+
+/** /work: routed to the leader this member's view names, waiting for one if there is none. */
+export function workRoutes(serve: ServeWorkRoute): express.Router {
+  return serve('work', routeWork);
+}
+
+/** The leader's answer, relayed as it came: status, Content-Type and bytes. */
+function sendRelayed(res: http.ServerResponse, answer: UpstreamAnswer): void {
+  res.statusCode = answer.status;
+  res.setHeader('Content-Type', answer.contentType);
+  res.setHeader('Content-Length', answer.bytes.length);
+  res.end(answer.bytes);
+}
+
+/** The machinery every work route shares; see `WorkServer`. */
+export function workRouteServer(options: WorkRoutesOptions): WorkServer {
   const { address, metrics, logger } = options;
 
   /** The forwarding headers, refused with 401 when a forward lacks the shared token. */
-  const forwarding = (req: Request, pool: PoolRoutes) => {
-    const headers = forwardingHeaders(req);
+  const forwarding = (headers: http.IncomingHttpHeaders, pool: PoolRoutes) => {
+    const forward = forwardingHeaders(headers);
     const token = options.forwardToken;
-    if (headers.hops > 0 && token !== undefined && !secretMatches(req.get(TOKEN_HEADER), token)) {
+    const presented = headers[TOKEN_HEADER] as string | undefined;
+    if (forward.hops > 0 && token !== undefined && !secretMatches(presented, token)) {
       metrics.forwardsRefused.inc({ pool: pool.election.pool });
       throw new PoolError(
         'UNAUTHORIZED',
         `a forward between members must carry the shared token (${TOKEN_HEADER})`,
       );
     }
-    return headers;
+    return forward;
+  };
+
+  /** Counts a request refused before routing (bad body, size, headers) as a work request. */
+  const countRefusal = (route: WorkRoute, election: PoolElection, error: unknown) => {
+    const code = knownError(error)?.code ?? 'INTERNAL';
+    const role = election.isLeader() ? 'leader' : 'follower';
+    metrics.workRequests.inc({ route, role, outcome: code.toLowerCase() });
   };
 
   const failures = new FailureLog(logger, 'work failed');
   const handleWork = async (
     route: WorkRoute,
     dispatch: WorkDispatch,
-    res: Response,
+    pool: PoolRoutes,
+    res: http.ServerResponse,
     work: IncomingWork,
   ) => {
-    const { election, router: workRouter } = address.of(res);
+    const { election, router: workRouter } = pool;
     const stopTimer = metrics.workDuration.startTimer({ route });
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
-    // The client went away: stop waiting for a leader on its behalf.
-    const gone = new AbortController();
+    // The client went away, or shutdown stops holding requests (with the answer it wants
+    // given): stop waiting for a leader on the client's behalf. One listener on stopHolding,
+    // removed when the request ends — AbortSignal.any would hang one dependent signal per
+    // request on that long-lived signal, which Node 20 drops only after a GC: tens of µs per
+    // request under load, growing with the backlog.
+    const wait = new AbortController();
+    let clientGone = false;
     res.once('close', () => {
-      if (!res.writableFinished) gone.abort();
+      if (res.writableFinished) return;
+      clientGone = true;
+      wait.abort();
     });
-    const wait = options.stopHolding
-      ? AbortSignal.any([gone.signal, options.stopHolding])
-      : gone.signal;
+    const { stopHolding } = options;
+    const stopWaiting = () => wait.abort(stopHolding?.reason);
+    if (stopHolding?.aborted) stopWaiting();
+    else stopHolding?.addEventListener('abort', stopWaiting, { once: true });
     try {
       // etcd requests made on the way count for this route (requestPurpose.ts).
-      const outcome = await unlessAborted(
-        forWorkRoute(route, () => dispatch(workRouter, work, wait)),
+      const outcome: WorkOutcome | typeof ABORTED = await unlessAborted(
+        forWorkRoute(route, () => dispatch(workRouter, work, wait.signal)),
         options.lastCall,
       );
       // Shutdown's last call came first: its reason is the answer.
@@ -113,9 +170,10 @@ export function workRouteServer(options: WorkRoutesOptions): ServeWorkRoute {
         role,
         outcome: outcome.status < 400 ? 'ok' : `upstream_${outcome.status}`,
       });
-      res.status(outcome.status).json(outcome.body);
+      if (outcome.role === 'follower') sendRelayed(res, outcome.relayed);
+      else sendJson(res, outcome);
     } catch (error) {
-      if (gone.signal.aborted) {
+      if (clientGone) {
         // The client left while we waited for a leader: no one to answer, nothing to report.
         metrics.workRequests.inc({ route, role, outcome: 'client_gone' });
         return;
@@ -132,13 +190,14 @@ export function workRouteServer(options: WorkRoutesOptions): ServeWorkRoute {
         sendError(res, new PoolError('INTERNAL', 'the work handler failed'));
       }
     } finally {
+      stopHolding?.removeEventListener('abort', stopWaiting);
       stopTimer({ role });
     }
   };
 
-  const admit = workAdmission(options.maxPendingWork ?? Infinity, metrics, address);
+  const admit = workAdmission(options.maxPendingWork ?? Infinity, metrics);
   const json = jsonBody();
-  return (route, dispatch) => {
+  const serve: ServeWorkRoute = (route, dispatch) => {
     const router = express.Router();
     router.param('pool', address.param);
     // Every series a dashboard panel reads exists from the start at 0, not "No data".
@@ -147,25 +206,63 @@ export function workRouteServer(options: WorkRoutesOptions): ServeWorkRoute {
       metrics.workDuration.zero({ route, role });
     }
     metrics.workEtcdRequests.inc({ route }, 0);
+    const admitted: express.RequestHandler = (_req, res, next) => {
+      if (admit(route, address.of(res).election, res)) next();
+    };
 
     const paths = [`/${route}`, `/pools/:pool/${route}`];
-    router.get(paths, admit(route), async (req, res) => {
+    router.get(paths, admitted, async (req, res) => {
+      const pool = address.of(res);
       const payload = queryPayload(req);
-      await handleWork(route, dispatch, res, { payload, ...forwarding(req, address.of(res)) });
+      await handleWork(route, dispatch, pool, res, {
+        payload,
+        ...forwarding(req.headers, pool),
+      });
     });
 
-    router.post(paths, admit(route), requireJson, json, async (req, res) => {
+    router.post(paths, admitted, requireJson, json, async (req, res) => {
+      const pool = address.of(res);
       const payload = bodyPayload(req.body);
-      await handleWork(route, dispatch, res, { payload, ...forwarding(req, address.of(res)) });
+      await handleWork(route, dispatch, pool, res, {
+        payload,
+        body: receivedBody(req),
+        ...forwarding(req.headers, pool),
+      });
     });
 
     // Requests refused before routing (bad body, size, headers) still count as work requests.
     router.use(paths, ((error, _req, res, next) => {
-      const code = knownError(error)?.code ?? 'INTERNAL';
-      const role = address.of(res).election.isLeader() ? 'leader' : 'follower';
-      metrics.workRequests.inc({ route, role, outcome: code.toLowerCase() });
+      countRefusal(route, address.of(res).election, error);
       next(error);
     }) as ErrorRequestHandler);
     return router;
+  };
+
+  const refuse = (pool: PoolRoutes, res: http.ServerResponse, error: unknown) => {
+    // An answer is on its way already (the error came after it started): cut it short.
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    countRefusal('work', pool.election, error);
+    const known = knownError(error);
+    if (!known) logger.error({ err: error }, 'unexpected error');
+    sendError(res, known ?? new PoolError('INTERNAL', 'internal error'));
+  };
+
+  return {
+    serve,
+    admit,
+    refuse,
+    serveBody: async (pool, req, res, body) => {
+      let work: IncomingWork;
+      try {
+        work = { payload: bodyPayload(parseJsonBody(body)), ...forwarding(req.headers, pool) };
+      } catch (error) {
+        refuse(pool, res, error);
+        return;
+      }
+      await handleWork('work', routeWork, pool, res, work);
+    },
   };
 }

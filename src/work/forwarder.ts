@@ -4,6 +4,10 @@
  * What may be retried: a refused connection, or an answer "not leader" (421) — in both cases
  * the leader certainly did not execute the request. Anything after the request may have
  * executed (a reset, a timeout) is never retried: the client gets a 502 or 504 that says so.
+ *
+ * A forward costs what a proxy hop costs: the client's body goes on as the bytes it came as,
+ * and the leader's answer comes back as bytes, relayed to the client unchanged; it is parsed
+ * only to check it is JSON and to act on a 421.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -19,6 +23,8 @@ export const TOKEN_HEADER = 'x-pool-token';
 export interface ForwardRequest {
   pool: string;
   payload: unknown;
+  /** The client's JSON body `{"payload": ...}` as received (UTF-8); absent: built from payload. */
+  body?: Buffer | undefined;
   hops: number;
   via: string[];
 }
@@ -29,9 +35,13 @@ export interface ForwardTarget {
   term: bigint;
 }
 
+/** The leader's answer as it came: relayed to the client byte for byte. */
 export interface UpstreamAnswer {
   status: number;
-  body: unknown;
+  /** Its Content-Type (the leader answers JSON). */
+  contentType: string;
+  /** Its body: JSON, checked. */
+  bytes: Buffer;
 }
 
 /**
@@ -93,7 +103,7 @@ export class Forwarder {
     abandon?: AbortSignal,
   ): Promise<UpstreamAnswer> {
     const url = memberRoute(target.url, `pools/${request.pool}/work`);
-    const body = JSON.stringify({ payload: request.payload });
+    const body = request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
     const isHttps = url.protocol === 'https:';
     return new Promise<UpstreamAnswer>((resolve, reject) => {
       const req = (isHttps ? https : http).request(url, {
@@ -101,7 +111,7 @@ export class Forwarder {
         agent: isHttps ? this.httpsAgent : this.httpAgent,
         headers: {
           'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
+          'content-length': body.length,
           [HOPS_HEADER]: String(request.hops + 1),
           [TERM_HEADER]: target.term.toString(),
           [VIA_HEADER]: request.via.join(','),
@@ -156,9 +166,9 @@ export class Forwarder {
         });
         res.on('end', () => {
           clearTimeout(timer);
-          let parsed: unknown;
+          const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
           try {
-            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            JSON.parse(bytes.toString('utf8'));
           } catch {
             reject(
               new PoolError(
@@ -174,7 +184,11 @@ export class Forwarder {
             );
             return;
           }
-          resolve({ status: res.statusCode ?? 502, body: parsed });
+          resolve({
+            status: res.statusCode ?? 502,
+            contentType: res.headers['content-type'] ?? 'application/json',
+            bytes,
+          });
         });
       });
       req.end(body);

@@ -28,7 +28,7 @@ import { backoffDelayMs, type BackoffSchedule } from '../util/backoff.js';
 import { monotonicNow } from '../util/time.js';
 import { unlessAborted } from '../util/abortable.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { UpstreamUnreachableError, type Forwarder } from './forwarder.js';
+import { UpstreamUnreachableError, type Forwarder, type UpstreamAnswer } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
 import type { TicketSequence } from './tickets.js';
 
@@ -46,6 +46,8 @@ const SUPERSEDED_GRACE_MS = 500;
 
 export interface IncomingWork {
   payload: unknown;
+  /** The client's JSON body as received (UTF-8), which a forward sends on as it is. */
+  body?: Buffer | undefined;
   /** Member ids the request already passed through (empty from a client). */
   via: string[];
   /** Forwards so far; 0 from a client. */
@@ -54,11 +56,13 @@ export interface IncomingWork {
   termSeen?: bigint;
 }
 
-export interface WorkOutcome {
-  role: 'leader' | 'follower';
-  status: number;
-  body: unknown;
-}
+/**
+ * The answer to a work request: the handler's value when this member executed it, or the
+ * leader's answer, bytes and all, when it forwarded it.
+ */
+export type WorkOutcome =
+  | { role: 'leader'; status: number; body: unknown }
+  | { role: 'follower'; status: number; relayed: UpstreamAnswer };
 
 export interface WorkRouterOptions {
   leaderlessWaitMs: number;
@@ -135,9 +139,9 @@ export class WorkRouter {
           continue; // waiting for a first leader is no retry
         }
         try {
-          const answer = await this.forward(work, leader);
+          const relayed = await this.forward(work, leader);
           this.unreachable.delete(leader.url);
-          return { role: 'follower', ...answer };
+          return { role: 'follower', status: relayed.status, relayed };
         } catch (error) {
           // Only "not leader" and "never sent" are retryable here: they did not execute.
           if (!isRetryable(error)) throw error;
@@ -213,12 +217,12 @@ export class WorkRouter {
       // superseded-forward grace ignores.
       const claim = this.election.leader();
       const term = claim?.memberKey === oldest.key ? claim.term : 0n;
-      const answer = await this.forward(work, {
+      const relayed = await this.forward(work, {
         id: oldest.record.id,
         url: oldest.record.url,
         term,
       });
-      return { role: 'follower', ...answer };
+      return { role: 'follower', status: relayed.status, relayed };
     } catch (error) {
       if (!isRetryable(error)) throw error;
       return this.route(work);
@@ -269,6 +273,7 @@ export class WorkRouter {
         {
           pool: this.election.pool,
           payload: work.payload,
+          body: work.body,
           hops: work.hops,
           via: [...work.via, this.election.memberId],
         },

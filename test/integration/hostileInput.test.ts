@@ -110,8 +110,13 @@ function send(
   });
 }
 
-function postWork(port: number, body: string | Buffer, headers: Record<string, string> = {}) {
-  return send(port, '/work', {
+function postWork(
+  port: number,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+  path = '/work',
+) {
+  return send(port, path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body,
@@ -315,6 +320,11 @@ describe('hostile input against one member', function () {
             const answer = await postWork(port, body);
             expect([200, 400], answer.text).to.include(answer.status);
             if (answer.status === 400) expectError(answer, ['BAD_REQUEST']);
+            // The same bytes as a member's forward, which the lean path takes: the same answer.
+            const forward = { 'x-pool-hops': '1' };
+            const forwarded = await postWork(port, body, forward, '/pools/default/work');
+            expect(forwarded.status, forwarded.text).to.equal(answer.status);
+            if (answer.status === 400) expect(forwarded.text).to.equal(answer.text);
           }),
           { numRuns: RUNS * 2, examples: [[nested(MAX_PAYLOAD_DEPTH)], [nested(20_000)]] },
         );
@@ -467,16 +477,17 @@ describe('hostile input against one member', function () {
           ),
           { nil: undefined },
         );
+        const paths = fc.constantFrom('/work', '/pools/default/work');
         await fc.assert(
-          fc.asyncProperty(hops, term, via, fc.boolean(), async (h, t, v, usePost) => {
+          fc.asyncProperty(hops, term, via, fc.boolean(), paths, async (h, t, v, usePost, path) => {
             const headers: Record<string, string> = {
               ...(h !== undefined ? { 'x-pool-hops': h } : {}),
               ...(t !== undefined ? { 'x-pool-term': t } : {}),
               ...(v !== undefined ? { 'x-pool-via': v } : {}),
             };
             const answer = usePost
-              ? await postWork(port, '{"payload": "forged"}', headers)
-              : await send(port, '/work?payload=forged', { headers });
+              ? await postWork(port, '{"payload": "forged"}', headers, path)
+              : await send(port, `${path}?payload=forged`, { headers });
             expect([200, 400, 421], answer.text).to.include(answer.status);
             if (answer.status !== 200) {
               expectError(answer, ['BAD_REQUEST', 'HOP_LIMIT_EXCEEDED', 'NOT_LEADER']);

@@ -7,7 +7,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import type { Response } from 'express';
 import { ServiceCallError, isServiceCallError } from '../../src/client/service.js';
 import { UsageError } from '../../src/client/invocation.js';
 import { ConfigError, isConfigError } from '../../src/config/config.js';
@@ -30,7 +29,7 @@ import {
   type ErrorCode,
 } from '../../src/errors.js';
 import { EtcdAccessError, isEtcdAccessError } from '../../src/etcd/access.js';
-import { STATUS_BY_CODE, sendError } from '../../src/http/errors.js';
+import { STATUS_BY_CODE, errorAnswer } from '../../src/http/errors.js';
 import { UpstreamUnreachableError } from '../../src/work/forwarder.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -209,20 +208,14 @@ describe('error codes', () => {
   });
 
   it('a process-level PoolError never goes on the wire: it is answered 500 INTERNAL', () => {
-    const sent: { status?: number; body?: unknown } = {};
-    const res = {
-      set: () => res,
-      status: (status: number) => ((sent.status = status), res),
-      json: (body: unknown) => ((sent.body = body), res),
-    };
-    sendError(res as unknown as Response, new LeadershipEndedError(3n, 'resigned'));
-    expect(sent).to.deep.equal({
+    expect(errorAnswer(new LeadershipEndedError(3n, 'resigned'))).to.deep.include({
       status: 500,
       body: { error: { code: 'INTERNAL', message: 'internal error' } },
     });
-    sendError(res as unknown as Response, new NoLeaderError(1500));
+    const sent = errorAnswer(new NoLeaderError(1500));
     expect(sent).to.deep.equal({
       status: 503,
+      headers: { 'Retry-After': '1' },
       body: {
         error: {
           code: 'NO_LEADER',

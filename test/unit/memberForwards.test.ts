@@ -1,0 +1,350 @@
+/**
+ * A forward costs what a proxy hop costs: the follower sends the client's body on as it came
+ * and relays the leader's answer byte for byte; the leader takes members' forwards on node:http
+ * before Express, with the same validation, error bodies, metrics and token check as the
+ * Express route. The surfaces are real (createPoolSurface on a node:http server, served as the
+ * member's own server serves them); the elections are stand-ins exposing only what the work
+ * router and the routes read.
+ */
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { pino } from 'pino';
+import type { PoolElection } from '../../src/election/election.js';
+import { createPoolSurface, memberServerApp } from '../../src/http/app.js';
+import { createMetrics, createNodeMetricsRegistry } from '../../src/metrics/metrics.js';
+import { Forwarder } from '../../src/work/forwarder.js';
+import type { WorkHandler } from '../../src/work/handler.js';
+import { WorkRouter } from '../../src/work/router.js';
+
+const FORWARD_TOKEN = 'forward-secret-0123456789';
+
+/** An election that never changes: `term` set, this member leads; else `claim` does. */
+class StandInElection extends EventEmitter {
+  readonly pool = 'default';
+  constructor(
+    readonly memberId: string,
+    readonly term: bigint | undefined,
+    private readonly claim: { id: string; url: string; term: bigint },
+  ) {
+    super();
+  }
+  isLeader() {
+    return this.term !== undefined;
+  }
+  leader() {
+    return { ...this.claim, self: this.isLeader() };
+  }
+  leaderAnswered() {}
+  waitFor(ready: (e: this) => boolean, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => setTimeout(() => resolve(ready(this)), timeoutMs));
+  }
+}
+
+/** What the stand-in leader's handler answers: the work, who passed it on, its term. */
+const handler: WorkHandler = (request, context) => ({
+  payload: request.payload,
+  via: request.via,
+  term: context.term,
+});
+
+interface Surface {
+  url: string;
+  metrics: ReturnType<typeof createMetrics>;
+  /** Requests that reached the Express routes (not taken by the lean path). */
+  throughExpress: number;
+  close(): void;
+}
+
+/** A member's surface on its own server, tried as member.ts tries it: lean path, then Express. */
+async function serveSurface(
+  election: StandInElection,
+  options: { forwardToken?: string; maxPendingWork?: number } = {},
+): Promise<Surface> {
+  const metrics = createMetrics('test');
+  const logger = pino({ level: 'silent' });
+  const forwarder = new Forwarder(2000);
+  const router = new WorkRouter(
+    undefined as never,
+    election as unknown as PoolElection,
+    handler,
+    undefined as never,
+    forwarder,
+    { leaderlessWaitMs: 500, maxHops: 3 },
+    metrics,
+    logger,
+  );
+  const surface: Surface = { url: '', metrics, throughExpress: 0, close: () => undefined };
+  const { routes, memberForwards } = createPoolSurface({
+    pools: [{ election: election as unknown as PoolElection, router }],
+    metrics,
+    nodeMetrics: createNodeMetricsRegistry(),
+    logger,
+    draining: () => false,
+    simpleWork: false,
+    onRequest: () => surface.throughExpress++,
+    ...options,
+  });
+  const served = memberServerApp(routes, logger);
+  const server = http.createServer((req, res) => {
+    if (!memberForwards(req, res)) served(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  surface.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  surface.close = () => {
+    forwarder.close();
+    server.closeAllConnections();
+    server.close();
+  };
+  return surface;
+}
+
+interface Ask {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/**
+ * An answer as the client sees it: status, the headers that matter, the body's text. By
+ * node:http, not fetch, which sends a request again on a 421.
+ */
+function ask(url: string, init: Ask = {}) {
+  return new Promise<Record<string, unknown>>((resolve, reject) => {
+    const req = http.request(url, { method: init.method ?? 'GET', headers: init.headers ?? {} });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode,
+          type: res.headers['content-type'],
+          length: res.headers['content-length'],
+          retryAfter: res.headers['retry-after'],
+          authenticate: res.headers['www-authenticate'],
+          connection: res.headers.connection,
+          body,
+        }),
+      );
+    });
+    req.end(init.body);
+  });
+}
+
+/** A forward as a member sends it, with the headers given over the usual ones. */
+function forward(body: string, headers: Record<string, string> = {}): Ask {
+  return {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-pool-hops': '1',
+      'x-pool-via': 'b',
+      'x-pool-term': '7',
+      ...headers,
+    },
+    body,
+  };
+}
+
+async function workRequests(surface: Surface, outcome: string): Promise<number> {
+  const { values } = await surface.metrics.workRequests.get();
+  return values.find((v) => v.labels.outcome === outcome && v.labels.role === 'leader')?.value ?? 0;
+}
+
+describe('a forward between members', function () {
+  this.timeout(10_000);
+
+  describe('on the follower: bytes through', () => {
+    let upstream: http.Server;
+    let follower: Surface;
+    let seen: { body: string; headers: http.IncomingHttpHeaders }[] = [];
+    /** Not what JSON.stringify would write: spacing, a non-ASCII character, 1.50. */
+    const ANSWER = '{ "answer" :  "é",\n "n": 1.50 }';
+
+    before(async () => {
+      upstream = http.createServer((req, res) => {
+        let body = '';
+        req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        req.on('end', () => {
+          seen.push({ body, headers: req.headers });
+          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(ANSWER);
+        });
+      });
+      await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+      follower = await serveSurface(
+        new StandInElection('b', undefined, { id: 'a', url, term: 7n }),
+      );
+    });
+    after(() => {
+      follower.close();
+      upstream.closeAllConnections();
+      upstream.close();
+    });
+
+    it("relays the leader's answer byte for byte and sends the client's body on as it came", async () => {
+      seen = [];
+      const body = '{ "payload" : [1,  2], "note": "é" }';
+      const answer = await ask(`${follower.url}/work`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      expect(answer).to.include({
+        status: 200,
+        type: 'application/json; charset=utf-8',
+        body: ANSWER,
+      });
+      expect(seen).to.have.length(1);
+      expect(seen[0]!.body).to.equal(body);
+      expect(seen[0]!.headers).to.include({ 'x-pool-hops': '1', 'x-pool-via': 'b' });
+    });
+
+    it('a GET forwards its payload as a JSON body', async () => {
+      seen = [];
+      const answer = await ask(`${follower.url}/work?payload=hello`);
+      expect(answer.body).to.equal(ANSWER);
+      expect(seen.map((s) => s.body)).to.deep.equal(['{"payload":"hello"}']);
+    });
+  });
+
+  describe('on the leader: the lean path', () => {
+    let leader: Surface;
+    before(async () => {
+      const self = { id: 'a', url: 'http://127.0.0.1:1', term: 7n };
+      leader = await serveSurface(new StandInElection('a', 7n, self));
+    });
+    after(() => leader.close());
+
+    it('serves a forward before Express, with the answer the Express route gives', async () => {
+      const lean = await ask(`${leader.url}/pools/default/work`, forward('{"payload":{"n":1}}'));
+      expect(leader.throughExpress).to.equal(0);
+      const express = await ask(`${leader.url}/work`, forward('{"payload":{"n":1}}'));
+      expect(leader.throughExpress).to.equal(1);
+      expect(lean).to.deep.equal(express);
+      expect(JSON.parse(lean.body as string)).to.deep.equal({
+        payload: { n: 1 },
+        via: ['b', 'a'],
+        term: '7',
+      });
+    });
+
+    const deep = `{"payload":${'['.repeat(200)}${']'.repeat(200)}}`;
+    const malformed: [string, string, Record<string, string>, number, string][] = [
+      ['invalid JSON', '{"payload": ', {}, 400, 'BAD_REQUEST'],
+      ['an empty body', '', {}, 400, 'BAD_REQUEST'],
+      ['a JSON array', '[1,2]', {}, 400, 'BAD_REQUEST'],
+      ['an object without payload', '{"data":1}', {}, 400, 'BAD_REQUEST'],
+      ['a payload nested too deep', deep, {}, 400, 'BAD_REQUEST'],
+      [
+        'a hop count past the limit',
+        '{"payload":1}',
+        { 'x-pool-hops': '50' },
+        400,
+        'HOP_LIMIT_EXCEEDED',
+      ],
+      ['a malformed via header', '{"payload":1}', { 'x-pool-via': 'a b,c' }, 400, 'BAD_REQUEST'],
+      ['a malformed term', '{"payload":1}', { 'x-pool-term': 'x' }, 400, 'BAD_REQUEST'],
+      [
+        'a newer term than the leader knows',
+        '{"payload":1}',
+        { 'x-pool-term': '8' },
+        421,
+        'NOT_LEADER',
+      ],
+    ];
+    for (const [what, body, headers, status, code] of malformed) {
+      it(`a forward with ${what} gets the same ${status} ${code} as through Express, counted`, async () => {
+        const before = {
+          express: leader.throughExpress,
+          counted: await workRequests(leader, code.toLowerCase()),
+        };
+        const lean = await ask(`${leader.url}/pools/default/work`, forward(body, headers));
+        expect(leader.throughExpress, 'taken by the lean path').to.equal(before.express);
+        expect(await workRequests(leader, code.toLowerCase())).to.equal(before.counted + 1);
+        const express = await ask(`${leader.url}/work`, forward(body, headers));
+        expect(lean).to.deep.equal(express);
+        expect(lean.status).to.equal(status);
+        expect(
+          (JSON.parse(lean.body as string) as { error: { code: string } }).error.code,
+        ).to.equal(code);
+      });
+    }
+
+    it('a body with a UTF-8 byte order mark is read as the Express parser reads it', async () => {
+      const body = '\ufeff{"payload":"bom"}';
+      const lean = await ask(`${leader.url}/pools/default/work`, forward(body));
+      expect(lean).to.deep.equal(await ask(`${leader.url}/work`, forward(body)));
+      expect(lean.status).to.equal(200);
+    });
+
+    it('what it does not take goes on to Express: another type, a query string, no hop header', async () => {
+      const before = leader.throughExpress;
+      const text = await ask(
+        `${leader.url}/pools/default/work`,
+        forward('{}', { 'content-type': 'text/plain' }),
+      );
+      expect(text.status).to.equal(415);
+      await ask(`${leader.url}/pools/default/work?x=1`, forward('{"payload":1}'));
+      await ask(`${leader.url}/pools/default/work`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"payload":1}',
+      });
+      expect(leader.throughExpress).to.equal(before + 3);
+    });
+  });
+
+  describe('with a forward token', () => {
+    let leader: Surface;
+    before(async () => {
+      const self = { id: 'a', url: 'http://127.0.0.1:1', term: 7n };
+      leader = await serveSurface(new StandInElection('a', 7n, self), {
+        forwardToken: FORWARD_TOKEN,
+      });
+    });
+    after(() => leader.close());
+
+    it('the lean path refuses a forward without the token, or with a wrong one, with 401, counted', async () => {
+      for (const token of [undefined, 'wrong-token-0123456789']) {
+        const headers: Record<string, string> = token ? { 'x-pool-token': token } : {};
+        const lean = await ask(
+          `${leader.url}/pools/default/work`,
+          forward('{"payload":1}', headers),
+        );
+        expect(lean).to.deep.equal(
+          await ask(`${leader.url}/work`, forward('{"payload":1}', headers)),
+        );
+        expect(lean).to.include({ status: 401, authenticate: 'Bearer' });
+      }
+      expect(leader.throughExpress).to.equal(2);
+      const refused = await leader.metrics.forwardsRefused.get();
+      expect(refused.values[0]?.value).to.equal(4);
+      const ok = await ask(
+        `${leader.url}/pools/default/work`,
+        forward('{"payload":1}', { 'x-pool-token': FORWARD_TOKEN }),
+      );
+      expect(ok.status).to.equal(200);
+      expect(leader.throughExpress).to.equal(2);
+    });
+  });
+
+  describe('with the admission bound reached', () => {
+    let leader: Surface;
+    before(async () => {
+      const self = { id: 'a', url: 'http://127.0.0.1:1', term: 7n };
+      leader = await serveSurface(new StandInElection('a', 7n, self), { maxPendingWork: 0 });
+    });
+    after(() => leader.close());
+
+    it('the lean path sheds a forward as the Express route does: 503 OVERLOADED, connection closed', async () => {
+      const lean = await ask(`${leader.url}/pools/default/work`, forward('{"payload":1}'));
+      expect(leader.throughExpress, 'taken by the lean path').to.equal(0);
+      expect(lean).to.deep.equal(await ask(`${leader.url}/work`, forward('{"payload":1}')));
+      expect(lean).to.include({ status: 503, retryAfter: '1', connection: 'close' });
+      expect(await workRequests(leader, 'overloaded')).to.equal(2);
+    });
+  });
+});
