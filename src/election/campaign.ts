@@ -145,12 +145,15 @@ export class Campaign extends EventEmitter<CampaignEvents> {
     return this.claims.handOff({ term, successor, reason, leaving, tickets: this.ticketsToHand() });
   }
 
-  /** The ticket block to reserve for a successor, from the mark as the view sees it. */
+  /**
+   * The ticket block to reserve for a successor, from the mark as the view sees it; none
+   * while the mark is damaged or etcd went back in time moments ago (etcdHistory.ts).
+   */
   private ticketsToHand() {
     const size = this.options.handoffTickets;
-    const mark = this.view.ticketMark;
-    if (!size || !mark) return undefined;
-    return { mark, floor: this.view.history.highestTicketMark, size };
+    const { ticketMark: mark, history } = this.view;
+    if (!size || !mark || !history.settled(monotonicNow())) return undefined;
+    return { mark, floor: history.highestTicketMark, size };
   }
 
   /** Cancels the hold-down and the claim retry, and ends the term ('shutdown'). */

@@ -12,7 +12,7 @@
 import type { IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import type { TicketBlock } from '../election/claim.js';
-import type { EtcdHistory } from '../election/etcdHistory.js';
+import { SETTLE_AFTER_STEP_MS, type EtcdHistory } from '../election/etcdHistory.js';
 import { classifyEtcdError, describeEtcdError } from '../etcd/access.js';
 import { isHttpError, NotLeaderError, PoolError } from '../errors.js';
 import { retry, type BackoffSchedule } from '../util/backoff.js';
@@ -46,13 +46,6 @@ export interface TicketTiming {
   clock?: Clock;
   random?: () => number;
 }
-
-/**
- * After etcd was seen going back in time, a leader's first reservation waits this long, so that
- * every member that remembers a higher mark has put it back first (they do within milliseconds
- * of their view's resync) and no member's floor lags behind another's.
- */
-const SETTLE_AFTER_STEP_MS = 2000;
 
 /** Between two attempts to put the mark back: 100 ms doubling to 2 s, each 0.5–1.5× that. */
 const RAISE_MARK_BACKOFF: BackoffSchedule = { initialMs: 100, maxMs: 2000, jitter: 0.5 };
