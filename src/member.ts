@@ -4,8 +4,8 @@
  * mounted in the library user's own app, and the etcd start-up diagnosis (etcd/diagnosis.ts).
  * This is what `service-pool-leader serve` runs and what the library exports.
  *
- * On SIGTERM the CLI calls `shutdown()`: the member turns not ready, leaves its elections (the
- * successor claims within milliseconds), keeps answering for a short linger, drains what is in
+ * On SIGTERM the CLI calls `shutdown()`: the member turns not ready, leaves its elections (it
+ * hands each claim to its successor in one etcd write), keeps answering for a short linger, drains what is in
  * flight, closes, and revokes its leases, all within SHUTDOWN_TIMEOUT_MS — member/shutdown.ts
  * has the steps and their reasons.
  */
@@ -361,8 +361,8 @@ export class PoolMember {
   }
 
   /**
-   * Graceful shutdown (SIGTERM, `kubectl delete pod`): turn not-ready, release the claim so the
-   * successor claims within milliseconds, keep forwarding new work to it for a short linger,
+   * Graceful shutdown (SIGTERM, `kubectl delete pod`): turn not-ready, hand each claim to its
+   * successor in one etcd write (or else delete it, for the successor to claim), keep forwarding new work to it for a short linger,
    * drain in-flight requests, revoke the lease, close (member/shutdown.ts). Resolves true when
    * everything finished within `SHUTDOWN_TIMEOUT_MS`, false when the bound cut it short; never
    * rejects. Calling it again returns the same promise.

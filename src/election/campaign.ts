@@ -1,8 +1,9 @@
 /**
  * One member's campaign for the leadership of one pool, as etcd's `Campaign`: it holds the
  * term it won until that ends, and on every `advance()` decides from the local view what to
- * do (decision.ts) and does it — claim (claimPursuit.ts), adopt, hold down or hand over
- * (preemption.ts), release again, register anew (membership/registration.ts).
+ * do (decision.ts) and does it — claim (claimPursuit.ts), adopt, take over a claim handed to
+ * us, hold down or hand over (preemption.ts), release again, register anew
+ * (membership/registration.ts). When its member leaves, it hands the claim on (`handOffOnLeave`).
  *
  * `advance()` is synchronous and never throws; the etcd transactions it starts go on in the
  * background, each bounded by the client's call timeout. When one of them is over, a hold-down
@@ -17,8 +18,10 @@ import type { PoolKeys } from '../etcd/keys.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import type { MemberRegistration } from '../membership/registration.js';
 import { monotonicNow } from '../util/time.js';
-import { ClaimPursuit } from './claimPursuit.js';
+import type { TicketBlock } from './claim.js';
+import { ClaimPursuit, type HandoffOutcome } from './claimPursuit.js';
 import { decide, type ElectionState, type Step } from './decision.js';
+import type { ReleaseReason } from './failover.js';
 import type { LeadershipEndReason } from './leadershipEnd.js';
 import type { ServiceConflictError } from './poolIdentity.js';
 import type { MemberView, PoolView } from './poolView.js';
@@ -27,7 +30,11 @@ import { oldest, type LeaderStrategy } from './strategy.js';
 
 export interface CampaignEvents {
   /** We hold the claim under `term` (see ElectionEvents). */
-  claimed: [term: bigint, reads: (IKeyValue | undefined)[] | undefined];
+  claimed: [
+    term: bigint,
+    reads: (IKeyValue | undefined)[] | undefined,
+    tickets: TicketBlock | undefined,
+  ];
   /** We gave up the term we held, for `reason` (see ElectionEvents). */
   released: [term: bigint, reason: LeadershipEndReason];
   /** The pool belongs to another service: the owner should close and stop. */
@@ -45,6 +52,7 @@ export interface CampaignOptions {
   preemptAfterMs?: number | undefined;
   handovers?: HandoverGate | undefined;
   readOnClaim?: string[] | undefined;
+  handoffTickets?: number | undefined;
   logger: Logger;
   metrics: PoolMetrics;
 }
@@ -120,6 +128,34 @@ export class Campaign extends EventEmitter<CampaignEvents> {
     this.registration.drop();
   }
 
+  /**
+   * We leave the pool (`reason`: stop or resign) holding the claim of `term`: hand it to the
+   * member the strategy prefers among the others, deleting our member key `leaving` in the
+   * same transaction (claimPursuit.ts, `handOff`). The term must have ended already: we do not
+   * act as leader from here on, whatever the outcome. Awaits at most one transaction; never
+   * throws. Resolves 'refused' at once when no other member may lead.
+   */
+  async handOffOnLeave(
+    term: bigint,
+    reason: Exclude<ReleaseReason, 'handover'>,
+    leaving: string,
+  ): Promise<HandoffOutcome> {
+    const successor = this.preemption.successor(this.view, leaving);
+    if (!successor) return 'refused';
+    return this.claims.handOff({ term, successor, reason, leaving, tickets: this.ticketsToHand() });
+  }
+
+  /**
+   * The ticket block to reserve for a successor, from the mark as the view sees it; none
+   * while the mark is damaged or etcd went back in time moments ago (etcdHistory.ts).
+   */
+  private ticketsToHand() {
+    const size = this.options.handoffTickets;
+    const { ticketMark: mark, history } = this.view;
+    if (!size || !mark || !history.settled(monotonicNow())) return undefined;
+    return { mark, floor: history.highestTicketMark, size };
+  }
+
   /** Cancels the hold-down and the claim retry, and ends the term ('shutdown'). */
   stop(): void {
     this.claims.stop();
@@ -184,7 +220,15 @@ export class Campaign extends EventEmitter<CampaignEvents> {
         // Our claim committed but its answer was lost (a timeout).
         this.held = step.term;
         this.logger.info({ term: step.term.toString() }, 'adopted our own leader claim');
-        this.emit('claimed', step.term, undefined);
+        this.emit('claimed', step.term, undefined, undefined);
+        return;
+      case 'takeOver':
+        this.held = step.term;
+        this.logger.info(
+          { term: step.term.toString(), from: step.from },
+          'took over the leadership handed to us',
+        );
+        this.emit('claimed', step.term, undefined, step.tickets);
         return;
       case 'holdDown':
         return this.preemption.holdDownFor(step.successor, step.dueInMs);
@@ -199,12 +243,17 @@ export class Campaign extends EventEmitter<CampaignEvents> {
     }
   }
 
-  /** Hands the claim of `term` over to `successor` (claimPursuit.ts), if we still hold it. */
+  /**
+   * Hands the claim of `term` over to `successor` (claimPursuit.ts), if we still hold it: in
+   * one transaction, or else by deleting it for the successor to claim.
+   */
   private async handOver(term: bigint, successor: MemberView): Promise<void> {
     if (this.held !== term) return;
     this.preemption.handingOver();
     this.endTerm('handed over');
-    await this.claims.release(term, successor);
+    const tickets = this.ticketsToHand();
+    const outcome = await this.claims.handOff({ term, successor, reason: 'handover', tickets });
+    if (outcome !== 'handed') await this.claims.release(term, successor);
     this.emit('due');
   }
 
@@ -223,7 +272,7 @@ export class Campaign extends EventEmitter<CampaignEvents> {
     } else if (claimed) {
       this.held = claimed.term;
       this.logger.info({ term: claimed.term.toString() }, 'claimed leadership');
-      this.emit('claimed', claimed.term, claimed.reads);
+      this.emit('claimed', claimed.term, claimed.reads, undefined);
     }
     this.emit('due');
   }

@@ -58,3 +58,17 @@ export function leaderOf(
 export function fencedOn(etcd: Etcd3, keys: PoolKeys, term: bigint): ComparatorBuilder {
   return etcd.if(keys.leader, 'Mod', '==', term.toString());
 }
+
+/** A block of tickets, first and last number inclusive, reserved for one term. */
+export interface TicketBlock {
+  first: bigint;
+  last: bigint;
+}
+
+/** The ticket block a handed-over claim carries (claimPursuit.ts, `handOff`), if any. */
+export function carriedBlock(claim: LeaderClaim | undefined): TicketBlock | undefined {
+  const tickets = claim?.tickets;
+  if (!tickets) return undefined;
+  const block = { first: BigInt(tickets.first), last: BigInt(tickets.last) };
+  return block.first <= block.last ? block : undefined;
+}

@@ -1,7 +1,8 @@
 /**
  * The claim pursuit: the etcd transactions by which a member takes the pool's leader claim,
- * takes back one it no longer wants, and releases one to a successor (a handover) — with the
- * claims it released, which are never adopted again. What a claim is: claim.ts; when to make
+ * takes back one it no longer wants, hands one to a successor in one write (`handOff`) or
+ * releases it for the successor to claim (`release`) — with the claims it released, which are
+ * never adopted again. What a claim is: claim.ts; when to make
  * or release one: decision.ts. This module knows nothing of the election: its methods return
  * what happened, `retry` says when a claim may be tried again, and the campaign listens.
  *
@@ -18,10 +19,10 @@ import type { PoolKeys } from '../etcd/keys.js';
 import type { LeaderClaim, MemberRecord } from '../membership/memberRecord.js';
 import type { Registered } from '../membership/registration.js';
 import { systemClock, type Clock, type ClockTimer } from '../util/time.js';
-import { fencedOn } from './claim.js';
+import { fencedOn, type TicketBlock } from './claim.js';
 import type { ClaimsState } from './decision.js';
-import { putReleaseNote } from './failover.js';
-import type { MemberView } from './poolView.js';
+import { putReleaseNote, type ReleaseReason } from './failover.js';
+import type { MemberView, SeenTicketMark } from './poolView.js';
 
 export interface ClaimPursuitOptions {
   keys: PoolKeys;
@@ -39,6 +40,24 @@ export interface Claimed {
   term: bigint;
   reads: (IKeyValue | undefined)[];
 }
+
+/** A handoff of the claim of `term` to `successor` (`ClaimPursuit.handOff`). */
+export interface Handoff {
+  term: bigint;
+  successor: MemberView;
+  /** Why, for the release note: `stop` and `resign` leave the pool, `handover` stays. */
+  reason: ReleaseReason;
+  /** Our member key, deleted in the same transaction, when we leave the pool. */
+  leaving?: string | undefined;
+  /**
+   * The ticket mark as our view saw it, the highest mark this process has seen (`floor`) and
+   * how many tickets to reserve for the successor; undefined: reserve none.
+   */
+  tickets?: { mark: SeenTicketMark; floor: bigint; size: number } | undefined;
+}
+
+/** How a handoff went: committed, refused by a guard, or unknown (etcd did not answer). */
+export type HandoffOutcome = 'handed' | 'refused' | 'unknown';
 
 export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
   private inFlight = false;
@@ -152,6 +171,60 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
   }
 
   /**
+   * Hands our claim over to its successor in ONE transaction (docs/design-choices.md,
+   * "Handoff in one write"): while the claim is still at `term`, the successor's member key
+   * still has the create revision we saw (so its lease is alive) and the ticket mark is still
+   * the one we saw, it rewrites the claim to name the successor, bound to the successor's
+   * lease, puts the release note, deletes our member key when we leave, and raises the mark by
+   * one block that the claim carries. The successor leads on the watch event of that put,
+   * under its revision. `term` counts as released from now on. Awaits one transaction,
+   * bounded by the client's call timeout; never throws. Not 'handed': the caller falls back to
+   * deleting the claim, whose guards make it harmless should the handoff have committed after
+   * all.
+   */
+  async handOff(handoff: Handoff): Promise<HandoffOutcome> {
+    const { term, successor, reason, leaving, tickets } = handoff;
+    this.lastRelease = { term, at: this.clock.now() };
+    const { keys, memberId, logger } = this.options;
+    const block = tickets && reserved(tickets);
+    const claim: LeaderClaim = {
+      memberKey: successor.key,
+      id: successor.record.id,
+      url: successor.record.url,
+      claimedAt: new Date().toISOString(),
+      handedBy: memberId,
+      ...(block && { tickets: { first: block.first.toString(), last: block.last.toString() } }),
+    };
+    let guard = fencedOn(this.etcd, keys, term).and(
+      successor.key,
+      'Create',
+      '==',
+      successor.createRevision.toString(),
+    );
+    if (tickets)
+      guard = guard.and(keys.ticketHighWater, 'Mod', '==', tickets.mark.modRevision.toString());
+    const operations = [
+      this.etcd.put(keys.leader).value(JSON.stringify(claim)).lease(successor.leaseId),
+      putReleaseNote(this.etcd, keys.released, { term, holder: memberId, reason }),
+      ...(leaving === undefined ? [] : [this.etcd.delete().key(leaving)]),
+      ...(block ? [this.etcd.put(keys.ticketHighWater).value(block.last.toString())] : []),
+    ];
+    try {
+      const result = await guard.then(...operations).commit();
+      const context = { term: term.toString(), successor: successor.record.id, reason };
+      if (!result.succeeded) {
+        logger.info(context, 'the claim, the successor or the ticket mark changed; not handed');
+        return 'refused';
+      }
+      logger.info({ ...context, newTerm: result.header.revision }, 'handed leadership over');
+      return 'handed';
+    } catch (error) {
+      logger.warn({ err: describeEtcdError(error) }, 'handing the claim over failed');
+      return 'unknown';
+    }
+  }
+
+  /**
    * Hands our claim of `term` over to `successor`: deletes it, fenced on `term`, with a
    * release note. `term` counts as released from now on, even while the watch still shows
    * it. Awaits one transaction; a failure is logged, and `releaseAgain` deletes it again.
@@ -206,4 +279,14 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
   stop(): void {
     this.retryTimer?.cancel();
   }
+}
+
+/**
+ * The block of `size` above the mark — and above every mark this process has seen (`floor`),
+ * lest a restore of etcd from an older backup make us hand out tickets already issued.
+ */
+function reserved(tickets: { mark: SeenTicketMark; floor: bigint; size: number }): TicketBlock {
+  const { mark, floor, size } = tickets;
+  const highWater = mark.value > floor ? mark.value : floor;
+  return { first: highWater + 1n, last: highWater + BigInt(size) };
 }

@@ -13,7 +13,7 @@
  */
 import type { KeptLease } from '../membership/lease.js';
 import type { Registered } from '../membership/registration.js';
-import { verifiedClaim } from './claim.js';
+import { carriedBlock, verifiedClaim, type TicketBlock } from './claim.js';
 import { serviceConflict, type ServiceConflictError } from './poolIdentity.js';
 import type { MemberView, PoolView } from './poolView.js';
 
@@ -78,8 +78,8 @@ export type WaitReason =
   | 'deadline passed';
 
 /**
- * One thing to do. A decision is zero or more of `stepDown` then `adopt`, then one of the
- * others.
+ * One thing to do. A decision is zero or more of `stepDown` then `adopt` or `takeOver`, then
+ * one of the others.
  */
 export type Step =
   /** The claim of the term we hold changed in etcd: stop acting as leader ('claim lost'). */
@@ -93,6 +93,11 @@ export type Step =
   | { kind: 'claim'; replaceTerm: bigint | undefined }
   /** The claim is ours but we never saw its answer (a timeout): hold it. */
   | { kind: 'adopt'; term: bigint }
+  /**
+   * The leader `from` handed its claim to us in one transaction (claimPursuit.ts, `handOff`):
+   * hold it under its revision, and issue `tickets` first (reserved in that transaction).
+   */
+  | { kind: 'takeOver'; term: bigint; from: string; tickets: TicketBlock | undefined }
   /** Go on leading under `term`. */
   | { kind: 'lead'; term: bigint }
   /** Another member is preferred: hand over to it in `dueInMs` unless that changes. */
@@ -180,7 +185,12 @@ function pursue(state: ElectionState, held: bigint | undefined): Step[] {
       return [settled ? { kind: 'releaseAgain', term } : { kind: 'wait', why: 'released' }];
     }
     if (claims.inFlight) return [{ kind: 'wait', why: 'claiming' }];
-    steps.push({ kind: 'adopt', term });
+    const handedBy = claimView.claim?.handedBy;
+    steps.push(
+      handedBy === undefined
+        ? { kind: 'adopt', term }
+        : { kind: 'takeOver', term, from: handedBy, tickets: carriedBlock(claimView.claim) },
+    );
   }
   const step = leading(state, term);
   if (step.kind !== 'lead' || !preferred || preferredIsMe || !state.preempts) {

@@ -15,8 +15,9 @@
  *   before etcd can expire its lease and let another member claim.
  * - `fenced()` starts a transaction that only commits while our claim is unchanged: a stale
  *   leader's write fails.
- * - `leave()` (graceful shutdown) deletes the claim and our member key in one transaction, so
- *   the successor sees the pool without us and claims within milliseconds. `close()` cancels
+ * - `leave()` (graceful shutdown) hands the claim to the successor and deletes our member key
+ *   in one transaction, so the successor leads on its watch event (or, when that fails,
+ *   deletes both, and the successor claims within milliseconds). `close()` cancels
  *   everything: timers, the view's watch and the lease.
  */
 import { EventEmitter } from 'node:events';
@@ -86,7 +87,9 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
       void this.close().then(() => this.emit('superseded', other));
     });
     this.campaign.on('due', () => this.evaluate());
-    this.campaign.on('claimed', (term, reads) => this.emit('claimed', term, reads));
+    this.campaign.on('claimed', (term, reads, tickets) =>
+      this.emit('claimed', term, reads, tickets),
+    );
     this.campaign.on('released', (term, reason) => this.emit('released', term, reason));
     this.campaign.on('conflict', (conflict) => this.withdraw(conflict));
   }
@@ -218,9 +221,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * Graceful departure: stop claiming, and delete the claim (if held) together with the member
-   * key, so the next member in line claims at once. The lease stays until `close()` so that
-   * in-flight work can still be forwarded. Awaits one etcd transaction.
+   * Graceful departure: stop claiming, hand the claim (if held) to the successor and delete
+   * the member key in one transaction, or else delete both, so the next member in line claims
+   * at once. The lease stays until `close()` so that in-flight work can still be forwarded.
+   * Awaits one etcd transaction, two when the handoff fails.
    */
   async leave(): Promise<void> {
     if (this.registration.leaving) return;
@@ -232,8 +236,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * Hands leadership over (the admin `resign`): delete the claim and our member key, then
-   * register again under a new lease. We rejoin as the youngest member, so every strategy
+   * Hands leadership over (the admin `resign`): hand the claim on and delete our member key
+   * (as `leave()` does), then register again under a new lease. We rejoin as the youngest member, so every strategy
    * that ties to the oldest picks someone else at once, and nothing has to remember that we
    * resigned. `isLeader()` is false as soon as it is called.
    *
@@ -264,12 +268,21 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     return this.options.callTimeoutMs * 3;
   }
 
-  /** Deletes our claim and member key with a release note naming `reason` (registration.ts). */
+  /**
+   * Hands the claim of `held` (if any) to the successor and deletes our member key in one
+   * transaction (campaign.ts, `handOffOnLeave`); when that did not commit, deletes our claim
+   * and member key with a release note naming `reason` (registration.ts) — guarded on the
+   * claim's lease, so it deletes only our key should the handoff have committed unseen.
+   */
   private async deregister(
     registered: Registered,
-    reason: ReleaseReason,
+    reason: Exclude<ReleaseReason, 'handover'>,
     held: bigint | undefined,
   ): Promise<void> {
+    if (held !== undefined) {
+      const outcome = await this.campaign.handOffOnLeave(held, reason, registered.memberKey);
+      if (outcome === 'handed') return;
+    }
     const claim = this.view.claim;
     const term = claim?.leaseId === registered.lease.id ? claim.term : held;
     const note = putReleaseNote(this.etcd, this.options.keys.released, {

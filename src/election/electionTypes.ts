@@ -3,6 +3,7 @@
  */
 import type { IKeyValue } from 'etcd3';
 import type { RegistrationOptions } from '../membership/registration.js';
+import type { TicketBlock } from './claim.js';
 import type { LeaderInfo } from './leaderLog.js';
 import type { LeadershipEndReason } from './leadershipEnd.js';
 import type { ServiceConflictError } from './poolIdentity.js';
@@ -15,9 +16,15 @@ export interface ElectionEvents {
   leaderChanged: [leader: LeaderInfo | undefined, previous: LeaderInfo | undefined];
   /**
    * We hold the claim under `term`: `reads` are the `readOnClaim` keys as of the claim, or
-   * undefined when we adopted a claim whose answer we never saw.
+   * undefined when we adopted a claim whose answer we never saw or that was handed to us;
+   * `tickets` is the block the leader before us reserved for this term when it handed the
+   * claim over (`handoffTickets`), else undefined.
    */
-  claimed: [term: bigint, reads: (IKeyValue | undefined)[] | undefined];
+  claimed: [
+    term: bigint,
+    reads: (IKeyValue | undefined)[] | undefined,
+    tickets: TicketBlock | undefined,
+  ];
   /**
    * We gave up the term we held, or saw its claim change in etcd, for `reason`; `isLeader()`
    * is false from now on. Not emitted when only the lease deadline passed (leadership.ts).
@@ -56,4 +63,10 @@ export interface ElectionOptions extends RegistrationOptions {
    * of the first request after a failover.
    */
   readOnClaim?: string[];
+  /**
+   * How many tickets a leader that hands its claim over (stop, resign, preemption) reserves
+   * for its successor in the handoff's own transaction, carried in the claim: the successor's
+   * first tickets need no write. Undefined or 0: none (the successor reserves its own).
+   */
+  handoffTickets?: number;
 }

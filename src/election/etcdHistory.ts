@@ -27,6 +27,14 @@ export interface TicketMarkStep {
   now: bigint;
 }
 
+/**
+ * After etcd was seen going back in time, a leader's first reservation of tickets waits this
+ * long (and a handoff reserves none for its successor), so that every member that remembers a
+ * higher mark has put it back first (they do within milliseconds of their view's resync) and
+ * no member's floor lags behind another's.
+ */
+export const SETTLE_AFTER_STEP_MS = 2000;
+
 export class EtcdHistory {
   private highestRevision = 0n;
   private highestMark = 0n;
@@ -45,6 +53,11 @@ export class EtcdHistory {
   /** Milliseconds since etcd was last seen going back; Infinity if never. */
   sinceLastStepMs(now: number): number {
     return now - this.lastStepAt;
+  }
+
+  /** Whether `SETTLE_AFTER_STEP_MS` has passed since etcd was last seen going back. */
+  settled(now: number): boolean {
+    return this.sinceLastStepMs(now) >= SETTLE_AFTER_STEP_MS;
   }
 
   /**

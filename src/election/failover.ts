@@ -13,8 +13,10 @@
  *   successor claims, not how long callers waited.
  *
  * The cause comes from etcd alone, so every member reads it alike: a leader that releases its
- * claim puts a release note (`<pool>/state/released`) in the same transaction that deletes the
- * claim, so the note and the delete share one revision. etcd deletes all keys of an expired
+ * claim puts a release note (`<pool>/state/released`) in the same transaction that hands the
+ * claim to its successor (a put naming another holder) or deletes it, so the note and the put
+ * or delete share one revision. A handed-over claim leaves no gap: the leaderless figure is
+ * not observed then. etcd deletes all keys of an expired
  * (or revoked) lease in one revision too: the claim and its holder's member key vanishing
  * together without a note is the lease ending under a leader that did not leave.
  */
@@ -50,8 +52,8 @@ export const releaseNoteSchema = z.object({
 export type ReleaseNote = z.infer<typeof releaseNoteSchema>;
 
 /**
- * The put of a release note at `key`, for the transaction that deletes `holder`'s claim of
- * `term`: every member sees why the claim ended in the same revision as the delete. Builds
+ * The put of a release note at `key`, for the transaction that hands over or deletes
+ * `holder`'s claim of `term`: every member sees why the claim ended in the same revision. Builds
  * the operation only; the caller's transaction sends it.
  */
 export function putReleaseNote(

@@ -67,6 +67,15 @@ export interface PoolUpdate {
   invalid: InvalidRecord[];
 }
 
+/**
+ * The ticket mark as the view last saw it: its value and the revision of its last write (0
+ * for both while the key is absent), the guard of a raise (election/claimPursuit.ts).
+ */
+export interface SeenTicketMark {
+  value: bigint;
+  modRevision: bigint;
+}
+
 /** A watch event; the view never asks etcd for the previous value. */
 export type PoolEvent = Pick<IEvent, 'type' | 'kv'>;
 
@@ -96,6 +105,8 @@ export function agreesWith(
   );
 }
 
+const ABSENT_MARK: SeenTicketMark = { value: 0n, modRevision: 0n };
+
 export class PoolState {
   private sorted: MemberView[] = [];
   private byKey = new Map<string, MemberView>();
@@ -103,6 +114,8 @@ export class PoolState {
   private invalidMembers = new Set<string>();
   private claimView: ClaimView | undefined;
   private lastClaimEnd: ClaimEnd | undefined;
+  /** Undefined while the stored mark is not a number. */
+  private mark: SeenTicketMark | undefined = ABSENT_MARK;
   private viewRevision = 0n;
   /** Revision of the last snapshot: watch events at or below it are already in the state. */
   private snapshotRevision = 0n;
@@ -123,6 +136,11 @@ export class PoolState {
 
   get claim(): ClaimView | undefined {
     return this.claimView;
+  }
+
+  /** The ticket mark as of `revision`; undefined while its value is not a number. */
+  get ticketMark(): SeenTicketMark | undefined {
+    return this.mark;
   }
 
   /** The highest revision applied; never goes back, except to a new snapshot's. */
@@ -153,6 +171,7 @@ export class PoolState {
     this.byKey.clear();
     this.invalidMembers.clear();
     this.claimView = undefined;
+    this.mark = ABSENT_MARK;
     this.viewRevision = revision;
     this.snapshotRevision = revision;
     for (const kv of kvs) this.applyPut(kv);
@@ -169,8 +188,9 @@ export class PoolState {
   applyEvents(events: readonly PoolEvent[], headerRevision: bigint, now: number): PoolUpdate {
     let changed = false;
     const { keys } = this;
-    // etcd sends the events of one revision together: a claim delete, and the release note or
-    // its holder's member key going with it, arrive in one response (see failover.ts).
+    // etcd sends the events of one revision together: a claim delete (or its handoff, a put
+    // naming another holder), and the release note or its holder's member key going with it,
+    // arrive in one response (see failover.ts).
     let ended: { claim: ClaimView; revision: bigint } | undefined;
     const notes = new Map<bigint, ReleaseNote>();
     for (const event of events) {
@@ -182,6 +202,8 @@ export class PoolState {
         if (key === keys.released) {
           const note = this.releaseNote(event.kv);
           if (note) notes.set(revision, note);
+        } else if (key === keys.leader && this.claimView) {
+          ended = { claim: this.claimView, revision };
         }
         changed = this.applyPut(event.kv) || changed;
       } else {
@@ -253,7 +275,9 @@ export class PoolState {
     }
     if (key === keys.ticketHighWater) {
       const mark = kv.value.toString();
-      if (/^\d{1,30}$/.test(mark)) this.pending.ticketMarks.push(BigInt(mark));
+      const valid = /^\d{1,30}$/.test(mark);
+      this.mark = valid ? { value: BigInt(mark), modRevision: BigInt(kv.mod_revision) } : undefined;
+      if (valid) this.pending.ticketMarks.push(BigInt(mark));
     } else if (!key.startsWith(keys.statePrefix)) {
       this.reportInvalid('foreign_key', key, kv, 'not a key of the pool layout');
     }
@@ -270,7 +294,10 @@ export class PoolState {
 
   private applyDelete(key: string): boolean {
     this.forgetReports(key);
-    if (key === this.keys.ticketHighWater) this.pending.ticketMarks.push(0n);
+    if (key === this.keys.ticketHighWater) {
+      this.mark = ABSENT_MARK;
+      this.pending.ticketMarks.push(0n);
+    }
     if (key === this.keys.leader) {
       const had = this.claimView !== undefined;
       this.claimView = undefined;

@@ -30,10 +30,11 @@ import {
   type InvalidRecord,
   type MemberView,
   type PoolUpdate,
+  type SeenTicketMark,
 } from './poolState.js';
 import { probePool, readPool, watchConnected, type Probe } from './poolReads.js';
 
-export type { ClaimView, MemberView } from './poolState.js';
+export type { ClaimView, MemberView, SeenTicketMark } from './poolState.js';
 
 export interface PoolViewEvents {
   change: [];
@@ -115,6 +116,11 @@ export class PoolView extends EventEmitter<PoolViewEvents> {
 
   get revision(): bigint {
     return this.state.revision;
+  }
+
+  /** The ticket mark as of `revision` (poolState.ts); undefined while it is not a number. */
+  get ticketMark(): SeenTicketMark | undefined {
+    return this.state.ticketMark;
   }
 
   /**

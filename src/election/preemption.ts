@@ -96,11 +96,33 @@ export class Preemption extends EventEmitter<PreemptionEvents> {
     if (this.preference?.revision === revision && this.preference.self === self) {
       return this.preference.member;
     }
-    const members = candidates(view.members);
+    const chosen = this.choose(candidates(view.members), self);
+    // Not remembered when the strategy failed: a slow module may answer in time on the next
+    // evaluation, and every member must end up with the same answer.
+    if (!chosen.fellBack) this.preference = { revision, self, member: chosen.member };
+    return chosen.member;
+  }
+
+  /**
+   * Whom we hand the claim to when we leave the pool (stop, resign): the strategy's choice
+   * among the members that may lead other than us (`self`, our member key), with the same
+   * fallback as `preferred`. Undefined when no other member may lead.
+   */
+  successor(view: { members: readonly MemberView[] }, self: string): MemberView | undefined {
+    const others = candidates(view.members).filter((member) => member.key !== self);
+    if (others.length === 0) return undefined;
+    const chosen = this.choose(others, self).member;
+    return others.find((member) => member.key === chosen?.key);
+  }
+
+  /** The strategy's choice among `members`, or `oldest`'s when it failed (then `fellBack`). */
+  private choose(
+    members: readonly MemberView[],
+    self: string,
+  ): { member: MemberView | undefined; fellBack: boolean } {
     const context = { pool: this.options.pool, self };
-    let member: MemberView | undefined;
     try {
-      member = this.options.strategy.select(members, context);
+      return { member: this.options.strategy.select(members, context), fellBack: false };
     } catch (error) {
       const reason = error instanceof StrategyFallback ? error.reason : 'threw';
       this.options.metrics.strategyFallbacks.inc({ pool: this.options.pool, reason });
@@ -112,12 +134,8 @@ export class Preemption extends EventEmitter<PreemptionEvents> {
           'leader strategy failed; using oldest',
         );
       }
-      // Not remembered: a slow module may answer in time on the next evaluation, and every
-      // member must end up with the same answer.
-      return oldest.select(members, context);
+      return { member: oldest.select(members, context), fellBack: true };
     }
-    this.preference = { revision, self, member };
-    return member;
   }
 
   /**

@@ -79,6 +79,7 @@ export function buildPools(
       preemptAfterMs: config.strategy.preemptAfterMs,
       handovers,
       readOnClaim: [keys.ticketHighWater],
+      handoffTickets: config.ticketBlockSize,
       leases,
       logger: logger.child({ pool }),
       metrics,
@@ -92,7 +93,9 @@ export function buildPools(
     );
     // On the claim's own answer, not on `leaderChanged`, which waits for our view to see
     // the claim come back through the watch.
-    election.on('claimed', (term, reads) => tickets.prefetch(term, reads && { kv: reads[0] }));
+    election.on('claimed', (term, reads, handed) =>
+      tickets.prefetch(term, reads && { kv: reads[0] }, handed),
+    );
     reportStrategyDisagreement(election, logger.child({ pool }));
     const router = new WorkRouter(
       etcd,

@@ -4,8 +4,9 @@
  *
  * 1. /readyz turns 503 and every answer says `Connection: close`; the etcd membership check
  *    and the etcd explanation (etcd/diagnosis.ts) stop;
- * 2. the member leaves every election: its claim and member key are deleted in one
- *    transaction, so the successor claims within milliseconds;
+ * 2. the member leaves every election: its claim is handed to the successor and its member key
+ *    deleted in one transaction, so the successor leads on the watch event (when that does not
+ *    commit, claim and key are deleted together and the successor claims);
  * 3. it lingers SHUTDOWN_LINGER_MS, still answering (forwards get 421, client calls are
  *    forwarded to the new leader), so that peers stop using its connections before they close
  *    (design-choices.md, "Shutdown");

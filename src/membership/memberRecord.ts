@@ -41,6 +41,18 @@ export const leaderClaimSchema = z.object({
   id: memberId,
   url: z.url({ protocol: /^https?$/ }),
   claimedAt: z.iso.datetime(),
+  /**
+   * The MEMBER_ID of the leader that handed this claim over in one transaction (a graceful
+   * handoff, election/claimPursuit.ts). Absent: the holder claimed it itself.
+   */
+  handedBy: memberId.optional(),
+  /**
+   * The ticket block reserved for the holder in the handoff's own transaction (decimal, first
+   * and last number inclusive): its first tickets need no write. Absent: none was reserved.
+   */
+  tickets: z
+    .object({ first: z.string().regex(/^\d{1,30}$/), last: z.string().regex(/^\d{1,30}$/) })
+    .optional(),
 });
 
 export type LeaderClaim = z.infer<typeof leaderClaimSchema>;

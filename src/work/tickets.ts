@@ -5,11 +5,14 @@
  * fenced transaction (it commits only while our claim is unchanged), then hands them out from
  * memory. Every ticket issued is at most the persisted mark, and the next leader starts above
  * it, so no ticket is issued twice. A block is bound to the term that reserved it; a new term
- * reserves a new block. Cost: one range and one txn per `blockSize` tickets.
+ * reserves a new block — unless the leader before it reserved one for it in the transaction
+ * that handed the claim over (election/claimPursuit.ts, `handOff`), which creates the term.
+ * Cost: one range and one txn per `blockSize` tickets.
  */
 import type { IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
-import type { EtcdHistory } from '../election/etcdHistory.js';
+import type { TicketBlock } from '../election/claim.js';
+import { SETTLE_AFTER_STEP_MS, type EtcdHistory } from '../election/etcdHistory.js';
 import { classifyEtcdError, describeEtcdError } from '../etcd/access.js';
 import { isHttpError, NotLeaderError, PoolError } from '../errors.js';
 import { retry, type BackoffSchedule } from '../util/backoff.js';
@@ -44,13 +47,6 @@ export interface TicketTiming {
   random?: () => number;
 }
 
-/**
- * After etcd was seen going back in time, a leader's first reservation waits this long, so that
- * every member that remembers a higher mark has put it back first (they do within milliseconds
- * of their view's resync) and no member's floor lags behind another's.
- */
-const SETTLE_AFTER_STEP_MS = 2000;
-
 /** Between two attempts to put the mark back: 100 ms doubling to 2 s, each 0.5–1.5× that. */
 const RAISE_MARK_BACKOFF: BackoffSchedule = { initialMs: 100, maxMs: 2000, jitter: 0.5 };
 
@@ -82,10 +78,17 @@ export class TicketSequence {
    * Reserves a block for `term` ahead of the first request, so that the first work after a
    * failover does not wait for two etcd round trips. `mark` is the high-water mark as read in
    * the claim's own transaction (`undefined` inside when the key is absent), which saves the
-   * read; without it the mark is read first. Failures are left to `next()` to retry.
+   * read; without it the mark is read first. `handed` is a block reserved for `term` in the
+   * transaction that handed us the claim: it is taken as it is, with no write. Failures are
+   * left to `next()` to retry.
    */
-  prefetch(term: bigint, mark?: { kv: IKeyValue | undefined }): void {
+  prefetch(term: bigint, mark?: { kv: IKeyValue | undefined }, handed?: TicketBlock): void {
     if (this.block?.term === term || this.reserving) return;
+    if (handed) {
+      this.election.view.history.noteReserved(handed.last);
+      this.block = { term, next: handed.first, last: handed.last };
+      return;
+    }
     this.reserving = this.reserve(term, mark).finally(() => (this.reserving = undefined));
     this.reserving.catch(() => undefined);
   }

@@ -186,13 +186,19 @@ export interface Claim {
   at: number;
 }
 
-/** Reads the "claimed leadership" log lines of every member: who claimed which term, when. */
+/**
+ * The log lines of a member starting a term: its own claim, or the claim the leader before it
+ * handed over to it in one write (src/election/campaign.ts).
+ */
+const TERM_STARTS = ['"claimed leadership"', '"took over the leadership handed to us"'];
+
+/** Reads the members' log lines of terms they started: who claimed which term, when. */
 export async function claims(logDir: string): Promise<Claim[]> {
   const found: Claim[] = [];
   const files = (await readdir(logDir)).filter((name) => name.endsWith('.log'));
   const texts = await Promise.all(files.map((name) => readFile(path.join(logDir, name), 'utf8')));
   for (const line of texts.join('\n').split('\n')) {
-    if (!line.includes('"claimed leadership"')) continue;
+    if (!TERM_STARTS.some((start) => line.includes(start))) continue;
     try {
       const entry = JSON.parse(line) as { member?: string; term?: string; time?: string };
       if (entry.member && entry.term && entry.time) {

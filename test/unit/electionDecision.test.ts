@@ -240,6 +240,44 @@ describe('the election decision: holding the claim', () => {
     expect(summary(decided({ self: a, claim: mine }))).to.deep.equal(['adopt 50', 'lead 50']);
   });
 
+  it('a claim handed to us in one transaction: takes it over at once, with the ticket block it carries', () => {
+    const base = claimBy(b, 70n);
+    const handed: ClaimView = {
+      ...base,
+      claim: { ...base.claim!, handedBy: 'a', tickets: { first: '201', last: '300' } },
+    };
+    // a left the pool in that transaction.
+    const after = { members: [b, c], preferred: b };
+    const steps = decided({ self: b, claim: handed, ...after });
+    expect(summary(steps)).to.deep.equal(['takeOver 70', 'lead 70']);
+    expect(steps[0]).to.deep.include({ from: 'a', tickets: { first: 201n, last: 300n } });
+    const noBlock: ClaimView = { ...base, claim: { ...base.claim!, handedBy: 'a' } };
+    expect(decided({ self: b, claim: noBlock, ...after })[0]).to.deep.include({
+      tickets: undefined,
+    });
+    expect(summary(decided({ self: b, claim: handed, claims: { inFlight: true } }))).to.deep.equal([
+      'wait: claiming',
+    ]);
+    expect(summary(decided({ self: c, claim: handed })), 'another member').to.deep.equal([
+      'wait: follower',
+    ]);
+    expect(summary(decided({ self: b, claim: handed, leaving: true }))).to.deep.equal([
+      'wait: leaving',
+    ]);
+  });
+
+  it('a claim handed to our member key but bound to another lease is not ours to take over', () => {
+    const base = claimBy(b, 70n);
+    const forged: ClaimView = {
+      ...base,
+      leaseId: a.leaseId,
+      claim: { ...base.claim!, handedBy: 'a', tickets: { first: '201', last: '300' } },
+    };
+    expect(summary(decided({ self: b, claim: forged, preferred: a }))).to.deep.equal([
+      'wait: follower',
+    ]);
+  });
+
   it('never adopts a claim it released; deletes it again once the release had time to settle', () => {
     const releasedAt = (at: number) => ({ claims: { released: { term: 50n, at } } });
     expect(summary(decided({ self: a, claim: mine, ...releasedAt(NOW - 10) }))).to.deep.equal([

@@ -174,6 +174,30 @@ describe('the pool state', () => {
       expect(state.claimEnded(10n)).to.equal(undefined);
     });
 
+    it('a claim handed over (a put naming another holder, with its release note in the same revision) ended for the note reason', () => {
+      const state = stateAt(11, [
+        memberKv('a', '1', 9),
+        memberKv('b', '2', 10),
+        claimKv('a', '1', 11),
+      ]);
+      deliver(
+        state,
+        [
+          put(claimKv('b', '2', 12)),
+          put(releaseNoteKv('a', 11, 'stop', 12)),
+          del(keys.member('1'), 12),
+        ],
+        777,
+      );
+      expect(state.claim?.term).to.equal(12n);
+      expect(state.claimEnded(11n)).to.deep.equal({
+        term: 11n,
+        leaderId: 'a',
+        cause: 'stop',
+        observedAt: 777,
+      });
+    });
+
     it("a claim deleted with its holder's member key in the same revision expired", () => {
       const state = stateAt(11, [memberKv('a', '1', 9), claimKv('a', '1', 11)]);
       deliver(state, [del(keys.member('1'), 30), del(keys.leader, 30)]);
@@ -289,6 +313,20 @@ describe('the pool state', () => {
         del(keys.ticketHighWater, 6),
       ];
       expect(deliver(state, events).ticketMarks).to.deep.equal([3000n, 0n]);
+    });
+
+    it('the ticket mark is held with the revision of its write: absent is 0 at 0, a damaged one unknown', () => {
+      const state = new PoolState(POOL, keys);
+      state.applySnapshot(3n, []);
+      expect(state.ticketMark).to.deep.equal({ value: 0n, modRevision: 0n });
+      state.applySnapshot(3n, [kv(keys.ticketHighWater, '2000', 2)]);
+      expect(state.ticketMark).to.deep.equal({ value: 2000n, modRevision: 2n });
+      deliver(state, [put(kv(keys.ticketHighWater, '3000', 2, 4))]);
+      expect(state.ticketMark).to.deep.equal({ value: 3000n, modRevision: 4n });
+      deliver(state, [put(kv(keys.ticketHighWater, 'lots', 2, 5))]);
+      expect(state.ticketMark).to.equal(undefined);
+      deliver(state, [del(keys.ticketHighWater, 6)]);
+      expect(state.ticketMark).to.deep.equal({ value: 0n, modRevision: 0n });
     });
   });
 

@@ -123,6 +123,25 @@ describe('preemption on a fake clock', () => {
     expect(calls).to.equal(2);
   });
 
+  it("the successor of a leader that leaves is the strategy's choice among the others, never itself", () => {
+    const c = memberView('c', 30n, { weight: 4 });
+    const observer = memberView('o', 5n, { weight: 9, candidate: false });
+    const { preemption } = onFakeClock();
+    const members = [observer, a, b, c];
+    expect(preemption.successor({ members }, b.key)?.record.id, 'weighted, b leaving').to.equal(
+      'c',
+    );
+    expect(preemption.successor({ members }, a.key)?.record.id).to.equal('b');
+    expect(preemption.successor({ members: [observer, a] }, a.key), 'no candidate').to.equal(
+      undefined,
+    );
+    const naming: LeaderStrategy = { ...weighted, select: () => b };
+    const { preemption: stubborn } = onFakeClock({ strategy: naming });
+    expect(stubborn.successor({ members: [a, b] }, b.key), 'a choice outside the others').to.equal(
+      undefined,
+    );
+  });
+
   it('a strategy that keeps failing: oldest decides, logged once per reason and minute', () => {
     const failing: LeaderStrategy = {
       name: 'module',

@@ -199,6 +199,24 @@ describe('Tickets: blocks reserved by raising the mark, handed out in order', ()
     expect(mark.reads).to.equal(0);
   });
 
+  it('a block handed over with the claim is issued with no read and no write; the next one is reserved above it', async () => {
+    const { mark, lead, issue, tickets, election } = sequenceOver(40n);
+    // The leaver raised the mark to 45 in the transaction that handed us the claim (term 9).
+    mark.write(45n);
+    lead(9n);
+    tickets.prefetch(9n, undefined, { first: 41n, last: 45n });
+    expect(election.view.history.highestTicketMark).to.equal(45n);
+    expect(await issue(9n, BLOCK)).to.deep.equal([41n, 42n, 43n, 44n, 45n]);
+    expect(mark.reads).to.equal(0);
+    expect(mark.raises).to.deep.equal([]);
+    expect(await issue(9n, 1)).to.deep.equal([46n]);
+    expect(mark.raises).to.deep.equal([{ to: 50n, term: 9n, committed: true }]);
+    tickets.prefetch(9n, undefined, { first: 41n, last: 45n });
+    expect(await issue(9n, 1), 'the same handoff seen again is not issued twice').to.deep.equal([
+      47n,
+    ]);
+  });
+
   it("the claim's read was stale: the mark is read afresh and the block goes above it", async () => {
     const { mark, lead, issue, tickets } = sequenceOver(40n);
     lead(7n);

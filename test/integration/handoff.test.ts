@@ -1,0 +1,223 @@
+/**
+ * The claim handed over in one etcd write (docs/design-choices.md, "Handoff in one write"), on
+ * a real etcd. First the transaction itself (src/election/claimPursuit.ts, `handOff`): what it
+ * writes in its one revision, and each guard that refuses it — the claim changed, the
+ * successor's lease gone, the ticket mark moved. Then member processes: SIGTERM to the leader
+ * and the successor leads under the revision of the leaver's transaction, with no claim of its
+ * own and no ticket write before its first ticket; and a leaver whose successor's lease was
+ * revoked just before falls back to deleting its claim.
+ */
+import { expect } from 'chai';
+import { Etcd3, type IKeyValue } from 'etcd3';
+import { pino } from 'pino';
+import { ClaimPursuit, type Handoff } from '../../src/election/claimPursuit.js';
+import { poolKeys, leaseIdHex } from '../../src/etcd/keys.js';
+import type { MemberView } from '../../src/election/poolView.js';
+import { EtcdCluster } from '../support/etcdCluster.js';
+import { memberView } from '../support/memberView.js';
+import { eventually, expectUniqueTickets, TestPool, type WorkAnswer } from '../support/pool.js';
+
+describe('the claim handed over in one etcd write', function () {
+  this.timeout(60_000);
+  let etcd: EtcdCluster;
+  let client: Etcd3;
+  let pool: TestPool | undefined;
+
+  before(async () => {
+    etcd = await EtcdCluster.start({ size: 1 });
+    client = new Etcd3({ hosts: etcd.endpoints });
+  });
+
+  after(async () => {
+    await pool?.close();
+    client?.close();
+    await etcd?.close();
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') {
+      for (const member of pool?.members.values() ?? []) {
+        console.log(
+          `--- ${member.id} ---\n${member.recentOutput().split('\n').slice(-20).join('\n')}`,
+        );
+      }
+    }
+    await pool?.close();
+    pool = undefined;
+  });
+
+  const get = async (key: string): Promise<IKeyValue | undefined> =>
+    (await client.get(key).exec()).kvs[0];
+
+  describe('the transaction', () => {
+    const keys = poolKeys(`/handoff-txn-${process.pid}`, 'default');
+    let pursuit: ClaimPursuit;
+    before(() => {
+      pursuit = new ClaimPursuit(client, {
+        keys,
+        memberId: 'a',
+        logger: pino({ level: 'silent' }),
+      });
+    });
+
+    /** a holds the claim under a lease of its own; b is registered under another. */
+    async function leaderAndSuccessor(): Promise<{ term: bigint; b: MemberView; aKey: string }> {
+      await client.delete().prefix(keys.pool).exec();
+      const aLease = client.lease(30, { autoKeepAlive: false });
+      const bLease = client.lease(30, { autoKeepAlive: false });
+      const [aId, bId] = await Promise.all([aLease.grant(), bLease.grant()]);
+      const aKey = keys.member(aId);
+      const bRecord = memberView('b', 0n).record;
+      await client
+        .put(aKey)
+        .value(JSON.stringify(memberView('a', 0n).record))
+        .lease(aId)
+        .exec();
+      const bPut = await client.put(keys.member(bId)).value(JSON.stringify(bRecord)).lease(bId);
+      const claimed = await client
+        .put(keys.leader)
+        .value(JSON.stringify({ memberKey: aKey, id: 'a', url: 'http://a:1', claimedAt: now() }))
+        .lease(aId);
+      await client.put(keys.ticketHighWater).value('40').exec();
+      const b = {
+        ...memberView('b', BigInt(bPut.header.revision)),
+        key: keys.member(bId),
+        leaseId: bId,
+      };
+      return { term: BigInt(claimed.header.revision), b, aKey };
+    }
+
+    async function mark() {
+      const kv = (await get(keys.ticketHighWater))!;
+      return { value: BigInt(kv.value.toString()), modRevision: BigInt(kv.mod_revision) };
+    }
+
+    it('one revision: the claim names the successor under its lease and carries a ticket block; the note, the leaver’s key and the mark go with it', async () => {
+      const { term, b, aKey } = await leaderAndSuccessor();
+      const tickets = { mark: await mark(), floor: 0n, size: 100 };
+      const handoff: Handoff = { term, successor: b, reason: 'stop', leaving: aKey, tickets };
+      expect(await pursuit.handOff(handoff)).to.equal('handed');
+      const claim = (await get(keys.leader))!;
+      const revision = claim.mod_revision;
+      expect(claim.lease).to.equal(b.leaseId);
+      expect(claim.version, 'rewritten, never deleted').to.equal('2');
+      expect(JSON.parse(claim.value.toString())).to.deep.include({
+        memberKey: b.key,
+        id: 'b',
+        handedBy: 'a',
+        tickets: { first: '41', last: '140' },
+      });
+      const note = (await get(keys.released))!;
+      expect(note.mod_revision).to.equal(revision);
+      expect(JSON.parse(note.value.toString())).to.deep.include({
+        term: term.toString(),
+        id: 'a',
+        reason: 'stop',
+      });
+      expect((await get(keys.ticketHighWater))?.mod_revision).to.equal(revision);
+      expect((await mark()).value).to.equal(140n);
+      expect(await get(aKey), 'the leaver’s member key').to.equal(undefined);
+    });
+
+    it('refused, writing nothing, when the claim changed, the successor’s lease is gone or the mark moved', async () => {
+      const refusedWith = async (change: (successor: MemberView) => unknown) => {
+        const { term, b, aKey } = await leaderAndSuccessor();
+        const tickets = { mark: await mark(), floor: 0n, size: 100 };
+        await change(b);
+        const before = (await client.get(keys.pool).exec()).header.revision;
+        const handoff: Handoff = { term, successor: b, reason: 'resign', leaving: aKey, tickets };
+        const outcome = await pursuit.handOff(handoff);
+        const after = (await client.get(keys.pool).exec()).header.revision;
+        return { outcome, wrote: before !== after };
+      };
+      const claimChanged = await refusedWith(() => client.put(keys.leader).value('{}').exec());
+      const successorGone = await refusedWith(async (b) => {
+        const revoke = await etcd.etcdctl(['lease', 'revoke', leaseIdHex(b.leaseId)]);
+        expect(revoke.code, revoke.stderr).to.equal(0);
+      });
+      const markMoved = await refusedWith(() =>
+        client.put(keys.ticketHighWater).value('45').exec(),
+      );
+      for (const refused of [claimChanged, successorGone, markMoved]) {
+        expect(refused).to.deep.equal({ outcome: 'refused', wrote: false });
+      }
+    });
+  });
+
+  describe('member processes', () => {
+    it('SIGTERM to the leader: the successor leads under the revision of the leaver’s transaction, claims nothing itself, and its first ticket needs no write; no ticket repeats', async () => {
+      pool = new TestPool(etcd, { LEASE_TTL_SECONDS: '5', TICKET_BLOCK_SIZE: '50' });
+      await pool.start(['a', 'b', 'c']);
+      expect(await pool.agreedLeader()).to.equal('a');
+      const keys = poolKeys(pool.prefix, 'default');
+      const answers: WorkAnswer[] = [];
+      for (let i = 0; i < 5; i++) answers.push(await pool.work('c'));
+      const before = (await get(keys.leader))!;
+
+      expect((await pool.member('a').stop()).code).to.equal(0);
+      expect(await pool.agreedLeader()).to.equal('b');
+      const term = (await pool.view('c')).leader!.term;
+      const claim = (await get(keys.leader))!;
+      expect(claim.mod_revision, 'the term is the handoff’s revision').to.equal(String(term));
+      expect(claim.create_revision, 'the claim was never deleted').to.equal(before.create_revision);
+      expect(claim.version, 'no claim of the successor’s own').to.equal(
+        String(Number(before.version) + 1),
+      );
+      expect(JSON.parse(claim.value.toString())).to.include({ id: 'b', handedBy: 'a' });
+      const note = JSON.parse((await get(keys.released))!.value.toString()) as { reason: string };
+      expect(note.reason).to.equal('stop');
+      expect((await get(keys.ticketHighWater))!.mod_revision).to.equal(String(term));
+
+      const first = await pool.work('c');
+      expect(first.body).to.include({ performedBy: 'b', term });
+      const carried = (JSON.parse(claim.value.toString()) as { tickets: { first: string } })
+        .tickets;
+      expect(first.body.ticket, 'the first ticket of the carried block').to.equal(
+        Number(carried.first),
+      );
+      expect(
+        (await get(keys.ticketHighWater))!.mod_revision,
+        'the first ticket wrote nothing',
+      ).to.equal(String(term));
+      answers.push(first);
+      for (let i = 0; i < 5; i++) answers.push(await pool.work('b'));
+      expectUniqueTickets(answers);
+      const tickets = answers.map((answer) => answer.body.ticket!);
+      expect(tickets, 'increasing across the handover').to.deep.equal(
+        [...tickets].sort((x, y) => x - y),
+      );
+      await eventually('c names the cause', async () => {
+        return (await pool!.view('c')).timeline.at(-1)?.cause === 'stop';
+      });
+    });
+
+    it('the successor’s lease revoked just before the SIGTERM: the leaver deletes its claim instead, with its note, and the pool elects anew', async () => {
+      pool = new TestPool(etcd, { LEASE_TTL_SECONDS: '5' });
+      await pool.start(['a']);
+      expect(await pool.agreedLeader()).to.equal('a');
+      const keys = poolKeys(pool.prefix, 'default');
+      // The successor: a member registered under a lease of the test's, which cannot register
+      // again when its lease goes, so the fallback is all that can happen.
+      const lease = client.lease(30, { autoKeepAlive: false });
+      const leaseId = await lease.grant();
+      const record = { ...memberView('b', 0n).record, url: 'http://127.0.0.1:9' };
+      await client.put(keys.member(leaseId)).value(JSON.stringify(record)).lease(leaseId).exec();
+      await eventually('a sees b', async () => (await pool!.view('a')).members.length === 2);
+      const aTerm = (await pool.view('a')).leader!.term;
+      const revoke = await etcd.etcdctl(['lease', 'revoke', leaseIdHex(leaseId)]);
+      expect(revoke.code, revoke.stderr).to.equal(0);
+      expect((await pool.member('a').stop()).code).to.equal(0);
+      expect(await get(keys.leader), 'the claim deleted, not handed').to.equal(undefined);
+      const note = JSON.parse((await get(keys.released))!.value.toString()) as {
+        term: string;
+        reason: string;
+      };
+      expect(note).to.include({ term: String(aTerm), reason: 'stop' });
+      await pool.startMember('c');
+      expect(await pool.agreedLeader()).to.equal('c');
+      expect((await get(keys.leader))!.version, 'a claim of its own').to.equal('1');
+    });
+  });
+});
+
+const now = () => new Date().toISOString();
