@@ -15,8 +15,8 @@
  * The cause comes from etcd alone, so every member reads it alike: a leader that releases its
  * claim puts a release note (`<pool>/state/released`) in the same transaction that hands the
  * claim to its successor (a put naming another holder) or deletes it, so the note and the put
- * or delete share one revision. A handed-over claim leaves no gap: the leaderless figure is
- * not observed then. etcd deletes all keys of an expired
+ * or delete share one revision. A handed-over claim leaves no gap: the leaderless figure
+ * observes 0 then. etcd deletes all keys of an expired
  * (or revoked) lease in one revision too: the claim and its holder's member key vanishing
  * together without a note is the lease ending under a leader that did not leave.
  */

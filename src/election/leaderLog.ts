@@ -111,6 +111,9 @@ export class LeaderLog {
       this.leaderlessSince = undefined;
       if (previous && previous.term !== leader.term) {
         metrics.leaderChanges.inc({ pool });
+        // The claim passed from one holder to the next in one write: a gap of zero, observed
+        // so that the histogram counts every change and its quantiles say how many had none.
+        if (leaderlessSince === undefined) metrics.leaderlessDuration.observe({ pool }, 0);
         const since = ended ? this.failovers.lastSignOfLife(ended) : leaderlessSince;
         if (since !== undefined) {
           outageMs = Math.round(now - since);

@@ -89,7 +89,7 @@ export function createMetrics(version: string): PoolMetrics {
     }),
     leaderlessDuration: new Histogram({
       name: 'service_pool_leaderless_seconds',
-      help: 'Time without a leader claim: from the old claim vanishing to a new claim, as observed.',
+      help: 'Time without a leader claim: from the old claim vanishing to a new claim, as observed; 0 for a claim handed over in one write.',
       labelNames: ['pool'],
       buckets: FAILOVER_BUCKETS,
       registers,

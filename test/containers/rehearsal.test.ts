@@ -404,10 +404,15 @@ describe('the Kubernetes section rehearsed: the image and the chart’s pods in 
   });
 
   it('kubectl delete pod of an etcd member: the pool keeps serving, and the member rejoins with its volume', async () => {
+    // Asked until it answers (30 s at most): just after a member rejoins, the cluster may be
+    // electing a raft leader and etcdctl's 5 s deadline can pass without an answer.
     const memberList = async () => {
-      const list = await cluster.pod(etcd.podName(0)).exec(['etcdctl', 'member', 'list']);
-      expect(list.code, list.stderr).to.equal(0);
-      return list.stdout.trim().split('\n').sort();
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const list = await cluster.pod(etcd.podName(0)).exec(['etcdctl', 'member', 'list']);
+        if (list.code === 0) return list.stdout.trim().split('\n').sort();
+        if (Date.now() > deadline) expect(list.code, list.stderr).to.equal(0);
+      }
     };
     const membersBefore = await memberList();
     const loop = throughService('etcd-delete');
