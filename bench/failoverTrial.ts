@@ -10,6 +10,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { pollUntil } from '../src/demo/childProcesses.js';
+import { sleep } from '../src/util/time.js';
 import type { BenchPool } from './failoverPool.js';
 import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
 
@@ -72,8 +73,6 @@ class WorkLoop {
     await this.done;
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * One failover: signal the settled leader (SIGTERM for `graceful`, SIGKILL otherwise), wait for

@@ -38,6 +38,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { assertCliBuilt, type MemberProcess } from '../src/demo/memberProcess.js';
+import { sleep } from '../src/util/time.js';
 import { NginxHop } from './nginxHop.js';
 import { totalCpuMs } from './processCpu.js';
 import { ms, type Benchmark } from './section.js';
@@ -72,8 +73,6 @@ import {
  * them): a pause after each run, so that they land before the counters are read.
  */
 const SETTLE_MS = 150;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const throughput: Benchmark = async (context) => {
   assertCliBuilt();

@@ -18,6 +18,7 @@ import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import type { LeaderClaim, MemberRecord } from '../membership/memberRecord.js';
 import type { Registered } from '../membership/registration.js';
+import { backoffDelayMs, type BackoffSchedule } from '../util/backoff.js';
 import { systemClock, type Clock, type ClockTimer } from '../util/time.js';
 import { fencedOn, type TicketBlock } from './claim.js';
 import type { ClaimsState } from './decision.js';
@@ -59,11 +60,15 @@ export interface Handoff {
 /** How a handoff went: committed, refused by a guard, or unknown (etcd did not answer). */
 export type HandoffOutcome = 'handed' | 'refused' | 'unknown';
 
+/** Between failed claims: 50 ms doubling to 1 s. */
+const CLAIM_BACKOFF: BackoffSchedule = { initialMs: 50, maxMs: 1000 };
+
 export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
   private inFlight = false;
   /** After a failed claim, no new attempt before this (monotonic) time. */
   private notBefore = 0;
-  private backoffMs = 0;
+  /** Failed claims in a row: the backoff's attempt number. */
+  private failures = 0;
   private retryTimer: ClockTimer | undefined;
   /** The claim we released last, and when (monotonic). */
   private lastRelease: { term: bigint; at: number } | undefined;
@@ -123,7 +128,7 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
         claimed = { term: BigInt(result.header.revision), reads: values };
       }
     } catch (error) {
-      if (this.backoffMs === 0)
+      if (this.failures === 0)
         logger.warn(
           { err: describeEtcdError(error) },
           'leader claim failed; retrying with backoff',
@@ -132,7 +137,7 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
       this.inFlight = false;
     }
     if (claimed) {
-      this.backoffMs = 0;
+      this.failures = 0;
       this.notBefore = 0;
     } else this.backOff();
     return claimed;
@@ -143,8 +148,8 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
    * would spin and starve the event loop. Back off, with jitter, and say when to try again.
    */
   private backOff(): void {
-    this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 50), 1000);
-    const delayMs = this.backoffMs * (0.5 + Math.random() / 2);
+    // Jitter below the schedule only: never later than its delay.
+    const delayMs = backoffDelayMs(CLAIM_BACKOFF, this.failures++) * (0.5 + Math.random() / 2);
     this.notBefore = this.clock.now() + delayMs;
     this.retryTimer?.cancel();
     this.retryTimer = this.clock.schedule(delayMs, () => this.emit('retry'));
