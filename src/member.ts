@@ -183,17 +183,16 @@ export class PoolMember {
     member.poolSurface = member.createSurface(options, pools, startedAt);
     if (server) {
       const served = memberServerApp(options.app?.use(member.router) ?? member.router, logger);
-      // Members' forwards skip Express, unless your app's routes come first: they may want to
-      // see every request.
-      const { memberForwards } = member.poolSurface;
-      const forwards = options.app ? () => false : memberForwards;
+      // Work requests skip Express, unless your app's routes come first: they may want to see
+      // every request.
+      const lean = options.app ? () => false : member.poolSurface.leanWork;
       // A flood of connections can hold this thread in one turn of the event loop for seconds,
       // accepting and answering: busy, not hung, so the keep-alive thread hears from it there
       // too.
       server.on('connection', () => leases.alive());
       server.on('request', (req, res) => {
         member.activity(req, res);
-        if (!forwards(req, res)) served(req, res);
+        if (!lean(req, res)) served(req, res);
       });
       await member.abandonOnFailure(() => listen(server, config.port, config.host));
       logger.info(

@@ -185,4 +185,6 @@ export const secretToken = z
   .string()
   .trim()
   .min(16, 'expected a secret of at least 16 characters')
-  .max(4096, 'expected a secret of at most 4096 characters');
+  .max(4096, 'expected a secret of at most 4096 characters')
+  // It travels as an HTTP header value (x-pool-token, Authorization: Bearer).
+  .regex(/^[\x20-\x7e\t]*$/, 'expected printable ASCII characters: it is sent as a header value');

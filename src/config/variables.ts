@@ -185,13 +185,13 @@ export const MEMBER_VARIABLES = {
   ),
   FORWARD_TOKEN: described(secretToken.optional(), {
     description:
-      'Shared secret between members: forwards carry it and a forward without it is refused (401). At least 16 characters.',
+      'Shared secret between members: forwards carry it and a forward without it is refused (401). At least 16 printable ASCII characters.',
     defaultText: 'unset (forwards are not authenticated)',
     secret: true,
   }),
   ADMIN_TOKEN: described(secretToken.optional(), {
     description:
-      'Bearer token for the admin routes (resign). Without it they are disabled. At least 16 characters.',
+      'Bearer token for the admin routes (resign). Without it they are disabled. At least 16 printable ASCII characters.',
     defaultText: 'unset (admin routes disabled)',
     secret: true,
   }),

@@ -10,8 +10,8 @@
  *   optional), with their /pools/:pool/... forms;
  * - the JSON error body for every error they raise (errors.ts).
  *
- * Beside them, the lean way in for the forwards members send each other (memberForwards.ts),
- * which the member's own server tries before Express.
+ * Beside them, the lean way in for work (leanWork.ts): the common forms of /work from clients
+ * and members' forwards, which the member's own server tries before Express.
  *
  * A request none of them matches is passed on, as any Express router does: the pool's routes
  * can be mounted anywhere in an app, under a prefix or not, with routes of its own before and
@@ -36,7 +36,7 @@ import { poolAddress, type PoolRoutes } from './poolAddress.js';
 import { poolViewRoutes } from './poolViews.js';
 import { probeRoutes } from './probes.js';
 import { simpleWorkRoutes } from './simpleWork.js';
-import { memberForwards, type MemberForwards } from './memberForwards.js';
+import { leanWork, type LeanWork } from './leanWork.js';
 import { workRouteServer, workRoutes } from './workRoutes.js';
 
 export interface HttpAppOptions {
@@ -72,7 +72,7 @@ export interface HttpAppOptions {
   maxPendingWork?: number;
 }
 
-/** The pool's HTTP surface: its Express routes, and the lean way in for members' forwards. */
+/** The pool's HTTP surface: its Express routes, and the lean way in for work. */
 export interface PoolSurface {
   /**
    * The pool's routes, as an Express application to mount (`app.use(routes)` or
@@ -82,11 +82,11 @@ export interface PoolSurface {
    */
   routes: express.Express;
   /**
-   * Takes the forwards other members send to POST /pools/:pool/work before Express does
-   * (memberForwards.ts); for a server that serves `routes` at its root and nothing before
-   * them, as the member's own server does.
+   * Takes the common forms of /work — a client's GET or JSON POST, a member's forward —
+   * before Express does (leanWork.ts); for a server that serves `routes` at its root and
+   * nothing before them, as the member's own server does.
    */
-  memberForwards: MemberForwards;
+  leanWork: LeanWork;
 }
 
 export function createPoolSurface(options: HttpAppOptions): PoolSurface {
@@ -121,7 +121,7 @@ export function createPoolSurface(options: HttpAppOptions): PoolSurface {
   app.use(workRoutes(work.serve));
   if (options.simpleWork) app.use(simpleWorkRoutes(work.serve));
   app.use(errorMiddleware(logger));
-  return { routes: app, memberForwards: memberForwards(pools, work, options.draining) };
+  return { routes: app, leanWork: leanWork(pools, work, options.draining) };
 }
 
 /**

@@ -64,8 +64,8 @@ export function errorAnswer(error: PoolError): JsonAnswer {
 
 /**
  * Writes `answer` as Express's `res.json` does with the pool's settings (bigints as decimal
- * strings, no ETag), on any node:http response, so that the lean forward path
- * (memberForwards.ts) answers byte for byte as the Express routes do.
+ * strings, no ETag), on any node:http response, so that the lean way in for work
+ * (leanWork.ts) answers byte for byte as the Express routes do.
  */
 export function sendJson(res: http.ServerResponse, answer: JsonAnswer): void {
   const text = JSON.stringify(answer.body, jsonReplacer) as string | undefined;

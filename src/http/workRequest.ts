@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import express, { type Request } from 'express';
+import express from 'express';
 import { memberId } from '../config/schemas.js';
 import { PoolError } from '../errors.js';
 import { bodyNotJson } from './errors.js';
@@ -24,9 +24,12 @@ export const MAX_PAYLOAD_DEPTH = 128;
 export const MAX_BODY_BYTES = 65 * 1024;
 const MAX_VIA = 16;
 
-/** The payload of GET /work?payload=...: a string, or null when absent. */
-export function queryPayload(req: Request): string | null {
-  const payload = req.query.payload;
+/**
+ * The payload of GET /work?payload=...: a string, or null when absent. `query` is the query
+ * string as the simple parser (node:querystring) reads it, Express's `req.query` included.
+ */
+export function queryPayload(query: Readonly<Record<string, unknown>>): string | null {
+  const payload = query.payload;
   if (payload !== undefined && typeof payload !== 'string') {
     throw new PoolError('BAD_REQUEST', 'give "payload" at most once in the query string');
   }

@@ -71,8 +71,20 @@ export interface WorkServer {
   /** The admission bound every way in shares. */
   admit: AdmitWork;
   /**
+   * Serves a GET /work to `pool` admitted by `admit`, whose query string was read by hand
+   * (node:querystring, as Express's simple parser): validated, counted and answered as the
+   * Express route does. Resolves once answered.
+   */
+  serveQuery(
+    pool: PoolRoutes,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    query: Readonly<Record<string, unknown>>,
+  ): Promise<void>;
+  /**
    * Serves a POST /work to `pool` admitted by `admit`, whose JSON body was read by hand:
-   * validated, counted and answered as the Express route does. Resolves once answered.
+   * validated, counted and answered as the Express route does; a forward sends the bytes on
+   * as they came. Resolves once answered.
    */
   serveBody(
     pool: PoolRoutes,
@@ -213,7 +225,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     const paths = [`/${route}`, `/pools/:pool/${route}`];
     router.get(paths, admitted, async (req, res) => {
       const pool = address.of(res);
-      const payload = queryPayload(req);
+      const payload = queryPayload(req.query);
       await handleWork(route, dispatch, pool, res, {
         payload,
         ...forwarding(req.headers, pool),
@@ -250,19 +262,36 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     sendError(res, known ?? new PoolError('INTERNAL', 'internal error'));
   };
 
+  /** A request the lean path read: validated by `read` (refused if it throws), then served. */
+  const serveLean = async (
+    pool: PoolRoutes,
+    res: http.ServerResponse,
+    read: () => IncomingWork,
+  ): Promise<void> => {
+    let work: IncomingWork;
+    try {
+      work = read();
+    } catch (error) {
+      refuse(pool, res, error);
+      return;
+    }
+    await handleWork('work', routeWork, pool, res, work);
+  };
+
   return {
     serve,
     admit,
     refuse,
-    serveBody: async (pool, req, res, body) => {
-      let work: IncomingWork;
-      try {
-        work = { payload: bodyPayload(parseJsonBody(body)), ...forwarding(req.headers, pool) };
-      } catch (error) {
-        refuse(pool, res, error);
-        return;
-      }
-      await handleWork('work', routeWork, pool, res, work);
-    },
+    serveQuery: (pool, req, res, query) =>
+      serveLean(pool, res, () => ({
+        payload: queryPayload(query),
+        ...forwarding(req.headers, pool),
+      })),
+    serveBody: (pool, req, res, body) =>
+      serveLean(pool, res, () => ({
+        payload: bodyPayload(parseJsonBody(body)),
+        body,
+        ...forwarding(req.headers, pool),
+      })),
   };
 }

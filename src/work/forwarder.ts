@@ -1,5 +1,5 @@
 /**
- * Forwarding from a follower to the leader over keep-alive connections.
+ * Forwarding from a follower to the leader over keep-alive connections (memberConnections.ts).
  *
  * What may be retried: a refused connection, or an answer "not leader" (421) — in both cases
  * the leader certainly did not execute the request. Anything after the request may have
@@ -9,10 +9,9 @@
  * and the leader's answer comes back as bytes, relayed to the client unchanged; it is parsed
  * only to check it is JSON and to act on a 421.
  */
-import http from 'node:http';
-import https from 'node:https';
 import { NotLeaderError, PoolError } from '../errors.js';
 import { memberRoute } from '../membership/identity.js';
+import { MemberConnections, type MemberOrigin } from './memberConnections.js';
 
 export const HOPS_HEADER = 'x-pool-hops';
 export const TERM_HEADER = 'x-pool-term';
@@ -77,129 +76,140 @@ function describeCause(cause: unknown): string {
 
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
-export class Forwarder {
-  // Idle sockets close on our side (30 s) before the peer's keepAliveTimeout (65 s) can close
-  // them under a request we are about to send.
-  private readonly httpAgent = new http.Agent({
-    keepAlive: true,
-    maxSockets: 256,
-    timeout: 30_000,
-  });
-  private readonly httpsAgent = new https.Agent({
-    keepAlive: true,
-    maxSockets: 256,
-    timeout: 30_000,
-  });
+/** Members' URLs as parsed once: their connections' origin and the path of their work route. */
+interface ParsedTarget {
+  origin: MemberOrigin;
+  /** The base path of the member's routes, with a trailing slash. */
+  basePath: string;
+}
 
+/** Parsed member URLs kept; a pool has a handful, a bound keeps a misconfiguration small. */
+const MAX_PARSED_TARGETS = 1024;
+
+export class Forwarder {
+  private readonly connections = new MemberConnections(MAX_ANSWER_BYTES);
+  private readonly targets = new Map<string, ParsedTarget>();
+  /** The token's header line, or nothing. */
+  private readonly tokenLine: string;
+
+  /**
+   * @param timeoutMs how long one forward may take in all, connecting included (ms).
+   * @param token FORWARD_TOKEN, sent with every forward; printable ASCII (a header value).
+   */
   constructor(
     private readonly timeoutMs: number,
-    private readonly token?: string,
-  ) {}
+    token?: string,
+  ) {
+    if (token !== undefined && !HEADER_VALUE.test(token)) {
+      throw new Error('the forward token must be printable ASCII: it is sent as a header value');
+    }
+    this.tokenLine = token === undefined ? '' : `${TOKEN_HEADER}: ${token}\r\n`;
+  }
 
-  /** `abandon` aborts the forward; the answer then is an ambiguous UPSTREAM_FAILED. */
-  forward(
+  /**
+   * Sends `request` to the leader `target` and resolves with its answer, within the forward
+   * timeout. Rejects with UpstreamUnreachableError when nothing was sent (retryable),
+   * NotLeaderError on a 421, UPSTREAM_TIMEOUT past the timeout, UPSTREAM_FAILED when the
+   * request may have executed and no usable answer came. `abandon` aborts the forward; the
+   * answer then is an ambiguous UPSTREAM_FAILED.
+   */
+  async forward(
     target: ForwardTarget,
     request: ForwardRequest,
     abandon?: AbortSignal,
   ): Promise<UpstreamAnswer> {
-    const url = memberRoute(target.url, `pools/${request.pool}/work`);
+    const { origin, basePath } = this.parsed(target.url);
     const body = request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
-    const isHttps = url.protocol === 'https:';
-    return new Promise<UpstreamAnswer>((resolve, reject) => {
-      const req = (isHttps ? https : http).request(url, {
-        method: 'POST',
-        agent: isHttps ? this.httpsAgent : this.httpAgent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': body.length,
-          [HOPS_HEADER]: String(request.hops + 1),
-          [TERM_HEADER]: target.term.toString(),
-          [VIA_HEADER]: request.via.join(','),
-          ...(this.token ? { [TOKEN_HEADER]: this.token } : {}),
-        },
-      });
-      // Until the socket is connected nothing was sent, so a failure then is safe to retry.
-      // A reused keep-alive socket is connected already: a reset on it is ambiguous.
-      let sent = false;
-      req.on('socket', (socket) => {
-        if (socket.connecting) socket.once('connect', () => (sent = true));
-        else sent = true;
-      });
-      const fail = (error: unknown) => {
-        clearTimeout(timer);
-        if (!sent || neverSent(error)) reject(new UpstreamUnreachableError(target, error));
-        else if (error instanceof PoolError) reject(error);
-        else reject(ambiguous(target, error));
-      };
-      const timer = setTimeout(() => {
-        req.destroy(
-          new PoolError(
-            'UPSTREAM_TIMEOUT',
-            `leader ${target.id} did not answer within ${this.timeoutMs} ms`,
-            {
-              leader: target.id,
-            },
-          ),
-        );
-      }, this.timeoutMs);
-      req.on('error', fail);
-      abandon?.addEventListener(
-        'abort',
-        () =>
-          req.destroy(
-            new PoolError(
-              'UPSTREAM_FAILED',
-              `leader ${target.id} was replaced while the request was with it; it may or may not have executed`,
-              { leader: target.id },
-            ),
-          ),
-        { once: true },
+    const head =
+      `POST ${basePath}pools/${request.pool}/work HTTP/1.1\r\n` +
+      `Host: ${origin.authority}\r\n` +
+      `Content-Type: application/json\r\n` +
+      `Content-Length: ${body.length}\r\n` +
+      `${HOPS_HEADER}: ${request.hops + 1}\r\n` +
+      `${TERM_HEADER}: ${target.term}\r\n` +
+      `${VIA_HEADER}: ${request.via.join(',')}\r\n` +
+      `${this.tokenLine}\r\n`;
+    const headBytes = Buffer.byteLength(head, 'latin1');
+    const bytes = Buffer.allocUnsafe(headBytes + body.length);
+    bytes.write(head, 0, 'latin1');
+    body.copy(bytes, headBytes);
+
+    const exchange = this.connections.exchange(origin, bytes);
+    // The forward's own reasons to give up: answered as they are, not as a failed exchange.
+    let givenUp: PoolError | undefined;
+    const giveUp = (reason: PoolError) => exchange.cancel((givenUp = reason));
+    const timer = setTimeout(() => {
+      giveUp(
+        new PoolError(
+          'UPSTREAM_TIMEOUT',
+          `leader ${target.id} did not answer within ${this.timeoutMs} ms`,
+          { leader: target.id },
+        ),
       );
-      req.on('response', (res) => {
-        res.on('error', fail);
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_ANSWER_BYTES) req.destroy(new Error('answer too large'));
-          else chunks.push(chunk);
-        });
-        res.on('end', () => {
-          clearTimeout(timer);
-          const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-          try {
-            JSON.parse(bytes.toString('utf8'));
-          } catch {
-            reject(
-              new PoolError(
-                'UPSTREAM_FAILED',
-                `leader ${target.id} sent an answer that is not JSON`,
-              ),
-            );
-            return;
-          }
-          if (res.statusCode === 421) {
-            reject(
-              new NotLeaderError(`${target.id} is no longer the leader`, { upstream: target.id }),
-            );
-            return;
-          }
-          resolve({
-            status: res.statusCode ?? 502,
-            contentType: res.headers['content-type'] ?? 'application/json',
-            bytes,
-          });
-        });
-      });
-      req.end(body);
-    });
+    }, this.timeoutMs);
+    const onAbandon = () =>
+      giveUp(
+        new PoolError(
+          'UPSTREAM_FAILED',
+          `leader ${target.id} was replaced while the request was with it; it may or may not have executed`,
+          { leader: target.id },
+        ),
+      );
+    abandon?.addEventListener('abort', onAbandon, { once: true });
+    const outcome = await exchange.outcome;
+    clearTimeout(timer);
+    abandon?.removeEventListener('abort', onAbandon);
+    const { answer } = outcome;
+    if (answer === undefined) {
+      const { failure, sent } = outcome;
+      if (!sent || neverSent(failure)) throw new UpstreamUnreachableError(target, failure);
+      if (failure === givenUp) throw failure;
+      throw ambiguous(target, failure);
+    }
+    try {
+      JSON.parse(answer.body.toString('utf8'));
+    } catch {
+      throw new PoolError('UPSTREAM_FAILED', `leader ${target.id} sent an answer that is not JSON`);
+    }
+    if (answer.status === 421) {
+      throw new NotLeaderError(`${target.id} is no longer the leader`, { upstream: target.id });
+    }
+    return {
+      status: answer.status,
+      contentType: answer.contentType ?? 'application/json',
+      bytes: answer.body,
+    };
   }
 
+  /** Closes every connection to other members; forwards under way fail. */
   close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.connections.close();
+  }
+
+  private parsed(url: string): ParsedTarget {
+    let parsed = this.targets.get(url);
+    if (parsed === undefined) {
+      const base = memberRoute(url, '');
+      const tls = base.protocol === 'https:';
+      parsed = {
+        origin: {
+          authority: base.host,
+          // An IPv6 literal comes bracketed in a URL, bare to connect.
+          host: base.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: Number(base.port || (tls ? 443 : 80)),
+          tls,
+        },
+        basePath: base.pathname,
+      };
+      if (this.targets.size >= MAX_PARSED_TARGETS) this.targets.clear();
+      this.targets.set(url, parsed);
+    }
+    return parsed;
   }
 }
+
+/** A header value Node's client would send: visible ASCII, inner spaces and tabs. */
+const HEADER_VALUE = /^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$/;
 
 /**
  * Errors that come before any byte can leave: no socket (the process or the system is out of

@@ -21,7 +21,13 @@ const SECRETS = new Set(['ETCD_PASSWORD', 'FORWARD_TOKEN', 'ADMIN_TOKEN']);
 
 const badName = ['a b', '-a', 'a-', 'a/b', 'a\nb', 'é', 'x'.repeat(254)];
 const badFile = ['/nonexistent/file.pem', os.tmpdir()];
-const badToken = ['short', 'x'.repeat(15), 'x'.repeat(4097)];
+const badToken = [
+  'short',
+  'x'.repeat(15),
+  'x'.repeat(4097),
+  `${'x'.repeat(16)}\r\nX: y`,
+  'é'.repeat(16),
+];
 /** Wrong for any whole-number variable, whatever its range. */
 const notWhole = ['ten', '-1', '1.5', '1e3', '0x10', '+5', '1 2', '99999999999999999999999'];
 

@@ -30,6 +30,7 @@ import {
 } from '../../src/errors.js';
 import { EtcdAccessError, isEtcdAccessError } from '../../src/etcd/access.js';
 import { STATUS_BY_CODE, errorAnswer } from '../../src/http/errors.js';
+import { AnswerFormatError } from '../../src/work/httpAnswer.js';
 import { UpstreamUnreachableError } from '../../src/work/forwarder.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -113,6 +114,7 @@ const EXAMPLES: { error: PoolError; guard?: (error: unknown) => boolean }[] = [
   { error: new ServiceCallError('UNREACHABLE', 'cannot reach'), guard: isServiceCallError },
   { error: new LocalProcessError('EXITED', 'exited') },
   { error: new DemoCommandError('no member "z"') },
+  { error: new AnswerFormatError('not an HTTP/1.x status line: "SMTP ready"') },
 ];
 
 describe('one error hierarchy', () => {

@@ -1,8 +1,9 @@
 /**
  * A forward costs what a proxy hop costs: the follower sends the client's body on as it came
- * and relays the leader's answer byte for byte; the leader takes members' forwards on node:http
- * before Express, with the same validation, error bodies, metrics and token check as the
- * Express route. The surfaces are real (createPoolSurface on a node:http server, served as the
+ * and relays the leader's answer byte for byte; every member takes the common forms of /work
+ * (a client's GET or JSON POST, a member's forward) on node:http before Express, with the same
+ * validation, error bodies, metrics and token check as the Express route. A trailing slash is
+ * one of the forms it leaves to Express, which matches it: the tests ask both ways. The surfaces are real (createPoolSurface on a node:http server, served as the
  * member's own server serves them); the elections are stand-ins exposing only what the work
  * router and the routes read.
  */
@@ -76,7 +77,7 @@ async function serveSurface(
     logger,
   );
   const surface: Surface = { url: '', metrics, throughExpress: 0, close: () => undefined };
-  const { routes, memberForwards } = createPoolSurface({
+  const { routes, leanWork } = createPoolSurface({
     pools: [{ election: election as unknown as PoolElection, router }],
     metrics,
     nodeMetrics: createNodeMetricsRegistry(),
@@ -88,7 +89,7 @@ async function serveSurface(
   });
   const served = memberServerApp(routes, logger);
   const server = http.createServer((req, res) => {
-    if (!memberForwards(req, res)) served(req, res);
+    if (!leanWork(req, res)) served(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   surface.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -186,6 +187,7 @@ describe('a forward between members', function () {
 
     it("relays the leader's answer byte for byte and sends the client's body on as it came", async () => {
       seen = [];
+      const express = follower.throughExpress;
       const body = '{ "payload" : [1,  2], "note": "é" }';
       const answer = await ask(`${follower.url}/work`, {
         method: 'POST',
@@ -200,13 +202,18 @@ describe('a forward between members', function () {
       expect(seen).to.have.length(1);
       expect(seen[0]!.body).to.equal(body);
       expect(seen[0]!.headers).to.include({ 'x-pool-hops': '1', 'x-pool-via': 'b' });
+      expect(follower.throughExpress, 'taken by the lean path').to.equal(express);
     });
 
     it('a GET forwards its payload as a JSON body', async () => {
       seen = [];
+      const express = follower.throughExpress;
       const answer = await ask(`${follower.url}/work?payload=hello`);
       expect(answer.body).to.equal(ANSWER);
-      expect(seen.map((s) => s.body)).to.deep.equal(['{"payload":"hello"}']);
+      expect(follower.throughExpress, 'taken by the lean path').to.equal(express);
+      const throughExpress = await ask(`${follower.url}/work/?payload=hello`);
+      expect(throughExpress).to.deep.equal(answer);
+      expect(seen.map((s) => s.body)).to.deep.equal(['{"payload":"hello"}', '{"payload":"hello"}']);
     });
   });
 
@@ -221,7 +228,7 @@ describe('a forward between members', function () {
     it('serves a forward before Express, with the answer the Express route gives', async () => {
       const lean = await ask(`${leader.url}/pools/default/work`, forward('{"payload":{"n":1}}'));
       expect(leader.throughExpress).to.equal(0);
-      const express = await ask(`${leader.url}/work`, forward('{"payload":{"n":1}}'));
+      const express = await ask(`${leader.url}/work/`, forward('{"payload":{"n":1}}'));
       expect(leader.throughExpress).to.equal(1);
       expect(lean).to.deep.equal(express);
       expect(JSON.parse(lean.body as string)).to.deep.equal({
@@ -264,7 +271,7 @@ describe('a forward between members', function () {
         const lean = await ask(`${leader.url}/pools/default/work`, forward(body, headers));
         expect(leader.throughExpress, 'taken by the lean path').to.equal(before.express);
         expect(await workRequests(leader, code.toLowerCase())).to.equal(before.counted + 1);
-        const express = await ask(`${leader.url}/work`, forward(body, headers));
+        const express = await ask(`${leader.url}/work/`, forward(body, headers));
         expect(lean).to.deep.equal(express);
         expect(lean.status).to.equal(status);
         expect(
@@ -276,11 +283,50 @@ describe('a forward between members', function () {
     it('a body with a UTF-8 byte order mark is read as the Express parser reads it', async () => {
       const body = '\ufeff{"payload":"bom"}';
       const lean = await ask(`${leader.url}/pools/default/work`, forward(body));
-      expect(lean).to.deep.equal(await ask(`${leader.url}/work`, forward(body)));
+      expect(lean).to.deep.equal(await ask(`${leader.url}/work/`, forward(body)));
       expect(lean.status).to.equal(200);
     });
 
-    it('what it does not take goes on to Express: another type, a query string, no hop header', async () => {
+    const clients: [string, string, Ask, number][] = [
+      ['a GET with a payload', '?payload=hi', {}, 200],
+      ['a GET without a payload', '', {}, 200],
+      ['a GET with an encoded payload', '?payload=a%20b+c%C3%A9&other=1', {}, 200],
+      ['a GET with the payload twice', '?payload=a&payload=b', {}, 400],
+      ['a GET with a malformed hop header', '?payload=1', { headers: { 'x-pool-hops': 'x' } }, 400],
+      [
+        'a JSON POST',
+        '',
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"payload":[1]}',
+        },
+        200,
+      ],
+      [
+        'a POST that is not JSON',
+        '',
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"payload"' },
+        400,
+      ],
+    ];
+    for (const [what, query, init, status] of clients) {
+      it(`${what} from a client gets ${status} from the lean path, as through Express, counted`, async () => {
+        const outcome =
+          status === 200 ? 'ok' : status === 413 ? 'payload_too_large' : 'bad_request';
+        const before = {
+          express: leader.throughExpress,
+          counted: await workRequests(leader, outcome),
+        };
+        const lean = await ask(`${leader.url}/work${query}`, init);
+        expect(leader.throughExpress, 'taken by the lean path').to.equal(before.express);
+        expect(await workRequests(leader, outcome)).to.equal(before.counted + 1);
+        expect(lean).to.deep.equal(await ask(`${leader.url}/work/${query}`, init));
+        expect(lean.status).to.equal(status);
+      });
+    }
+
+    it('what it does not take goes on to Express: HEAD, another path or type, a POST query', async () => {
       const before = leader.throughExpress;
       const text = await ask(
         `${leader.url}/pools/default/work`,
@@ -288,12 +334,11 @@ describe('a forward between members', function () {
       );
       expect(text.status).to.equal(415);
       await ask(`${leader.url}/pools/default/work?x=1`, forward('{"payload":1}'));
-      await ask(`${leader.url}/pools/default/work`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{"payload":1}',
-      });
-      expect(leader.throughExpress).to.equal(before + 3);
+      await ask(`${leader.url}/work?payload=1`, { method: 'HEAD' });
+      await ask(`${leader.url}/WORK?payload=1`);
+      const unknown = await ask(`${leader.url}/pools/other/work?payload=1`);
+      expect(unknown.status).to.equal(404);
+      expect(leader.throughExpress).to.equal(before + 5);
     });
   });
 
@@ -315,7 +360,7 @@ describe('a forward between members', function () {
           forward('{"payload":1}', headers),
         );
         expect(lean).to.deep.equal(
-          await ask(`${leader.url}/work`, forward('{"payload":1}', headers)),
+          await ask(`${leader.url}/work/`, forward('{"payload":1}', headers)),
         );
         expect(lean).to.include({ status: 401, authenticate: 'Bearer' });
       }
@@ -342,7 +387,7 @@ describe('a forward between members', function () {
     it('the lean path sheds a forward as the Express route does: 503 OVERLOADED, connection closed', async () => {
       const lean = await ask(`${leader.url}/pools/default/work`, forward('{"payload":1}'));
       expect(leader.throughExpress, 'taken by the lean path').to.equal(0);
-      expect(lean).to.deep.equal(await ask(`${leader.url}/work`, forward('{"payload":1}')));
+      expect(lean).to.deep.equal(await ask(`${leader.url}/work/`, forward('{"payload":1}')));
       expect(lean).to.include({ status: 503, retryAfter: '1', connection: 'close' });
       expect(await workRequests(leader, 'overloaded')).to.equal(2);
     });

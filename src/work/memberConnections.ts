@@ -1,0 +1,206 @@
+/**
+ * The connections a member keeps to the members it forwards to: kept alive between requests,
+ * one request at a time on each (no pipelining: an answer lost with its connection never
+ * takes another request's fate with it), as many at once as there are forwards in flight
+ * (MAX_PENDING_WORK bounds those), at most MAX_IDLE kept open between bursts per member.
+ *
+ * A request is written as one buffer and its answer read by AnswerReader (httpAnswer.ts):
+ * about a third of the CPU of Node's http client per exchange, which is most of what a
+ * forward costs the follower.
+ *
+ * What an exchange's failure says about the request — the forward's retry rule depends on it
+ * (forwarder.ts): `sent` is false until the connection is established, so a failure to
+ * connect means nothing was sent; on a connection reused from the idle set it is sent at once,
+ * and a reset there is ambiguous, as with any keep-alive client.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { AnswerReader, type HttpAnswer } from './httpAnswer.js';
+
+/** Idle connections kept per member; beyond, a connection closes after its answer. */
+const MAX_IDLE = 256;
+/**
+ * Idle connections close on our side after this (ms), before the peer's keepAliveTimeout
+ * (65 s on a member) can close them under a request we are about to send.
+ */
+const IDLE_TIMEOUT_MS = 30_000;
+
+/** Where a member listens: the origin of its URL. */
+export interface MemberOrigin {
+  /** `host:port`, the key of its connections and the Host header. */
+  authority: string;
+  host: string;
+  port: number;
+  tls: boolean;
+}
+
+/**
+ * How an exchange ended: the answer, or the failure and whether the request may have reached
+ * the member (`sent`).
+ */
+export type ExchangeOutcome =
+  | { answer: HttpAnswer }
+  | { answer?: undefined; failure: unknown; sent: boolean };
+
+/** An exchange under way: the caller may give up on it (timeout, abandon) with a reason. */
+export interface PendingExchange {
+  /** Settles once, never rejects. */
+  outcome: Promise<ExchangeOutcome>;
+  /** Ends the exchange now: its connection is closed, `outcome` is `reason`. */
+  cancel(reason: unknown): void;
+}
+
+/** One connection, carrying one exchange at a time. */
+class MemberConnection {
+  readonly socket: net.Socket;
+  private connected = false;
+  private reader: AnswerReader | undefined;
+  private settle: ((outcome: ExchangeOutcome) => void) | undefined;
+
+  constructor(
+    origin: MemberOrigin,
+    private readonly onIdle: (connection: MemberConnection) => void,
+    private readonly onClosed: (connection: MemberConnection) => void,
+  ) {
+    this.socket = origin.tls
+      ? tls.connect({ host: origin.host, port: origin.port, servername: servername(origin.host) })
+      : net.connect({ host: origin.host, port: origin.port });
+    this.socket.setNoDelay(true);
+    this.socket.once(origin.tls ? 'secureConnect' : 'connect', () => (this.connected = true));
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('end', () => this.onEnd());
+    this.socket.on('error', (error) => this.fail(error));
+    this.socket.on('close', () => {
+      this.fail(new Error('the connection closed before the answer'));
+      this.onClosed(this);
+    });
+    this.socket.on('timeout', () => this.socket.destroy());
+  }
+
+  /** Whether a request written now certainly reaches the member's socket. */
+  get sent(): boolean {
+    return this.connected;
+  }
+
+  /** Writes `request` and calls `settle` once with the answer or the failure. */
+  exchange(
+    request: Buffer,
+    maxAnswerBytes: number,
+    settle: (outcome: ExchangeOutcome) => void,
+  ): void {
+    this.reader = new AnswerReader(maxAnswerBytes);
+    this.settle = settle;
+    this.socket.setTimeout(0);
+    this.socket.write(request);
+  }
+
+  /** Closes the connection; an exchange under way fails with `reason`. */
+  destroy(reason: unknown): void {
+    this.fail(reason);
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (!this.reader) {
+      // Bytes nobody asked for: the connection cannot be trusted with a request.
+      this.socket.destroy();
+      return;
+    }
+    let answer: HttpAnswer | undefined;
+    try {
+      answer = this.reader.push(chunk);
+    } catch (error) {
+      this.destroy(error);
+      return;
+    }
+    if (answer) this.finish(answer);
+  }
+
+  private onEnd(): void {
+    if (!this.reader) return;
+    try {
+      this.finish(this.reader.end());
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private finish(answer: HttpAnswer): void {
+    const settle = this.settle!;
+    this.reader = undefined;
+    this.settle = undefined;
+    if (answer.keepAlive && !this.socket.destroyed) {
+      this.socket.setTimeout(IDLE_TIMEOUT_MS);
+      this.onIdle(this);
+    } else {
+      this.socket.destroy();
+    }
+    settle({ answer });
+  }
+
+  private fail(error: unknown): void {
+    const settle = this.settle;
+    if (!settle) return;
+    this.reader = undefined;
+    this.settle = undefined;
+    settle({ failure: error, sent: this.connected });
+  }
+}
+
+export class MemberConnections {
+  private readonly idle = new Map<string, MemberConnection[]>();
+  private readonly open = new Set<MemberConnection>();
+  private closed = false;
+
+  constructor(private readonly maxAnswerBytes: number) {}
+
+  /**
+   * Sends `request` (head and body, complete) to `origin` on an idle connection or a new one.
+   * Never blocks; the answer settles when the member answers, the connection fails, or the
+   * caller cancels. Nothing here times out: the caller bounds the wait.
+   */
+  exchange(origin: MemberOrigin, request: Buffer): PendingExchange {
+    if (this.closed) throw new Error('the member connections are closed');
+    const connection = this.idle.get(origin.authority)?.pop() ?? this.connect(origin);
+    const outcome = new Promise<ExchangeOutcome>((resolve) =>
+      connection.exchange(request, this.maxAnswerBytes, resolve),
+    );
+    return { outcome, cancel: (reason) => connection.destroy(reason) };
+  }
+
+  /** Closes every connection, idle or busy; an exchange under way fails. */
+  close(): void {
+    this.closed = true;
+    for (const connection of this.open) connection.destroy(new Error('closed'));
+    this.idle.clear();
+  }
+
+  private connect(origin: MemberOrigin): MemberConnection {
+    const key = origin.authority;
+    const connection = new MemberConnection(
+      origin,
+      (connection) => {
+        const idle = this.idle.get(key) ?? [];
+        if (this.closed || idle.length >= MAX_IDLE) {
+          connection.destroy(new Error('not kept'));
+          return;
+        }
+        idle.push(connection);
+        this.idle.set(key, idle);
+      },
+      (connection) => {
+        this.open.delete(connection);
+        const idle = this.idle.get(key);
+        const at = idle?.indexOf(connection) ?? -1;
+        if (at >= 0) idle!.splice(at, 1);
+      },
+    );
+    this.open.add(connection);
+    return connection;
+  }
+}
+
+/** The TLS server name of `host`: none for an IP address, as Node's https client does. */
+function servername(host: string): string | undefined {
+  return net.isIP(host) === 0 ? host : undefined;
+}

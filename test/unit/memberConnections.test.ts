@@ -1,0 +1,149 @@
+/**
+ * The connections a member keeps to the members it forwards to: reused while the peer keeps
+ * them, replaced when it does not, and every failure saying whether the request was sent —
+ * the forward's retry rule stands on that.
+ */
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import {
+  MemberConnections,
+  type MemberOrigin,
+  type PendingExchange,
+} from '../../src/work/memberConnections.js';
+
+const REQUEST = Buffer.from('POST /w HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}');
+
+function originOf(server: net.Server): MemberOrigin {
+  const { port } = server.address() as AddressInfo;
+  return { authority: `127.0.0.1:${port}`, host: '127.0.0.1', port, tls: false };
+}
+
+async function listening<T extends net.Server>(server: T): Promise<T> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+async function answerOf(exchange: PendingExchange) {
+  const outcome = await exchange.outcome;
+  if (outcome.answer === undefined)
+    throw new Error(`the exchange failed: ${String(outcome.failure)}`);
+  return outcome.answer;
+}
+
+/** How a failed exchange failed: a system error's code or another error's message; sent? */
+async function failureOf(exchange: PendingExchange): Promise<{ reason: string; sent: boolean }> {
+  const outcome = await exchange.outcome;
+  if (outcome.answer !== undefined) throw new Error('expected the exchange to fail');
+  const failure = outcome.failure as NodeJS.ErrnoException;
+  return { reason: failure.syscall ? failure.code! : failure.message, sent: outcome.sent };
+}
+
+describe('MemberConnections', () => {
+  let connections: MemberConnections;
+  beforeEach(() => (connections = new MemberConnections(1024)));
+  afterEach(() => connections.close());
+
+  it('sends requests one after the other on one kept-alive connection', async () => {
+    const sockets = new Set<net.Socket>();
+    const server = await listening(
+      http.createServer((req, res) => {
+        sockets.add(req.socket);
+        req.resume().on('end', () => res.end(`{"n":${sockets.size}}`));
+      }),
+    );
+    try {
+      for (let i = 0; i < 5; i++) {
+        const answer = await answerOf(connections.exchange(originOf(server), REQUEST));
+        expect([answer.status, answer.body.toString()]).to.deep.equal([200, '{"n":1}']);
+      }
+      expect(sockets.size).to.equal(1);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('opens a new connection after an answer that closes its own', async () => {
+    const sockets = new Set<net.Socket>();
+    let close = true;
+    const server = await listening(
+      http.createServer((req, res) => {
+        sockets.add(req.socket);
+        if (close) res.setHeader('Connection', 'close');
+        req.resume().on('end', () => res.end('{}'));
+      }),
+    );
+    try {
+      await answerOf(connections.exchange(originOf(server), REQUEST));
+      close = false;
+      await answerOf(connections.exchange(originOf(server), REQUEST));
+      await answerOf(connections.exchange(originOf(server), REQUEST));
+      expect(sockets.size).to.equal(2);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('a refused connection failed before anything was sent', async () => {
+    const server = await listening(net.createServer());
+    const origin = originOf(server);
+    await new Promise((resolve) => server.close(resolve));
+    expect(await failureOf(connections.exchange(origin, REQUEST))).to.deep.equal({
+      reason: 'ECONNREFUSED',
+      sent: false,
+    });
+  });
+
+  it('a connection that closes after the request, or answers garbage, failed after it was sent', async () => {
+    const server = await listening(
+      net.createServer((socket) =>
+        socket.once('data', (bytes) => {
+          if (bytes.includes('garbage')) socket.write('SMTP ready\r\n\r\n');
+          else socket.destroy();
+        }),
+      ),
+    );
+    try {
+      const closed = await failureOf(connections.exchange(originOf(server), REQUEST));
+      expect(closed).to.deep.equal({
+        reason: 'the connection closed before the answer was complete',
+        sent: true,
+      });
+      const garbage = Buffer.from('GET /garbage HTTP/1.1\r\n\r\n');
+      const outcome = await connections.exchange(originOf(server), garbage).outcome;
+      expect([outcome.answer, outcome.answer ?? outcome.sent]).to.deep.equal([undefined, true]);
+      expect(String(outcome.answer ?? outcome.failure)).to.equal(
+        'AnswerFormatError: not an HTTP/1.x status line: "SMTP ready"',
+      );
+    } finally {
+      server.close();
+    }
+  });
+
+  it('cancelling an exchange closes its connection and fails it with the reason given', async () => {
+    const server = await listening(net.createServer(() => undefined));
+    try {
+      const exchange = connections.exchange(originOf(server), REQUEST);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      exchange.cancel(new Error('given up'));
+      expect(await failureOf(exchange)).to.deep.equal({ reason: 'given up', sent: true });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('close() fails the exchanges under way', async () => {
+    const server = await listening(net.createServer(() => undefined));
+    try {
+      const exchange = connections.exchange(originOf(server), REQUEST);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      connections.close();
+      expect((await failureOf(exchange)).reason).to.equal('closed');
+      expect(() => connections.exchange(originOf(server), REQUEST)).to.throw('closed');
+    } finally {
+      server.close();
+    }
+  });
+});
