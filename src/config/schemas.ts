@@ -74,11 +74,14 @@ export const poolName = z
     'expected a pool name of 1-63 lowercase letters, digits, "-" or "_", starting and ending with a letter or digit',
   );
 
+/** A member id, trimmed: what `memberId` takes, for checks on every request (no zod). */
+export const MEMBER_ID_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+
 export const memberId = z
   .string()
   .trim()
   .regex(
-    /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/,
+    MEMBER_ID_PATTERN,
     'expected 1-253 letters, digits, ".", "-" or "_", starting and ending with a letter or digit',
   );
 

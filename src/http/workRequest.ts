@@ -6,7 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import express from 'express';
-import { memberId } from '../config/schemas.js';
+import { MEMBER_ID_PATTERN } from '../config/schemas.js';
 import { PoolError } from '../errors.js';
 import { bodyNotJson } from './errors.js';
 import { HOPS_HEADER, TERM_HEADER, VIA_HEADER } from '../work/forwarder.js';
@@ -116,7 +116,7 @@ export function forwardingHeaders(
     throw new PoolError('BAD_REQUEST', `${TERM_HEADER} must be a revision number`);
   }
   const via = viaRaw ? viaRaw.split(',').map((part) => part.trim()) : [];
-  if (via.length > MAX_VIA || via.some((id) => !memberId.safeParse(id).success)) {
+  if (via.length > MAX_VIA || via.some((id) => !MEMBER_ID_PATTERN.test(id))) {
     throw new PoolError('BAD_REQUEST', `${VIA_HEADER} must list at most ${MAX_VIA} member ids`);
   }
   return {

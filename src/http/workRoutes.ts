@@ -15,7 +15,7 @@ import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
 import { PoolError, isHttpError } from '../errors.js';
 import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
-import { ABORTED, unlessAborted } from '../util/abortable.js';
+import { ABORTED, LazyAbort, unlessAbortedBy } from '../util/abortable.js';
 import { TOKEN_HEADER } from '../work/forwarder.js';
 import type { UpstreamAnswer } from '../work/forwarder.js';
 import type { IncomingWork, WorkOutcome, WorkRouter } from '../work/router.js';
@@ -48,13 +48,14 @@ export interface WorkRoutesOptions {
 }
 
 /**
- * How a route hands a validated request to the pool's work router. `wait` aborts when the
- * client goes away or shutdown stops holding requests: a wait for a leader ends then.
+ * How a route hands a validated request to the pool's work router. `wait()` is a signal that
+ * aborts when the client goes away or shutdown stops holding requests: a wait for a leader
+ * ends then. Ask for it only to wait (it is made on the first call).
  */
 export type WorkDispatch = (
   router: WorkRouter,
   work: IncomingWork,
-  wait: AbortSignal,
+  wait: () => AbortSignal,
 ) => Promise<WorkOutcome>;
 
 /**
@@ -142,6 +143,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
   };
 
   const failures = new FailureLog(logger, 'work failed');
+  const untilLastCall = unlessAbortedBy(options.lastCall);
   const handleWork = async (
     route: WorkRoute,
     dispatch: WorkDispatch,
@@ -157,22 +159,18 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     // removed when the request ends — AbortSignal.any would hang one dependent signal per
     // request on that long-lived signal, which Node 20 drops only after a GC: tens of µs per
     // request under load, growing with the backlog.
-    const wait = new AbortController();
+    // The wait is made only if the request has to wait for a leader: most never do.
+    const wait = new LazyAbort(options.stopHolding);
     let clientGone = false;
     res.once('close', () => {
       if (res.writableFinished) return;
       clientGone = true;
       wait.abort();
     });
-    const { stopHolding } = options;
-    const stopWaiting = () => wait.abort(stopHolding?.reason);
-    if (stopHolding?.aborted) stopWaiting();
-    else stopHolding?.addEventListener('abort', stopWaiting, { once: true });
     try {
       // etcd requests made on the way count for this route (requestPurpose.ts).
-      const outcome: WorkOutcome | typeof ABORTED = await unlessAborted(
-        forWorkRoute(route, () => dispatch(workRouter, work, wait.signal)),
-        options.lastCall,
+      const outcome: WorkOutcome | typeof ABORTED = await untilLastCall(
+        forWorkRoute(route, () => dispatch(workRouter, work, () => wait.signal)),
       );
       // Shutdown's last call came first: its reason is the answer.
       if (outcome === ABORTED) throw options.lastCall!.reason as Error;
@@ -202,7 +200,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
         sendError(res, new PoolError('INTERNAL', 'the work handler failed'));
       }
     } finally {
-      stopHolding?.removeEventListener('abort', stopWaiting);
+      wait.dispose();
       stopTimer({ role });
     }
   };

@@ -43,7 +43,7 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\r\n]*)?$/;
-const FIELD = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;.*)?$/;
 
 type Framing =
@@ -129,10 +129,13 @@ export class AnswerReader {
     let transferCoded = false;
     let close = minor === '0';
     for (const line of lines.slice(1)) {
-      const field = FIELD.exec(line);
-      if (!field) throw new AnswerFormatError(`not a header field: ${quote(line)}`);
-      const value = field[2]!;
-      switch (field[1]!.toLowerCase()) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon);
+      if (colon <= 0 || !FIELD_NAME.test(name)) {
+        throw new AnswerFormatError(`not a header field: ${quote(line)}`);
+      }
+      const value = line.slice(colon + 1).trim();
+      switch (name.toLowerCase()) {
         case 'content-length':
           if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && value !== contentLength))
             throw new AnswerFormatError(`a bad or conflicting Content-Length: ${quote(value)}`);

@@ -15,6 +15,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { monotonicNow } from '../util/time.js';
 import { AnswerReader, type HttpAnswer } from './httpAnswer.js';
 
 /** Idle connections kept per member; beyond, a connection closes after its answer. */
@@ -24,6 +25,8 @@ const MAX_IDLE = 256;
  * (65 s on a member) can close them under a request we are about to send.
  */
 const IDLE_TIMEOUT_MS = 30_000;
+/** How often idle connections are looked over (ms): each closes within this of its timeout. */
+const SWEEP_INTERVAL_MS = 5_000;
 
 /** Where a member listens: the origin of its URL. */
 export interface MemberOrigin {
@@ -53,6 +56,8 @@ export interface PendingExchange {
 /** One connection, carrying one exchange at a time. */
 class MemberConnection {
   readonly socket: net.Socket;
+  /** When it last went idle, on the monotonic clock (ms). */
+  idleSince = 0;
   private connected = false;
   private reader: AnswerReader | undefined;
   private settle: ((outcome: ExchangeOutcome) => void) | undefined;
@@ -74,7 +79,6 @@ class MemberConnection {
       this.fail(new Error('the connection closed before the answer'));
       this.onClosed(this);
     });
-    this.socket.on('timeout', () => this.socket.destroy());
   }
 
   /** Whether a request written now certainly reaches the member's socket. */
@@ -90,7 +94,6 @@ class MemberConnection {
   ): void {
     this.reader = new AnswerReader(maxAnswerBytes);
     this.settle = settle;
-    this.socket.setTimeout(0);
     this.socket.write(request);
   }
 
@@ -130,7 +133,7 @@ class MemberConnection {
     this.reader = undefined;
     this.settle = undefined;
     if (answer.keepAlive && !this.socket.destroyed) {
-      this.socket.setTimeout(IDLE_TIMEOUT_MS);
+      this.idleSince = monotonicNow();
       this.onIdle(this);
     } else {
       this.socket.destroy();
@@ -151,6 +154,8 @@ export class MemberConnections {
   private readonly idle = new Map<string, MemberConnection[]>();
   private readonly open = new Set<MemberConnection>();
   private closed = false;
+  /** Closes connections idle for IDLE_TIMEOUT_MS; runs while any is idle (unref'd). */
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly maxAnswerBytes: number) {}
 
@@ -171,8 +176,27 @@ export class MemberConnections {
   /** Closes every connection, idle or busy; an exchange under way fails. */
   close(): void {
     this.closed = true;
+    clearInterval(this.sweeper);
     for (const connection of this.open) connection.destroy(new Error('closed'));
     this.idle.clear();
+  }
+
+  /**
+   * Closes the connections idle for IDLE_TIMEOUT_MS or more: the oldest are at the bottom of
+   * each stack, as the newest idle is used first.
+   */
+  private sweep(): void {
+    const before = monotonicNow() - IDLE_TIMEOUT_MS;
+    for (const [key, idle] of this.idle) {
+      const stale = idle.findIndex((connection) => connection.idleSince > before);
+      const closing = idle.splice(0, stale < 0 ? idle.length : stale);
+      for (const connection of closing) connection.destroy(new Error('idle'));
+      if (idle.length === 0) this.idle.delete(key);
+    }
+    if (this.idle.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   private connect(origin: MemberOrigin): MemberConnection {
@@ -187,6 +211,7 @@ export class MemberConnections {
         }
         idle.push(connection);
         this.idle.set(key, idle);
+        this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
       },
       (connection) => {
         this.open.delete(connection);

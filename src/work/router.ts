@@ -30,6 +30,7 @@ import { unlessAborted } from '../util/abortable.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { UpstreamUnreachableError, type Forwarder, type UpstreamAnswer } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
+import { Supersession } from './supersession.js';
 import type { TicketSequence } from './tickets.js';
 
 /** Why a forward was tried again: the `reason` label of service_pool_forward_retries_total. */
@@ -72,6 +73,8 @@ export interface WorkRouterOptions {
 export class WorkRouter {
   /** Leader URLs found unreachable and not reached since, with why; each is logged once. */
   private readonly unreachable = new Map<string, string>();
+  /** Abandons the forwards to a leader once superseded, after SUPERSEDED_GRACE_MS. */
+  private readonly supersession: Supersession;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -83,6 +86,7 @@ export class WorkRouter {
     private readonly metrics: PoolMetrics,
     private readonly logger: Logger,
   ) {
+    this.supersession = new Supersession(election, SUPERSEDED_GRACE_MS);
     // Every series from the start at 0: a dashboard panel draws 0, not "No data".
     const pool = election.pool;
     for (const reason of FORWARD_RETRY_REASONS) metrics.forwardRetries.inc({ pool, reason }, 0);
@@ -94,10 +98,11 @@ export class WorkRouter {
    * Executes `work` here or forwards it to the leader. Waits for a usable leader at most
    * LEADERLESS_WAIT_MS in all, whatever stands in the way (no claim yet, a leader that answers
    * "not leader", a leader that cannot be reached), retrying with backoff (25 ms doubling to
-   * 1 s) while the view does not move; `abort` (the client went away) ends the wait early.
+   * 1 s) while the view does not move; `abort` (the client went away) ends the wait early —
+   * asked for only when there is a wait (it may be made on the first call).
    * Then NO_LEADER or LEADER_UNREACHABLE, saying what happened.
    */
-  async route(work: IncomingWork, abort?: AbortSignal): Promise<WorkOutcome> {
+  async route(work: IncomingWork, waitSignal?: () => AbortSignal): Promise<WorkOutcome> {
     if (work.hops > this.options.maxHops) {
       throw new PoolError(
         'HOP_LIMIT_EXCEEDED',
@@ -132,6 +137,7 @@ export class WorkRouter {
         const leader = this.election.leader();
         if (!leader || leader.self) {
           const remaining = deadline - monotonicNow();
+          const abort = waitSignal?.();
           if (remaining <= 0 || abort?.aborted) break;
           // Whole milliseconds, rounded up: a timer may fire a fraction early, and the
           // answer must not come before the full wait. Not elected yet: the loop looks again.
@@ -159,6 +165,7 @@ export class WorkRouter {
         }
       }
       const remaining = deadline - monotonicNow();
+      const abort = waitSignal?.();
       if (remaining <= 0 || abort?.aborted) break;
       await unlessAborted(
         this.election.waitFor(
@@ -170,6 +177,7 @@ export class WorkRouter {
       if (abort?.aborted) break;
     }
     // Shutdown ends the wait with the answer it wants given (see HttpAppOptions.stopHolding).
+    const abort = waitSignal?.();
     if (abort?.reason instanceof PoolError) throw abort.reason;
     const waitedMs = Math.floor(monotonicNow() - startedAt);
     if (lastFailure?.unreachable !== undefined) {
@@ -259,14 +267,6 @@ export class WorkRouter {
    */
   private async forward(work: IncomingWork, leader: { id: string; url: string; term: bigint }) {
     const stopTimer = this.metrics.forwardDuration.startTimer({ pool: this.election.pool });
-    const superseded = new AbortController();
-    let grace: NodeJS.Timeout | undefined;
-    const onChange = () => {
-      const current = this.election.leader();
-      if (grace || leader.term === 0n || !current || current.term <= leader.term) return;
-      grace = setTimeout(() => superseded.abort(), SUPERSEDED_GRACE_MS);
-    };
-    this.election.on('change', onChange);
     try {
       const answer = await this.forwarder.forward(
         leader,
@@ -277,14 +277,12 @@ export class WorkRouter {
           hops: work.hops,
           via: [...work.via, this.election.memberId],
         },
-        superseded.signal,
+        this.supersession.of(leader.term),
       );
       // Any answer from the leader is a sign of life (it dates a crash failover).
       if (leader.term !== 0n) this.election.leaderAnswered(leader.term);
       return answer;
     } finally {
-      clearTimeout(grace);
-      this.election.off('change', onChange);
       stopTimer();
     }
   }

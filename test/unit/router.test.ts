@@ -124,7 +124,9 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
     const gone = new AbortController();
     const startedAt = Date.now();
     setTimeout(() => gone.abort(), 100);
-    const error = await failureOf(routing.route({ payload: 1, via: [], hops: 0 }, gone.signal));
+    const error = await failureOf(
+      routing.route({ payload: 1, via: [], hops: 0 }, () => gone.signal),
+    );
     expect(error.code).to.equal('NO_LEADER');
     expect(Date.now() - startedAt).to.be.below(WAIT_MS);
   });
