@@ -62,23 +62,38 @@ export function errorAnswer(error: PoolError): JsonAnswer {
   };
 }
 
+/** An answer ready to be written: status, headers, Content-Type and body. */
+export interface Reply {
+  status: number;
+  headers?: Record<string, string> | undefined;
+  contentType: string;
+  bytes: Buffer | string;
+}
+
 /**
- * Writes `answer` as Express's `res.json` does with the pool's settings (bigints as decimal
- * strings, no ETag), on any node:http response, so that the lean way in for work
- * (leanWork.ts) answers byte for byte as the Express routes do.
+ * `answer` as Express's `res.json` writes it with the pool's settings (bigints as decimal
+ * strings, no ETag), so that the lean way in for work (leanWork.ts) answers byte for byte as
+ * the Express routes do.
  */
-export function sendJson(res: http.ServerResponse, answer: JsonAnswer): void {
+export function jsonReply(answer: JsonAnswer): Reply {
   const text = JSON.stringify(answer.body, jsonReplacer) as string | undefined;
-  res.statusCode = answer.status;
-  for (const [name, value] of Object.entries(answer.headers ?? {})) res.setHeader(name, value);
-  if (text === undefined) {
-    res.setHeader('Content-Type', 'application/json');
-    res.end();
-    return;
-  }
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(text));
-  res.end(text);
+  const { status, headers } = answer;
+  if (text === undefined) return { status, headers, contentType: 'application/json', bytes: '' };
+  return { status, headers, contentType: 'application/json; charset=utf-8', bytes: text };
+}
+
+/** Writes `reply` on any node:http response. */
+export function sendReply(res: http.ServerResponse, reply: Reply): void {
+  res.statusCode = reply.status;
+  for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
+  res.setHeader('Content-Type', reply.contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(reply.bytes));
+  res.end(reply.bytes);
+}
+
+/** Writes `answer` as JSON (`jsonReply`). */
+export function sendJson(res: http.ServerResponse, answer: JsonAnswer): void {
+  sendReply(res, jsonReply(answer));
 }
 
 /** Answers `error` with its status and JSON body (`errorAnswer`). */

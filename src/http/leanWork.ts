@@ -11,12 +11,16 @@
  * unknown pool — goes on to the Express routes, which answer it as they always did. What is
  * taken goes through the same admission bound, the same validation (payload, query string,
  * forwarding headers, forward token), the same metrics, the same term check and the same
- * handler as the Express routes; its errors get the same JSON bodies.
+ * handler as the Express routes; its errors get the same JSON bodies. It also takes the
+ * batches of forwards members send under load (POST /pools/<pool>/work-batch,
+ * forwardBatch.ts), which only this path knows.
  */
 import type http from 'node:http';
 import querystring from 'node:querystring';
 import { PoolError } from '../errors.js';
 import type { PoolRoutes } from './poolAddress.js';
+import { BATCH_CONTENT_TYPE } from '../work/batchFrames.js';
+import { MAX_BATCH_BYTES } from '../work/forwardBatch.js';
 import { MAX_BODY_BYTES } from './workRequest.js';
 import type { WorkServer } from './workRoutes.js';
 
@@ -38,7 +42,12 @@ export function leanWork(
 ): LeanWork {
   const byPath = new Map(pools.map((pool) => [`/pools/${pool.election.pool}/work`, pool]));
   if (pools[0]) byPath.set('/work', pools[0]);
+  const batchPaths = new Map(
+    pools.map((pool) => [`/pools/${pool.election.pool}/work-batch`, pool]),
+  );
   return (req, res) => {
+    const batchOf = batchPaths.get(req.url ?? '');
+    if (batchOf) return takeBatch(work, batchOf, req, res, draining);
     // A fragment is no part of the request, as Express's URL parser reads it.
     const hashAt = req.url?.indexOf('#') ?? -1;
     const url = hashAt < 0 ? (req.url ?? '') : req.url!.slice(0, hashAt);
@@ -46,7 +55,7 @@ export function leanWork(
     const pool = byPath.get(queryAt < 0 ? url : url.slice(0, queryAt));
     if (!pool) return false;
     if (req.method === 'GET') {
-      const query = queryAt < 0 ? {} : querystring.parse(url.slice(queryAt + 1));
+      const query = queryAt < 0 ? {} : parseQuery(url.slice(queryAt + 1));
       if (!admit(work, pool, res, draining)) return true;
       // Drained unread, as Node would: a GET body means nothing here.
       req.resume();
@@ -70,6 +79,47 @@ export function leanWork(
     return true;
   };
 }
+
+/**
+ * A batch of forwards (forwardBatch.ts), POST only, its framing declared, within
+ * MAX_BATCH_BYTES. Anything else: 404 by Express, which has no such route — a member that
+ * sends one then forwards one by one.
+ */
+function takeBatch(
+  work: WorkServer,
+  pool: PoolRoutes,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  draining: () => boolean,
+): boolean {
+  const length = Number(req.headers['content-length'] ?? NaN);
+  if (req.method !== 'POST' || req.headers['content-type'] !== BATCH_CONTENT_TYPE) return false;
+  if (!(length <= MAX_BATCH_BYTES)) return false;
+  if (!admit(work, pool, res, draining)) return true;
+  void readBody(req, length)
+    .then((body) => work.serveBatch(pool, req, res, body))
+    .catch((error: unknown) => work.refuse(pool, res, error));
+  return true;
+}
+
+/**
+ * A query string as node:querystring (Express's simple parser) reads it. One `key=value` with
+ * nothing to decode — `?payload=x`, the common form — is read directly: querystring's
+ * general path costs a few microseconds per request.
+ */
+export function parseQuery(query: string): Record<string, unknown> {
+  if (PLAIN_QUERY.test(query)) {
+    // Without a prototype, as querystring's: `?constructor=x` names only itself.
+    const parsed = Object.create(null) as Record<string, unknown>;
+    const eq = query.indexOf('=');
+    parsed[eq < 0 ? query : query.slice(0, eq)] = eq < 0 ? '' : query.slice(eq + 1);
+    return parsed;
+  }
+  return querystring.parse(query);
+}
+
+/** Nothing querystring would split or decode: no `&`, `%` or `+`, at most one `=`, a key. */
+const PLAIN_QUERY = /^[^&%+=]+(=[^&%+=]*)?$/;
 
 /** The admission bound, as the Express routes apply it; true if the request may go on. */
 function admit(

@@ -16,11 +16,11 @@ import { PoolError, isHttpError } from '../errors.js';
 import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { ABORTED, LazyAbort, unlessAbortedBy } from '../util/abortable.js';
+import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames } from '../work/batchFrames.js';
 import { TOKEN_HEADER } from '../work/forwarder.js';
-import type { UpstreamAnswer } from '../work/forwarder.js';
 import type { IncomingWork, WorkOutcome, WorkRouter } from '../work/router.js';
 import { secretMatches } from './auth.js';
-import { knownError, sendError, sendJson } from './errors.js';
+import { errorAnswer, jsonReply, knownError, sendError, sendReply, type Reply } from './errors.js';
 import type { PoolAddress, PoolRoutes } from './poolAddress.js';
 import { workAdmission, type AdmitWork } from './workAdmission.js';
 import {
@@ -94,6 +94,17 @@ export interface WorkServer {
     body: Buffer,
   ): Promise<void>;
   /**
+   * Serves a batch of forwards to POST /pools/:pool/work-batch (forwardBatch.ts) admitted by
+   * `admit`, its body read by hand: the batch refused as a whole if its forwarding headers
+   * or framing are bad, else each item served as a forward of its own. Resolves once answered.
+   */
+  serveBatch(
+    pool: PoolRoutes,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    body: Buffer,
+  ): Promise<void>;
+  /**
    * Counts and answers a /work request to `pool` refused before it was routed, as the Express
    * route and its error handler do.
    */
@@ -106,14 +117,6 @@ const routeWork: WorkDispatch = (router, work, wait) => router.route(work, wait)
 /** /work: routed to the leader this member's view names, waiting for one if there is none. */
 export function workRoutes(serve: ServeWorkRoute): express.Router {
   return serve('work', routeWork);
-}
-
-/** The leader's answer, relayed as it came: status, Content-Type and bytes. */
-function sendRelayed(res: http.ServerResponse, answer: UpstreamAnswer): void {
-  res.statusCode = answer.status;
-  res.setHeader('Content-Type', answer.contentType);
-  res.setHeader('Content-Length', answer.bytes.length);
-  res.end(answer.bytes);
 }
 
 /** The machinery every work route shares; see `WorkServer`. */
@@ -144,49 +147,39 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
 
   const failures = new FailureLog(logger, 'work failed');
   const untilLastCall = unlessAbortedBy(options.lastCall);
-  const handleWork = async (
+  /**
+   * Routes `work` and returns its answer — the leader's relayed, the handler's, or the error's —
+   * counted by route, role and outcome; undefined if `gone()` says the client left while it
+   * waited (nobody to answer). `wait` aborts the wait for a leader.
+   */
+  const reply = async (
     route: WorkRoute,
     dispatch: WorkDispatch,
     pool: PoolRoutes,
-    res: http.ServerResponse,
     work: IncomingWork,
-  ) => {
+    wait: LazyAbort,
+    gone: () => boolean,
+  ): Promise<Reply | undefined> => {
     const { election, router: workRouter } = pool;
     const stopTimer = metrics.workDuration.startTimer({ route });
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
-    // The client went away, or shutdown stops holding requests (with the answer it wants
-    // given): stop waiting for a leader on the client's behalf. One listener on stopHolding,
-    // removed when the request ends — AbortSignal.any would hang one dependent signal per
-    // request on that long-lived signal, which Node 20 drops only after a GC: tens of µs per
-    // request under load, growing with the backlog.
-    // The wait is made only if the request has to wait for a leader: most never do.
-    const wait = new LazyAbort(options.stopHolding);
-    let clientGone = false;
-    res.once('close', () => {
-      if (res.writableFinished) return;
-      clientGone = true;
-      wait.abort();
-    });
     try {
       // etcd requests made on the way count for this route (requestPurpose.ts).
-      const outcome: WorkOutcome | typeof ABORTED = await untilLastCall(
-        forWorkRoute(route, () => dispatch(workRouter, work, () => wait.signal)),
+      const outcome = await forWorkRoute(route, () =>
+        dispatch(workRouter, work, () => wait.signal),
       );
-      // Shutdown's last call came first: its reason is the answer.
-      if (outcome === ABORTED) throw options.lastCall!.reason as Error;
       role = outcome.role;
       metrics.workRequests.inc({
         route,
         role,
         outcome: outcome.status < 400 ? 'ok' : `upstream_${outcome.status}`,
       });
-      if (outcome.role === 'follower') sendRelayed(res, outcome.relayed);
-      else sendJson(res, outcome);
+      return outcome.role === 'follower' ? outcome.relayed : jsonReply(outcome);
     } catch (error) {
-      if (clientGone) {
+      if (gone()) {
         // The client left while we waited for a leader: no one to answer, nothing to report.
         metrics.workRequests.inc({ route, role, outcome: 'client_gone' });
-        return;
+        return undefined;
       }
       // A process-level PoolError (a handler rethrowing its term's LeadershipEndedError) has
       // no status: like any other throw, a 500.
@@ -194,14 +187,106 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
       metrics.workRequests.inc({ route, role, outcome: code });
       if (isHttpError(error)) {
         if (error.code !== 'NOT_LEADER') failures.record(error.code, error.message);
-        sendError(res, error);
-      } else {
-        logger.error({ err: error }, 'work handler failed');
-        sendError(res, new PoolError('INTERNAL', 'the work handler failed'));
+        return jsonReply(errorAnswer(error));
       }
+      logger.error({ err: error }, 'work handler failed');
+      return jsonReply(errorAnswer(new PoolError('INTERNAL', 'the work handler failed')));
+    } finally {
+      stopTimer({ role });
+    }
+  };
+
+  /**
+   * The wait of the requests answered on `res`: aborted when the client goes away, or when
+   * shutdown stops holding requests (with the answer it wants given). Made only if a request
+   * has to wait for a leader — most never do — and then one listener on stopHolding, removed
+   * when the request ends (AbortSignal.any would hang one dependent signal per request on
+   * that long-lived signal, which Node 20 drops only after a GC).
+   */
+  const clientWait = (res: http.ServerResponse) => {
+    const wait = new LazyAbort(options.stopHolding);
+    let gone = false;
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      gone = true;
+      wait.abort();
+    });
+    return { wait, gone: () => gone };
+  };
+
+  /** Serves one request: its reply, or shutdown's last call if that comes first. */
+  const handleWork = async (
+    route: WorkRoute,
+    dispatch: WorkDispatch,
+    pool: PoolRoutes,
+    res: http.ServerResponse,
+    work: IncomingWork,
+  ) => {
+    const { wait, gone } = clientWait(res);
+    try {
+      const answer = await untilLastCall(reply(route, dispatch, pool, work, wait, gone));
+      // Shutdown's last call came first: its reason is the answer.
+      if (answer === ABORTED) sendError(res, options.lastCall!.reason as PoolError);
+      else if (answer !== undefined) sendReply(res, answer);
     } finally {
       wait.dispose();
-      stopTimer({ role });
+    }
+  };
+
+  /**
+   * Serves a batch of forwards (forwardBatch.ts): each item routed as a request of its own,
+   * all at once, under the batch's forwarding headers; the answers framed in their order.
+   */
+  const handleBatch = async (
+    pool: PoolRoutes,
+    res: http.ServerResponse,
+    body: Buffer,
+    forward: ReturnType<typeof forwarding>,
+  ) => {
+    let frames: ReturnType<typeof decodeFrames>;
+    try {
+      frames = decodeFrames(body);
+    } catch (error) {
+      refuse(pool, res, error);
+      return;
+    }
+    const { wait, gone } = clientWait(res);
+    try {
+      const answers = await untilLastCall(
+        Promise.all(
+          frames.map(({ bytes }) => {
+            let work: IncomingWork;
+            try {
+              work = { payload: bodyPayload(parseJsonBody(bytes)), ...forward };
+            } catch (error) {
+              countRefusal('work', pool.election, error);
+              return Promise.resolve(
+                jsonReply(
+                  errorAnswer(knownError(error) ?? new PoolError('INTERNAL', 'internal error')),
+                ),
+              );
+            }
+            return reply('work', routeWork, pool, work, wait, gone);
+          }),
+        ),
+      );
+      if (answers === ABORTED) {
+        sendError(res, options.lastCall!.reason as PoolError);
+        return;
+      }
+      if (gone()) return;
+      const batch = encodeFrames(
+        answers.map((answer) => ({
+          status: answer?.status ?? 500,
+          bytes: Buffer.from(answer?.bytes ?? ''),
+        })),
+      );
+      res.statusCode = 200;
+      res.setHeader('Content-Type', BATCH_CONTENT_TYPE);
+      res.setHeader('Content-Length', batch.length);
+      res.end(batch);
+    } finally {
+      wait.dispose();
     }
   };
 
@@ -285,6 +370,22 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
         payload: queryPayload(query),
         ...forwarding(req.headers, pool),
       })),
+    serveBatch: async (pool, req, res, body) => {
+      let forward: ReturnType<typeof forwarding>;
+      try {
+        forward = forwarding(req.headers, pool);
+        if (forward.hops === 0) {
+          throw new PoolError(
+            'BAD_REQUEST',
+            'a batch of forwards comes from a member (x-pool-hops)',
+          );
+        }
+      } catch (error) {
+        refuse(pool, res, error);
+        return;
+      }
+      await handleBatch(pool, res, body, forward);
+    },
     serveBody: (pool, req, res, body) =>
       serveLean(pool, res, () => ({
         payload: bodyPayload(parseJsonBody(body)),

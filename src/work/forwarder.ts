@@ -9,39 +9,26 @@
  * and the leader's answer comes back as bytes, relayed to the client unchanged; it is parsed
  * only to check it is JSON and to act on a 421.
  */
-import { NotLeaderError, PoolError } from '../errors.js';
+import { PoolError } from '../errors.js';
 import { memberRoute } from '../membership/identity.js';
+import { BATCH_CONTENT_TYPE } from './batchFrames.js';
+import { ForwardBatches } from './forwardBatch.js';
+import type { HttpAnswer } from './httpAnswer.js';
 import { MemberConnections, type MemberOrigin } from './memberConnections.js';
+import {
+  relayable,
+  type ForwardRequest,
+  type ForwardTarget,
+  type UpstreamAnswer,
+} from './upstream.js';
+
+export type { ForwardRequest, ForwardTarget, UpstreamAnswer } from './upstream.js';
 
 export const HOPS_HEADER = 'x-pool-hops';
 export const TERM_HEADER = 'x-pool-term';
 export const VIA_HEADER = 'x-pool-via';
 /** Carries FORWARD_TOKEN, the secret shared by the members of a deployment. */
 export const TOKEN_HEADER = 'x-pool-token';
-
-export interface ForwardRequest {
-  pool: string;
-  payload: unknown;
-  /** The client's JSON body `{"payload": ...}` as received (UTF-8); absent: built from payload. */
-  body?: Buffer | undefined;
-  hops: number;
-  via: string[];
-}
-
-export interface ForwardTarget {
-  id: string;
-  url: string;
-  term: bigint;
-}
-
-/** The leader's answer as it came: relayed to the client byte for byte. */
-export interface UpstreamAnswer {
-  status: number;
-  /** Its Content-Type (the leader answers JSON). */
-  contentType: string;
-  /** Its body: JSON, checked. */
-  bytes: Buffer;
-}
 
 /**
  * No connection to the leader could be made (refused, unreachable, timed out while
@@ -87,7 +74,22 @@ interface ParsedTarget {
 const MAX_PARSED_TARGETS = 1024;
 
 export class Forwarder {
-  private readonly connections = new MemberConnections(MAX_ANSWER_BYTES);
+  private readonly connections = new MemberConnections();
+  private readonly batches = new ForwardBatches({
+    one: (target, request, abandon) => this.forwardOne(target, request, abandon),
+    batch: (target, request, body, items, abandon) =>
+      this.exchange(
+        target,
+        {
+          path: 'work-batch',
+          contentType: BATCH_CONTENT_TYPE,
+          maxAnswerBytes: MAX_ANSWER_BYTES * items,
+        },
+        request,
+        body,
+        abandon,
+      ),
+  });
   private readonly targets = new Map<string, ParsedTarget>();
   /** The token's header line, or nothing. */
   private readonly tokenLine: string;
@@ -111,19 +113,57 @@ export class Forwarder {
    * timeout. Rejects with UpstreamUnreachableError when nothing was sent (retryable),
    * NotLeaderError on a 421, UPSTREAM_TIMEOUT past the timeout, UPSTREAM_FAILED when the
    * request may have executed and no usable answer came. `abandon` aborts the forward; the
-   * answer then is an ambiguous UPSTREAM_FAILED.
+   * answer then is an ambiguous UPSTREAM_FAILED. A client's request (no hop yet) may travel
+   * in a batch with others to the same leader when forwards to it are already under way
+   * (forwardBatch.ts); its answer and failures are the same.
    */
-  async forward(
+  forward(
     target: ForwardTarget,
     request: ForwardRequest,
     abandon?: AbortSignal,
   ): Promise<UpstreamAnswer> {
-    const { origin, basePath } = this.parsed(target.url);
+    if (request.hops > 0 || this.batches.refusedBy(target.url)) {
+      return this.forwardOne(target, request, abandon);
+    }
+    return this.batches.submit(target, request, abandon);
+  }
+
+  /** Closes every connection to other members; forwards under way fail. */
+  close(): void {
+    this.connections.close();
+  }
+
+  /** One request, one exchange: `forward` without batching. */
+  private async forwardOne(
+    target: ForwardTarget,
+    request: ForwardRequest,
+    abandon: AbortSignal | undefined,
+  ): Promise<UpstreamAnswer> {
     const body = request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
+    const route = {
+      path: 'work',
+      contentType: 'application/json',
+      maxAnswerBytes: MAX_ANSWER_BYTES,
+    };
+    return relayable(target, await this.exchange(target, route, request, body, abandon));
+  }
+
+  /**
+   * Sends `body` to `route` of `target` with the forwarding headers of `request`, within the
+   * forward timeout, and returns the answer, whatever its status; rejects as `forward` does.
+   */
+  private async exchange(
+    target: ForwardTarget,
+    route: MemberRoute,
+    request: Pick<ForwardRequest, 'pool' | 'hops' | 'via'>,
+    body: Buffer,
+    abandon: AbortSignal | undefined,
+  ): Promise<HttpAnswer> {
+    const { origin, basePath } = this.parsed(target.url);
     const head =
-      `POST ${basePath}pools/${request.pool}/work HTTP/1.1\r\n` +
+      `POST ${basePath}pools/${request.pool}/${route.path} HTTP/1.1\r\n` +
       `Host: ${origin.authority}\r\n` +
-      `Content-Type: application/json\r\n` +
+      `Content-Type: ${route.contentType}\r\n` +
       `Content-Length: ${body.length}\r\n` +
       `${HOPS_HEADER}: ${request.hops + 1}\r\n` +
       `${TERM_HEADER}: ${target.term}\r\n` +
@@ -134,7 +174,7 @@ export class Forwarder {
     bytes.write(head, 0, 'latin1');
     body.copy(bytes, headBytes);
 
-    const exchange = this.connections.exchange(origin, bytes);
+    const exchange = this.connections.exchange(origin, bytes, route.maxAnswerBytes);
     // The forward's own reasons to give up: answered as they are, not as a failed exchange.
     let givenUp: PoolError | undefined;
     const giveUp = (reason: PoolError) => exchange.cancel((givenUp = reason));
@@ -160,30 +200,11 @@ export class Forwarder {
     clearTimeout(timer);
     abandon?.removeEventListener('abort', onAbandon);
     const { answer } = outcome;
-    if (answer === undefined) {
-      const { failure, sent } = outcome;
-      if (!sent || neverSent(failure)) throw new UpstreamUnreachableError(target, failure);
-      if (failure === givenUp) throw failure;
-      throw ambiguous(target, failure);
-    }
-    try {
-      JSON.parse(answer.body.toString('utf8'));
-    } catch {
-      throw new PoolError('UPSTREAM_FAILED', `leader ${target.id} sent an answer that is not JSON`);
-    }
-    if (answer.status === 421) {
-      throw new NotLeaderError(`${target.id} is no longer the leader`, { upstream: target.id });
-    }
-    return {
-      status: answer.status,
-      contentType: answer.contentType ?? 'application/json',
-      bytes: answer.body,
-    };
-  }
-
-  /** Closes every connection to other members; forwards under way fail. */
-  close(): void {
-    this.connections.close();
+    if (answer !== undefined) return answer;
+    const { failure, sent } = outcome;
+    if (!sent || neverSent(failure)) throw new UpstreamUnreachableError(target, failure);
+    if (failure === givenUp) throw failure;
+    throw ambiguous(target, failure);
   }
 
   private parsed(url: string): ParsedTarget {
@@ -206,6 +227,13 @@ export class Forwarder {
     }
     return parsed;
   }
+}
+
+/** Where an exchange goes on the leader, what it carries, and how large an answer it takes. */
+interface MemberRoute {
+  path: string;
+  contentType: string;
+  maxAnswerBytes: number;
 }
 
 /** A header value Node's client would send: visible ASCII, inner spaces and tabs. */

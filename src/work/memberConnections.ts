@@ -157,18 +157,17 @@ export class MemberConnections {
   /** Closes connections idle for IDLE_TIMEOUT_MS; runs while any is idle (unref'd). */
   private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(private readonly maxAnswerBytes: number) {}
-
   /**
-   * Sends `request` (head and body, complete) to `origin` on an idle connection or a new one.
+   * Sends `request` (head and body, complete) to `origin` on an idle connection or a new one;
+   * an answer body over `maxAnswerBytes` fails the exchange.
    * Never blocks; the answer settles when the member answers, the connection fails, or the
    * caller cancels. Nothing here times out: the caller bounds the wait.
    */
-  exchange(origin: MemberOrigin, request: Buffer): PendingExchange {
+  exchange(origin: MemberOrigin, request: Buffer, maxAnswerBytes: number): PendingExchange {
     if (this.closed) throw new Error('the member connections are closed');
     const connection = this.idle.get(origin.authority)?.pop() ?? this.connect(origin);
     const outcome = new Promise<ExchangeOutcome>((resolve) =>
-      connection.exchange(request, this.maxAnswerBytes, resolve),
+      connection.exchange(request, maxAnswerBytes, resolve),
     );
     return { outcome, cancel: (reason) => connection.destroy(reason) };
   }

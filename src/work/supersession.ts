@@ -8,7 +8,7 @@
  * One abort signal per leader term, shared by every forward to it, and one listener on the
  * election for the router's life: nothing per forward but a map lookup.
  */
-import type { EventEmitter } from 'node:events';
+import { setMaxListeners, type EventEmitter } from 'node:events';
 
 /** What it reads of the election: the claim's term, and its changes. */
 export interface ClaimTerms extends Pick<EventEmitter, 'on'> {
@@ -38,6 +38,8 @@ export class Supersession {
     let controller = this.terms.get(term);
     if (controller === undefined) {
       controller = new AbortController();
+      // Every forward in flight to the term listens: as many as MAX_PENDING_WORK.
+      setMaxListeners(0, controller.signal);
       this.terms.set(term, controller);
       this.check();
     }

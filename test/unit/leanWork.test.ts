@@ -9,12 +9,15 @@
  */
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
+import querystring from 'node:querystring';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { pino } from 'pino';
 import type { PoolElection } from '../../src/election/election.js';
 import { createPoolSurface, memberServerApp } from '../../src/http/app.js';
+import { parseQuery } from '../../src/http/leanWork.js';
 import { createMetrics, createNodeMetricsRegistry } from '../../src/metrics/metrics.js';
+import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames } from '../../src/work/batchFrames.js';
 import { Forwarder } from '../../src/work/forwarder.js';
 import type { WorkHandler } from '../../src/work/handler.js';
 import { WorkRouter } from '../../src/work/router.js';
@@ -55,6 +58,8 @@ interface Surface {
   metrics: ReturnType<typeof createMetrics>;
   /** Requests that reached the Express routes (not taken by the lean path). */
   throughExpress: number;
+  /** HTTP requests its server received, by path. */
+  received: string[];
   close(): void;
 }
 
@@ -76,7 +81,13 @@ async function serveSurface(
     metrics,
     logger,
   );
-  const surface: Surface = { url: '', metrics, throughExpress: 0, close: () => undefined };
+  const surface: Surface = {
+    url: '',
+    metrics,
+    throughExpress: 0,
+    received: [],
+    close: () => undefined,
+  };
   const { routes, leanWork } = createPoolSurface({
     pools: [{ election: election as unknown as PoolElection, router }],
     metrics,
@@ -89,6 +100,7 @@ async function serveSurface(
   });
   const served = memberServerApp(routes, logger);
   const server = http.createServer((req, res) => {
+    surface.received.push(req.url!);
     if (!leanWork(req, res)) served(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -104,7 +116,7 @@ async function serveSurface(
 interface Ask {
   method?: string;
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | Buffer;
 }
 
 /**
@@ -153,6 +165,32 @@ async function workRequests(surface: Surface, outcome: string): Promise<number> 
   const { values } = await surface.metrics.workRequests.get();
   return values.find((v) => v.labels.outcome === outcome && v.labels.role === 'leader')?.value ?? 0;
 }
+
+describe('parseQuery', () => {
+  it('reads every query string as node:querystring (Express simple parser) does', () => {
+    const queries = [
+      'payload=x',
+      'payload=',
+      'payload',
+      'a=b',
+      'payload=a=b',
+      '=x',
+      '',
+      'payload=é',
+    ];
+    queries.push(
+      '__proto__=1',
+      'constructor=1',
+      'payload=x&payload=y',
+      'payload=%41',
+      'payload=a+b',
+    );
+    for (const query of queries) {
+      expect({ ...parseQuery(query) }, query).to.deep.equal({ ...querystring.parse(query) });
+      expect(Object.getPrototypeOf(parseQuery(query)), query).to.equal(null);
+    }
+  });
+});
 
 describe('a forward between members', function () {
   this.timeout(10_000);
@@ -391,5 +429,118 @@ describe('a forward between members', function () {
       expect(lean).to.include({ status: 503, retryAfter: '1', connection: 'close' });
       expect(await workRequests(leader, 'overloaded')).to.equal(2);
     });
+  });
+});
+
+describe('forwards under load travel in batches', function () {
+  this.timeout(10_000);
+  let leader: Surface;
+  let follower: Surface;
+  before(async () => {
+    const self = { id: 'a', url: 'http://127.0.0.1:1', term: 7n };
+    leader = await serveSurface(new StandInElection('a', 7n, self));
+    const claim = { id: 'a', url: leader.url, term: 7n };
+    follower = await serveSurface(new StandInElection('b', undefined, claim));
+  });
+  after(() => {
+    follower.close();
+    leader.close();
+  });
+
+  /** `count` clients at once on `surface`, each with its own payload; their answers' payloads. */
+  async function clients(surface: Surface, count: number): Promise<unknown[]> {
+    const answers = await Promise.all(
+      Array.from({ length: count }, (_, i) => ask(`${surface.url}/work?payload=client-${i}`)),
+    );
+    return answers.map((answer) => {
+      expect(answer.status).to.equal(200);
+      return (JSON.parse(answer.body as string) as { payload: unknown }).payload;
+    });
+  }
+
+  it('each client gets its own answer; the leader gets fewer requests, and counts every one', async () => {
+    leader.received = [];
+    const before = await workRequests(leader, 'ok');
+    const payloads = await clients(follower, 40);
+    expect(payloads).to.deep.equal(Array.from({ length: 40 }, (_, i) => `client-${i}`));
+    expect(leader.received.filter((url) => url.endsWith('/work-batch'))).to.have.length.above(0);
+    expect(leader.received.length).to.be.below(40);
+    expect(await workRequests(leader, 'ok')).to.equal(before + 40);
+  });
+
+  it('a leader without the batch route gets them one by one, after one 404, and from then on', async () => {
+    let batches = 0;
+    const plain = http.createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        if (req.url!.endsWith('/work-batch')) {
+          batches++;
+          res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{}}');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      });
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
+    const behind = await serveSurface(
+      new StandInElection('b', undefined, { id: 'a', url, term: 7n }),
+    );
+    try {
+      const expected = Array.from({ length: 30 }, (_, i) => `client-${i}`);
+      expect(await clients(behind, 30)).to.deep.equal(expected);
+      expect(await clients(behind, 30)).to.deep.equal(expected);
+      expect(batches).to.equal(1);
+    } finally {
+      behind.close();
+      plain.closeAllConnections();
+      plain.close();
+    }
+  });
+
+  /** A batch as a member sends it, `frames` as given. */
+  function batch(frames: Buffer, headers: Record<string, string> = {}) {
+    return ask(`${leader.url}/pools/default/work-batch`, {
+      method: 'POST',
+      headers: {
+        'content-type': BATCH_CONTENT_TYPE,
+        'x-pool-hops': '1',
+        'x-pool-via': 'b',
+        'x-pool-term': '7',
+        ...headers,
+      },
+      body: frames,
+    });
+  }
+
+  it('the leader answers each item of a batch on its own, a bad one with its own error', async () => {
+    const items = ['{"payload":1}', '{"payload": ', '{"payload":"é"}'];
+    const answer = await batch(
+      encodeFrames(items.map((item) => ({ status: 0, bytes: Buffer.from(item) }))),
+    );
+    expect(answer).to.include({ status: 200, type: BATCH_CONTENT_TYPE });
+    const frames = decodeFrames(Buffer.from(answer.body as string));
+    expect(frames.map((frame) => frame.status)).to.deep.equal([200, 400, 200]);
+    const bodies = frames.map((frame) => JSON.parse(frame.bytes.toString('utf8')) as object);
+    expect(bodies[0]).to.deep.include({ payload: 1, via: ['b', 'a'] });
+    expect(bodies[1]).to.deep.include({
+      error: { code: 'BAD_REQUEST', message: 'request body is not valid JSON' },
+    });
+    expect(bodies[2]).to.deep.include({ payload: 'é' });
+  });
+
+  it('a batch that is not framed, or not from a member, is refused whole with 400', async () => {
+    const framed = encodeFrames([{ status: 0, bytes: Buffer.from('{"payload":1}') }]);
+    const unframed = await batch(Buffer.from('{"payload":1}'));
+    expect(unframed.status).to.equal(400);
+    expect(unframed.body).to.include('not a batch of forwards');
+    const fromClient = await ask(`${leader.url}/pools/default/work-batch`, {
+      method: 'POST',
+      headers: { 'content-type': BATCH_CONTENT_TYPE },
+      body: framed,
+    });
+    expect(fromClient.status).to.equal(400);
+    expect(fromClient.body).to.include('comes from a member');
   });
 });

@@ -41,7 +41,7 @@ async function failureOf(exchange: PendingExchange): Promise<{ reason: string; s
 
 describe('MemberConnections', () => {
   let connections: MemberConnections;
-  beforeEach(() => (connections = new MemberConnections(1024)));
+  beforeEach(() => (connections = new MemberConnections()));
   afterEach(() => connections.close());
 
   it('sends requests one after the other on one kept-alive connection', async () => {
@@ -54,7 +54,7 @@ describe('MemberConnections', () => {
     );
     try {
       for (let i = 0; i < 5; i++) {
-        const answer = await answerOf(connections.exchange(originOf(server), REQUEST));
+        const answer = await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
         expect([answer.status, answer.body.toString()]).to.deep.equal([200, '{"n":1}']);
       }
       expect(sockets.size).to.equal(1);
@@ -75,10 +75,10 @@ describe('MemberConnections', () => {
       }),
     );
     try {
-      await answerOf(connections.exchange(originOf(server), REQUEST));
+      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
       close = false;
-      await answerOf(connections.exchange(originOf(server), REQUEST));
-      await answerOf(connections.exchange(originOf(server), REQUEST));
+      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
       expect(sockets.size).to.equal(2);
     } finally {
       server.closeAllConnections();
@@ -90,7 +90,7 @@ describe('MemberConnections', () => {
     const server = await listening(net.createServer());
     const origin = originOf(server);
     await new Promise((resolve) => server.close(resolve));
-    expect(await failureOf(connections.exchange(origin, REQUEST))).to.deep.equal({
+    expect(await failureOf(connections.exchange(origin, REQUEST, 1024))).to.deep.equal({
       reason: 'ECONNREFUSED',
       sent: false,
     });
@@ -106,13 +106,13 @@ describe('MemberConnections', () => {
       ),
     );
     try {
-      const closed = await failureOf(connections.exchange(originOf(server), REQUEST));
+      const closed = await failureOf(connections.exchange(originOf(server), REQUEST, 1024));
       expect(closed).to.deep.equal({
         reason: 'the connection closed before the answer was complete',
         sent: true,
       });
       const garbage = Buffer.from('GET /garbage HTTP/1.1\r\n\r\n');
-      const outcome = await connections.exchange(originOf(server), garbage).outcome;
+      const outcome = await connections.exchange(originOf(server), garbage, 1024).outcome;
       expect([outcome.answer, outcome.answer ?? outcome.sent]).to.deep.equal([undefined, true]);
       expect(String(outcome.answer ?? outcome.failure)).to.equal(
         'AnswerFormatError: not an HTTP/1.x status line: "SMTP ready"',
@@ -125,7 +125,7 @@ describe('MemberConnections', () => {
   it('cancelling an exchange closes its connection and fails it with the reason given', async () => {
     const server = await listening(net.createServer(() => undefined));
     try {
-      const exchange = connections.exchange(originOf(server), REQUEST);
+      const exchange = connections.exchange(originOf(server), REQUEST, 1024);
       await new Promise((resolve) => setTimeout(resolve, 20));
       exchange.cancel(new Error('given up'));
       expect(await failureOf(exchange)).to.deep.equal({ reason: 'given up', sent: true });
@@ -137,11 +137,11 @@ describe('MemberConnections', () => {
   it('close() fails the exchanges under way', async () => {
     const server = await listening(net.createServer(() => undefined));
     try {
-      const exchange = connections.exchange(originOf(server), REQUEST);
+      const exchange = connections.exchange(originOf(server), REQUEST, 1024);
       await new Promise((resolve) => setTimeout(resolve, 20));
       connections.close();
       expect((await failureOf(exchange)).reason).to.equal('closed');
-      expect(() => connections.exchange(originOf(server), REQUEST)).to.throw('closed');
+      expect(() => connections.exchange(originOf(server), REQUEST, 1024)).to.throw('closed');
     } finally {
       server.close();
     }

@@ -51,4 +51,18 @@ describe('Supersession', () => {
     expect(signal.aborted).to.equal(false);
     expect(claims.listenerCount('change'), 'one listener, whatever the forwards').to.equal(1);
   });
+
+  it('takes as many forwards as are in flight without a listener-leak warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const signal = new Supersession(new Claims(), GRACE_MS).of(5n)!;
+      for (let i = 0; i < 50; i++) signal.addEventListener('abort', () => undefined);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).to.deep.equal([]);
+  });
 });

@@ -1,0 +1,210 @@
+/**
+ * Coalescing forwards under load, as Akka's singleton proxy buffers messages for its
+ * singleton: while MAX_IN_FLIGHT exchanges with a leader are under way, clients' requests for
+ * it wait here and leave together, as one batch, with the next exchange — one member-to-member
+ * request and one answer for many, so that under load a forward costs the leader and the
+ * follower a fraction of a request each. Unloaded, nothing waits: a request goes at once,
+ * alone, as it always did.
+ *
+ * A batch goes to POST /pools/<pool>/work-batch (batchFrames.ts: each client's body as it
+ * came; the answer, each one's status and bytes). Per request, the outcome is what a single
+ * forward gives: the leader's answer relayed, "not leader" (421) retried by the router,
+ * nothing sent → retryable, sent and no answer → ambiguous. A leader that does not know the
+ * batch route (404: a member embedded in another app, an older version) executed nothing: its
+ * requests go again one by one, and that leader's URL gets no batch again.
+ *
+ * Only clients' requests (no hop yet) are coalesced: a forwarded request is never forwarded
+ * again. Batches of one leader term share its abandon signal (supersession.ts).
+ */
+import { PoolError } from '../errors.js';
+import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames, MAX_BATCH_ITEMS } from './batchFrames.js';
+import type { HttpAnswer } from './httpAnswer.js';
+import {
+  relayable,
+  type ForwardRequest,
+  type ForwardTarget,
+  type UpstreamAnswer,
+} from './upstream.js';
+
+/** Exchanges under way with one leader term before requests wait to go as a batch. */
+const MAX_IN_FLIGHT = 1;
+/** The most body bytes of one batch: a batch never exceeds what the leader reads (1 MiB). */
+export const MAX_BATCH_BYTES = 1024 * 1024;
+
+/** What the batches need of the forwarder: a single forward, and one exchange with a batch. */
+export interface BatchLink {
+  one(
+    target: ForwardTarget,
+    request: ForwardRequest,
+    abandon?: AbortSignal,
+  ): Promise<UpstreamAnswer>;
+  /**
+   * Sends `body` (`items` frames) to the batch route with the forwarding headers of `request`;
+   * the answer whatever its status, or the error a single forward rejects with.
+   */
+  batch(
+    target: ForwardTarget,
+    request: ForwardRequest,
+    body: Buffer,
+    items: number,
+    abandon?: AbortSignal,
+  ): Promise<HttpAnswer>;
+}
+
+interface Waiting {
+  request: ForwardRequest;
+  /** Its body without a byte order mark (frames carry JSON as it is parsed). */
+  body: Buffer;
+  resolve: (answer: UpstreamAnswer) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The requests for one leader term: how many exchanges are under way, who waits. */
+interface Queue {
+  target: ForwardTarget;
+  abandon: AbortSignal | undefined;
+  inFlight: number;
+  waiting: Waiting[];
+}
+
+export class ForwardBatches {
+  private readonly queues = new Map<string, Queue>();
+  /** Leader URLs that answered a batch 404: they get single forwards only. */
+  private readonly refused = new Set<string>();
+
+  constructor(private readonly link: BatchLink) {}
+
+  /** Whether `url` refused a batch: send it single forwards. */
+  refusedBy(url: string): boolean {
+    return this.refused.has(url);
+  }
+
+  /** Forwards `request` to `target`, alone at once or in the next batch. Never blocks. */
+  submit(
+    target: ForwardTarget,
+    request: ForwardRequest,
+    abandon?: AbortSignal,
+  ): Promise<UpstreamAnswer> {
+    const key = `${target.term} ${target.url}`;
+    let queue = this.queues.get(key);
+    if (queue === undefined) {
+      queue = { target, abandon, inFlight: 0, waiting: [] };
+      this.queues.set(key, queue);
+    }
+    if (queue.inFlight < MAX_IN_FLIGHT) {
+      return this.sending(key, queue, this.link.one(target, request, abandon));
+    }
+    const body = request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
+    return new Promise((resolve, reject) =>
+      queue.waiting.push({ request, body: withoutBom(body), resolve, reject }),
+    );
+  }
+
+  /** Counts `exchange` as under way for `queue` until it settles, then sends what waits. */
+  private sending<T>(key: string, queue: Queue, exchange: Promise<T>): Promise<T> {
+    queue.inFlight++;
+    const settled = () => {
+      queue.inFlight--;
+      this.sendWaiting(key, queue);
+    };
+    exchange.then(settled, settled);
+    return exchange;
+  }
+
+  private sendWaiting(key: string, queue: Queue): void {
+    if (queue.waiting.length === 0) {
+      if (queue.inFlight === 0) this.queues.delete(key);
+      return;
+    }
+    if (this.refused.has(queue.target.url)) {
+      // Found out while these waited: they go one by one, as any forward to that leader.
+      for (const item of queue.waiting.splice(0)) this.one(queue, item);
+      return;
+    }
+    if (queue.inFlight >= MAX_IN_FLIGHT) return;
+    const items = takeBatch(queue.waiting);
+    if (items.length === 1) {
+      const [only] = items;
+      this.sending(key, queue, this.link.one(queue.target, only!.request, queue.abandon)).then(
+        only!.resolve,
+        only!.reject,
+      );
+      return;
+    }
+    void this.sending(key, queue, this.sendBatch(queue, items));
+  }
+
+  /** `item` alone, not counted in flight: its leader takes no batches. */
+  private one(queue: Queue, item: Waiting): void {
+    this.link.one(queue.target, item.request, queue.abandon).then(item.resolve, item.reject);
+  }
+
+  /** One exchange for `items`; settles each of them. Never rejects. */
+  private async sendBatch(queue: Queue, items: Waiting[]): Promise<void> {
+    const { target } = queue;
+    let answer: HttpAnswer;
+    try {
+      const body = encodeFrames(items.map((item) => ({ status: 0, bytes: item.body })));
+      answer = await this.link.batch(target, items[0]!.request, body, items.length, queue.abandon);
+    } catch (error) {
+      for (const item of items) item.reject(error);
+      return;
+    }
+    if (answer.status === 404) {
+      // The route is unknown there: nothing executed. One by one, now and from now on.
+      this.refused.add(target.url);
+      for (const item of items) this.one(queue, item);
+      return;
+    }
+    if (answer.contentType !== BATCH_CONTENT_TYPE) {
+      // The batch as a whole was refused or failed (401, 413, 503, a 421 from a leader that
+      // stepped down): that answer is each request's, as it would be to a single forward.
+      for (const item of items) settle(item, () => relayable(target, answer));
+      return;
+    }
+    let frames: ReturnType<typeof decodeFrames>;
+    try {
+      frames = decodeFrames(answer.body, items.length);
+      if (frames.length !== items.length) throw new Error(`${frames.length} answers`);
+    } catch (error) {
+      const failure = new PoolError(
+        'UPSTREAM_FAILED',
+        `leader ${target.id} answered a batch of ${items.length} with something else (${String(error)}); each request may or may not have executed`,
+        { leader: target.id },
+      );
+      for (const item of items) item.reject(failure);
+      return;
+    }
+    items.forEach((item, i) => {
+      const { status, bytes } = frames[i]!;
+      // The leader writes each answer as it writes a single one (sendJson).
+      const contentType = 'application/json; charset=utf-8';
+      settle(item, () => relayable(target, { status, body: bytes, contentType, keepAlive: true }));
+    });
+  }
+}
+
+/** Settles `item` with what `answer` returns, or rejects it with what it throws. */
+function settle(item: Waiting, answer: () => UpstreamAnswer): void {
+  try {
+    item.resolve(answer());
+  } catch (error) {
+    item.reject(error);
+  }
+}
+
+/** Takes the next batch off `waiting`: at most MAX_BATCH_ITEMS and MAX_BATCH_BYTES, at least one. */
+function takeBatch(waiting: Waiting[]): Waiting[] {
+  let count = 0;
+  let bytes = 0;
+  while (count < waiting.length && count < MAX_BATCH_ITEMS) {
+    bytes += waiting[count]!.body.length;
+    if (count > 0 && bytes > MAX_BATCH_BYTES) break;
+    count++;
+  }
+  return waiting.splice(0, count);
+}
+
+function withoutBom(body: Buffer): Buffer {
+  return body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
+}

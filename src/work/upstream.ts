@@ -1,0 +1,50 @@
+/**
+ * What a forward carries to the leader and what comes back: the request, the leader it goes
+ * to, and the leader's answer as it is relayed to the client (forwarder.ts, forwardBatch.ts).
+ */
+import { NotLeaderError, PoolError } from '../errors.js';
+import type { HttpAnswer } from './httpAnswer.js';
+
+export interface ForwardRequest {
+  pool: string;
+  payload: unknown;
+  /** The client's JSON body `{"payload": ...}` as received (UTF-8); absent: built from payload. */
+  body?: Buffer | undefined;
+  hops: number;
+  via: string[];
+}
+
+export interface ForwardTarget {
+  id: string;
+  url: string;
+  term: bigint;
+}
+
+/** The leader's answer as it came: relayed to the client byte for byte. */
+export interface UpstreamAnswer {
+  status: number;
+  /** Its Content-Type (the leader answers JSON). */
+  contentType: string;
+  /** Its body: JSON, checked. */
+  bytes: Buffer;
+}
+
+/**
+ * The leader's answer to one request, to be relayed to the client: it must be JSON, and a 421
+ * is "not leader" (nothing executed: the router tries again).
+ */
+export function relayable(target: ForwardTarget, answer: HttpAnswer): UpstreamAnswer {
+  try {
+    JSON.parse(answer.body.toString('utf8'));
+  } catch {
+    throw new PoolError('UPSTREAM_FAILED', `leader ${target.id} sent an answer that is not JSON`);
+  }
+  if (answer.status === 421) {
+    throw new NotLeaderError(`${target.id} is no longer the leader`, { upstream: target.id });
+  }
+  return {
+    status: answer.status,
+    contentType: answer.contentType ?? 'application/json',
+    bytes: answer.body,
+  };
+}
