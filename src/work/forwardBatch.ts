@@ -14,9 +14,11 @@
  * requests go again one by one, and that leader's URL gets no batch again.
  *
  * Only clients' requests (no hop yet) are coalesced: a forwarded request is never forwarded
- * again. Batches of one leader term share its abandon signal (supersession.ts).
+ * again. Batches of one leader term share its abandon signal (supersession.ts); requests
+ * still waiting when it fires were never sent, and go back to the router as "not leader".
+ * A request waits at most for the exchange before it, which FORWARD_TIMEOUT_MS bounds.
  */
-import { PoolError } from '../errors.js';
+import { NotLeaderError, PoolError } from '../errors.js';
 import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames, MAX_BATCH_ITEMS } from './batchFrames.js';
 import type { HttpAnswer } from './httpAnswer.js';
 import {
@@ -114,6 +116,19 @@ export class ForwardBatches {
   private sendWaiting(key: string, queue: Queue): void {
     if (queue.waiting.length === 0) {
       if (queue.inFlight === 0) this.queues.delete(key);
+      return;
+    }
+    if (queue.abandon?.aborted) {
+      // A newer leader was seen and this one did not answer within the grace: what waits was
+      // never sent, so it is not this leader's to execute. The router routes it again.
+      for (const item of queue.waiting.splice(0)) {
+        item.reject(
+          new NotLeaderError(`${queue.target.id} was superseded before the request was sent`, {
+            upstream: queue.target.id,
+          }),
+        );
+      }
+      this.sendWaiting(key, queue);
       return;
     }
     if (this.refused.has(queue.target.url)) {

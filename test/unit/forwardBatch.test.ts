@@ -1,0 +1,199 @@
+/**
+ * Coalescing forwards: nothing waits while the leader is idle; under load the waiting
+ * requests leave as one batch; every request gets the outcome a single forward would give —
+ * including when the leader has no batch route, answers the batch as a whole, or was
+ * superseded while requests waited. The forwarder is a stand-in here: the exchanges are the
+ * test's to settle.
+ */
+import { expect } from 'chai';
+import { NotLeaderError, PoolError } from '../../src/errors.js';
+import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames } from '../../src/work/batchFrames.js';
+import { ForwardBatches, type BatchLink } from '../../src/work/forwardBatch.js';
+import type { HttpAnswer } from '../../src/work/httpAnswer.js';
+import type { ForwardRequest, UpstreamAnswer } from '../../src/work/upstream.js';
+
+const TARGET = { id: 'a', url: 'http://a', term: 7n };
+
+function request(n: number): ForwardRequest {
+  return {
+    pool: 'default',
+    payload: n,
+    body: Buffer.from(`{"payload":${n}}`),
+    hops: 0,
+    via: ['b'],
+  };
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+/** A link whose exchanges wait for the test: what was sent, and how to answer it. */
+class StandInLink implements BatchLink {
+  readonly singles: { payload: unknown; answer: Deferred<UpstreamAnswer> }[] = [];
+  readonly batches: { payloads: unknown[]; answer: Deferred<HttpAnswer> }[] = [];
+
+  one(_target: unknown, request: ForwardRequest) {
+    const answer = deferred<UpstreamAnswer>();
+    this.singles.push({ payload: request.payload, answer });
+    return answer.promise;
+  }
+
+  batch(_target: unknown, _request: ForwardRequest, body: Buffer) {
+    const answer = deferred<HttpAnswer>();
+    const payloads = decodeFrames(body).map(
+      (f) => (JSON.parse(f.bytes.toString()) as { payload: unknown }).payload,
+    );
+    this.batches.push({ payloads, answer });
+    return answer.promise;
+  }
+}
+
+const ok = (n: number): UpstreamAnswer => ({
+  status: 200,
+  contentType: 'application/json',
+  bytes: Buffer.from(`{"n":${n}}`),
+});
+
+function framed(frames: { status: number; body: string }[]): HttpAnswer {
+  return {
+    status: 200,
+    contentType: BATCH_CONTENT_TYPE,
+    body: encodeFrames(frames.map(({ status, body }) => ({ status, bytes: Buffer.from(body) }))),
+    keepAlive: true,
+  };
+}
+
+/** Settles of `promises`, as text: the answer's body or the error's code. */
+async function outcomes(promises: Promise<UpstreamAnswer>[]): Promise<string[]> {
+  return Promise.all(
+    promises.map((p) =>
+      p.then(
+        (answer) => `${answer.status} ${answer.bytes.toString()}`,
+        (error: unknown) => (error instanceof PoolError ? error.code : String(error)),
+      ),
+    ),
+  );
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('ForwardBatches', () => {
+  it('an idle leader gets each request at once, alone', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const first = batches.submit(TARGET, request(1));
+    link.singles[0]!.answer.resolve(ok(1));
+    await first;
+    const second = batches.submit(TARGET, request(2));
+    link.singles[1]!.answer.resolve(ok(2));
+    expect(await outcomes([first, second])).to.deep.equal(['200 {"n":1}', '200 {"n":2}']);
+    expect(link.batches).to.deep.equal([]);
+  });
+
+  it('requests that come while an exchange is under way leave together, each with its own answer', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const all = [1, 2, 3, 4].map((n) => batches.submit(TARGET, request(n)));
+    expect([link.singles.length, link.batches.length]).to.deep.equal([1, 0]);
+    link.singles[0]!.answer.resolve(ok(1));
+    await tick();
+    expect(link.batches.map((b) => b.payloads)).to.deep.equal([[2, 3, 4]]);
+    link.batches[0]!.answer.resolve(
+      framed([
+        { status: 200, body: '{"n":2}' },
+        { status: 421, body: '{"error":{"code":"NOT_LEADER"}}' },
+        { status: 503, body: '{"error":{"code":"OVERLOADED"}}' },
+      ]),
+    );
+    expect(await outcomes(all)).to.deep.equal([
+      '200 {"n":1}',
+      '200 {"n":2}',
+      'NOT_LEADER',
+      '503 {"error":{"code":"OVERLOADED"}}',
+    ]);
+  });
+
+  it('a batch answered as a whole gives every request that answer; a failed one its failure', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const all = [1, 2, 3, 4, 5, 6].map((n) => batches.submit(TARGET, request(n)));
+    link.singles[0]!.answer.resolve(ok(1));
+    await tick();
+    link.batches[0]!.answer.resolve({
+      status: 401,
+      contentType: 'application/json; charset=utf-8',
+      body: Buffer.from('{"error":{"code":"UNAUTHORIZED"}}'),
+      keepAlive: true,
+    });
+    expect((await outcomes(all)).slice(1)).to.deep.equal(
+      Array(5).fill('401 {"error":{"code":"UNAUTHORIZED"}}'),
+    );
+    const more = [7, 8, 9].map((n) => batches.submit(TARGET, request(n)));
+    link.singles[1]!.answer.resolve(ok(7));
+    await tick();
+    link.batches[1]!.answer.reject(new PoolError('UPSTREAM_FAILED', 'reset'));
+    expect(await outcomes(more)).to.deep.equal([
+      '200 {"n":7}',
+      'UPSTREAM_FAILED',
+      'UPSTREAM_FAILED',
+    ]);
+  });
+
+  it('an answer with fewer items than sent fails each request as ambiguous', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const all = [1, 2, 3].map((n) => batches.submit(TARGET, request(n)));
+    link.singles[0]!.answer.resolve(ok(1));
+    await tick();
+    link.batches[0]!.answer.resolve(framed([{ status: 200, body: '{}' }]));
+    expect((await outcomes(all)).slice(1)).to.deep.equal(['UPSTREAM_FAILED', 'UPSTREAM_FAILED']);
+  });
+
+  it('a leader without the batch route (404) gets them one by one, and no batch again', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const all = [1, 2, 3].map((n) => batches.submit(TARGET, request(n)));
+    link.singles[0]!.answer.resolve(ok(1));
+    await tick();
+    const late = batches.submit(TARGET, request(4));
+    link.batches[0]!.answer.resolve({
+      status: 404,
+      contentType: undefined,
+      body: Buffer.from('{}'),
+      keepAlive: true,
+    });
+    await tick();
+    expect(link.singles.map((s) => s.payload)).to.deep.equal([1, 2, 3, 4]);
+    for (const single of link.singles.slice(1)) single.answer.resolve(ok(single.payload as number));
+    expect(await outcomes([...all, late])).to.deep.equal([
+      '200 {"n":1}',
+      '200 {"n":2}',
+      '200 {"n":3}',
+      '200 {"n":4}',
+    ]);
+    expect(batches.refusedBy(TARGET.url)).to.equal(true);
+    expect(link.batches).to.have.length(1);
+  });
+
+  it('requests still waiting when their leader is superseded were never sent: "not leader"', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const superseded = new AbortController();
+    const all = [1, 2, 3].map((n) => batches.submit(TARGET, request(n), superseded.signal));
+    superseded.abort();
+    link.singles[0]!.answer.reject(new PoolError('UPSTREAM_FAILED', 'abandoned'));
+    expect(await outcomes(all)).to.deep.equal(['UPSTREAM_FAILED', 'NOT_LEADER', 'NOT_LEADER']);
+    expect(await all[1]!.catch((e: unknown) => e)).to.be.instanceOf(NotLeaderError);
+    expect(link.batches).to.deep.equal([]);
+  });
+});
