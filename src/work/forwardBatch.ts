@@ -28,8 +28,15 @@ import {
   type UpstreamAnswer,
 } from './upstream.js';
 
-/** Exchanges under way with one leader term before requests wait to go as a batch. */
-const MAX_IN_FLIGHT = 1;
+/**
+ * How long (ms) requests wait for the exchange under way before another starts beside it: a
+ * leader that answers in less — the common case under load — gets one exchange at a time and
+ * batches as large as the load; a slow one (a handler waiting on an outside call) never holds
+ * every other request behind it for longer than this.
+ */
+export const PATIENCE_MS = 2;
+/** Exchanges under way at once with one leader term, at most; beyond, requests wait. */
+const MAX_IN_FLIGHT = 8;
 /** The most body bytes of one batch: a batch never exceeds what the leader reads (1 MiB). */
 export const MAX_BATCH_BYTES = 1024 * 1024;
 
@@ -67,6 +74,8 @@ interface Queue {
   abandon: AbortSignal | undefined;
   inFlight: number;
   waiting: Waiting[];
+  /** Armed while requests wait: at PATIENCE_MS, they go in an exchange of their own. */
+  patience: NodeJS.Timeout | undefined;
 }
 
 export class ForwardBatches {
@@ -90,16 +99,26 @@ export class ForwardBatches {
     const key = `${target.term} ${target.url}`;
     let queue = this.queues.get(key);
     if (queue === undefined) {
-      queue = { target, abandon, inFlight: 0, waiting: [] };
+      queue = { target, abandon, inFlight: 0, waiting: [], patience: undefined };
       this.queues.set(key, queue);
     }
-    if (queue.inFlight < MAX_IN_FLIGHT) {
+    if (queue.inFlight === 0) {
       return this.sending(key, queue, this.link.one(target, request, abandon));
     }
     const body = request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
-    return new Promise((resolve, reject) =>
-      queue.waiting.push({ request, body: withoutBom(body), resolve, reject }),
-    );
+    const waiting = queue;
+    return new Promise((resolve, reject) => {
+      waiting.waiting.push({ request, body: withoutBom(body), resolve, reject });
+      this.armPatience(key, waiting);
+    });
+  }
+
+  /** Lets what waits in `queue` go in an exchange of its own PATIENCE_MS from now. */
+  private armPatience(key: string, queue: Queue): void {
+    queue.patience ??= setTimeout(() => {
+      queue.patience = undefined;
+      this.sendWaiting(key, queue, MAX_IN_FLIGHT);
+    }, PATIENCE_MS);
   }
 
   /** Counts `exchange` as under way for `queue` until it settles, then sends what waits. */
@@ -113,9 +132,15 @@ export class ForwardBatches {
     return exchange;
   }
 
-  private sendWaiting(key: string, queue: Queue): void {
+  /**
+   * Sends what waits, in one exchange, if fewer than `limit` are under way: 1 when an exchange
+   * ended (the next batch follows it), MAX_IN_FLIGHT when the wait ran out of patience.
+   */
+  private sendWaiting(key: string, queue: Queue, limit = 1): void {
     if (queue.waiting.length === 0) {
-      if (queue.inFlight === 0) this.queues.delete(key);
+      clearTimeout(queue.patience);
+      queue.patience = undefined;
+      if (queue.inFlight === 0 && this.queues.get(key) === queue) this.queues.delete(key);
       return;
     }
     if (queue.abandon?.aborted) {
@@ -136,8 +161,16 @@ export class ForwardBatches {
       for (const item of queue.waiting.splice(0)) this.one(queue, item);
       return;
     }
-    if (queue.inFlight >= MAX_IN_FLIGHT) return;
+    if (queue.inFlight >= limit) {
+      // Behind the exchanges under way; at MAX_IN_FLIGHT, the next to end sends them.
+      if (limit < MAX_IN_FLIGHT) this.armPatience(key, queue);
+      return;
+    }
     const items = takeBatch(queue.waiting);
+    clearTimeout(queue.patience);
+    queue.patience = undefined;
+    // What is left (a batch is bounded) waits for the next exchange, or its own patience.
+    if (queue.waiting.length > 0) this.armPatience(key, queue);
     if (items.length === 1) {
       const [only] = items;
       this.sending(key, queue, this.link.one(queue.target, only!.request, queue.abandon)).then(

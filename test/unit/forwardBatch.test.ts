@@ -5,10 +5,12 @@
  * superseded while requests waited. The forwarder is a stand-in here: the exchanges are the
  * test's to settle.
  */
+import { EventEmitter, once } from 'node:events';
 import { expect } from 'chai';
 import { NotLeaderError, PoolError } from '../../src/errors.js';
 import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames } from '../../src/work/batchFrames.js';
-import { ForwardBatches, type BatchLink } from '../../src/work/forwardBatch.js';
+import { ForwardBatches, PATIENCE_MS, type BatchLink } from '../../src/work/forwardBatch.js';
+import { monotonicNow } from '../../src/util/time.js';
 import type { HttpAnswer } from '../../src/work/httpAnswer.js';
 import type { ForwardRequest, UpstreamAnswer } from '../../src/work/upstream.js';
 
@@ -38,13 +40,14 @@ function deferred<T>(): Deferred<T> {
 }
 
 /** A link whose exchanges wait for the test: what was sent, and how to answer it. */
-class StandInLink implements BatchLink {
+class StandInLink extends EventEmitter implements BatchLink {
   readonly singles: { payload: unknown; answer: Deferred<UpstreamAnswer> }[] = [];
   readonly batches: { payloads: unknown[]; answer: Deferred<HttpAnswer> }[] = [];
 
   one(_target: unknown, request: ForwardRequest) {
     const answer = deferred<UpstreamAnswer>();
     this.singles.push({ payload: request.payload, answer });
+    this.emit('sent');
     return answer.promise;
   }
 
@@ -54,6 +57,7 @@ class StandInLink implements BatchLink {
       (f) => (JSON.parse(f.bytes.toString()) as { payload: unknown }).payload,
     );
     this.batches.push({ payloads, answer });
+    this.emit('sent');
     return answer.promise;
   }
 }
@@ -147,6 +151,26 @@ describe('ForwardBatches', () => {
       'UPSTREAM_FAILED',
       'UPSTREAM_FAILED',
     ]);
+  });
+
+  it('a slow exchange holds the others at most PATIENCE_MS: then they leave beside it', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const slow = batches.submit(TARGET, request(1));
+    const waitingSince = monotonicNow();
+    const others = [2, 3].map((n) => batches.submit(TARGET, request(n)));
+    await once(link, 'sent');
+    expect(monotonicNow() - waitingSince).to.be.at.least(PATIENCE_MS - 1);
+    expect(link.batches.map((b) => b.payloads)).to.deep.equal([[2, 3]]);
+    link.batches[0]!.answer.resolve(
+      framed([
+        { status: 200, body: '{"n":2}' },
+        { status: 200, body: '{"n":3}' },
+      ]),
+    );
+    expect(await outcomes(others)).to.deep.equal(['200 {"n":2}', '200 {"n":3}']);
+    link.singles[0]!.answer.resolve(ok(1));
+    expect(await outcomes([slow])).to.deep.equal(['200 {"n":1}']);
   });
 
   it('an answer with fewer items than sent fails each request as ambiguous', async () => {
