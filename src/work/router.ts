@@ -10,7 +10,9 @@
  * - A failure after the request may have executed is never retried: UPSTREAM_FAILED (502) or
  *   UPSTREAM_TIMEOUT (504).
  * - A request that was itself forwarded is never forwarded again: if this member is not the
- *   leader it answers NOT_LEADER (421) and the sender, which knows the client, re-routes.
+ *   leader it answers NOT_LEADER (421) and the sender, which knows the client, re-routes —
+ *   once its view has reached the term the sender saw (a claim handed to this member may
+ *   reach the sender's watch first), waiting for that at most VIEW_CATCH_UP_MS.
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -43,6 +45,13 @@ const FORWARD_RETRY_BACKOFF: BackoffSchedule = { initialMs: 25, maxMs: 1000 };
 
 /** How long a superseded leader may still take to answer a forward before it is abandoned. */
 const SUPERSEDED_GRACE_MS = 500;
+
+/**
+ * How long a member that does not lead holds a forward naming a term its view has not reached
+ * yet (a claim handed to it, whose watch event reached the sender first) before it answers
+ * "not leader": ms, a watch event's delay on a busy machine with room to spare.
+ */
+const VIEW_CATCH_UP_MS = 250;
 
 export interface IncomingWork {
   payload: unknown;
@@ -127,6 +136,7 @@ export class WorkRouter {
           tried = term;
         }
       } else if (forwarded) {
+        if (await this.caughtUp(work.termSeen, abort)) continue;
         throw new NotLeaderError();
       } else {
         const leader = this.election.leader();
@@ -179,6 +189,25 @@ export class WorkRouter {
       });
     }
     throw new NoLeaderError(waitedMs, lastFailure);
+  }
+
+  /**
+   * Waits until this member's view has reached `termSeen`, the claim's revision the sender of
+   * a forward saw, at most VIEW_CATCH_UP_MS; `abort` ends the wait early. A successor learns
+   * of a claim handed to it from its own watch, and a follower's watch may deliver it first:
+   * answered "not leader" then, the follower would wait for a view change that came already
+   * (its retry backoff, 25 ms and more) instead of the successor's first answer. True when the
+   * view was behind and has caught up: decide again. Blocks only its caller.
+   */
+  private async caughtUp(termSeen: bigint | undefined, abort?: AbortSignal): Promise<boolean> {
+    const behind = (election: PoolElection) =>
+      termSeen !== undefined && election.view.revision < termSeen;
+    if (!behind(this.election)) return false;
+    await unlessAborted(
+      this.election.waitFor((election) => !behind(election), VIEW_CATCH_UP_MS),
+      abort,
+    );
+    return !behind(this.election);
   }
 
   /** Why `url` could not be reached at the last forward to it; undefined if it could. */
