@@ -11,8 +11,9 @@
  *   UPSTREAM_TIMEOUT (504).
  * - A request that was itself forwarded is never forwarded again: if this member is not the
  *   leader it answers NOT_LEADER (421) and the sender, which knows the client, re-routes —
- *   once its view has reached the term the sender saw (a claim handed to this member may
- *   reach the sender's watch first), waiting for that at most VIEW_CATCH_UP_MS.
+ *   unless it is about to act under the term the sender saw (a claim handed to it whose watch
+ *   event reached the sender first; its own claim, committed, whose answer is still on its
+ *   way): then it waits for that, at most VIEW_CATCH_UP_MS, and decides again.
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -47,9 +48,9 @@ const FORWARD_RETRY_BACKOFF: BackoffSchedule = { initialMs: 25, maxMs: 1000 };
 const SUPERSEDED_GRACE_MS = 500;
 
 /**
- * How long a member that does not lead holds a forward naming a term its view has not reached
- * yet (a claim handed to it, whose watch event reached the sender first) before it answers
- * "not leader": ms, a watch event's delay on a busy machine with room to spare.
+ * How long a member that does not lead holds a forward naming a term it is about to act under
+ * before it answers "not leader": ms, a watch event's or a transaction answer's delay on a busy
+ * machine, with room to spare.
  */
 const VIEW_CATCH_UP_MS = 250;
 
@@ -192,22 +193,28 @@ export class WorkRouter {
   }
 
   /**
-   * Waits until this member's view has reached `termSeen`, the claim's revision the sender of
-   * a forward saw, at most VIEW_CATCH_UP_MS; `abort` ends the wait early. A successor learns
-   * of a claim handed to it from its own watch, and a follower's watch may deliver it first:
-   * answered "not leader" then, the follower would wait for a view change that came already
-   * (its retry backoff, 25 ms and more) instead of the successor's first answer. True when the
-   * view was behind and has caught up: decide again. Blocks only its caller.
+   * Waits while this member, not leading, is about to act under `termSeen`, the claim's
+   * revision the sender of a forward saw, at most VIEW_CATCH_UP_MS; `abort` ends the wait
+   * early. About to act: its view has not reached `termSeen` yet (a successor learns of a
+   * claim handed to it from its own watch, and the sender's may deliver it first), or the claim
+   * there is its own and the answer to its claim's transaction is still on its way (a restart
+   * takeover). Answered "not leader" then, the sender would wait out its retry backoff — 25 ms
+   * and more, up to 1 s after a long wait — for a view change that came already. True when
+   * the wait ended that way: decide again. Blocks only its caller.
    */
   private async caughtUp(termSeen: bigint | undefined, abort?: AbortSignal): Promise<boolean> {
-    const behind = (election: PoolElection) =>
-      termSeen !== undefined && election.view.revision < termSeen;
-    if (!behind(this.election)) return false;
+    const pending = (election: PoolElection) => {
+      if (termSeen === undefined || election.term !== undefined) return false;
+      if (election.view.revision < termSeen) return true;
+      const claim = election.leader();
+      return claim?.self === true && claim.term === termSeen;
+    };
+    if (!pending(this.election)) return false;
     await unlessAborted(
-      this.election.waitFor((election) => !behind(election), VIEW_CATCH_UP_MS),
+      this.election.waitFor((election) => !pending(election), VIEW_CATCH_UP_MS),
       abort,
     );
-    return !behind(this.election);
+    return !pending(this.election);
   }
 
   /** Why `url` could not be reached at the last forward to it; undefined if it could. */

@@ -1,10 +1,11 @@
 /**
- * A forward reaching the successor before the successor's own watch has delivered the claim
- * handed to it (graceful handover, docs/design-choices.md "Handoff in one write"): the
- * follower saw the claim first and names its term. The successor waits for its view to catch
- * up and serves the request, rather than answering "not leader" and leaving the follower to
- * wait out its retry backoff for a view change that already came (the slow tail of the
- * graceful failover benchmark). The election is a stand-in exposing only what the router
+ * A forward reaching a member about to lead under the term the sender saw: a successor whose
+ * own watch has not delivered the claim handed to it yet (graceful handover,
+ * docs/design-choices.md "Handoff in one write"), or a member whose claim committed but whose
+ * claim's answer is still on its way (restart takeover). It waits for that and serves the
+ * request, rather than answering "not leader" and leaving the follower to wait out its retry
+ * backoff for a view change that already came (the slow tails of the graceful failover and
+ * the restart takeover benchmarks). The election is a stand-in exposing only what the router
  * reads; its events are emitted by the test.
  */
 import { EventEmitter } from 'node:events';
@@ -24,6 +25,8 @@ class SuccessorElection extends EventEmitter {
   readonly memberId = 'b';
   term: bigint | undefined = undefined;
   readonly view: { revision: bigint };
+  /** The claim in the view, when it is this member's own. */
+  private ownClaim: bigint | undefined;
 
   constructor(revision: bigint) {
     super();
@@ -35,7 +38,7 @@ class SuccessorElection extends EventEmitter {
   }
 
   leader() {
-    return undefined;
+    return this.ownClaim === undefined ? undefined : { self: true, term: this.ownClaim };
   }
 
   waitFor(ready: (e: this) => boolean, timeoutMs: number): Promise<boolean> {
@@ -46,6 +49,19 @@ class SuccessorElection extends EventEmitter {
   takeOver(revision: bigint): void {
     this.view.revision = revision;
     this.term = revision;
+    this.emit('change');
+  }
+
+  /** The watch shows our own claim at `revision`; its transaction's answer is yet to come. */
+  seeOwnClaim(revision: bigint): void {
+    this.view.revision = revision;
+    this.ownClaim = revision;
+    this.emit('change');
+  }
+
+  /** Our claim's answer arrives: we lead under it. */
+  claimAnswered(): void {
+    this.term = this.ownClaim;
     this.emit('change');
   }
 
@@ -81,7 +97,7 @@ function successor(revision: bigint) {
 /** A forward from follower c, which saw the claim of `termSeen`. */
 const forwardSeeing = (termSeen: bigint) => ({ payload: 1, via: ['c'], hops: 1, termSeen });
 
-describe('WorkRouter: a forward that reaches the successor before its own watch does', function () {
+describe('WorkRouter: a forward that reaches the next leader before it acts', function () {
   this.timeout(10_000);
 
   it('is held until the handoff arrives here, then served under the handed-over term', async () => {
@@ -92,6 +108,26 @@ describe('WorkRouter: a forward that reaches the successor before its own watch 
     const outcome = await answer;
     expect(outcome).to.deep.include({ role: 'leader', status: 200 });
     expect(executed).to.deep.equal([12n]);
+  });
+
+  it('is held while the claim it saw is our own and its answer is on its way, then served', async () => {
+    const { election, router, executed } = successor(10n);
+    election.seeOwnClaim(12n);
+    const answer = router.route(forwardSeeing(12n));
+    setImmediate(() => election.claimAnswered());
+    const outcome = await answer;
+    expect(outcome).to.deep.include({ role: 'leader', status: 200 });
+    expect(executed).to.deep.equal([12n]);
+  });
+
+  it('is answered "not leader" after the bound when our own claim never comes to act', async () => {
+    const { election, router, executed } = successor(10n);
+    election.seeOwnClaim(12n);
+    const startedAt = monotonicNow();
+    const error = await failureOf(router.route(forwardSeeing(12n)));
+    expect(error.code).to.equal('NOT_LEADER');
+    expect(monotonicNow() - startedAt).to.be.at.least(CATCH_UP_MS - 1);
+    expect(executed).to.deep.equal([]);
   });
 
   it('is answered "not leader" at once when the view has reached that term without leading', async () => {
