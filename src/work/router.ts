@@ -137,7 +137,7 @@ export class WorkRouter {
           tried = term;
         }
       } else if (forwarded) {
-        if (await this.caughtUp(work.termSeen, abort)) continue;
+        if (await this.caughtUp(work.termSeen)) continue;
         throw new NotLeaderError();
       } else {
         const leader = this.election.leader();
@@ -194,15 +194,16 @@ export class WorkRouter {
 
   /**
    * Waits while this member, not leading, is about to act under `termSeen`, the claim's
-   * revision the sender of a forward saw, at most VIEW_CATCH_UP_MS; `abort` ends the wait
-   * early. About to act: its view has not reached `termSeen` yet (a successor learns of a
-   * claim handed to it from its own watch, and the sender's may deliver it first), or the claim
-   * there is its own and the answer to its claim's transaction is still on its way (a restart
-   * takeover). Answered "not leader" then, the sender would wait out its retry backoff — 25 ms
-   * and more, up to 1 s after a long wait — for a view change that came already. True when
-   * the wait ended that way: decide again. Blocks only its caller.
+   * revision the sender of a forward saw, at most VIEW_CATCH_UP_MS (short enough to need no
+   * cancelling: a sender that goes away meanwhile only leaves an answer unread). About to act:
+   * its view has not reached `termSeen` yet (a successor learns of a claim handed to it from
+   * its own watch, and the sender's may deliver it first), or the claim there is its own and
+   * the answer to its claim's transaction is still on its way (a restart takeover). Answered
+   * "not leader" then, the sender would wait out its retry backoff — 25 ms and more, up to 1 s
+   * after a long wait — for a view change that came already. True when the wait ended that
+   * way: decide again. Blocks only its caller.
    */
-  private async caughtUp(termSeen: bigint | undefined, abort?: AbortSignal): Promise<boolean> {
+  private async caughtUp(termSeen: bigint | undefined): Promise<boolean> {
     const pending = (election: PoolElection) => {
       if (termSeen === undefined || election.term !== undefined) return false;
       if (election.view.revision < termSeen) return true;
@@ -210,10 +211,7 @@ export class WorkRouter {
       return claim?.self === true && claim.term === termSeen;
     };
     if (!pending(this.election)) return false;
-    await unlessAborted(
-      this.election.waitFor((election) => !pending(election), VIEW_CATCH_UP_MS),
-      abort,
-    );
+    await this.election.waitFor((election) => !pending(election), VIEW_CATCH_UP_MS);
     return !pending(this.election);
   }
 
