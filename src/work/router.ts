@@ -10,7 +10,10 @@
  * - A failure after the request may have executed is never retried: UPSTREAM_FAILED (502) or
  *   UPSTREAM_TIMEOUT (504).
  * - A request that was itself forwarded is never forwarded again: if this member is not the
- *   leader it answers NOT_LEADER (421) and the sender, which knows the client, re-routes.
+ *   leader it answers NOT_LEADER (421) and the sender, which knows the client, re-routes —
+ *   unless it is about to act under the term the sender saw (a claim handed to it whose watch
+ *   event reached the sender first; its own claim, committed, whose answer is still on its
+ *   way): then it waits for that, at most VIEW_CATCH_UP_MS, and decides again.
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -44,6 +47,13 @@ const FORWARD_RETRY_BACKOFF: BackoffSchedule = { initialMs: 25, maxMs: 1000 };
 
 /** How long a superseded leader may still take to answer a forward before it is abandoned. */
 const SUPERSEDED_GRACE_MS = 500;
+
+/**
+ * How long a member that does not lead holds a forward naming a term it is about to act under
+ * before it answers "not leader": ms, a watch event's or a transaction answer's delay on a busy
+ * machine, with room to spare.
+ */
+const VIEW_CATCH_UP_MS = 250;
 
 export interface IncomingWork {
   payload: unknown;
@@ -132,6 +142,7 @@ export class WorkRouter {
           tried = term;
         }
       } else if (forwarded) {
+        if (await this.caughtUp(work.termSeen)) continue;
         throw new NotLeaderError();
       } else {
         const leader = this.election.leader();
@@ -187,6 +198,29 @@ export class WorkRouter {
       });
     }
     throw new NoLeaderError(waitedMs, lastFailure);
+  }
+
+  /**
+   * Waits while this member, not leading, is about to act under `termSeen`, the claim's
+   * revision the sender of a forward saw, at most VIEW_CATCH_UP_MS (short enough to need no
+   * cancelling: a sender that goes away meanwhile only leaves an answer unread). About to act:
+   * its view has not reached `termSeen` yet (a successor learns of a claim handed to it from
+   * its own watch, and the sender's may deliver it first), or the claim there is its own and
+   * the answer to its claim's transaction is still on its way (a restart takeover). Answered
+   * "not leader" then, the sender would wait out its retry backoff — 25 ms and more, up to 1 s
+   * after a long wait — for a view change that came already. True when the wait ended that
+   * way: decide again. Blocks only its caller.
+   */
+  private async caughtUp(termSeen: bigint | undefined): Promise<boolean> {
+    const pending = (election: PoolElection) => {
+      if (termSeen === undefined || election.term !== undefined) return false;
+      if (election.view.revision < termSeen) return true;
+      const claim = election.leader();
+      return claim?.self === true && claim.term === termSeen;
+    };
+    if (!pending(this.election)) return false;
+    await this.election.waitFor((election) => !pending(election), VIEW_CATCH_UP_MS);
+    return !pending(this.election);
   }
 
   /** Why `url` could not be reached at the last forward to it; undefined if it could. */

@@ -4,8 +4,9 @@
  * writes in its one revision, and each guard that refuses it — the claim changed, the
  * successor's lease gone, the ticket mark moved. Then member processes: SIGTERM to the leader
  * and the successor leads under the revision of the leaver's transaction, with no claim of its
- * own and no ticket write before its first ticket; and a leaver whose successor's lease was
- * revoked just before falls back to deleting its claim.
+ * own and no ticket write before its first ticket; a successor whose watch lags the
+ * follower's serves the follower's forward rather than refusing it; and a leaver whose
+ * successor's lease was revoked just before falls back to deleting its claim.
  */
 import { expect } from 'chai';
 import { Etcd3, type IKeyValue } from 'etcd3';
@@ -13,15 +14,42 @@ import { pino } from 'pino';
 import { ClaimPursuit, type Handoff } from '../../src/election/claimPursuit.js';
 import { poolKeys, leaseIdHex } from '../../src/etcd/keys.js';
 import type { MemberView } from '../../src/election/poolView.js';
+import type { MemberProcess } from '../../src/demo/memberProcess.js';
+import { freePorts } from '../../src/demo/ports.js';
 import { EtcdCluster } from '../support/etcdCluster.js';
 import { memberView } from '../support/memberView.js';
-import { eventually, expectUniqueTickets, TestPool, type WorkAnswer } from '../support/pool.js';
+import {
+  eventually,
+  expectUniqueTickets,
+  metricSample,
+  TestPool,
+  type WorkAnswer,
+} from '../support/pool.js';
+import { TcpProxy } from '../support/tcpProxy.js';
+
+/** A pool whose member `lagging` reaches etcd through `proxy`, which can delay its watch. */
+class LaggingPool extends TestPool {
+  constructor(
+    etcd: EtcdCluster,
+    env: Record<string, string>,
+    readonly proxy: TcpProxy,
+    readonly lagging: string,
+  ) {
+    super(etcd, env);
+  }
+
+  override async startMember(id: string): Promise<MemberProcess> {
+    if (id !== this.lagging) return super.startMember(id);
+    return this.spawn(id, (await freePorts(1))[0]!, { ETCD_ENDPOINTS: this.proxy.url });
+  }
+}
 
 describe('the claim handed over in one etcd write', function () {
   this.timeout(60_000);
   let etcd: EtcdCluster;
   let client: Etcd3;
   let pool: TestPool | undefined;
+  let proxy: TcpProxy | undefined;
 
   before(async () => {
     etcd = await EtcdCluster.start({ size: 1 });
@@ -44,6 +72,8 @@ describe('the claim handed over in one etcd write', function () {
     }
     await pool?.close();
     pool = undefined;
+    await proxy?.close();
+    proxy = undefined;
   });
 
   const get = async (key: string): Promise<IKeyValue | undefined> =>
@@ -189,6 +219,36 @@ describe('the claim handed over in one etcd write', function () {
       await eventually('c names the cause', async () => {
         return (await pool!.view('c')).timeline.at(-1)?.cause === 'stop';
       });
+    });
+
+    it('the successor’s watch 200 ms behind the follower’s: the follower’s call waits at the successor and is served by it, never refused', async () => {
+      proxy = await TcpProxy.start(etcd.endpoints[0]!);
+      const lagging = new LaggingPool(etcd, { LEASE_TTL_SECONDS: '5' }, proxy, 'b');
+      pool = lagging;
+      await pool.start(['a', 'b', 'c']);
+      expect(await pool.agreedLeader()).to.equal('a');
+      expect((await pool.work('c')).body.performedBy).to.equal('a');
+      const refused = () =>
+        metricSample(
+          lagging.member('c').url,
+          'service_pool_forward_retries_total',
+          'pool="default",reason="not_leader"',
+        );
+      // From now on b hears from etcd 200 ms after a and c do (its lease renewals too: well
+      // within the 5 s TTL).
+      lagging.proxy.delayMs = 200;
+      const stopped = pool.member('a').stop();
+      await eventually('c sees the claim handed to b', async () => {
+        return (await lagging.view('c')).leader?.id === 'b';
+      });
+      const before = await refused();
+      const answer = await pool.work('c');
+      expect(answer.status).to.equal(200);
+      expect(answer.body.performedBy).to.equal('b');
+      // Refused, c would have waited out its retry backoff (25 ms, 50, 100…) for a view
+      // change it had already seen.
+      expect((await refused()) - before, 'forwards b answered "not leader"').to.equal(0);
+      expect((await stopped).code).to.equal(0);
     });
 
     it('the successor’s lease revoked just before the SIGTERM: the leaver deletes its claim instead, with its note, and the pool elects anew', async () => {

@@ -1,0 +1,169 @@
+/**
+ * A forward reaching a member about to lead under the term the sender saw: a successor whose
+ * own watch has not delivered the claim handed to it yet (graceful handover,
+ * docs/design-choices.md "Handoff in one write"), or a member whose claim committed but whose
+ * claim's answer is still on its way (restart takeover). It waits for that and serves the
+ * request, rather than answering "not leader" and leaving the follower to wait out its retry
+ * backoff for a view change that already came (the slow tails of the graceful failover and
+ * the restart takeover benchmarks). The election is a stand-in exposing only what the router
+ * reads; its events are emitted by the test.
+ */
+import { EventEmitter } from 'node:events';
+import { expect } from 'chai';
+import { pino } from 'pino';
+import type { PoolElection } from '../../src/election/election.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
+import { monotonicNow } from '../../src/util/time.js';
+import { waitUntil } from '../../src/util/waitUntil.js';
+import type { WorkContext } from '../../src/work/handler.js';
+import { WorkRouter } from '../../src/work/router.js';
+import { failureOf } from '../support/rejection.js';
+
+/** Not leading, its view at `revision`, until `takeOver` (what its watch would bring). */
+class SuccessorElection extends EventEmitter {
+  readonly pool = 'default';
+  readonly memberId = 'b';
+  term: bigint | undefined = undefined;
+  readonly view: { revision: bigint };
+  /** The claim in the view, when it is this member's own. */
+  private ownClaim: bigint | undefined;
+
+  constructor(revision: bigint) {
+    super();
+    this.view = { revision };
+  }
+
+  isLeader() {
+    return this.term !== undefined;
+  }
+
+  leader() {
+    return this.ownClaim === undefined ? undefined : { self: true, term: this.ownClaim };
+  }
+
+  waitFor(ready: (e: this) => boolean, timeoutMs: number): Promise<boolean> {
+    return waitUntil(this, 'change', () => ready(this), timeoutMs);
+  }
+
+  /** The watch event of the handoff at `revision` arrives: we lead under it. */
+  takeOver(revision: bigint): void {
+    this.view.revision = revision;
+    this.term = revision;
+    this.emit('change');
+  }
+
+  /** The watch shows our own claim at `revision`; its transaction's answer is yet to come. */
+  seeOwnClaim(revision: bigint): void {
+    this.view.revision = revision;
+    this.ownClaim = revision;
+    this.emit('change');
+  }
+
+  /** Our claim's answer arrives: we lead under it. */
+  claimAnswered(): void {
+    this.term = this.ownClaim;
+    this.emit('change');
+  }
+
+  /** A watch event at `revision` that does not hand us anything. */
+  seeRevision(revision: bigint): void {
+    this.view.revision = revision;
+    this.emit('change');
+  }
+}
+
+/** The bound on the catch-up (VIEW_CATCH_UP_MS in src/work/router.ts). */
+const CATCH_UP_MS = 250;
+
+function successor(revision: bigint) {
+  const election = new SuccessorElection(revision);
+  const executed: bigint[] = [];
+  const router = new WorkRouter(
+    undefined as never,
+    election as unknown as PoolElection,
+    (_request, context: WorkContext) => {
+      executed.push(context.term);
+      return Promise.resolve({ performedBy: 'b' });
+    },
+    undefined as never,
+    undefined as never,
+    { leaderlessWaitMs: 5000, maxHops: 3 },
+    createMetrics('test'),
+    pino({ level: 'silent' }),
+  );
+  return { election, router, executed };
+}
+
+/** A forward from follower c, which saw the claim of `termSeen`. */
+const forwardSeeing = (termSeen: bigint) => ({ payload: 1, via: ['c'], hops: 1, termSeen });
+
+/**
+ * Routes a forward that saw term 12 on `member`, which comes to act (`acts`) while the forward
+ * waits: it is executed here, under term 12.
+ */
+async function servedOnceItActs(
+  { router, executed }: ReturnType<typeof successor>,
+  acts: () => void,
+): Promise<void> {
+  const answer = router.route(forwardSeeing(12n));
+  setImmediate(acts);
+  expect(await answer).to.deep.include({ role: 'leader', status: 200 });
+  expect(executed).to.deep.equal([12n]);
+}
+
+describe('WorkRouter: a forward that reaches the next leader before it acts', function () {
+  this.timeout(10_000);
+
+  it('is held until the handoff arrives here, then served under the handed-over term', async () => {
+    const member = successor(10n);
+    // The handoff's watch event reaches the successor after the forward did.
+    await servedOnceItActs(member, () => member.election.takeOver(12n));
+  });
+
+  it('is held while the claim it saw is our own and its answer is on its way, then served', async () => {
+    const member = successor(10n);
+    member.election.seeOwnClaim(12n);
+    await servedOnceItActs(member, () => member.election.claimAnswered());
+  });
+
+  it('is answered "not leader" after the bound when our own claim never comes to act', async () => {
+    const { election, router, executed } = successor(10n);
+    election.seeOwnClaim(12n);
+    const startedAt = monotonicNow();
+    const error = await failureOf(router.route(forwardSeeing(12n)));
+    expect(error.code).to.equal('NOT_LEADER');
+    expect(monotonicNow() - startedAt).to.be.at.least(CATCH_UP_MS - 1);
+    expect(executed).to.deep.equal([]);
+  });
+
+  it('is answered "not leader" at once when the view has reached that term without leading', async () => {
+    const { router, executed } = successor(12n);
+    const startedAt = monotonicNow();
+    const error = await failureOf(router.route(forwardSeeing(12n)));
+    expect(error.code).to.equal('NOT_LEADER');
+    expect(monotonicNow() - startedAt).to.be.below(CATCH_UP_MS / 2);
+    expect(executed).to.deep.equal([]);
+  });
+
+  it('is answered "not leader" as soon as the view passes that term without handing it here', async () => {
+    const { election, router, executed } = successor(10n);
+    const startedAt = monotonicNow();
+    const answer = failureOf(router.route(forwardSeeing(12n)));
+    setImmediate(() => election.seeRevision(13n));
+    const error = await answer;
+    expect(error.code).to.equal('NOT_LEADER');
+    expect(monotonicNow() - startedAt).to.be.below(CATCH_UP_MS / 2);
+    expect(executed).to.deep.equal([]);
+  });
+
+  it('is answered "not leader" after the bound when the view never catches up (a forged term)', async () => {
+    const { router, executed } = successor(10n);
+    const startedAt = monotonicNow();
+    const error = await failureOf(router.route(forwardSeeing(10n ** 20n)));
+    const waitedMs = monotonicNow() - startedAt;
+    expect(error.code).to.equal('NOT_LEADER');
+    expect(waitedMs).to.be.at.least(CATCH_UP_MS - 1);
+    expect(waitedMs).to.be.below(CATCH_UP_MS * 4);
+    expect(executed).to.deep.equal([]);
+  });
+});
