@@ -108,7 +108,7 @@ export class WorkRouter {
    * Executes `work` here or forwards it to the leader. Waits for a usable leader at most
    * LEADERLESS_WAIT_MS in all, whatever stands in the way (no claim yet, a leader that answers
    * "not leader", a leader that cannot be reached), retrying with backoff (25 ms doubling to
-   * 1 s) while the view does not move; `abort` (the client went away) ends the wait early —
+   * 1 s, from 25 ms again for each new leader) while the view does not move; `abort` (the client went away) ends the wait early —
    * asked for only when there is a wait (it may be made on the first call).
    * Then NO_LEADER or LEADER_UNREACHABLE, saying what happened.
    */
@@ -126,6 +126,8 @@ export class WorkRouter {
     let lastFailure: { id: string; url: string; term: bigint; unreachable?: string } | undefined;
     // Each round executes here or forwards once; a round that certainly did not execute (not
     // leader, unreachable) waits for the view to move, or a backoff, then tries again.
+    // Retries against one leader term back off; a new leader starts the backoff over.
+    let backoffTerm: bigint | undefined;
     for (let retries = 0; ; ) {
       const term = this.election.term;
       let tried: bigint | undefined;
@@ -170,6 +172,10 @@ export class WorkRouter {
           if (unreachable) this.reportUnreachable(leader, unreachable.reason);
           lastFailure = { ...leader, ...(unreachable ? { unreachable: unreachable.reason } : {}) };
           tried = leader.term;
+          if (leader.term !== backoffTerm) {
+            backoffTerm = leader.term;
+            retries = 0;
+          }
           // That leader may just not have seen its own claim's answer yet, or its successor
           // may be about to claim: ask again soon, then less often.
           patienceMs = backoffDelayMs(FORWARD_RETRY_BACKOFF, retries++);

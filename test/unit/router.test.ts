@@ -20,7 +20,7 @@ class StandInElection extends EventEmitter {
   readonly pool = 'default';
   readonly memberId = 'b';
   readonly term = undefined;
-  constructor(private readonly claim: { id: string; url: string; term: bigint }) {
+  constructor(public claim: { id: string; url: string; term: bigint }) {
     super();
   }
   isLeader() {
@@ -82,7 +82,7 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
       createMetrics('test'),
       logger,
     );
-    return { routing, lines };
+    return { routing, lines, election };
   }
 
   it('a leader answering "not leader": it waits LEADERLESS_WAIT_MS, then NO_LEADER names that leader', async () => {
@@ -117,6 +117,23 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
     const warnings = lines.filter((line) => line.level === 40);
     expect(warnings, JSON.stringify(lines)).to.have.length(1);
     expect(warnings[0]).to.include({ leader: 'a', url: closed, reason: 'ECONNREFUSED' });
+  });
+
+  it('a new leader starts the backoff over: a refusal by it is asked again soon, not after the last wait', async () => {
+    const [closedPort] = await freePorts(1);
+    const { routing, election } = router(`http://127.0.0.1:${closedPort}`);
+    const waits: number[] = [];
+    const done = new AbortController();
+    // Each wait ends at once; after four refusals by the unreachable leader, another claims.
+    election.waitFor = (ready, timeoutMs) => {
+      waits.push(timeoutMs);
+      if (waits.length === 4) election.claim = { id: 'c', url, term: 10n };
+      if (waits.length === 6) done.abort();
+      return Promise.resolve(ready(election));
+    };
+    await failureOf(routing.route({ payload: 1, via: [], hops: 0 }, () => done.signal));
+    expect(waits.slice(0, 4)).to.deep.equal([25, 50, 100, 200]);
+    expect(waits.slice(4)).to.deep.equal([25, 50]);
   });
 
   it('the client going away ends the wait at once', async () => {
