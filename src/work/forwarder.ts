@@ -128,6 +128,14 @@ export class Forwarder {
     return this.batches.submit(target, request, abandon);
   }
 
+  /**
+   * Keeps a connection open to each member at `urls` (the leader, the member next in line),
+   * so that the first forward after a handover does not wait for a connect. Never blocks.
+   */
+  keepWarm(urls: readonly string[]): void {
+    this.connections.keepWarm(urls.map((url) => this.parsed(url).origin));
+  }
+
   /** Closes every connection to other members; forwards under way fail. */
   close(): void {
     this.connections.close();

@@ -86,6 +86,15 @@ class MemberConnection {
     return this.connected;
   }
 
+  /** Opened ahead of any request: idle as soon as it is connected. */
+  openAhead(origin: MemberOrigin): void {
+    this.socket.once(origin.tls ? 'secureConnect' : 'connect', () => {
+      if (this.reader !== undefined) return;
+      this.idleSince = monotonicNow();
+      this.onIdle(this);
+    });
+  }
+
   /** Writes `request` and calls `settle` once with the answer or the failure. */
   exchange(
     request: Buffer,
@@ -153,6 +162,10 @@ class MemberConnection {
 export class MemberConnections {
   private readonly idle = new Map<string, MemberConnection[]>();
   private readonly open = new Set<MemberConnection>();
+  /** The members a connection is kept open to (`keepWarm`), by authority. */
+  private warm = new Map<string, MemberOrigin>();
+  /** A connection being opened ahead, by authority: one at a time each. */
+  private readonly opening = new Map<string, MemberConnection>();
   private closed = false;
   /** Closes connections idle for IDLE_TIMEOUT_MS; runs while any is idle (unref'd). */
   private sweeper: NodeJS.Timeout | undefined;
@@ -165,16 +178,36 @@ export class MemberConnections {
    */
   exchange(origin: MemberOrigin, request: Buffer, maxAnswerBytes: number): PendingExchange {
     if (this.closed) throw new Error('the member connections are closed');
-    const connection = this.idle.get(origin.authority)?.pop() ?? this.connect(origin);
+    const key = origin.authority;
+    // An idle connection, else one being opened ahead (the request waits for its connect
+    // there as it would on a new one), else a new one.
+    const opening = this.opening.get(key);
+    this.opening.delete(key);
+    const connection = this.idle.get(key)?.pop() ?? opening ?? this.connect(origin);
+    if (opening !== undefined && connection !== opening) this.opening.set(key, opening);
     const outcome = new Promise<ExchangeOutcome>((resolve) =>
       connection.exchange(request, maxAnswerBytes, resolve),
     );
     return { outcome, cancel: (reason) => connection.destroy(reason) };
   }
 
+  /**
+   * Keeps one connection open to each of `origins` from now on (and to no other member
+   * beyond what its own requests left idle), so that the first request to it — the first
+   * forward to a new leader, in the middle of a handover — finds one: connecting costs a
+   * few ms then. Like any idle connection it is replaced after IDLE_TIMEOUT_MS; a member that
+   * cannot be reached is tried again at each sweep. Never blocks.
+   */
+  keepWarm(origins: readonly MemberOrigin[]): void {
+    if (this.closed) return;
+    this.warm = new Map(origins.map((origin) => [origin.authority, origin]));
+    this.openAhead();
+  }
+
   /** Closes every connection, idle or busy; an exchange under way fails. */
   close(): void {
     this.closed = true;
+    this.warm.clear();
     clearInterval(this.sweeper);
     for (const connection of this.open) connection.destroy(new Error('closed'));
     this.idle.clear();
@@ -192,10 +225,23 @@ export class MemberConnections {
       for (const connection of closing) connection.destroy(new Error('idle'));
       if (idle.length === 0) this.idle.delete(key);
     }
-    if (this.idle.size === 0) {
+    this.openAhead();
+    if (this.idle.size === 0 && this.warm.size === 0) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
+  }
+
+  /** Opens a connection to each member kept warm that has none idle and none opening. */
+  private openAhead(): void {
+    for (const [key, origin] of this.warm) {
+      if ((this.idle.get(key)?.length ?? 0) > 0 || this.opening.has(key)) continue;
+      const connection = this.connect(origin);
+      this.opening.set(key, connection);
+      connection.openAhead(origin);
+    }
+    if (this.warm.size > 0)
+      this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
   }
 
   private connect(origin: MemberOrigin): MemberConnection {
@@ -203,6 +249,7 @@ export class MemberConnections {
     const connection = new MemberConnection(
       origin,
       (connection) => {
+        if (this.opening.get(key) === connection) this.opening.delete(key);
         const idle = this.idle.get(key) ?? [];
         if (this.closed || idle.length >= MAX_IDLE) {
           connection.destroy(new Error('not kept'));
@@ -214,6 +261,7 @@ export class MemberConnections {
       },
       (connection) => {
         this.open.delete(connection);
+        if (this.opening.get(key) === connection) this.opening.delete(key);
         const idle = this.idle.get(key);
         const at = idle?.indexOf(connection) ?? -1;
         if (at >= 0) idle!.splice(at, 1);

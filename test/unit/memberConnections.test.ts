@@ -3,6 +3,7 @@
  * them, replaced when it does not, and every failure saying whether the request was sent —
  * the forward's retry rule stands on that.
  */
+import { once } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { expect } from 'chai';
@@ -80,6 +81,26 @@ describe('MemberConnections', () => {
       await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
       await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
       expect(sockets.size).to.equal(2);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('a member kept warm has a connection open before the first request, which uses it', async () => {
+    const sockets: net.Socket[] = [];
+    const server = await listening(
+      http.createServer((req, res) => req.resume().on('end', () => res.end('{}'))),
+    );
+    server.on('connection', (socket: net.Socket) => sockets.push(socket));
+    try {
+      const connected = once(server, 'connection');
+      connections.keepWarm([originOf(server)]);
+      connections.keepWarm([originOf(server)]);
+      await connected;
+      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+      expect(sockets).to.have.length(1);
     } finally {
       server.closeAllConnections();
       server.close();

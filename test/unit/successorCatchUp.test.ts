@@ -24,13 +24,15 @@ class SuccessorElection extends EventEmitter {
   readonly pool = 'default';
   readonly memberId = 'b';
   term: bigint | undefined = undefined;
-  readonly view: { revision: bigint };
+  readonly memberKey = '/pool/members/b';
+  /** The pool as the view has it: no other member to keep a connection to. */
+  readonly view: { revision: bigint; members: never[] };
   /** The claim in the view, when it is this member's own. */
   private ownClaim: bigint | undefined;
 
   constructor(revision: bigint) {
     super();
-    this.view = { revision };
+    this.view = { revision, members: [] };
   }
 
   isLeader() {
@@ -86,7 +88,8 @@ function successor(revision: bigint) {
       return Promise.resolve({ performedBy: 'b' });
     },
     undefined as never,
-    undefined as never,
+    // Forwards nothing here: it only keeps connections to the next leaders.
+    { keepWarm: () => undefined } as never,
     { leaderlessWaitMs: 5000, maxHops: 3 },
     createMetrics('test'),
     pino({ level: 'silent' }),
