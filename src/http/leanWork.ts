@@ -18,6 +18,7 @@
 import type http from 'node:http';
 import querystring from 'node:querystring';
 import { PoolError } from '../errors.js';
+import { sendError } from './errors.js';
 import type { PoolRoutes } from './poolAddress.js';
 import { BATCH_CONTENT_TYPE } from '../work/batchFrames.js';
 import { MAX_BATCH_BYTES } from '../work/forwardBatch.js';
@@ -81,9 +82,9 @@ export function leanWork(
 }
 
 /**
- * A batch of forwards (forwardBatch.ts), POST only, its framing declared, within
- * MAX_BATCH_BYTES. Anything else: 404 by Express, which has no such route — a member that
- * sends one then forwards one by one.
+ * A batch of forwards (forwardBatch.ts), POST only, its framing declared; over
+ * MAX_BATCH_BYTES (or without a length) 413. Anything else: 404 by Express, which has no such
+ * route — a member that sends one then forwards one by one.
  */
 function takeBatch(
   work: WorkServer,
@@ -94,7 +95,15 @@ function takeBatch(
 ): boolean {
   const length = Number(req.headers['content-length'] ?? NaN);
   if (req.method !== 'POST' || req.headers['content-type'] !== BATCH_CONTENT_TYPE) return false;
-  if (!(length <= MAX_BATCH_BYTES)) return false;
+  if (!(length <= MAX_BATCH_BYTES)) {
+    // 413, not Express's 404: the sender goes one by one for this batch only.
+    res.setHeader('Connection', 'close');
+    sendError(
+      res,
+      new PoolError('PAYLOAD_TOO_LARGE', `a batch of forwards is at most ${MAX_BATCH_BYTES} bytes`),
+    );
+    return true;
+  }
   if (!admit(work, pool, res, draining)) return true;
   void readBody(req, length)
     .then((body) => work.serveBatch(pool, req, res, body))

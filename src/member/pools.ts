@@ -103,7 +103,11 @@ export function buildPools(
       handler,
       tickets,
       forwarder,
-      { leaderlessWaitMs: config.leaderlessWaitMs, maxHops: config.forwardMaxHops },
+      {
+        leaderlessWaitMs: config.leaderlessWaitMs,
+        maxHops: config.forwardMaxHops,
+        forwardTimeoutMs: config.forwardTimeoutMs,
+      },
       metrics,
       logger.child({ pool }),
     );

@@ -23,6 +23,8 @@ export interface Frame {
 
 const NEWLINE = 0x0a;
 const HEADER = /^(\d{1,3}) (\d{1,9})$/;
+/** The longest frame header: `ddd ddddddddd\n`. */
+export const MAX_FRAME_HEADER_BYTES = 14;
 
 /** The frames one after the other, as one buffer. */
 export function encodeFrames(frames: readonly Frame[]): Buffer {

@@ -19,7 +19,13 @@
  * A request waits at most for the exchange before it, which FORWARD_TIMEOUT_MS bounds.
  */
 import { NotLeaderError, PoolError } from '../errors.js';
-import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames, MAX_BATCH_ITEMS } from './batchFrames.js';
+import {
+  BATCH_CONTENT_TYPE,
+  decodeFrames,
+  encodeFrames,
+  MAX_BATCH_ITEMS,
+  MAX_FRAME_HEADER_BYTES,
+} from './batchFrames.js';
 import type { HttpAnswer } from './httpAnswer.js';
 import {
   relayable,
@@ -35,10 +41,10 @@ import {
  * every other request behind it for longer than this.
  */
 export const PATIENCE_MS = 2;
-/** Exchanges under way at once with one leader term, at most; beyond, requests wait. */
-const MAX_IN_FLIGHT = 8;
 /** The most body bytes of one batch: a batch never exceeds what the leader reads (1 MiB). */
 export const MAX_BATCH_BYTES = 1024 * 1024;
+/** The most bytes of one answer in a batch, as of a single forward's. */
+const MAX_ITEM_ANSWER_BYTES = 1024 * 1024;
 
 /** What the batches need of the forwarder: a single forward, and one exchange with a batch. */
 export interface BatchLink {
@@ -96,7 +102,8 @@ export class ForwardBatches {
     request: ForwardRequest,
     abandon?: AbortSignal,
   ): Promise<UpstreamAnswer> {
-    const key = `${target.term} ${target.url}`;
+    // One queue per pool, term and leader: a batch goes to one pool's route, under one term.
+    const key = `${request.pool} ${target.term} ${target.url}`;
     let queue = this.queues.get(key);
     if (queue === undefined) {
       queue = { target, abandon, inFlight: 0, waiting: [], patience: undefined };
@@ -117,7 +124,7 @@ export class ForwardBatches {
   private armPatience(key: string, queue: Queue): void {
     queue.patience ??= setTimeout(() => {
       queue.patience = undefined;
-      this.sendWaiting(key, queue, MAX_IN_FLIGHT);
+      this.sendWaiting(key, queue, Infinity);
     }, PATIENCE_MS);
   }
 
@@ -134,7 +141,8 @@ export class ForwardBatches {
 
   /**
    * Sends what waits, in one exchange, if fewer than `limit` are under way: 1 when an exchange
-   * ended (the next batch follows it), MAX_IN_FLIGHT when the wait ran out of patience.
+   * ended (the next batch follows it), any number when the wait ran out of patience (what is
+   * held or in flight is bounded by MAX_PENDING_WORK, not here).
    */
   private sendWaiting(key: string, queue: Queue, limit = 1): void {
     if (queue.waiting.length === 0) {
@@ -162,8 +170,7 @@ export class ForwardBatches {
       return;
     }
     if (queue.inFlight >= limit) {
-      // Behind the exchanges under way; at MAX_IN_FLIGHT, the next to end sends them.
-      if (limit < MAX_IN_FLIGHT) this.armPatience(key, queue);
+      this.armPatience(key, queue);
       return;
     }
     const items = takeBatch(queue.waiting);
@@ -198,9 +205,10 @@ export class ForwardBatches {
       for (const item of items) item.reject(error);
       return;
     }
-    if (answer.status === 404) {
-      // The route is unknown there: nothing executed. One by one, now and from now on.
-      this.refused.add(target.url);
+    if (answer.status === 404 || answer.status === 413) {
+      // The route is unknown there (from now on, one by one), or this batch was too large for
+      // it: nothing executed. These go one by one.
+      if (answer.status === 404) this.refused.add(target.url);
       for (const item of items) this.one(queue, item);
       return;
     }
@@ -225,6 +233,16 @@ export class ForwardBatches {
     }
     items.forEach((item, i) => {
       const { status, bytes } = frames[i]!;
+      if (bytes.length > MAX_ITEM_ANSWER_BYTES) {
+        item.reject(
+          new PoolError(
+            'UPSTREAM_FAILED',
+            `leader ${target.id} answered with over ${MAX_ITEM_ANSWER_BYTES} bytes; it may or may not have executed`,
+            { leader: target.id },
+          ),
+        );
+        return;
+      }
       // The leader writes each answer as it writes a single one (sendJson).
       const contentType = 'application/json; charset=utf-8';
       settle(item, () => relayable(target, { status, body: bytes, contentType, keepAlive: true }));
@@ -241,12 +259,15 @@ function settle(item: Waiting, answer: () => UpstreamAnswer): void {
   }
 }
 
-/** Takes the next batch off `waiting`: at most MAX_BATCH_ITEMS and MAX_BATCH_BYTES, at least one. */
+/**
+ * Takes the next batch off `waiting`: at most MAX_BATCH_ITEMS and MAX_BATCH_BYTES as framed
+ * (each body and its frame header), at least one.
+ */
 function takeBatch(waiting: Waiting[]): Waiting[] {
   let count = 0;
   let bytes = 0;
   while (count < waiting.length && count < MAX_BATCH_ITEMS) {
-    bytes += waiting[count]!.body.length;
+    bytes += waiting[count]!.body.length + MAX_FRAME_HEADER_BYTES;
     if (count > 0 && bytes > MAX_BATCH_BYTES) break;
     count++;
   }

@@ -210,7 +210,7 @@ export class Forwarder {
     const { answer } = outcome;
     if (answer !== undefined) return answer;
     const { failure, sent } = outcome;
-    if (!sent || neverSent(failure)) throw new UpstreamUnreachableError(target, failure);
+    if (!sent) throw new UpstreamUnreachableError(target, failure);
     if (failure === givenUp) throw failure;
     throw ambiguous(target, failure);
   }
@@ -246,27 +246,6 @@ interface MemberRoute {
 
 /** A header value Node's client would send: visible ASCII, inner spaces and tabs. */
 const HEADER_VALUE = /^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$/;
-
-/**
- * Errors that come before any byte can leave: no socket (the process or the system is out of
- * file descriptors, no local port), no route, no address, a refused connect. Whatever the
- * socket's state looked like, the request was not sent: it did not execute.
- */
-const NOT_SENT = new Set([
-  'EMFILE',
-  'ENFILE',
-  'EADDRNOTAVAIL',
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
-export function neverSent(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' && NOT_SENT.has(code);
-}
 
 function ambiguous(target: ForwardTarget, error: unknown): PoolError {
   const reason =

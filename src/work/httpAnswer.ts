@@ -23,6 +23,8 @@ export interface HttpAnswer {
   body: Buffer;
   /** Whether the connection may carry another request after this answer. */
   keepAlive: boolean;
+  /** How long the member keeps the connection idle (its `Keep-Alive: timeout=N`), in ms. */
+  keepAliveMs?: number | undefined;
 }
 
 /**
@@ -55,6 +57,7 @@ interface Head {
   status: number;
   contentType: string | undefined;
   keepAlive: boolean;
+  keepAliveMs: number | undefined;
   framing: Framing;
 }
 
@@ -128,6 +131,7 @@ export class AnswerReader {
     let chunked = false;
     let transferCoded = false;
     let close = minor === '0';
+    let keepAliveMs: number | undefined;
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(':');
       const name = line.slice(0, colon);
@@ -156,11 +160,16 @@ export class AnswerReader {
         case 'content-type':
           contentType = value;
           break;
+        case 'keep-alive': {
+          const timeout = /(?:^|[,;\s])timeout=(\d{1,6})(?:$|[,;\s])/i.exec(value);
+          if (timeout) keepAliveMs = Number(timeout[1]) * 1000;
+          break;
+        }
       }
     }
     if (code === 101) throw new AnswerFormatError('the member switched protocols (101)');
     if (code < 200) return undefined;
-    const base = { status: code, contentType, keepAlive: !close };
+    const base = { status: code, contentType, keepAlive: !close, keepAliveMs };
     if (this.noBody || code === 204 || code === 304) {
       return { ...base, framing: { kind: 'length', remaining: 0 } };
     }
@@ -228,7 +237,8 @@ export class AnswerReader {
   private answer(head: Head): HttpAnswer {
     const parts = this.bodyParts;
     const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.bodyBytes);
-    return { status: head.status, contentType: head.contentType, body, keepAlive: head.keepAlive };
+    const { status, contentType, keepAlive, keepAliveMs } = head;
+    return { status, contentType, body, keepAlive, keepAliveMs };
   }
 }
 

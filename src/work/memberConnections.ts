@@ -58,6 +58,8 @@ class MemberConnection {
   readonly socket: net.Socket;
   /** When it last went idle, on the monotonic clock (ms). */
   idleSince = 0;
+  /** Past this (monotonic ms) the member may be closing it: its Keep-Alive timeout, less 1 s. */
+  private reusableUntil = Infinity;
   private connected = false;
   private reader: AnswerReader | undefined;
   private settle: ((outcome: ExchangeOutcome) => void) | undefined;
@@ -84,6 +86,21 @@ class MemberConnection {
   /** Whether a request written now certainly reaches the member's socket. */
   get sent(): boolean {
     return this.connected;
+  }
+
+  /**
+   * Whether an idle connection may take a request: not closed or closing by either side (a
+   * member closes its connections when it shuts down — in the middle of a handover), and
+   * within the idle time the member announced.
+   */
+  get reusable(): boolean {
+    const { socket } = this;
+    return (
+      !socket.destroyed &&
+      socket.writable &&
+      !socket.readableEnded &&
+      monotonicNow() < this.reusableUntil
+    );
   }
 
   /** Opened ahead of any request: idle as soon as it is connected. */
@@ -129,7 +146,11 @@ class MemberConnection {
   }
 
   private onEnd(): void {
-    if (!this.reader) return;
+    if (!this.reader) {
+      // The member closed it while idle: not to be written to again.
+      this.socket.destroy();
+      return;
+    }
     try {
       this.finish(this.reader.end());
     } catch (error) {
@@ -143,6 +164,10 @@ class MemberConnection {
     this.settle = undefined;
     if (answer.keepAlive && !this.socket.destroyed) {
       this.idleSince = monotonicNow();
+      // As Node's own client does: a second early, so that its close never meets our request.
+      if (answer.keepAliveMs !== undefined) {
+        this.reusableUntil = this.idleSince + Math.max(0, answer.keepAliveMs - 1000);
+      }
       this.onIdle(this);
     } else {
       this.socket.destroy();
@@ -183,7 +208,7 @@ export class MemberConnections {
     // there as it would on a new one), else a new one.
     const opening = this.opening.get(key);
     this.opening.delete(key);
-    const connection = this.idle.get(key)?.pop() ?? opening ?? this.connect(origin);
+    const connection = this.reusableIdle(key) ?? opening ?? this.connect(origin);
     if (opening !== undefined && connection !== opening) this.opening.set(key, opening);
     const outcome = new Promise<ExchangeOutcome>((resolve) =>
       connection.exchange(request, maxAnswerBytes, resolve),
@@ -230,6 +255,16 @@ export class MemberConnections {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
+  }
+
+  /** The newest idle connection to `key` that may take a request; the others are closed. */
+  private reusableIdle(key: string): MemberConnection | undefined {
+    const idle = this.idle.get(key);
+    for (let connection = idle?.pop(); connection; connection = idle?.pop()) {
+      if (connection.reusable) return connection;
+      connection.destroy(new Error('no longer reusable'));
+    }
+    return undefined;
   }
 
   /** Opens a connection to each member kept warm that has none idle and none opening. */

@@ -78,6 +78,8 @@ export type WorkOutcome =
 export interface WorkRouterOptions {
   leaderlessWaitMs: number;
   maxHops: number;
+  /** FORWARD_TIMEOUT_MS: how long a member's forward may take (ms). */
+  forwardTimeoutMs: number;
 }
 
 export class WorkRouter {
@@ -209,7 +211,8 @@ export class WorkRouter {
 
   /**
    * Waits while this member, not leading, is about to act under `termSeen`, the claim's
-   * revision the sender of a forward saw, at most VIEW_CATCH_UP_MS (short enough to need no
+   * revision the sender of a forward saw, at most VIEW_CATCH_UP_MS or half the forward
+   * timeout (short enough to need no
    * cancelling: a sender that goes away meanwhile only leaves an answer unread). About to act:
    * its view has not reached `termSeen` yet (a successor learns of a claim handed to it from
    * its own watch, and the sender's may deliver it first), or the claim there is its own and
@@ -226,7 +229,10 @@ export class WorkRouter {
       return claim?.self === true && claim.term === termSeen;
     };
     if (!pending(this.election)) return false;
-    await this.election.waitFor((election) => !pending(election), VIEW_CATCH_UP_MS);
+    // Well within the sender's forward timeout (the same setting on every member), so that
+    // its answer is a retryable 421 and not a timeout.
+    const boundMs = Math.min(VIEW_CATCH_UP_MS, this.options.forwardTimeoutMs / 2);
+    await this.election.waitFor((election) => !pending(election), boundMs);
     return !pending(this.election);
   }
 

@@ -16,14 +16,8 @@ import type { ForwardRequest, UpstreamAnswer } from '../../src/work/upstream.js'
 
 const TARGET = { id: 'a', url: 'http://a', term: 7n };
 
-function request(n: number): ForwardRequest {
-  return {
-    pool: 'default',
-    payload: n,
-    body: Buffer.from(`{"payload":${n}}`),
-    hops: 0,
-    via: ['b'],
-  };
+function request(n: number, pool = 'default'): ForwardRequest {
+  return { pool, payload: n, body: Buffer.from(`{"payload":${n}}`), hops: 0, via: ['b'] };
 }
 
 interface Deferred<T> {
@@ -42,7 +36,7 @@ function deferred<T>(): Deferred<T> {
 /** A link whose exchanges wait for the test: what was sent, and how to answer it. */
 class StandInLink extends EventEmitter implements BatchLink {
   readonly singles: { payload: unknown; answer: Deferred<UpstreamAnswer> }[] = [];
-  readonly batches: { payloads: unknown[]; answer: Deferred<HttpAnswer> }[] = [];
+  readonly batches: { pool: string; payloads: unknown[]; answer: Deferred<HttpAnswer> }[] = [];
 
   one(_target: unknown, request: ForwardRequest) {
     const answer = deferred<UpstreamAnswer>();
@@ -51,12 +45,12 @@ class StandInLink extends EventEmitter implements BatchLink {
     return answer.promise;
   }
 
-  batch(_target: unknown, _request: ForwardRequest, body: Buffer) {
+  batch(_target: unknown, request: ForwardRequest, body: Buffer) {
     const answer = deferred<HttpAnswer>();
     const payloads = decodeFrames(body).map(
       (f) => (JSON.parse(f.bytes.toString()) as { payload: unknown }).payload,
     );
-    this.batches.push({ payloads, answer });
+    this.batches.push({ pool: request.pool, payloads, answer });
     this.emit('sent');
     return answer.promise;
   }
@@ -171,6 +165,58 @@ describe('ForwardBatches', () => {
     expect(await outcomes(others)).to.deep.equal(['200 {"n":2}', '200 {"n":3}']);
     link.singles[0]!.answer.resolve(ok(1));
     expect(await outcomes([slow])).to.deep.equal(['200 {"n":1}']);
+  });
+
+  it('requests for two pools never share a batch, even to one leader under one term', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const orders = [1, 2, 3].map((n) => batches.submit(TARGET, request(n, 'orders')));
+    const billing = [4, 5, 6].map((n) => batches.submit(TARGET, request(n, 'billing')));
+    link.singles[0]!.answer.resolve(ok(1));
+    link.singles[1]!.answer.resolve(ok(4));
+    await tick();
+    expect(link.batches.map((b) => [b.pool, b.payloads])).to.deep.equal([
+      ['orders', [2, 3]],
+      ['billing', [5, 6]],
+    ]);
+    for (const batch of link.batches) {
+      batch.answer.resolve(
+        framed(batch.payloads.map((n) => ({ status: 200, body: `{"n":${n as number}}` }))),
+      );
+    }
+    expect(await outcomes([...orders, ...billing])).to.deep.equal(
+      [1, 2, 3, 4, 5, 6].map((n) => `200 {"n":${n}}`),
+    );
+  });
+
+  it('a batch stays within 1 MiB as framed; one the leader finds too large (413) goes one by one', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    // 16 bodies of 65,535 bytes are 1 MiB less 16 bytes: with their frame headers, over.
+    const large = (n: number) => ({
+      ...request(n),
+      body: Buffer.from(`{"payload":${n},"pad":"${'x'.repeat(65_535 - 21)}"}`),
+    });
+    const all = Array.from({ length: 17 }, (_, n) => batches.submit(TARGET, large(n)));
+    link.singles[0]!.answer.resolve(ok(0));
+    await tick();
+    expect(link.batches.map((b) => b.payloads.length)).to.deep.equal([15]);
+    link.batches[0]!.answer.resolve({
+      status: 413,
+      contentType: 'application/json; charset=utf-8',
+      body: Buffer.from('{"error":{"code":"PAYLOAD_TOO_LARGE"}}'),
+      keepAlive: false,
+    });
+    await tick();
+    // The 15 one by one, and the one left over: alone, as nothing else waits.
+    expect(link.singles.map((s) => s.payload as number).sort((a, b) => a - b)).to.deep.equal(
+      Array.from({ length: 17 }, (_, n) => n),
+    );
+    expect([link.batches.length, batches.refusedBy(TARGET.url)]).to.deep.equal([1, false]);
+    for (const single of link.singles.slice(1)) single.answer.resolve(ok(single.payload as number));
+    expect(await outcomes(all)).to.deep.equal(
+      Array.from({ length: 17 }, (_, n) => `200 {"n":${n}}`),
+    );
   });
 
   it('an answer with fewer items than sent fails each request as ambiguous', async () => {

@@ -48,6 +48,7 @@ describe('AnswerReader', () => {
       contentType: 'application/json',
       body: '{"a":1}',
       keepAlive: true,
+      keepAliveMs: undefined,
     });
   });
 
@@ -61,6 +62,7 @@ describe('AnswerReader', () => {
       contentType: undefined,
       body: '{"a":1}',
       keepAlive: true,
+      keepAliveMs: undefined,
     });
   });
 
@@ -88,6 +90,14 @@ describe('AnswerReader', () => {
     expect(read('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n', { head: true })?.body).to.equal(
       '',
     );
+  });
+
+  it("reads the member's Keep-Alive timeout, in ms", () => {
+    const hint = (value: string) =>
+      read(`HTTP/1.1 200 OK\r\nKeep-Alive: ${value}\r\nContent-Length: 0\r\n\r\n`)?.keepAliveMs;
+    expect(hint('timeout=5')).to.equal(5000);
+    expect(hint('timeout=65, max=100')).to.equal(65_000);
+    expect(hint('max=100')).to.equal(undefined);
   });
 
   it('keeps the connection only when the answer allows it', () => {

@@ -77,7 +77,7 @@ async function serveSurface(
     handler,
     undefined as never,
     forwarder,
-    { leaderlessWaitMs: 500, maxHops: 3 },
+    { leaderlessWaitMs: 500, maxHops: 3, forwardTimeoutMs: 2000 },
     metrics,
     logger,
   );

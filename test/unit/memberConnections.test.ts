@@ -107,6 +107,50 @@ describe('MemberConnections', () => {
     }
   });
 
+  it('an idle connection the member ended is not reused: the next request goes on a new one', async () => {
+    let received = 0;
+    const server = await listening(
+      net.createServer({ allowHalfOpen: true }, (socket) =>
+        socket.on('data', () => {
+          received++;
+          // Answered, then ended by the member, as a member shutting down ends its own.
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}', () => socket.end());
+        }),
+      ),
+    );
+    try {
+      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+      // The member's end read on our side, the connection not closed yet: the moment a
+      // request written into it would be lost and reported as possibly executed.
+      const idle = (connections as unknown as { idle: Map<string, { socket: net.Socket }[]> }).idle;
+      await once(idle.get(originOf(server).authority)![0]!.socket, 'end');
+      const second = await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+      expect([second.status, received]).to.deep.equal([200, 2]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("a connection is not reused past the member's Keep-Alive timeout, less a second", async () => {
+    const sockets = new Set<net.Socket>();
+    const server = await listening(
+      http.createServer((req, res) => {
+        sockets.add(req.socket);
+        req.resume().on('end', () => res.end('{}'));
+      }),
+    );
+    // Node announces it: Keep-Alive: timeout=1 — nothing left once the second is taken off.
+    server.keepAliveTimeout = 1000;
+    try {
+      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+      expect(sockets.size).to.equal(2);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('a refused connection failed before anything was sent', async () => {
     const server = await listening(net.createServer());
     const origin = originOf(server);

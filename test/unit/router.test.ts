@@ -78,7 +78,7 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
       () => Promise.resolve({}),
       undefined as never,
       forwarder,
-      { leaderlessWaitMs: WAIT_MS, maxHops: 3 },
+      { leaderlessWaitMs: WAIT_MS, maxHops: 3, forwardTimeoutMs: 500 },
       createMetrics('test'),
       logger,
     );

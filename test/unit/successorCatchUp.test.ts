@@ -90,7 +90,7 @@ function successor(revision: bigint) {
     undefined as never,
     // Forwards nothing here: it only keeps connections to the next leaders.
     { keepWarm: () => undefined } as never,
-    { leaderlessWaitMs: 5000, maxHops: 3 },
+    { leaderlessWaitMs: 5000, maxHops: 3, forwardTimeoutMs: 10_000 },
     createMetrics('test'),
     pino({ level: 'silent' }),
   );
