@@ -10,7 +10,8 @@
  * - GET /work on the leader (it executes: echo plus a ticket);
  * - GET /work on a follower, forwarded to the leader over keep-alive;
  * - GET /simple-work on the same follower (reads the members from etcd per call);
- * - GET /work through nginx (Debian's) in front of the leader: the reference hop (issue 16);
+ * - GET /work through nginx and through HAProxy (Debian's) in front of the leader: the
+ *   reference hops (issue 16);
  * - /work on the leader, via the follower and via nginx again with one connection: the hop's
  *   latency without a queue in front of it.
  *
@@ -39,7 +40,7 @@
 import { performance } from 'node:perf_hooks';
 import { assertCliBuilt, type MemberProcess } from '../src/demo/memberProcess.js';
 import { sleep } from '../src/util/time.js';
-import { NginxHop } from './nginxHop.js';
+import { ProxyHop } from './proxyHop.js';
 import { totalCpuMs } from './processCpu.js';
 import { ms, type Benchmark } from './section.js';
 import { rowProblems } from './throughputChecks.js';
@@ -84,7 +85,8 @@ export const throughput: Benchmark = async (context) => {
   const generator = LoadGenerator.start();
   const references: Reference[] = [];
   const members: MemberProcess[] = [];
-  let nginx: NginxHop | undefined;
+  let nginx: ProxyHop | undefined;
+  let haproxy: ProxyHop | undefined;
   try {
     // Settled, not raced: whatever fails, everything started is in the lists for `finally`.
     const [refs, pool] = await Promise.allSettled([
@@ -98,9 +100,10 @@ export const throughput: Benchmark = async (context) => {
     const leader = members.find((m) => m.id === leaderId)!;
     // The youngest member: a follower that is not next in line.
     const follower = members.filter((m) => m.id !== leaderId).at(-1)!;
-    nginx = await NginxHop.start(leader.url, '/work?payload=probe');
+    nginx = await ProxyHop.start('nginx', leader.url, '/work?payload=probe');
+    haproxy = await ProxyHop.start('haproxy', leader.url, '/work?payload=probe');
     context.log(
-      `pool settled: leader ${leader.id}, load through follower ${follower.id} and nginx ${nginx.url}`,
+      `pool settled: leader ${leader.id}, load through follower ${follower.id}, nginx ${nginx.url} and HAProxy ${haproxy.url}`,
     );
     const targets = loadTargets(
       {
@@ -109,6 +112,7 @@ export const throughput: Benchmark = async (context) => {
         leader: leader.url,
         follower: follower.url,
         nginx: nginx.url,
+        haproxy: haproxy.url,
       },
       settings.connections,
     );
@@ -121,6 +125,7 @@ export const throughput: Benchmark = async (context) => {
       forward: pidOf(hop.child),
       follower: pidOf(follower),
       nginx: nginx.workerPids,
+      haproxy: haproxy.workerPids,
     };
     const problems: string[] = [];
 
@@ -191,6 +196,7 @@ export const throughput: Benchmark = async (context) => {
     return { ...report(figures, runs, settings, leader.id, follower.id), errors: problems };
   } finally {
     await nginx?.close();
+    await haproxy?.close();
     await generator.close();
     await Promise.all(references.map((ref) => stopChild(ref.child)));
     await Promise.all(members.map((m) => m.kill()));

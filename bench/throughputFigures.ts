@@ -39,7 +39,7 @@ export interface RunRecord {
   served: number;
   /** CPU time (ms) of the serving process (the leader, the bare server) over the run. */
   serverCpuMs: number;
-  /** CPU time (ms) of the hop (follower, nginx's worker, bare forward); undefined: direct. */
+  /** CPU time (ms) of the hop (follower, a proxy, bare forward); undefined: direct. */
   hopCpuMs: number | undefined;
 }
 
@@ -197,7 +197,16 @@ export function throughputFigures(
 
   // /work's own etcd requests, every /work run together.
   const tracked = summaries.filter((s) =>
-    ['leader', 'follower', 'nginx', 'leaderOne', 'followerOne', 'nginxOne'].includes(s.key),
+    [
+      'leader',
+      'follower',
+      'nginx',
+      'haproxy',
+      'leaderOne',
+      'followerOne',
+      'nginxOne',
+      'haproxyOne',
+    ].includes(s.key),
   );
   const trackedCalls = sum(tracked.map((s) => s.calls));
   const trackedExcess = sum(tracked.map((s) => s.etcdExcess));

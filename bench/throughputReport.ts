@@ -165,7 +165,8 @@ export function report(
         'via a follower ≥ 0.65× direct at 10 connections and ≥ 0.5× at 1 (nginx beside it, same rounds)',
       measured:
         `${ratioCell(follower.ratio)} at ${settings.connections} connections, ${ratioCell(followerOne.ratio)} at 1; ` +
-        `nginx ${ratioCell(nginx.ratio)} and ${ratioCell(byKey('nginxOne').ratio)}`,
+        `nginx ${ratioCell(nginx.ratio)} and ${ratioCell(byKey('nginxOne').ratio)}, ` +
+        `HAProxy ${ratioCell(byKey('haproxy').ratio)} and ${ratioCell(byKey('haproxyOne').ratio)}`,
       met: (follower.ratio ?? 0) >= 0.65 && (followerOne.ratio ?? 0) >= 0.5,
     },
     {
@@ -221,7 +222,8 @@ export function report(
       `bare Express forward in front of it (GET in, POST with a JSON body to the bare server over a ` +
       `keep-alive agent, the answer parsed and sent on: one hop and nothing else), each in its own process; ` +
       `and nginx (Debian's, one worker, upstream keep-alive to the leader, keepalive_requests far above a run's ` +
-      `requests) as the reference hop in front of the leader. ` +
+      `requests) and HAProxy (Debian's, one thread, keep-alive both ways, http-reuse always) as the ` +
+      `reference hops in front of the leader. ` +
       `One load generator process (autocannon's programmatic API) loads every target alike: keep-alive ` +
       `connections, no pipelining, a warm-up run, then the measured run (${settings.connections} connections ` +
       `for ${settings.durationSeconds} s; the unloaded pair 1 connection for ${settings.latencyDurationSeconds} s); ` +
@@ -235,7 +237,7 @@ export function report(
       `within ${LITTLE_BOUNDS.low}–${LITTLE_BOUNDS.high}) and the server side's count (the leader's tickets, ` +
       `the bare server's own count) equal to the load generator's, plus at most one request per connection ` +
       `left in flight at its end. CPU per request: user + system time from /proc/<pid>/stat over the run, of ` +
-      `the serving process and of the hop (the follower, nginx's worker, the bare forward), ÷ requests served. ` +
+      `the serving process and of the hop (the follower, nginx's worker, HAProxy, the bare forward), ÷ requests served. ` +
       `etcd requests: the delta of every member's service_pool_etcd_requests_total around each measured run, ` +
       `less the pool's rate at rest (measured during the bare runs); tickets: counted between two probe calls ` +
       `on the leader around each run; etcd writes per 1000 tickets from service_pool_ticket_blocks_total ` +

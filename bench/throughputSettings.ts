@@ -1,8 +1,8 @@
 /**
  * What the throughput benchmark (bench/throughput.ts) loads and for how long: the targets (two
- * references, seven runs against the pool: direct, via a follower and via nginx at 10 and at 1
- * connection, and /simple-work), and the rounds, connections and durations of a full and a
- * smoke run.
+ * references, nine runs against the pool: direct, via a follower, via nginx and via HAProxy
+ * at 10 and at 1 connection, and /simple-work), and the rounds, connections and durations of a
+ * full and a smoke run.
  *
  * Units: durations in seconds, connections per autocannon run. Nothing here blocks.
  */
@@ -13,15 +13,20 @@ export type TargetKey =
   | 'leader'
   | 'follower'
   | 'nginx'
+  | 'haproxy'
   | 'simple'
   | 'leaderOne'
   | 'followerOne'
-  | 'nginxOne';
+  | 'nginxOne'
+  | 'haproxyOne';
 
 /** The process that serves a target's requests, and counts them: the bare server or the leader. */
 export type ServerKey = 'bare' | 'leader';
-/** The process a target's requests pass through on the way: the bare forward, a follower, nginx. */
-export type HopKey = 'forward' | 'follower' | 'nginx';
+/**
+ * The process a target's requests pass through on the way: the bare forward, a follower,
+ * nginx, HAProxy.
+ */
+export type HopKey = 'forward' | 'follower' | 'nginx' | 'haproxy';
 
 export interface Target {
   key: TargetKey;
@@ -57,7 +62,7 @@ export const SETTINGS: Record<'smoke' | 'full', Settings> = {
     latencyDurationSeconds: 0.7,
     latencyWarmupSeconds: 0.3,
   },
-  // Per round 6 × 9 s + 3 × 4 s of load; 3 rounds, pauses and start-up ≈ 3 min 30 s: the
+  // Per round 7 × 9 s + 4 × 4 s of load; 3 rounds, pauses and start-up ≈ 4 min 15 s: the
   // budget of this section.
   full: {
     rounds: 3,
@@ -69,18 +74,19 @@ export const SETTINGS: Record<'smoke' | 'full', Settings> = {
   },
 };
 
-/** Where the targets answer: the references, the two pool members under load, nginx. */
+/** Where the targets answer: the references, the two pool members under load, the proxies. */
 export interface TargetUrls {
   bare: string;
   hop: string;
   leader: string;
   follower: string;
   nginx: string;
+  haproxy: string;
 }
 
 /**
  * Every target in the order of a round: the references first, then the pool with `connections`
- * connections, then direct, via a follower and via nginx again with one.
+ * connections, then direct, via a follower, via nginx and via HAProxy again with one.
  */
 export function loadTargets(urls: TargetUrls, connections: number): Target[] {
   return [
@@ -137,6 +143,17 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       hop: 'nginx',
     },
     {
+      key: 'haproxy',
+      name: '/work via HAProxy',
+      label: 'HAProxy',
+      url: `${urls.haproxy}/work?payload=bench`,
+      connections,
+      baseline: 'leader',
+      pool: true,
+      server: 'leader',
+      hop: 'haproxy',
+    },
+    {
       key: 'simple',
       name: '/simple-work via a follower',
       label: 'simple-work',
@@ -177,6 +194,17 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       pool: true,
       server: 'leader',
       hop: 'nginx',
+    },
+    {
+      key: 'haproxyOne',
+      name: '/work via HAProxy',
+      label: 'HAProxy (1)',
+      url: `${urls.haproxy}/work?payload=bench`,
+      connections: 1,
+      baseline: 'leaderOne',
+      pool: true,
+      server: 'leader',
+      hop: 'haproxy',
     },
   ];
 }

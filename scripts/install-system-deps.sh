@@ -2,8 +2,8 @@
 # Installs the Debian packages of the named groups, when they are missing. Each make target
 # names its own group, so that `make demo` installs etcd and nothing the tests alone use:
 #   demo           etcd-server, etcd-client: the demo's etcd cluster
-#   bench          etcd, and nginx: the reference hop of the forwarding benchmark (etcdctl,
-#                  from etcd-client, is also a peer there: Go's concurrency.Election)
+#   bench          etcd, and nginx and haproxy: the reference hops of the forwarding benchmark
+#                  (etcdctl, from etcd-client, is also a peer there: Go's concurrency.Election)
 #   integration    etcd, and openssl (the TLS tests make their certificates with it)
 #   browser        etcd, and chromium with fonts-liberation (the status page's browser test
 #                  drives /usr/bin/chromium with playwright-core; never `playwright install`)
@@ -40,7 +40,7 @@ fi
 group_packages() {
   case "$1" in
     demo) echo etcd-server etcd-client ;;
-    bench) echo etcd-server etcd-client nginx ;;
+    bench) echo etcd-server etcd-client nginx haproxy ;;
     integration) echo etcd-server etcd-client openssl ;;
     browser) echo etcd-server etcd-client chromium fonts-liberation ;;
     observability) echo etcd-server etcd-client prometheus ;;
@@ -68,6 +68,7 @@ installed() {
     etcd-server) command -v etcd >/dev/null 2>&1 ;;
     etcd-client) command -v etcdctl >/dev/null 2>&1 ;;
     nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] ;;
+    haproxy) command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] ;;
     openssl) command -v openssl >/dev/null 2>&1 ;;
     chromium) [ -x /usr/bin/chromium ] ;;
     fonts-liberation) [ -d /usr/share/fonts/truetype/liberation ] ;;
@@ -120,7 +121,7 @@ fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: ${missing[*]} (Debian's names); install them and run again: etcd 3.4+" \
     "(etcd and etcdctl on PATH), Chromium at /usr/bin/chromium, Prometheus's promtool on" \
-    "PATH, netavark and aardvark-dns in /usr/lib/podman, nginx on PATH or in /usr/sbin" >&2
+    "PATH, netavark and aardvark-dns in /usr/lib/podman, nginx and haproxy on PATH or in /usr/sbin" >&2
   exit 1
 fi
 
@@ -141,8 +142,8 @@ ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends ${missing
 # The etcd-server package may start a system etcd on the default ports; the demo and the
 # tests run their own clusters, so stop it where a service manager did start it. The same
 # holds for the prometheus package's system Prometheus on :9090 (the tests use a free port)
-# and the nginx package's on :80 (the benchmark runs its own on a free port).
-for service in etcd prometheus nginx; do
+# and the nginx and haproxy packages' (the benchmark runs its own on free ports).
+for service in etcd prometheus nginx haproxy; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
     ${sudo[@]+"${sudo[@]}"} systemctl stop "$service" || true
   fi

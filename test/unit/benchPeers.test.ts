@@ -1,13 +1,13 @@
 /**
  * What the benchmark puts beside our figures (issue 16): the handover table with the peers'
  * figures and ratios to Go's and etcd3's (bench/handoverComparison.ts), the handover targets
- * stated as those ratios, and the nginx configuration of the reference hop
- * (bench/nginxHop.ts). Pure functions on figures and options the test chooses.
+ * stated as those ratios, and the nginx and HAProxy configurations of the reference hops
+ * (bench/proxyHop.ts). Pure functions on figures and options the test chooses.
  */
 import { expect } from 'chai';
 import type { ScenarioReport } from '../../bench/failoverReport.js';
 import { handoverTable, handoverTargets } from '../../bench/handoverComparison.js';
-import { nginxConfig } from '../../bench/nginxHop.js';
+import { haproxyConfig, nginxConfig } from '../../bench/proxyHop.js';
 import type { PeerScenarioReport } from '../../bench/peerReport.js';
 import type { Summary } from '../../bench/stats.js';
 
@@ -138,5 +138,21 @@ describe('bench: the peers beside our figures', () => {
     expect(nginxConfig({ dir: '/d', port: 1, upstream: 'h:2', user: 'root' })).to.match(
       /^user root;$/m,
     );
+  });
+
+  it('HAProxy: one thread, loopback only, HTTP keep-alive both ways, upstream connections reused', () => {
+    const conf = haproxyConfig({
+      dir: '/tmp/x',
+      port: 4242,
+      upstream: '127.0.0.1:5000',
+      user: undefined,
+    });
+    expect(conf).to.match(/^ {2}nbthread 1$/m);
+    expect(conf).to.match(/^ {2}bind 127\.0\.0\.1:4242$/m);
+    expect(conf).to.match(/^ {2}server leader 127\.0\.0\.1:5000$/m);
+    expect(conf).to.match(/^ {2}mode http$/m);
+    expect(conf).to.match(/^ {2}option http-keep-alive$/m);
+    expect(conf).to.match(/^ {2}http-reuse always$/m);
+    expect(conf).not.to.match(/^ {2}user /m);
   });
 });
