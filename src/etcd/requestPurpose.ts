@@ -1,10 +1,15 @@
 /**
  * Which work route an etcd request is sent for, if any: the request hook of the etcd client
  * (connectEtcd's `onRequest`) runs in the async context of the code that made the call, so a
- * request made while serving `/simple-work` is attributed to it, and one made by the
- * registration, the keep-alives, the watch or the reconciling read to none (the background).
- * It is how the status page and `service_pool_work_etcd_requests_total` show what each route
- * costs in etcd, apart from what a member costs anyway.
+ * request made while executing work for `/simple-work` is attributed to it, and one made by
+ * the registration, the keep-alives, the watch or the reconciling read to none (the
+ * background). It is how the status page and `service_pool_work_etcd_requests_total` show what
+ * each route costs in etcd, apart from what a member costs anyway.
+ *
+ * Only execution runs in such a context (the router's `execute`: the handler, its tickets and
+ * fenced writes); routing and forwarding make no etcd request, and `/simple-work`'s one read
+ * is counted where it is made. Node's AsyncLocalStorage makes every promise of the process pay
+ * once it is first used: a member that only forwards never turns it on.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 

@@ -11,7 +11,7 @@ import type http from 'node:http';
 import express, { type ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { PoolElection } from '../election/election.js';
-import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
+import type { WorkRoute } from '../etcd/requestPurpose.js';
 import { PoolError, isHttpError } from '../errors.js';
 import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
@@ -164,10 +164,8 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     const stopTimer = metrics.workDuration.startTimer({ route });
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
     try {
-      // etcd requests made on the way count for this route (requestPurpose.ts).
-      const outcome = await forWorkRoute(route, () =>
-        dispatch(workRouter, work, () => wait.signal),
-      );
+      // The router counts the etcd requests made on the way for this route (requestPurpose.ts).
+      const outcome = await dispatch(workRouter, work, () => wait.signal);
       role = outcome.role;
       metrics.workRequests.inc({
         route,

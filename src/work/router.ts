@@ -30,6 +30,7 @@ import {
 import { backoffDelayMs, type BackoffSchedule } from '../util/backoff.js';
 import { monotonicNow } from '../util/time.js';
 import { unlessAborted } from '../util/abortable.js';
+import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { UpstreamUnreachableError, type Forwarder, type UpstreamAnswer } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
@@ -115,7 +116,11 @@ export class WorkRouter {
    * asked for only when there is a wait (it may be made on the first call).
    * Then NO_LEADER or LEADER_UNREACHABLE, saying what happened.
    */
-  async route(work: IncomingWork, waitSignal?: () => AbortSignal): Promise<WorkOutcome> {
+  async route(
+    work: IncomingWork,
+    waitSignal?: () => AbortSignal,
+    purpose: WorkRoute = 'work',
+  ): Promise<WorkOutcome> {
     if (work.hops > this.options.maxHops) {
       throw new PoolError(
         'HOP_LIMIT_EXCEEDED',
@@ -140,7 +145,7 @@ export class WorkRouter {
           throw new NotLeaderError('the sender has seen a newer term');
         }
         try {
-          return await this.execute(work, term);
+          return await this.execute(work, term, purpose);
         } catch (error) {
           if (!isNotLeader(error) || forwarded) throw error;
           this.logger.info('leadership lost during execution; re-routing');
@@ -282,10 +287,13 @@ export class WorkRouter {
    * `route`.
    */
   async routeSimply(work: IncomingWork): Promise<WorkOutcome> {
-    if (work.hops > 0) return this.route(work);
+    const purpose = 'simple-work';
+    if (work.hops > 0) return this.route(work, undefined, purpose);
+    // Its one etcd request, counted for the route here: the forward that follows makes none.
+    this.metrics.workEtcdRequests.inc({ route: purpose });
     const [oldest] = candidates(await this.election.view.readMembers());
     if (!oldest) throw new NoLeaderError(0);
-    if (oldest.key === this.election.memberKey) return this.route(work);
+    if (oldest.key === this.election.memberKey) return this.route(work, undefined, purpose);
     try {
       // The claim's term when the oldest holds it; 0 (unknown) otherwise, which the
       // superseded-forward grace ignores.
@@ -299,28 +307,39 @@ export class WorkRouter {
       return { role: 'follower', status: relayed.status, relayed };
     } catch (error) {
       if (!isRetryable(error)) throw error;
-      return this.route(work);
+      return this.route(work, undefined, purpose);
     }
   }
 
-  private async execute(work: IncomingWork, term: bigint): Promise<WorkOutcome> {
+  /**
+   * Executes `work` here under `term`. The etcd requests made on the way — the ticket blocks,
+   * the handler's own — count for `purpose` (requestPurpose.ts): only here, so that a member
+   * that only forwards never pays for the async context that attribution rides on.
+   */
+  private async execute(
+    work: IncomingWork,
+    term: bigint,
+    purpose: WorkRoute,
+  ): Promise<WorkOutcome> {
     const { election, tickets } = this;
-    const body = await this.handler(
-      { payload: work.payload, via: [...work.via, election.memberId] },
-      {
-        pool: election.pool,
-        memberId: election.memberId,
-        term,
-        nextTicket: () => tickets.next(term),
-        etcd: this.etcd,
-        fencedWrite: async (...operations) =>
-          (
-            await election
-              .fenced(term)
-              .then(...operations)
-              .commit()
-          ).succeeded,
-      },
+    const body = await forWorkRoute(purpose, () =>
+      this.handler(
+        { payload: work.payload, via: [...work.via, election.memberId] },
+        {
+          pool: election.pool,
+          memberId: election.memberId,
+          term,
+          nextTicket: () => tickets.next(term),
+          etcd: this.etcd,
+          fencedWrite: async (...operations) =>
+            (
+              await election
+                .fenced(term)
+                .then(...operations)
+                .commit()
+            ).succeeded,
+        },
+      ),
     );
     return { role: 'leader', status: 200, body };
   }

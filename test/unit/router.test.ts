@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { pino } from 'pino';
 import type { PoolElection } from '../../src/election/election.js';
+import { currentWorkRoute } from '../../src/etcd/requestPurpose.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { Forwarder } from '../../src/work/forwarder.js';
 import { WorkRouter } from '../../src/work/router.js';
@@ -146,5 +147,38 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
     );
     expect(error.code).to.equal('NO_LEADER');
     expect(Date.now() - startedAt).to.be.below(WAIT_MS);
+  });
+});
+
+describe('WorkRouter: what executing a request costs in etcd counts for its route', () => {
+  /** A leader's election: it leads under term 5. */
+  class LeaderElection extends EventEmitter {
+    readonly pool = 'default';
+    readonly memberId = 'a';
+    readonly term = 5n;
+    isLeader() {
+      return true;
+    }
+  }
+
+  it('the handler runs as done for the route that asked: /work, or /simple-work', async () => {
+    const seen: (string | undefined)[] = [];
+    const routing = new WorkRouter(
+      undefined as never,
+      new LeaderElection() as unknown as PoolElection,
+      () => {
+        seen.push(currentWorkRoute());
+        return Promise.resolve({});
+      },
+      undefined as never,
+      { keepWarm: () => undefined } as never,
+      { leaderlessWaitMs: 100, maxHops: 3, forwardTimeoutMs: 500 },
+      createMetrics('test'),
+      pino({ level: 'silent' }),
+    );
+    await routing.route({ payload: 1, via: [], hops: 0 });
+    await routing.route({ payload: 1, via: [], hops: 0 }, undefined, 'simple-work');
+    expect(seen).to.deep.equal(['work', 'simple-work']);
+    expect(currentWorkRoute(), 'outside execution').to.equal(undefined);
   });
 });
