@@ -74,9 +74,7 @@ export function leanWork(
     if (!(length <= MAX_BODY_BYTES)) return false;
 
     if (!admit(work, pool, res, draining)) return true;
-    void readBody(req, length)
-      .then((body) => work.serveBody(pool, req, res, body))
-      .catch((error: unknown) => work.refuse(pool, res, error));
+    serveWhenRead(work, pool, req, res, length, 'serveBody');
     return true;
   };
 }
@@ -105,9 +103,7 @@ function takeBatch(
     return true;
   }
   if (!admit(work, pool, res, draining)) return true;
-  void readBody(req, length)
-    .then((body) => work.serveBatch(pool, req, res, body))
-    .catch((error: unknown) => work.refuse(pool, res, error));
+  serveWhenRead(work, pool, req, res, length, 'serveBatch');
   return true;
 }
 
@@ -139,6 +135,20 @@ function admit(
 ): boolean {
   if (draining()) res.setHeader('Connection', 'close');
   return work.admit('work', pool.election, res);
+}
+
+/** Reads the body of `req` and hands it to `work[serve]`; a body that never comes is refused. */
+function serveWhenRead(
+  work: WorkServer,
+  pool: PoolRoutes,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  length: number,
+  serve: 'serveBody' | 'serveBatch',
+): void {
+  void readBody(req, length)
+    .then((body) => work[serve](pool, req, res, body))
+    .catch((error: unknown) => work.refuse(pool, res, error));
 }
 
 /**

@@ -8,6 +8,7 @@ import net from 'node:net';
 import express from 'express';
 import { MEMBER_ID_PATTERN } from '../config/schemas.js';
 import { PoolError } from '../errors.js';
+import { withoutByteOrderMark } from '../util/byteOrderMark.js';
 import { bodyNotJson } from './errors.js';
 import { HOPS_HEADER, TERM_HEADER, VIA_HEADER } from '../work/forwarder.js';
 import type { IncomingWork } from '../work/router.js';
@@ -83,10 +84,10 @@ export function receivedBody(req: http.IncomingMessage): Buffer | undefined {
  * not JSON is the same 400.
  */
 export function parseJsonBody(bytes: Buffer): unknown {
-  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-  if (bytes.length === bom) return {};
+  const text = withoutByteOrderMark(bytes);
+  if (text.length === 0) return {};
   try {
-    return JSON.parse(bytes.toString('utf8', bom)) as unknown;
+    return JSON.parse(text.toString('utf8')) as unknown;
   } catch {
     throw bodyNotJson();
   }

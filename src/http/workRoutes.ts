@@ -257,12 +257,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
             try {
               work = { payload: bodyPayload(parseJsonBody(bytes)), ...forward };
             } catch (error) {
-              countRefusal('work', pool.election, error);
-              return Promise.resolve(
-                jsonReply(
-                  errorAnswer(knownError(error) ?? new PoolError('INTERNAL', 'internal error')),
-                ),
-              );
+              return Promise.resolve(refusal(pool, error));
             }
             return reply('work', routeWork, pool, work, wait, gone);
           }),
@@ -331,16 +326,21 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     return router;
   };
 
+  /** The answer to a /work request refused before routing, counted (and logged if unknown). */
+  const refusal = (pool: PoolRoutes, error: unknown): Reply => {
+    countRefusal('work', pool.election, error);
+    const known = knownError(error);
+    if (!known) logger.error({ err: error }, 'unexpected error');
+    return jsonReply(errorAnswer(known ?? new PoolError('INTERNAL', 'internal error')));
+  };
+
   const refuse = (pool: PoolRoutes, res: http.ServerResponse, error: unknown) => {
     // An answer is on its way already (the error came after it started): cut it short.
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    countRefusal('work', pool.election, error);
-    const known = knownError(error);
-    if (!known) logger.error({ err: error }, 'unexpected error');
-    sendError(res, known ?? new PoolError('INTERNAL', 'internal error'));
+    sendReply(res, refusal(pool, error));
   };
 
   /** A request the lean path read: validated by `read` (refused if it throws), then served. */

@@ -19,6 +19,7 @@
  * A request waits at most for the exchange before it, which FORWARD_TIMEOUT_MS bounds.
  */
 import { NotLeaderError, PoolError } from '../errors.js';
+import { withoutByteOrderMark } from '../util/byteOrderMark.js';
 import {
   BATCH_CONTENT_TYPE,
   decodeFrames,
@@ -115,7 +116,7 @@ export class ForwardBatches {
     const body = request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
     const waiting = queue;
     return new Promise((resolve, reject) => {
-      waiting.waiting.push({ request, body: withoutBom(body), resolve, reject });
+      waiting.waiting.push({ request, body: withoutByteOrderMark(body), resolve, reject });
       this.armPatience(key, waiting);
     });
   }
@@ -272,8 +273,4 @@ function takeBatch(waiting: Waiting[]): Waiting[] {
     count++;
   }
   return waiting.splice(0, count);
-}
-
-function withoutBom(body: Buffer): Buffer {
-  return body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
 }

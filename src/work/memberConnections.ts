@@ -61,6 +61,8 @@ class MemberConnection {
   /** Past this (monotonic ms) the member may be closing it: its Keep-Alive timeout, less 1 s. */
   private reusableUntil = Infinity;
   private connected = false;
+  /** The socket's event once a request can be written: TLS's handshake done, or TCP's. */
+  private readonly connectEvent: 'connect' | 'secureConnect';
   private reader: AnswerReader | undefined;
   private settle: ((outcome: ExchangeOutcome) => void) | undefined;
 
@@ -73,7 +75,8 @@ class MemberConnection {
       ? tls.connect({ host: origin.host, port: origin.port, servername: servername(origin.host) })
       : net.connect({ host: origin.host, port: origin.port });
     this.socket.setNoDelay(true);
-    this.socket.once(origin.tls ? 'secureConnect' : 'connect', () => (this.connected = true));
+    this.connectEvent = origin.tls ? 'secureConnect' : 'connect';
+    this.socket.once(this.connectEvent, () => (this.connected = true));
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('end', () => this.onEnd());
     this.socket.on('error', (error) => this.fail(error));
@@ -104,8 +107,8 @@ class MemberConnection {
   }
 
   /** Opened ahead of any request: idle as soon as it is connected. */
-  openAhead(origin: MemberOrigin): void {
-    this.socket.once(origin.tls ? 'secureConnect' : 'connect', () => {
+  openAhead(): void {
+    this.socket.once(this.connectEvent, () => {
       if (this.reader !== undefined) return;
       this.idleSince = monotonicNow();
       this.onIdle(this);
@@ -273,7 +276,7 @@ export class MemberConnections {
       if ((this.idle.get(key)?.length ?? 0) > 0 || this.opening.has(key)) continue;
       const connection = this.connect(origin);
       this.opening.set(key, connection);
-      connection.openAhead(origin);
+      connection.openAhead();
     }
     if (this.warm.size > 0)
       this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
