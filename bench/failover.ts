@@ -17,6 +17,12 @@
  * peer's candidates that can run it, then trial by trial signals ours, then each peer's, so a
  * drift of the shared machine touches every system alike.
  *
+ * A crash's time depends on when in the lease renewal cycle the SIGKILL lands (TTL − the time
+ * since the last renewal, plus etcd's expiry check): in the crash scenarios trial k of every
+ * system is killed at the same phase, k's of a stratified set (bench/crashPhase.ts), after one
+ * of its leader's renewals, and each trial records the phase it hit. Graceful and restart
+ * trials signal at once.
+ *
  * This file runs the scenarios one after the other, each on fresh pools of three
  * (bench/failoverScenarios.ts says which, bench/failoverPool.ts holds the pool,
  * bench/failoverTrial.ts runs one trial, bench/failoverReport.ts renders the section,
@@ -25,6 +31,7 @@
  */
 import type { LocalEtcd } from '../src/demo/localEtcd.js';
 import { ms, type Benchmark } from './section.js';
+import { crashPhases } from './crashPhase.js';
 import { BenchPool } from './failoverPool.js';
 import { failoverSection, report, type ScenarioReport } from './failoverReport.js';
 import { scenarios, type Scenario, type TrialKind } from './failoverScenarios.js';
@@ -79,15 +86,19 @@ export const failover: Benchmark = async ({ etcd, smoke, log, rounds }) => {
             ? `, interleaved with ${peers.map((p) => p.system.key).join(', ')}`
             : ''),
       );
+      const phases =
+        scenario.kind === 'crash' ? crashPhases(scenario.trials, scenario.ttlSeconds) : [];
       for (let i = 1; i <= scenario.trials; i++) {
-        const result = await failoverTrial(running, scenario.kind, MEMBER_IDS.length);
+        const phaseMs = phases[i - 1];
+        const result = await failoverTrial(running, scenario.kind, MEMBER_IDS.length, phaseMs);
         results.push(result);
         log(
           `${scenario.name} ${i}/${scenario.trials}: ${result.leader} → ${result.servedBy ?? '?'}, ` +
             `served ${ms(result.servedMs)}, claimed ${ms(result.claimedMs)}, ` +
-            `failed ${result.failed}/${result.calls} calls`,
+            `failed ${result.failed}/${result.calls} calls` +
+            (result.phaseMs === undefined ? '' : `, killed ${ms(result.phaseMs)} after a renewal`),
         );
-        for (const peer of peers) await peer.trial(i);
+        for (const peer of peers) await peer.trial(i, phaseMs);
       }
     } finally {
       await pool?.close();

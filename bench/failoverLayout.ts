@@ -1,8 +1,8 @@
 /**
  * The layout the failover section (bench/failoverReport.ts) and the peer section
  * (bench/peerReport.ts) share, so the two read side by side: a table with one row per measure
- * under each scenario (p50, p90, p99 and max over its trials), and one CDF series per scenario of
- * a measure's trial times.
+ * under each scenario (p50, p90, p99 and max over its trials), the crash trials' kill phases in
+ * one cell, and one CDF series per scenario of a measure's trial times.
  *
  * Units: ms. Nothing here blocks.
  */
@@ -39,6 +39,23 @@ export function measureRows(
     ms(summary?.max),
     ...(i === 0 ? tail : blank(tail)),
   ]);
+}
+
+/** The header of the kill phase column (`phaseCell`). */
+export const PHASE_HEADER = 'killed after a renewal';
+
+/**
+ * The kill phases of a scenario's trials (ms from the leader's last lease renewal to the
+ * SIGKILL, bench/crashPhase.ts): `21–646 ms, mean 333 ms`, or `333 ms` for a single phase;
+ * empty when its trials had none.
+ */
+export function phaseCell(results: readonly { phaseMs: number | undefined }[]): string {
+  const phases = results.flatMap((r) => (r.phaseMs === undefined ? [] : [r.phaseMs]));
+  if (phases.length === 0) return '';
+  const [low, high] = [Math.min(...phases).toFixed(0), Math.max(...phases).toFixed(0)];
+  if (low === high) return `${low} ms`;
+  const mean = phases.reduce((sum, phase) => sum + phase, 0) / phases.length;
+  return `${low}–${high} ms, mean ${mean.toFixed(0)} ms`;
 }
 
 /** One series per scenario: its trials' values of one measure, a trial without one left out. */

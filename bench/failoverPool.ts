@@ -4,9 +4,13 @@
  * claim key that timestamps every new claim as it arrives (this process's monotonic clock,
  * `performance.now()`, in ms).
  *
+ * It also tells when a member last renewed its lease (`leaseRenewals`), for the crash trials'
+ * kill phase (bench/crashPhase.ts).
+ *
  * What blocks: `start` until every member is ready, one after the other; `restart` until the
  * old process has exited and the new one is ready; `settled` until the members agree on one
- * leader (≤ AGREE_TIMEOUT_MS), each /pool read ≤ 1 s; `close` until every member has exited.
+ * leader (≤ AGREE_TIMEOUT_MS), each /pool read ≤ 1 s; `leaseRenewals(…).next` until the next
+ * renewal shows or its timeout passes; `close` until every member has exited.
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +20,8 @@ import { pollUntil } from '../src/demo/childProcesses.js';
 import type { LocalEtcd } from '../src/demo/localEtcd.js';
 import { startPoolMember, type MemberProcess } from '../src/demo/memberProcess.js';
 import { freePorts } from '../src/demo/ports.js';
+import { sleep } from '../src/util/time.js';
+import { renewalIntervalMs, sleepUntil, type RenewalClock } from './crashPhase.js';
 
 interface ClaimEvent {
   at: number;
@@ -23,7 +29,15 @@ interface ClaimEvent {
 }
 
 interface PoolAnswer {
-  self: { id: string; isLeader: boolean };
+  self: {
+    id: string;
+    isLeader: boolean;
+    /**
+     * ms from the answer to the member's lease deadline: the send of its last answered
+     * keep-alive + TTL (src/membership/lease.ts); 0 when it has no lease.
+     */
+    leaseTimeLeftMs: number;
+  };
   leader: { id: string } | null;
   members: { id: string; createRevision: number }[];
 }
@@ -35,6 +49,14 @@ const POOL = 'default';
  */
 const TRACE_DIR = process.env.BENCH_LOG_DIR;
 const AGREE_TIMEOUT_MS = 20_000;
+/** Around an expected renewal, /pool is read this often (ms), from this long before it (ms). */
+const RENEWAL_POLL_MS = 5;
+const RENEWAL_POLL_EARLY_MS = 20;
+/**
+ * Two reads of one renewal differ by the reads' own timing (a few ms, see `leaseRenewals`); a
+ * renewal this much later (ms) than the last one known is a new one.
+ */
+const SAME_RENEWAL_MS = 50;
 
 /**
  * A pool of member processes under its own etcd prefix, with a watch on its claim key that
@@ -131,6 +153,45 @@ export class BenchPool {
       );
     }
     return found;
+  }
+
+  /**
+   * Member `id`'s lease renewals, as its GET /pool tells them: `leaseTimeLeftMs` counts to the
+   * send of its last answered keep-alive + TTL, so that send was TTL − timeLeft before the
+   * member answered, taken as the middle of the request (± half a loopback round trip, about
+   * a millisecond). `next` sleeps until shortly before the next keep-alive is due (TTL/3 after
+   * the last), then reads every RENEWAL_POLL_MS until a new renewal shows.
+   */
+  leaseRenewals(id: string): RenewalClock {
+    const url = this.member(id).url;
+    const ttlMs = this.ttlSeconds * 1000;
+    const read = async (): Promise<number | undefined> => {
+      const sentAt = performance.now();
+      const left = (await poolView(url))?.self.leaseTimeLeftMs;
+      const answeredAt = performance.now();
+      return left === undefined || left <= 0 ? undefined : (sentAt + answeredAt) / 2 - ttlMs + left;
+    };
+    const intervalMs = renewalIntervalMs(this.ttlSeconds);
+    return {
+      latest: read,
+      next: async (after, timeoutMs) => {
+        const deadline = performance.now() + timeoutMs;
+        if (after !== undefined) {
+          await sleepUntil(Math.min(deadline, after + intervalMs - RENEWAL_POLL_EARLY_MS));
+        }
+        for (;;) {
+          const renewedAt = await read();
+          if (
+            renewedAt !== undefined &&
+            (after === undefined || renewedAt > after + SAME_RENEWAL_MS)
+          ) {
+            return renewedAt;
+          }
+          if (performance.now() >= deadline) return undefined;
+          await sleep(RENEWAL_POLL_MS);
+        }
+      },
+    };
   }
 
   async close(): Promise<void> {

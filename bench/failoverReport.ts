@@ -8,7 +8,14 @@
  */
 import { ms, type Section, type Table, type TargetCheck } from './section.js';
 import { summarize, type Summary } from './stats.js';
-import { cdfSeries, MEASURE_HEADER, measureRows, trialsCell } from './failoverLayout.js';
+import {
+  cdfSeries,
+  MEASURE_HEADER,
+  measureRows,
+  PHASE_HEADER,
+  phaseCell,
+  trialsCell,
+} from './failoverLayout.js';
 import type { Scenario, TrialKind } from './failoverScenarios.js';
 import type { TrialResult } from './failoverTrial.js';
 import { handoverTable, handoverTargets } from './handoverComparison.js';
@@ -40,7 +47,7 @@ function failoverTable(reports: ScenarioReport[]): Table {
   return {
     caption:
       'Failover, pool of 3 member processes (signal → first /work by the new leader, seen on another member; signal → new claim in etcd)',
-    header: [...MEASURE_HEADER, 'failed calls'],
+    header: [...MEASURE_HEADER, 'failed calls', PHASE_HEADER],
     rows: reports.flatMap((r) =>
       measureRows(
         [r.name, trialsCell(r)],
@@ -48,7 +55,7 @@ function failoverTable(reports: ScenarioReport[]): Table {
           ['first /work by new leader', r.servedMs],
           ['new claim in etcd', r.claimedMs],
         ],
-        [`${r.failed} of ${r.calls}`],
+        [`${r.failed} of ${r.calls}`, phaseCell(r.results)],
       ),
     ),
   };
@@ -111,6 +118,12 @@ export function failoverSection(
       '(graceful, as `kubectl delete pod` does) or SIGKILL (crash); restart takeover starts the ' +
       'killed member again at once with the same MEMBER_ID. A watch on the claim key timestamps ' +
       "the new claim. Every time is on the benchmark process's monotonic clock from the signal. " +
+      "A crash takes about TTL − (the time since the lease was last renewed) + etcd's expiry " +
+      'check (≤ 500 ms), so in the crash scenarios the SIGKILL lands at a set phase of the ' +
+      "leader's renewal cycle: trial k of n waits for a renewal (ours from the leader's GET /pool " +
+      "`leaseTimeLeftMs`, etcd3's from its candidate's keep-alive answers) and signals " +
+      '((s + 0.5)/n) × TTL/3 after it, s a stratum of the cycle used once, in a spread order, the ' +
+      "same phase for every system in a round (column 'killed after a renewal'). " +
       "The peers (etcd3's Election, Go's concurrency.Election through `etcdctl elect`; next " +
       'section) run the graceful and crash scenarios in the same run, each on its own three ' +
       'candidates, their trials interleaved with ours (ours, then each peer, trial by trial); the ' +

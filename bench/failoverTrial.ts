@@ -4,13 +4,19 @@
  * clock (`performance.now()`, ms from the signal), when the new leader first served and
  * claimed, and which calls failed in between.
  *
- * What blocks: `failoverTrial` until the pool has settled, the new leader has served and
+ * A crash trial is given a phase: the SIGKILL lands that many ms after one of the leader's
+ * lease renewals, read from its GET /pool (bench/crashPhase.ts), so that our crashes and the
+ * peers' meet the renewal cycle at the same points; the trial records the phase it hit.
+ *
+ * What blocks: `failoverTrial` until the pool has settled, (crash) the phase's moment has come
+ * (≤ about one renewal interval, TTL/3, and at most TTL), the new leader has served and
  * claimed (≤ TTL + FAILOVER_SLACK_MS) and the pool is back to its size; each client call
  * ≤ 5 s.
  */
 import { performance } from 'node:perf_hooks';
 import { pollUntil } from '../src/demo/childProcesses.js';
 import { sleep } from '../src/util/time.js';
+import { phaseTarget, sleepUntil } from './crashPhase.js';
 import type { BenchPool } from './failoverPool.js';
 import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
 
@@ -28,7 +34,12 @@ export interface TrialResult {
   failed: number;
   /** Client calls that ended between the signal and the first answer of the new leader. */
   calls: number;
+  /** Crash only: ms from the leader's last lease renewal (its keep-alive sent) to the signal. */
+  phaseMs: number | undefined;
 }
+
+/** The client's loop starts this long (ms) before the signal, so its connection is warm. */
+const WARM_MS = 30;
 
 interface CallRecord {
   startedAt: number;
@@ -75,19 +86,31 @@ class WorkLoop {
 }
 
 /**
- * One failover: signal the settled leader (SIGTERM for `graceful`, SIGKILL otherwise), wait for
- * the new leader to serve and claim, then bring the pool back to `size` members — for
- * `restart`, the killed member is started again at once, same id and port, as part of the trial.
+ * One failover: signal the settled leader (SIGTERM for `graceful`, SIGKILL otherwise; with
+ * `phaseMs`, that many ms after one of its lease renewals), wait for the new leader to serve
+ * and claim, then bring the pool back to `size` members — for `restart`, the killed member is
+ * started again at once, same id and port, as part of the trial.
  */
 export async function failoverTrial(
   pool: BenchPool,
   kind: TrialKind,
   size: number,
+  phaseMs?: number,
 ): Promise<TrialResult> {
   const { leader, observer } = await pool.settled(size);
+  const target =
+    phaseMs === undefined
+      ? undefined
+      : await phaseTarget(pool.leaseRenewals(leader), {
+          phaseMs,
+          ttlSeconds: pool.ttlSeconds,
+          whose: `leader ${leader}`,
+        });
+  // A few calls first, so the connection is open and warm when the signal goes; not longer
+  // before a phase's moment than that, since the loop loads the machine while it runs.
+  if (target !== undefined) await sleepUntil(target.at - WARM_MS);
   const loop = new WorkLoop(pool.member(observer).url);
-  // A few calls first, so the connection is open and warm when the signal goes.
-  await sleep(30);
+  await (target === undefined ? sleep(WARM_MS) : sleepUntil(target.at));
   const since = performance.now();
   pool.member(leader).signal(kind === 'graceful' ? 'SIGTERM' : 'SIGKILL');
   if (kind === 'restart') await pool.restart(leader);
@@ -121,5 +144,6 @@ export async function failoverTrial(
     claimedMs: claim === undefined ? undefined : claim.at - since,
     failed: during.filter((r) => r.status !== 200).length,
     calls: during.length,
+    phaseMs: target === undefined ? undefined : since - target.renewedAt,
   };
 }

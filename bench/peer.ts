@@ -16,6 +16,10 @@
  *   a watcher learns who leads);
  * - `electedMs`: the new leader's campaign says it won (its stdout line, read here).
  *
+ * A crash trial kills the leader at the phase of its lease renewal cycle that bench/failover.ts
+ * gives the round, the same as our pool's trial (bench/crashPhase.ts); the candidates report
+ * their renewals on stdout.
+ *
  * After each trial the signalled candidate is started again under the same name, and the next
  * trial waits until its campaign key is in etcd (seen by a watch), so every trial starts from
  * three candidates: the leader and two in line behind it.
@@ -60,10 +64,13 @@ export class PeerRun {
     return new PeerRun(system, peerScenario(scenario), pool, log);
   }
 
-  /** Trial `i` (1-based) of the scenario; the last leaves the signalled candidate stopped. */
-  async trial(i: number): Promise<void> {
+  /**
+   * Trial `i` (1-based) of the scenario, a crash `phaseMs` after one of the leader's lease
+   * renewals (bench/crashPhase.ts); the last leaves the signalled candidate stopped.
+   */
+  async trial(i: number, phaseMs?: number): Promise<void> {
     const { scenario, pool } = this;
-    const r = await peerTrial(pool, scenario.kind, i < scenario.trials);
+    const r = await peerTrial(pool, scenario.kind, i < scenario.trials, phaseMs);
     this.results.push(r);
     // Observed, but its campaign silent: the same finding as in settledLeader.
     if (r.observedLeader !== undefined && r.electedMs === undefined) {
@@ -73,6 +80,7 @@ export class PeerRun {
       `[${this.system.key} ${scenario.name} ${i}/${scenario.trials}] ${r.leader} → ${r.observedLeader ?? '?'}: ` +
         `key deleted ${ms(r.deletedMs)}, observed ${ms(r.observedMs)}, elected ${ms(r.electedMs)}` +
         (r.resignMs === undefined ? '' : `, resign() ${ms(r.resignMs)}`) +
+        (r.phaseMs === undefined ? '' : `, killed ${ms(r.phaseMs)} after a renewal`) +
         ` (${r.exit})`,
     );
   }

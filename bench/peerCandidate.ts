@@ -9,12 +9,16 @@
  * - `error <message>` when its campaign fails (it then campaigns again, as the library's docs
  *   advise);
  * - `resigned <ms>` after SIGTERM, once `resign()` (a lease revoke) has returned, with how long
- *   that took; the process then exits 0.
+ *   that took; the process then exits 0;
+ * - `renewed <ms>` each time etcd answers a keep-alive of its campaign's lease (the Lease's
+ *   `keepaliveSucceeded` event), with how long before that answer the keep-alive was sent
+ *   (`keepaliveFired`): the benchmark kills a crash trial's leader at a set time after such a
+ *   renewal (bench/crashPhase.ts). This is instrumentation, not what a user would write.
  *
  * SIGKILL needs no code: the lease simply stops being kept alive and etcd expires it.
  */
 import { performance } from 'node:perf_hooks';
-import { Etcd3, type Campaign } from 'etcd3';
+import { Etcd3, type Campaign, type Lease } from 'etcd3';
 
 /** After a failed campaign, before the next: the library's docs wait 5 s; a benchmark cannot. */
 const RECAMPAIGN_DELAY_MS = 1000;
@@ -39,9 +43,33 @@ const election = client.election(electionName, ttlSeconds);
 let campaign: Campaign | undefined;
 let stopping = false;
 
+/**
+ * The campaign's lease. etcd3 1.1.2 keeps it in a field that TypeScript calls private and
+ * offers no other way to it; it is only listened to here, never used.
+ */
+function leaseOf(current: Campaign): Lease {
+  return (current as unknown as { lease: Lease }).lease;
+}
+
+/**
+ * Prints `renewed <ms>` for each keep-alive answer. The Lease sends its keep-alives on one
+ * stream (the first when the stream opens, then one every TTL/3) and etcd answers them in
+ * order, so each answer is for the oldest keep-alive sent and not yet answered on the stream.
+ */
+function reportRenewals(lease: Lease): void {
+  let sent: number[] = [];
+  lease.on('keepaliveEstablished', () => (sent = []));
+  lease.on('keepaliveFired', () => sent.push(performance.now()));
+  lease.on('keepaliveSucceeded', () => {
+    const sentAt = sent.shift();
+    if (sentAt !== undefined) console.log(`renewed ${(performance.now() - sentAt).toFixed(1)}`);
+  });
+}
+
 function campaignNow(): void {
   const current = election.campaign(value!);
   campaign = current;
+  reportRenewals(leaseOf(current));
   current.on('elected', () => console.log(`elected ${value}`));
   current.on('error', (error) => {
     // The campaign is over (its lease is lost or a write failed): stop acting as leader, which

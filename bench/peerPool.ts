@@ -3,11 +3,13 @@
  * system (bench/peerSystems.ts: etcd3's `Election` or Go's via `etcdctl elect`) campaigning in
  * one election, etcd3's observer on it, and a watch on the election prefix that sees every
  * campaign key arrive and go; what they do lands in timelines (bench/peerTimeline.ts) stamped
- * with `performance.now()` (ms).
+ * with `performance.now()` (ms), their lease renewals too, for the crash trials' kill phase
+ * (`leaseRenewals`, bench/crashPhase.ts).
  *
  * What blocks: `start` and `startCandidate` until the candidates' campaign keys are in etcd
  * (≤ CAMPAIGN_TIMEOUT_MS); `settledLeader` until the observer names a running candidate and
- * its campaign says `elected` (≤ CAMPAIGN_TIMEOUT_MS each); `close` until every candidate has
+ * its campaign says `elected` (≤ CAMPAIGN_TIMEOUT_MS each); `leaseRenewals(…).next` until the
+ * candidate's next renewal line, its timeout, or its exit; `close` until every candidate has
  * exited (SIGKILL).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,8 +22,9 @@ import {
   type ExitStatus,
 } from '../src/demo/childProcesses.js';
 import type { LocalEtcd } from '../src/demo/localEtcd.js';
+import type { RenewalClock } from './crashPhase.js';
 import type { PeerSystem } from './peerSystems.js';
-import { Timeline, type ValueEvent } from './peerTimeline.js';
+import { Timeline, type RenewalEvent, type ValueEvent } from './peerTimeline.js';
 
 export const CANDIDATE_IDS = ['a', 'b', 'c'];
 /** A candidate process starts, grants its lease and puts its key within this bound. */
@@ -79,6 +82,8 @@ export class PeerPool {
   readonly campaigning = new Timeline<ValueEvent>();
   readonly deleted = new Timeline<ValueEvent>();
   readonly resigned = new Timeline<ValueEvent & { ms: number }>();
+  /** Candidates' `renewed` lines: their leases' keep-alives answered. */
+  readonly renewed = new Timeline<RenewalEvent>();
   readonly campaignErrors: string[] = [];
   /** Leaders (by value) whose campaign never emitted `elected` (see settledLeader). */
   readonly unelected = new Set<string>();
@@ -164,7 +169,9 @@ export class PeerPool {
   candidateSaid(candidate: Candidate, line: string, at: number): void {
     const said = this.system.read(line, candidate.value);
     if (said?.said === 'elected') this.elected.push({ at, value: candidate.value });
-    else if (said?.said === 'resigned') {
+    else if (said?.said === 'renewed') {
+      this.renewed.push({ at, value: candidate.value, renewedAt: at - said.ms });
+    } else if (said?.said === 'resigned') {
       this.resigned.push({ at, value: candidate.value, ms: said.ms });
     } else if (said?.said === 'error') {
       this.campaignErrors.push(`${candidate.value}: ${said.message}`);
@@ -205,6 +212,21 @@ export class PeerPool {
       );
     }
     return leader;
+  }
+
+  /**
+   * `candidate`'s lease renewals, from its `renewed` lines: each says how long before it the
+   * answered keep-alive was sent, so the renewal is the line's arrival less that (a pipe write
+   * and read later than the answer: microseconds).
+   */
+  leaseRenewals(candidate: Candidate): RenewalClock {
+    const after = (time: number | undefined) => (event: RenewalEvent) =>
+      event.value === candidate.value && (time === undefined || event.renewedAt > time);
+    return {
+      latest: () => Promise.resolve(this.renewed.findLast(after(undefined))?.renewedAt),
+      next: async (time, timeoutMs) =>
+        (await this.renewed.waitFor(after(time), timeoutMs, candidate.exited))?.renewedAt,
+    };
   }
 
   /**

@@ -6,7 +6,14 @@
  *
  * Units: times in ms from the signal. Nothing here blocks.
  */
-import { cdfSeries, MEASURE_HEADER, measureRows, trialsCell } from './failoverLayout.js';
+import {
+  cdfSeries,
+  MEASURE_HEADER,
+  measureRows,
+  PHASE_HEADER,
+  phaseCell,
+  trialsCell,
+} from './failoverLayout.js';
 import type { Scenario } from './failoverScenarios.js';
 import { CANDIDATE_IDS } from './peerPool.js';
 import { ETCDCTL_SESSION_TTL_SECONDS, PEER_SYSTEMS, type PeerSystem } from './peerSystems.js';
@@ -35,7 +42,7 @@ function table(system: PeerSystem, reports: PeerScenarioReport[]): Table {
       `${system.name}, ${CANDIDATE_IDS.length} candidate processes: ` +
       'from the signal to the leader until its key is gone, and until a new leader is observed / elected',
     // The failover table's layout (bench/failoverLayout.ts), so the two read side by side.
-    header: MEASURE_HEADER,
+    header: [...MEASURE_HEADER, PHASE_HEADER],
     rows: reports.flatMap((r) =>
       measureRows(
         [
@@ -47,6 +54,7 @@ function table(system: PeerSystem, reports: PeerScenarioReport[]): Table {
           ['new leader seen by observe()', r.observedMs],
           ["new leader's campaign elected", r.electedMs],
         ],
+        [phaseCell(r.results)],
       ),
     ),
   };
@@ -104,7 +112,10 @@ export function peerSection(reports: PeerScenarioReport[]): Section {
       `Three child processes per system campaign in one election with the given lease TTL, ` +
       'their trials interleaved with the failover trials (ours, then each peer, trial by trial, ' +
       'each on its own pool). On SIGTERM a candidate resigns and exits: etcd3 calls `resign()` (a ' +
-      'lease revoke), `etcdctl elect` deletes its key; on SIGKILL its lease expires. ' +
+      'lease revoke), `etcdctl elect` deletes its key; on SIGKILL its lease expires. A crash ' +
+      "trial's SIGKILL lands at the same phase of the leader's lease renewal cycle as our pool's " +
+      'trial of the round (failover section): the etcd3 candidates print each keep-alive answer ' +
+      'with how long before it the keep-alive was sent. ' +
       `etcdctl elect has no TTL flag: its session lease lives ${ETCDCTL_SESSION_TTL_SECONDS} s, so it ` +
       "runs the graceful scenario only. The benchmark process watches with etcd3's " +
       '`election.observe()` (Go keeps its keys under the same prefix) and times from the signal to ' +

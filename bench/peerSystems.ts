@@ -3,7 +3,8 @@
  * libraries, each run as candidate processes on the same etcd, beside our pool.
  *
  * - etcd3's `Election` (TypeScript, the client this project uses): bench/peerCandidate.ts, a
- *   careful user's program — SIGTERM → `resign()` → exit;
+ *   careful user's program — SIGTERM → `resign()` → exit — that also reports each renewal of
+ *   its lease, for the crash trials' kill phase (bench/crashPhase.ts);
  * - Go's `concurrency.Election`, as Debian's etcd-client ships it: `etcdctl elect <name>
  *   <proposal>` campaigns, prints the leader key and its proposal once elected, and on SIGINT or
  *   SIGTERM resigns (one delete) and exits. Its session TTL is fixed: etcdctl 3.4 has no flag
@@ -23,6 +24,8 @@ import type { TrialKind } from './failoverScenarios.js';
 export type CandidateLine =
   | { said: 'elected' }
   | { said: 'resigned'; ms: number }
+  /** Its lease was renewed: the answered keep-alive was sent `ms` before the line. */
+  | { said: 'renewed'; ms: number }
   | { said: 'error'; message: string };
 
 /** Where the candidates campaign: the pool's etcd, election and TTL. */
@@ -77,6 +80,12 @@ export const etcd3Election: PeerSystem = {
     const [word, ...rest] = line.split(' ');
     if (word === 'elected') return { said: 'elected' };
     if (word === 'resigned') return { said: 'resigned', ms: Number(rest[0]) };
+    if (word === 'renewed') {
+      const ms = Number(rest[0]);
+      return rest.length === 1 && Number.isFinite(ms) && ms >= 0
+        ? { said: 'renewed', ms }
+        : undefined;
+    }
     if (word === 'error') return { said: 'error', message: rest.join(' ') };
     return undefined;
   },

@@ -1,7 +1,8 @@
 /**
  * What the peer benchmark (bench/peer.ts) waits on: the watch's puts and deletes, the
- * observer's changes and the candidates' stdout lines, each stamped on arrival with this
- * process's monotonic clock (`performance.now()`, ms).
+ * observer's changes and the candidates' stdout lines (a campaign elected, a lease renewed, a
+ * resign), each stamped on arrival with this process's monotonic clock (`performance.now()`,
+ * ms).
  *
  * What blocks: `waitFor`, until a matching event arrives, `timeoutMs` (ms) pass, or the process
  * that would send it has exited.
@@ -22,6 +23,11 @@ export class Timeline<T extends { at: number }> {
 
   find(match: (entry: T) => boolean): T | undefined {
     return this.entries.find(match);
+  }
+
+  /** The latest entry that matches. */
+  findLast(match: (entry: T) => boolean): T | undefined {
+    return this.entries.findLast(match);
   }
 
   /** The first entry that matches, as soon as there is one; undefined after `timeoutMs`. */
@@ -52,4 +58,9 @@ export class Timeline<T extends { at: number }> {
 export interface ValueEvent {
   at: number;
   value: string | undefined;
+}
+
+/** A candidate's lease renewed: `renewedAt` is when its answered keep-alive was sent (ms). */
+export interface RenewalEvent extends ValueEvent {
+  renewedAt: number;
 }

@@ -2,13 +2,18 @@
  * One handover of the peer benchmark (bench/peer.ts): signal the leader of etcd3's `Election`
  * and time, on this process's monotonic clock (`performance.now()`, ms from the signal), until
  * its key is deleted, a new leader is observed, and the new leader's campaign says `elected`.
+ * A crash trial is given a phase: the SIGKILL lands that many ms after one of the leader's
+ * lease renewals (its `renewed` lines, bench/crashPhase.ts), the same phase as our pool's
+ * trial of the round; the trial records the phase it hit.
  *
- * What blocks: `peerTrial` until the pool's leader has settled, the three events have arrived
- * or TTL + FAILOVER_SLACK_MS have passed, the signalled candidate has exited, and, with
+ * What blocks: `peerTrial` until the pool's leader has settled, (crash) the phase's moment has
+ * come (≤ about one renewal interval, TTL/3, and at most TTL), the three events have arrived or
+ * TTL + FAILOVER_SLACK_MS have passed, the signalled candidate has exited, and, with
  * `restart`, its successor process is campaigning.
  */
 import { performance } from 'node:perf_hooks';
 import { describeExit } from '../src/demo/childProcesses.js';
+import { phaseTarget, sleepUntil } from './crashPhase.js';
 import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
 import type { PeerPool } from './peerPool.js';
 import type { ValueEvent } from './peerTimeline.js';
@@ -30,23 +35,36 @@ export interface PeerTrialResult {
   resignMs: number | undefined;
   /** How the signalled candidate ended, e.g. `exit code 0` or `signal SIGKILL`. */
   exit: string;
+  /** Crash only: ms from the leader's last lease renewal (its keep-alive sent) to the signal. */
+  phaseMs: number | undefined;
 }
 
 /**
- * One handover: signal the settled leader (SIGTERM for `graceful`, SIGKILL for `crash`), wait
- * until the observer and the successor's campaign both name someone else, then, with
- * `restart`, start the signalled candidate again so the pool is back to three.
+ * One handover: signal the settled leader (SIGTERM for `graceful`, SIGKILL for `crash`; with
+ * `phaseMs`, that many ms after one of its lease renewals), wait until the observer and the
+ * successor's campaign both name someone else, then, with `restart`, start the signalled
+ * candidate again so the pool is back to three.
  */
 export async function peerTrial(
   pool: PeerPool,
   kind: PeerTrialKind,
   restart: boolean,
+  phaseMs?: number,
 ): Promise<PeerTrialResult> {
   const leader = await pool.settledLeader();
   const isNew = (since: number) => (event: ValueEvent) =>
     event.at >= since && event.value !== undefined && event.value !== leader.value;
   const bound = pool.ttlSeconds * 1000 + FAILOVER_SLACK_MS;
 
+  const target =
+    phaseMs === undefined
+      ? undefined
+      : await phaseTarget(pool.leaseRenewals(leader), {
+          phaseMs,
+          ttlSeconds: pool.ttlSeconds,
+          whose: `${pool.system.key} leader ${leader.value}`,
+        });
+  if (target !== undefined) await sleepUntil(target.at);
   const since = performance.now();
   leader.signal(kind === 'graceful' ? 'SIGTERM' : 'SIGKILL');
   const [deleted, observed, elected, status] = await Promise.all([
@@ -68,5 +86,6 @@ export async function peerTrial(
     electedMs: elected === undefined ? undefined : elected.at - since,
     resignMs: resigned?.ms,
     exit: describeExit(status),
+    phaseMs: target === undefined ? undefined : since - target.renewedAt,
   };
 }

@@ -1,14 +1,18 @@
 /**
  * What the benchmark puts beside our figures (issue 16): the handover table with the peers'
- * figures and ratios to Go's and etcd3's (bench/handoverComparison.ts), the handover targets
- * stated as those ratios, and the nginx and HAProxy configurations of the reference hops
- * (bench/proxyHop.ts). Pure functions on figures and options the test chooses.
+ * figures, ratios to Go's and etcd3's and the crash trials' kill phases
+ * (bench/handoverComparison.ts), the handover targets stated as those ratios, the kill phase
+ * columns of the failover and peer tables, and the nginx and HAProxy configurations of the
+ * reference hops (bench/proxyHop.ts). Pure functions on figures and options the test chooses.
  */
 import { expect } from 'chai';
-import type { ScenarioReport } from '../../bench/failoverReport.js';
+import { PHASE_HEADER, phaseCell } from '../../bench/failoverLayout.js';
+import { failoverSection, type ScenarioReport } from '../../bench/failoverReport.js';
+import type { TrialResult } from '../../bench/failoverTrial.js';
 import { handoverTable, handoverTargets } from '../../bench/handoverComparison.js';
 import { haproxyConfig, nginxConfig } from '../../bench/proxyHop.js';
-import type { PeerScenarioReport } from '../../bench/peerReport.js';
+import { peerSection, type PeerScenarioReport } from '../../bench/peerReport.js';
+import type { PeerTrialResult } from '../../bench/peerTrial.js';
 import type { Summary } from '../../bench/stats.js';
 
 const summary = (p50: number, p99: number): Summary => ({
@@ -20,7 +24,44 @@ const summary = (p50: number, p99: number): Summary => ({
   max: p99,
 });
 
-const ours = (kind: 'graceful' | 'crash', served: Summary, failed = 0): ScenarioReport => ({
+/** Crash trials killed at `phases` (ms after a renewal), as our pool's trials record them. */
+const ourTrials = (phases: number[]): TrialResult[] =>
+  phases.map((phaseMs) => ({
+    kind: 'crash',
+    ttlSeconds: 2,
+    leader: 'a',
+    observer: 'c',
+    servedBy: 'b',
+    servedMs: 1800,
+    claimedBy: 'b',
+    claimedMs: 1790,
+    failed: 1,
+    calls: 2,
+    phaseMs,
+  }));
+
+/** The same for a peer's candidates. */
+const peerTrials = (phases: number[]): PeerTrialResult[] =>
+  phases.map((phaseMs) => ({
+    kind: 'crash',
+    ttlSeconds: 2,
+    leader: 'a.0',
+    deletedMs: 1760,
+    observedLeader: 'b.1',
+    observedMs: 1765,
+    electedLeader: 'b.1',
+    electedMs: 1770,
+    resignMs: undefined,
+    exit: 'signal SIGKILL',
+    phaseMs,
+  }));
+
+const ours = (
+  kind: 'graceful' | 'crash',
+  served: Summary,
+  failed = 0,
+  results: TrialResult[] = [],
+): ScenarioReport => ({
   name: kind === 'graceful' ? 'graceful (SIGTERM)' : 'crash (SIGKILL), TTL 2 s',
   kind,
   ttlSeconds: kind === 'graceful' ? 5 : 2,
@@ -30,13 +71,14 @@ const ours = (kind: 'graceful' | 'crash', served: Summary, failed = 0): Scenario
   failed,
   calls: 40,
   missed: 0,
-  results: [],
+  results,
 });
 
 const peer = (
   systemKey: 'etcd3' | 'go',
   kind: 'graceful' | 'crash',
   elected: Summary,
+  results: PeerTrialResult[] = [],
 ): PeerScenarioReport => ({
   name: kind,
   kind,
@@ -50,7 +92,7 @@ const peer = (
   missed: 0,
   campaignErrors: [],
   unelected: [],
-  results: [],
+  results,
 });
 
 describe('bench: the peers beside our figures', () => {
@@ -73,6 +115,7 @@ describe('bench: the peers beside our figures', () => {
       'p99',
       '× Go',
       '× etcd3',
+      'killed after a renewal',
     ]);
     const first = table.rows[0]!;
     expect(first.slice(0, 2)).to.deep.equal([
@@ -86,10 +129,57 @@ describe('bench: the peers beside our figures', () => {
       '16.0 ms',
       '1.50× / 2.00×',
       '0.30× / 0.53×',
+      '',
     ]);
     const goElected = table.rows.find((row) => /Go .*successor elected/.exec(row[1]!))!;
-    expect(goElected.slice(6)).to.deep.equal(['1.00× / 1.00×', '0.20× / 0.27×']);
-    for (const row of table.rows) expect(row).to.have.length(8);
+    expect(goElected.slice(6, 8)).to.deep.equal(['1.00× / 1.00×', '0.20× / 0.27×']);
+    for (const row of table.rows) expect(row).to.have.length(9);
+  });
+
+  it("the crash rows show the kill phases of ours and etcd3's trials on each system's first row", () => {
+    const phases = [33.3, 633.3, 333.4];
+    const crashWithPhases = ours('crash', summary(1800, 2300), 0, ourTrials(phases));
+    const etcd3Crash = peer('etcd3', 'crash', summary(1750, 2300), peerTrials(phases));
+    const rows = handoverTable([crashWithPhases], [etcd3Crash]).rows;
+    const phaseOf = (measure: RegExp) => rows.find((row) => measure.exec(row[1]!))![8];
+    expect(phaseOf(/this project: first \/work/)).to.equal('33–633 ms, mean 333 ms');
+    expect(phaseOf(/etcd3 .*successor elected/)).to.equal('33–633 ms, mean 333 ms');
+    expect(phaseOf(/this project: new claim/)).to.equal('');
+    expect(phaseOf(/etcd3 .*new leader observed/)).to.equal('');
+    const [target] = handoverTargets([crashWithPhases], [etcd3Crash]);
+    expect(target!.target).to.include('same kill phases');
+    expect(target!.measured).to.equal(
+      'p50 1800.0 ms against 1750.0 ms: 1.03×; killed after a renewal: ' +
+        "ours 33–633 ms, mean 333 ms, etcd3's 33–633 ms, mean 333 ms",
+    );
+  });
+
+  it('the failover and peer tables end with the kill phase column, empty but for crashes', () => {
+    const crashWithPhases = ours('crash', summary(1800, 2300), 0, ourTrials([100, 500]));
+    const etcd3Crash = peer('etcd3', 'crash', summary(1750, 2300), peerTrials([100, 500]));
+    const failoverTable = failoverSection([graceful, crashWithPhases], [etcd3Crash]).tables[1]!;
+    expect(failoverTable.header.slice(-2)).to.deep.equal(['failed calls', PHASE_HEADER]);
+    const crashRow = failoverTable.rows.find((row) => row[0] === crashWithPhases.name)!;
+    expect(crashRow.at(-1)).to.equal('100–500 ms, mean 300 ms');
+    const gracefulRow = failoverTable.rows.find((row) => row[0] === graceful.name)!;
+    expect(gracefulRow.at(-1)).to.equal('');
+    const [peerTable] = peerSection([etcd3Crash]).tables;
+    expect(peerTable!.header.at(-1)).to.equal(PHASE_HEADER);
+    expect(peerTable!.rows[0]!.at(-1)).to.equal('100–500 ms, mean 300 ms');
+    // Every row as wide as the header, the phase on a scenario's first row only.
+    for (const table of [failoverTable, peerTable!]) {
+      for (const row of table.rows) expect(row).to.have.length(table.header.length);
+    }
+    expect(peerTable!.rows[1]!.at(-1)).to.equal('');
+  });
+
+  it('a phase cell: range and mean, one phase alone, or nothing when no trial had one', () => {
+    expect(phaseCell([])).to.equal('');
+    expect(phaseCell([{ phaseMs: undefined }])).to.equal('');
+    expect(phaseCell([{ phaseMs: 333.3 }, { phaseMs: 333.4 }])).to.equal('333 ms');
+    expect(phaseCell([{ phaseMs: 20.8 }, { phaseMs: undefined }, { phaseMs: 645.9 }])).to.equal(
+      '21–646 ms, mean 333 ms',
+    );
   });
 
   it('a peer that cannot run a scenario has a row saying why, not figures', () => {
@@ -98,7 +188,7 @@ describe('bench: the peers beside our figures', () => {
     expect(goRow[1]).to.match(
       /not run — etcdctl elect has no TTL flag: its session lease lives 60 s/,
     );
-    expect(goRow.slice(3)).to.deep.equal(['', '', '', '', '']);
+    expect(goRow.slice(3)).to.deep.equal(['', '', '', '', '', '']);
   });
 
   it("the graceful target is met at p50 ≤ 1.5× and p99 ≤ 2× Go's with no failed call, and missed past either", () => {
