@@ -115,13 +115,38 @@ export class PoolError extends Error {
   }
 }
 
-/** This member is not (or no longer) the leader; nothing was executed. */
+/** A member by its id and its URL, as its record in etcd gives them. */
+export interface MemberAddress {
+  id: string;
+  url: string;
+}
+
+/**
+ * This member is not (or no longer) the leader; nothing was executed. A leader handing its
+ * claim over names the member it hands it to (`successor`, in the answer's details), so that
+ * the sender can forward there at once rather than wait for its own watch to show the handoff.
+ */
 export class NotLeaderError extends PoolError {
   declare readonly code: 'NOT_LEADER';
   constructor(message = 'this member is not the leader', details?: Record<string, unknown>) {
     super('NOT_LEADER', message, details);
     this.name = 'NotLeaderError';
   }
+
+  /** The member the claim is being handed to, when the answer names one. */
+  get successor(): MemberAddress | undefined {
+    return memberAddress(this.details?.successor);
+  }
+}
+
+/** `value` as a MemberAddress: an id and an http(s) URL, both strings; else undefined. */
+export function memberAddress(value: unknown): MemberAddress | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { id, url } = value as Record<string, unknown>;
+  if (typeof id !== 'string' || typeof url !== 'string' || !/^https?:\/\//.test(url)) {
+    return undefined;
+  }
+  return { id, url };
 }
 
 /**

@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
+import type { MemberAddress } from '../errors.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import type { MemberRegistration } from '../membership/registration.js';
@@ -90,6 +91,11 @@ export class Campaign extends EventEmitter<CampaignEvents> {
   /** The term we hold, if any — also after its lease deadline passed (decision.ts, `leads`). */
   get heldTerm(): bigint | undefined {
     return this.held;
+  }
+
+  /** The member we hand (or handed) the claim of `term` to (ClaimPursuit.successorOf). */
+  successorOf(term: bigint): MemberAddress | undefined {
+    return this.claims.successorOf(term);
   }
 
   /** Decides what to do now and does it. Cheap and synchronous; never throws. */

@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
+import type { MemberAddress } from '../errors.js';
 import { describeEtcdError } from '../etcd/access.js';
 import type { PoolKeys } from '../etcd/keys.js';
 import type { LeaderClaim, MemberRecord } from '../membership/memberRecord.js';
@@ -72,6 +73,8 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
   private retryTimer: ClockTimer | undefined;
   /** The claim we released last, and when (monotonic). */
   private lastRelease: { term: bigint; at: number } | undefined;
+  /** The claim we hand (or handed) over last, and to whom. */
+  private handoff: { term: bigint; successor: MemberAddress } | undefined;
   /** A repeat of that release's delete, in flight. */
   private releaseRetry: Promise<unknown> | undefined;
   private readonly clock: Clock;
@@ -82,6 +85,14 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
   ) {
     super();
     this.clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * The member we are handing the claim of `term` to, from the moment the handoff is sent
+   * (and after it committed); undefined when we hand nothing of `term` or a guard refused it.
+   */
+  successorOf(term: bigint): MemberAddress | undefined {
+    return this.handoff?.term === term ? this.handoff.successor : undefined;
   }
 
   /** What the decision (decision.ts) needs to know of the claims in flight and released. */
@@ -190,6 +201,7 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
   async handOff(handoff: Handoff): Promise<HandoffOutcome> {
     const { term, successor, reason, leaving, tickets } = handoff;
     this.lastRelease = { term, at: this.clock.now() };
+    this.handoff = { term, successor: { id: successor.record.id, url: successor.record.url } };
     const { keys, memberId, logger } = this.options;
     const block = tickets && reserved(tickets);
     const claim: LeaderClaim = {
@@ -219,6 +231,7 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
       const context = { term: term.toString(), successor: successor.record.id, reason };
       if (!result.succeeded) {
         logger.info(context, 'the claim, the successor or the ticket mark changed; not handed');
+        this.handoff = undefined;
         return 'refused';
       }
       logger.info({ ...context, newTerm: result.header.revision }, 'handed leadership over');

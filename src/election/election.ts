@@ -23,6 +23,7 @@
 import { EventEmitter } from 'node:events';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
+import type { MemberAddress } from '../errors.js';
 import type { MemberRecord } from '../membership/memberRecord.js';
 import { MemberRegistration, type Registered } from '../membership/registration.js';
 import { ABORTED, unlessAborted } from '../util/abortable.js';
@@ -162,6 +163,28 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     const registered = this.registration.current;
     if (!registered || !this.isLeader(now)) return 0;
     return registered.lease.leaseDeadline - this.options.safetyMarginMs - now;
+  }
+
+  /**
+   * The claim in our view is our own, at `term`, and we do not lead under it yet but will:
+   * the answer to our claim's transaction is still on its way (a restart takeover sees its
+   * claim on the watch first). False once we let the claim go — leaving (shutdown hands it
+   * over), resigned, no longer registered — though the view still shows it until the watch
+   * says otherwise. Synchronous.
+   */
+  awaitsOwnClaim(term: bigint): boolean {
+    if (this.registration.leaving || this.term !== undefined) return false;
+    const claim = this.leader();
+    return claim?.self === true && claim.term === term;
+  }
+
+  /**
+   * The member we are handing the claim of `term` to as we leave, from the moment the handoff
+   * is sent: a forward naming that term is answered "not leader" with it, so that its sender
+   * forwards there at once (router.ts). Undefined when we hand nothing of `term`.
+   */
+  successorOf(term: bigint): MemberAddress | undefined {
+    return this.campaign.successorOf(term);
   }
 
   /** The leader as the local view sees it, or undefined while the pool has none. */

@@ -8,7 +8,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { connectEtcd, type EtcdOptions } from '../etcd/client.js';
-import { setEndpoints } from '../etcd/endpoints.js';
+import { openChannels, setEndpoints } from '../etcd/endpoints.js';
 import { watchEtcdMembership } from '../etcd/membership.js';
 import { currentWorkRoute } from '../etcd/requestPurpose.js';
 import { LeaseThread } from '../membership/leaseThread.js';
@@ -42,6 +42,7 @@ export function openConnections(
     },
   };
   const etcd = connectEtcd(etcdOptions);
+  openChannels(etcd);
   return {
     etcd,
     etcdOptions,
@@ -67,6 +68,7 @@ export function followEtcdMembers(
     config.etcd.membershipCheckMs,
     (urls) => {
       const change = setEndpoints(etcd, urls);
+      openChannels(etcd);
       leases.setEndpoints(urls);
       return change;
     },

@@ -6,14 +6,17 @@
  *   then NO_LEADER (503 with Retry-After).
  * - The leader answered "not leader" or could not be reached: nothing executed, so wait for
  *   the next leader or retry with backoff, bounded by the same wait in all; then NO_LEADER
- *   naming that leader, or LEADER_UNREACHABLE with its URL and the reason.
+ *   naming that leader, or LEADER_UNREACHABLE with its URL and the reason. A leader handing
+ *   its claim over as it leaves names its successor in its "not leader": the request goes
+ *   there at once, without waiting for the watch to show the handoff.
  * - A failure after the request may have executed is never retried: UPSTREAM_FAILED (502) or
  *   UPSTREAM_TIMEOUT (504).
  * - A request that was itself forwarded is never forwarded again: if this member is not the
  *   leader it answers NOT_LEADER (421) and the sender, which knows the client, re-routes —
  *   unless it is about to act under the term the sender saw (a claim handed to it whose watch
- *   event reached the sender first; its own claim, committed, whose answer is still on its
- *   way): then it waits for that, at most VIEW_CATCH_UP_MS, and decides again.
+ *   event reached the sender first, or that its leaving holder named it the successor of;
+ *   its own claim, committed, whose answer is still on its way): then it waits for that, at
+ *   most VIEW_CATCH_UP_MS, and decides again.
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -26,6 +29,7 @@ import {
   NoLeaderError,
   NotLeaderError,
   PoolError,
+  type MemberAddress,
 } from '../errors.js';
 import { backoffDelayMs, type BackoffSchedule } from '../util/backoff.js';
 import { monotonicNow } from '../util/time.js';
@@ -112,8 +116,9 @@ export class WorkRouter {
    * Executes `work` here or forwards it to the leader. Waits for a usable leader at most
    * LEADERLESS_WAIT_MS in all, whatever stands in the way (no claim yet, a leader that answers
    * "not leader", a leader that cannot be reached), retrying with backoff (25 ms doubling to
-   * 1 s, from 25 ms again for each new leader) while the view does not move; `abort` (the client went away) ends the wait early —
-   * asked for only when there is a wait (it may be made on the first call).
+   * 1 s, from 25 ms again for each new leader) while the view does not move — except that the
+   * successor a leaving leader names is asked at once; `abort` (the client went away) ends the
+   * wait early — asked for only when there is a wait (it may be made on the first call).
    * Then NO_LEADER or LEADER_UNREACHABLE, saying what happened.
    */
   async route(
@@ -136,6 +141,9 @@ export class WorkRouter {
     // leader, unreachable) waits for the view to move, or a backoff, then tries again.
     // Retries against one leader term back off; a new leader starts the backoff over.
     let backoffTerm: bigint | undefined;
+    // The member a leaving leader named as its successor, with the term it hands over: the
+    // next round forwards there at once instead of waiting for our watch to show the handoff.
+    let named: (MemberAddress & { term: bigint; self: false }) | undefined;
     for (let retries = 0; ; ) {
       const term = this.election.term;
       let tried: bigint | undefined;
@@ -153,9 +161,14 @@ export class WorkRouter {
         }
       } else if (forwarded) {
         if (await this.caughtUp(work.termSeen)) continue;
-        throw new NotLeaderError();
+        throw this.notLeader(work.termSeen);
       } else {
-        const leader = this.election.leader();
+        const seen = this.election.leader();
+        // A successor named by the leaver serves only once the handoff reached it; a view
+        // that moved on already says who leads.
+        const leader = named !== undefined && seen?.term === named.term ? named : seen;
+        const fromView = leader === seen;
+        named = undefined;
         if (!leader || leader.self) {
           const remaining = deadline - monotonicNow();
           const abort = waitSignal?.();
@@ -166,7 +179,7 @@ export class WorkRouter {
           continue; // waiting for a first leader is no retry
         }
         try {
-          const relayed = await this.forward(work, leader);
+          const relayed = await this.forward(work, leader, fromView);
           this.unreachable.delete(leader.url);
           return { role: 'follower', status: relayed.status, relayed };
         } catch (error) {
@@ -178,6 +191,11 @@ export class WorkRouter {
             : 'not_leader';
           this.metrics.forwardRetries.inc({ pool: this.election.pool, reason });
           if (unreachable) this.reportUnreachable(leader, unreachable.reason);
+          const successor = error instanceof NotLeaderError ? error.successor : undefined;
+          if (fromView && successor && successor.id !== this.election.memberId) {
+            named = { ...successor, term: leader.term, self: false };
+            continue;
+          }
           lastFailure = { ...leader, ...(unreachable ? { unreachable: unreachable.reason } : {}) };
           tried = leader.term;
           if (leader.term !== backoffTerm) {
@@ -216,22 +234,28 @@ export class WorkRouter {
 
   /**
    * Waits while this member, not leading, is about to act under `termSeen`, the claim's
-   * revision the sender of a forward saw, at most VIEW_CATCH_UP_MS or half the forward
-   * timeout (short enough to need no
-   * cancelling: a sender that goes away meanwhile only leaves an answer unread). About to act:
-   * its view has not reached `termSeen` yet (a successor learns of a claim handed to it from
-   * its own watch, and the sender's may deliver it first), or the claim there is its own and
-   * the answer to its claim's transaction is still on its way (a restart takeover). Answered
-   * "not leader" then, the sender would wait out its retry backoff — 25 ms and more, up to 1 s
-   * after a long wait — for a view change that came already. True when the wait ended that
-   * way: decide again. Blocks only its caller.
+   * revision the sender of a forward saw, at most VIEW_CATCH_UP_MS or half the forward timeout
+   * (short enough to need no cancelling: a sender that goes away meanwhile only leaves an
+   * answer unread). About to act:
+   * - its view has not reached `termSeen` yet (a successor learns of a claim handed to it from
+   *   its own watch, and the sender's may deliver it first);
+   * - the claim there is its own and the answer to its claim's transaction is still on its
+   *   way (a restart takeover) — not a leaver's own claim, which the view shows until the
+   *   handoff's watch event;
+   * - the claim there is another member's, at `termSeen`: that member, leaving, named us its
+   *   successor (`notLeader`), and its handoff has yet to reach us.
+   * Answered "not leader" then, the sender would wait out its retry backoff — 25 ms and more,
+   * up to 1 s after a long wait — for a view change that came already, or is about to. True
+   * when the wait ended that way: decide again. Blocks only its caller.
    */
   private async caughtUp(termSeen: bigint | undefined): Promise<boolean> {
     const pending = (election: PoolElection) => {
       if (termSeen === undefined || election.term !== undefined) return false;
-      if (election.view.revision < termSeen) return true;
+      if (election.view.revision < termSeen || election.awaitsOwnClaim(termSeen)) return true;
+      // The claim the sender saw is another member's: only its holder, handing it to us as
+      // it leaves, sends a forward here under that term (`notLeader`).
       const claim = election.leader();
-      return claim?.self === true && claim.term === termSeen;
+      return claim !== undefined && !claim.self && claim.term === termSeen;
     };
     if (!pending(this.election)) return false;
     // Well within the sender's forward timeout (the same setting on every member), so that
@@ -239,6 +263,19 @@ export class WorkRouter {
     const boundMs = Math.min(VIEW_CATCH_UP_MS, this.options.forwardTimeoutMs / 2);
     await this.election.waitFor((election) => !pending(election), boundMs);
     return !pending(this.election);
+  }
+
+  /**
+   * "Not leader", naming the member we are handing the claim of `termSeen` to as we leave, if
+   * we are: the sender forwards there at once, under that term, and the successor holds it
+   * until the handoff reaches it (`caughtUp`).
+   */
+  private notLeader(termSeen: bigint | undefined): NotLeaderError {
+    const successor = termSeen === undefined ? undefined : this.election.successorOf(termSeen);
+    if (successor === undefined) return new NotLeaderError();
+    return new NotLeaderError(`this member is handing the leadership to ${successor.id}`, {
+      successor,
+    });
   }
 
   /**
@@ -350,7 +387,11 @@ export class WorkRouter {
    * cut off: the forward is abandoned (502, as it may have executed) instead of hanging until
    * the forward timeout. A leader that is merely handing over answers well within the grace.
    */
-  private async forward(work: IncomingWork, leader: { id: string; url: string; term: bigint }) {
+  private async forward(
+    work: IncomingWork,
+    leader: { id: string; url: string; term: bigint },
+    fromView = true,
+  ) {
     const stopTimer = this.metrics.forwardDuration.startTimer({ pool: this.election.pool });
     try {
       const answer = await this.forwarder.forward(
@@ -362,10 +403,12 @@ export class WorkRouter {
           hops: work.hops,
           via: [...work.via, this.election.memberId],
         },
-        this.supersession.of(leader.term),
+        // A successor named by the leaver is the claim of a newer term: never abandoned as
+        // that term's superseded leader.
+        fromView ? this.supersession.of(leader.term) : undefined,
       );
       // Any answer from the leader is a sign of life (it dates a crash failover).
-      if (leader.term !== 0n) this.election.leaderAnswered(leader.term);
+      if (fromView && leader.term !== 0n) this.election.leaderAnswered(leader.term);
       return answer;
     } finally {
       stopTimer();

@@ -2,7 +2,7 @@
  * What a forward carries to the leader and what comes back: the request, the leader it goes
  * to, and the leader's answer as it is relayed to the client (forwarder.ts, forwardBatch.ts).
  */
-import { NotLeaderError, PoolError } from '../errors.js';
+import { memberAddress, NotLeaderError, PoolError } from '../errors.js';
 import type { HttpAnswer } from './httpAnswer.js';
 
 export interface ForwardRequest {
@@ -34,13 +34,20 @@ export interface UpstreamAnswer {
  * is "not leader" (nothing executed: the router tries again).
  */
 export function relayable(target: ForwardTarget, answer: HttpAnswer): UpstreamAnswer {
+  let json: unknown;
   try {
-    JSON.parse(answer.body.toString('utf8'));
+    json = JSON.parse(answer.body.toString('utf8'));
   } catch {
     throw new PoolError('UPSTREAM_FAILED', `leader ${target.id} sent an answer that is not JSON`);
   }
   if (answer.status === 421) {
-    throw new NotLeaderError(`${target.id} is no longer the leader`, { upstream: target.id });
+    const successor = memberAddress(
+      (json as { error?: { details?: { successor?: unknown } } } | null)?.error?.details?.successor,
+    );
+    throw new NotLeaderError(`${target.id} is no longer the leader`, {
+      upstream: target.id,
+      ...(successor ? { successor } : {}),
+    });
   }
   return {
     status: answer.status,

@@ -251,6 +251,72 @@ describe('the claim handed over in one etcd write', function () {
       expect((await stopped).code).to.equal(0);
     });
 
+    it('the follower’s watch 200 ms behind: its call is sent to the successor the leaver names and served there before the follower’s view shows the handoff', async () => {
+      proxy = await TcpProxy.start(etcd.endpoints[0]!);
+      const lagging = new LaggingPool(etcd, { LEASE_TTL_SECONDS: '5' }, proxy, 'c');
+      pool = lagging;
+      await pool.start(['a', 'b', 'c']);
+      expect(await pool.agreedLeader()).to.equal('a');
+      expect((await pool.work('c')).body.performedBy).to.equal('a');
+      const leaver = pool.member('a');
+      // From now on c hears from etcd 200 ms after a and b do.
+      lagging.proxy.delayMs = 200;
+      const stopped = leaver.stop();
+      await eventually('a is shutting down', async () => {
+        return (await fetch(`${leaver.url}/readyz`)).status === 503;
+      });
+      const answer = await pool.work('c');
+      const view = await lagging.view('c');
+      expect(answer.status).to.equal(200);
+      expect(answer.body.performedBy).to.equal('b');
+      // Waiting for its own watch, c could have sent the call to b only once it showed b.
+      expect(view.leader?.id, 'the leader in c’s view when the call was answered').to.equal('a');
+      expect((await stopped).code).to.equal(0);
+    });
+
+    it('a forward naming the leaver’s term during its handoff: answered "not leader" at once, naming the successor, not held until its own watch shows the handoff', async () => {
+      proxy = await TcpProxy.start(etcd.endpoints[0]!);
+      const lagging = new LaggingPool(etcd, { LEASE_TTL_SECONDS: '5' }, proxy, 'a');
+      pool = lagging;
+      await pool.start(['a', 'b', 'c']);
+      expect(await pool.agreedLeader()).to.equal('a');
+      const keys = poolKeys(pool.prefix, 'default');
+      const term = (await pool.view('a')).leader!.term;
+      const leaver = pool.member('a');
+      // From now on a's handoff reaches etcd 200 ms after it is sent, and its watch shows it
+      // 200 ms after that.
+      lagging.proxy.delayMs = 200;
+      const stopped = leaver.stop();
+      await eventually('a is shutting down', async () => {
+        return (await fetch(`${leaver.url}/readyz`)).status === 503;
+      });
+      // What follower c sends when its call for a meets a's shutdown.
+      const answer = await fetch(`${leaver.url}/pools/default/work`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-pool-hops': '1',
+          'x-pool-term': String(term),
+          'x-pool-via': 'c',
+        },
+        body: JSON.stringify({ payload: 1 }),
+      });
+      const claim = JSON.parse((await get(keys.leader))!.value.toString()) as { id: string };
+      expect(answer.status).to.equal(421);
+      const { error } = (await answer.json()) as {
+        error: { code: string; details?: { successor?: { id: string; url: string } } };
+      };
+      expect(error.code).to.equal('NOT_LEADER');
+      expect(error.details?.successor, 'the member it hands its claim to').to.deep.equal({
+        id: 'b',
+        url: pool.member('b').url,
+      });
+      // Held as if about to lead under its own claim, a would have answered only once its
+      // handoff had committed and its watch had shown it.
+      expect(claim.id, 'the claim when a answered').to.equal('a');
+      expect((await stopped).code).to.equal(0);
+    });
+
     it('the successor’s lease revoked just before the SIGTERM: the leaver deletes its claim instead, with its note, and the pool elects anew', async () => {
       pool = new TestPool(etcd, { LEASE_TTL_SECONDS: '5' });
       await pool.start(['a']);

@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import type { Etcd3 } from 'etcd3';
 import { connectEtcd } from '../../src/etcd/client.js';
 import { NoopPolicy } from 'cockatiel';
-import { hostOf, setEndpoints } from '../../src/etcd/endpoints.js';
+import { hostOf, openChannels, setEndpoints } from '../../src/etcd/endpoints.js';
+import { freePorts } from '../../src/demo/ports.js';
 import { generateCertificates } from '../support/certificates.js';
 import { readFile } from 'node:fs/promises';
 
@@ -85,6 +86,34 @@ describe('setEndpoints', () => {
     expect(() => setEndpoints({} as Etcd3, ['http://10.0.0.1:2379'])).to.throw(
       'connection pool is not the one this version expects',
     );
+  });
+
+  it('openChannels: every host’s KV channel starts connecting at once, before any call; a client it does not know is left alone', async () => {
+    // Loopback ports nobody listens on: the channels try, fail and try again, all locally.
+    const ports = await freePorts(3);
+    const etcd = connectEtcd({
+      endpoints: ports.map((port) => `http://127.0.0.1:${port}`),
+      callTimeoutMs: 1000,
+    });
+    clients.push(etcd);
+    const hosts = (
+      etcd as unknown as {
+        pool: {
+          hosts: {
+            getServiceClient(name: string): {
+              getChannel(): { getConnectivityState(connect: boolean): number };
+            };
+          }[];
+        };
+      }
+    ).pool.hosts;
+    const IDLE = 0;
+    const states = () =>
+      hosts.map((host) => host.getServiceClient('KV').getChannel().getConnectivityState(false));
+    expect(states(), 'before: made on the first call, idle').to.deep.equal([IDLE, IDLE, IDLE]);
+    openChannels(etcd);
+    for (const state of states()) expect(state).to.not.equal(IDLE);
+    expect(() => openChannels({} as Etcd3)).to.not.throw();
   });
 
   it('identifies an endpoint by its URL without scheme or trailing slash, in lower case', () => {

@@ -150,6 +150,104 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
   });
 });
 
+describe('WorkRouter: a leaving leader that names its successor', function () {
+  this.timeout(10_000);
+  const servers: http.Server[] = [];
+  const forwarder = new Forwarder(500);
+  const asked: string[] = [];
+
+  /** A member at a local URL answering every forward with `status` and `body`, noting `name`. */
+  async function member(name: string, status: number, body: unknown): Promise<string> {
+    const server = http.createServer((req, res) => {
+      asked.push(`${name} term ${String(req.headers['x-pool-term'])}`);
+      req.resume();
+      req.on('end', () =>
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+      );
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  after(() => {
+    forwarder.close();
+    for (const server of servers) {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('the request goes to the successor at once, under the term handed over, before the view moves', async () => {
+    const successorUrl = await member('c', 200, { performedBy: 'c' });
+    const leaverUrl = await member('a', 421, {
+      error: {
+        code: 'NOT_LEADER',
+        message: 'this member is handing the leadership to c',
+        details: { successor: { id: 'c', url: successorUrl } },
+      },
+    });
+    // Our view shows a's claim and never moves: any wait for it would run out.
+    const election = new StandInElection({ id: 'a', url: leaverUrl, term: 9n });
+    const waits: number[] = [];
+    election.waitFor = (ready, timeoutMs) => {
+      waits.push(timeoutMs);
+      return Promise.resolve(ready(election));
+    };
+    const routing = new WorkRouter(
+      undefined as never,
+      election as unknown as PoolElection,
+      () => Promise.resolve({}),
+      undefined as never,
+      forwarder,
+      { leaderlessWaitMs: 1000, maxHops: 3, forwardTimeoutMs: 500 },
+      createMetrics('test'),
+      pino({ level: 'silent' }),
+    );
+    asked.length = 0;
+    const outcome = await routing.route({ payload: 1, via: [], hops: 0 });
+    expect(outcome).to.deep.include({ role: 'follower', status: 200 });
+    const { relayed } = outcome as { relayed: { bytes: Buffer } };
+    expect(JSON.parse(relayed.bytes.toString())).to.deep.equal({ performedBy: 'c' });
+    expect(asked).to.deep.equal(['a term 9', 'c term 9']);
+    expect(waits, 'no wait between the two').to.deep.equal([]);
+  });
+
+  it('a successor that is us, or a malformed one, is not followed: the router waits for its view', async () => {
+    for (const successor of [
+      { id: 'b', url: 'http://127.0.0.1:9' },
+      { id: 'c', url: 'ftp://x' },
+      'c',
+    ]) {
+      const leaverUrl = await member('a', 421, {
+        error: { code: 'NOT_LEADER', message: 'leaving', details: { successor } },
+      });
+      const election = new StandInElection({ id: 'a', url: leaverUrl, term: 9n });
+      const done = new AbortController();
+      election.waitFor = () => {
+        done.abort();
+        return Promise.resolve(false);
+      };
+      const routing = new WorkRouter(
+        undefined as never,
+        election as unknown as PoolElection,
+        () => Promise.resolve({}),
+        undefined as never,
+        forwarder,
+        { leaderlessWaitMs: 1000, maxHops: 3, forwardTimeoutMs: 500 },
+        createMetrics('test'),
+        pino({ level: 'silent' }),
+      );
+      asked.length = 0;
+      const error = await failureOf(
+        routing.route({ payload: 1, via: [], hops: 0 }, () => done.signal),
+      );
+      expect(error.code, JSON.stringify(successor)).to.equal('NO_LEADER');
+      expect(asked, JSON.stringify(successor)).to.deep.equal(['a term 9']);
+    }
+  });
+});
+
 describe('WorkRouter: what executing a request costs in etcd counts for its route', () => {
   /** A leader's election: it leads under term 5. */
   class LeaderElection extends EventEmitter {

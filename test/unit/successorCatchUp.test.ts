@@ -1,8 +1,9 @@
 /**
  * A forward reaching a member about to lead under the term the sender saw: a successor whose
  * own watch has not delivered the claim handed to it yet (graceful handover,
- * docs/design-choices.md "Handoff in one write"), or a member whose claim committed but whose
- * claim's answer is still on its way (restart takeover). It waits for that and serves the
+ * docs/design-choices.md "Handoff in one write") — also one the leaver named to the sender in
+ * its "not leader" — or a member whose claim committed but whose claim's answer is still on
+ * its way (restart takeover). It waits for that and serves the
  * request, rather than answering "not leader" and leaving the follower to wait out its retry
  * backoff for a view change that already came (the slow tails of the graceful failover and
  * the restart takeover benchmarks). The election is a stand-in exposing only what the router
@@ -39,8 +40,31 @@ class SuccessorElection extends EventEmitter {
     return this.term !== undefined;
   }
 
+  /** Shutting down: the claim in the view is ours, let go (PoolElection.awaitsOwnClaim). */
+  leaving = false;
+  /** Another member's claim in the view (`seeOthersClaim`). */
+  private othersClaim: bigint | undefined;
+  /** Leaving, the member we hand our claim of that term to (PoolElection.successorOf). */
+  handingTo: { term: bigint; successor: { id: string; url: string } } | undefined;
+
   leader() {
+    if (this.othersClaim !== undefined) return { self: false, term: this.othersClaim };
     return this.ownClaim === undefined ? undefined : { self: true, term: this.ownClaim };
+  }
+
+  successorOf(term: bigint) {
+    return this.handingTo?.term === term ? this.handingTo.successor : undefined;
+  }
+
+  /** The watch shows another member's claim at `revision`. */
+  seeOthersClaim(revision: bigint): void {
+    this.view.revision = revision;
+    this.othersClaim = revision;
+    this.emit('change');
+  }
+
+  awaitsOwnClaim(term: bigint) {
+    return !this.leaving && this.term === undefined && this.ownClaim === term;
   }
 
   waitFor(ready: (e: this) => boolean, timeoutMs: number): Promise<boolean> {
@@ -49,6 +73,7 @@ class SuccessorElection extends EventEmitter {
 
   /** The watch event of the handoff at `revision` arrives: we lead under it. */
   takeOver(revision: bigint): void {
+    this.othersClaim = undefined;
     this.view.revision = revision;
     this.term = revision;
     this.emit('change');
@@ -136,6 +161,30 @@ describe('WorkRouter: a forward that reaches the next leader before it acts', fu
     const error = await failureOf(router.route(forwardSeeing(12n)));
     expect(error.code).to.equal('NOT_LEADER');
     expect(monotonicNow() - startedAt).to.be.at.least(CATCH_UP_MS - 1);
+    expect(executed).to.deep.equal([]);
+  });
+
+  it('naming the claim its leaving holder hands to us (the leaver named us): held until the handoff arrives, then served', async () => {
+    const member = successor(10n);
+    member.election.seeOthersClaim(12n);
+    const answer = member.router.route(forwardSeeing(12n));
+    setImmediate(() => member.election.takeOver(14n));
+    expect(await answer).to.deep.include({ role: 'leader', status: 200 });
+    expect(member.executed).to.deep.equal([14n]);
+  });
+
+  it('is answered "not leader" at once by a leaver whose view still shows its own claim, naming its successor', async () => {
+    const { election, router, executed } = successor(12n);
+    election.seeOwnClaim(12n);
+    election.leaving = true;
+    election.handingTo = { term: 12n, successor: { id: 'c', url: 'http://127.0.0.1:3003' } };
+    const startedAt = monotonicNow();
+    const error = await failureOf(router.route(forwardSeeing(12n)));
+    expect(error.code).to.equal('NOT_LEADER');
+    expect(error.details).to.deep.equal({
+      successor: { id: 'c', url: 'http://127.0.0.1:3003' },
+    });
+    expect(monotonicNow() - startedAt, 'not held for the catch-up bound').to.be.below(CATCH_UP_MS);
     expect(executed).to.deep.equal([]);
   });
 
