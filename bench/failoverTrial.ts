@@ -17,12 +17,15 @@ import { performance } from 'node:perf_hooks';
 import { pollUntil } from '../src/demo/childProcesses.js';
 import { sleep } from '../src/util/time.js';
 import { phaseTarget, sleepUntil } from './crashPhase.js';
+import { machineQuiet } from './machineQuiet.js';
 import type { BenchPool } from './failoverPool.js';
 import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
 
 export interface TrialResult {
   kind: TrialKind;
   ttlSeconds: number;
+  /** How long the trial waited for a quiet machine before its signal (graceful, restart). */
+  quietWaitMs?: number | undefined;
   /** The leader that was signalled, and the member the client called. */
   leader: string;
   observer: string;
@@ -98,6 +101,8 @@ export async function failoverTrial(
   phaseMs?: number,
 ): Promise<TrialResult> {
   const { leader, observer } = await pool.settled(size);
+  // A graceful handover is measured on a quiet machine, as every peer's (machineQuiet.ts).
+  const quiet = phaseMs === undefined ? await machineQuiet() : undefined;
   const target =
     phaseMs === undefined
       ? undefined
@@ -136,6 +141,7 @@ export async function failoverTrial(
   return {
     kind,
     ttlSeconds: pool.ttlSeconds,
+    quietWaitMs: quiet?.waitedMs,
     leader,
     observer,
     servedBy: served?.performedBy,

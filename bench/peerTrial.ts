@@ -14,6 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import { describeExit } from '../src/demo/childProcesses.js';
 import { phaseTarget, sleepUntil } from './crashPhase.js';
+import { machineQuiet } from './machineQuiet.js';
 import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
 import type { PeerPool } from './peerPool.js';
 import type { ValueEvent } from './peerTimeline.js';
@@ -24,6 +25,8 @@ export type PeerTrialKind = Exclude<TrialKind, 'restart'>;
 export interface PeerTrialResult {
   kind: PeerTrialKind;
   ttlSeconds: number;
+  /** How long the trial waited for a quiet machine before its signal (graceful only). */
+  quietWaitMs?: number | undefined;
   /** Campaign values (`<id>.<incarnation>`): the leader that was signalled, and its successor. */
   leader: string;
   deletedMs: number | undefined;
@@ -65,6 +68,8 @@ export async function peerTrial(
           whose: `${pool.system.key} leader ${leader.value}`,
         });
   if (target !== undefined) await sleepUntil(target.at);
+  // A graceful handover is measured on a quiet machine, as ours is (machineQuiet.ts).
+  const quiet = phaseMs === undefined ? await machineQuiet() : undefined;
   const since = performance.now();
   leader.signal(kind === 'graceful' ? 'SIGTERM' : 'SIGKILL');
   const [deleted, observed, elected, status] = await Promise.all([
@@ -78,6 +83,7 @@ export async function peerTrial(
   return {
     kind,
     ttlSeconds: pool.ttlSeconds,
+    quietWaitMs: quiet?.waitedMs,
     leader: leader.value,
     deletedMs: deleted === undefined ? undefined : deleted.at - since,
     observedLeader: observed?.value,
