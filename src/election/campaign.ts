@@ -93,6 +93,16 @@ export class Campaign extends EventEmitter<CampaignEvents> {
     return this.held;
   }
 
+  /**
+   * Sends a handoff-shaped transaction that cannot commit, so that the handoff of a leaving
+   * leader pays no first-use costs in the etcd client (ClaimPursuit.rehearseHandOff). Does
+   * not block; a no-op while unregistered.
+   */
+  rehearseHandOff(): void {
+    const registered = this.registration.current;
+    if (registered) void this.claims.rehearseHandOff(registered, this.registration.record);
+  }
+
   /** The member we hand (or handed) the claim of `term` to (ClaimPursuit.successorOf). */
   successorOf(term: bigint): MemberAddress | undefined {
     return this.claims.successorOf(term);

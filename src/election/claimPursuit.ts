@@ -12,7 +12,7 @@
  * emitted. `stop()` cancels that timer.
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { ComparatorBuilder, Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import type { MemberAddress } from '../errors.js';
 import { describeEtcdError } from '../etcd/access.js';
@@ -199,10 +199,79 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
    * all.
    */
   async handOff(handoff: Handoff): Promise<HandoffOutcome> {
-    const { term, successor, reason, leaving, tickets } = handoff;
+    const { term, successor, reason } = handoff;
     this.lastRelease = { term, at: this.clock.now() };
     this.handoff = { term, successor: { id: successor.record.id, url: successor.record.url } };
-    const { keys, memberId, logger } = this.options;
+    const { logger } = this.options;
+    const transaction = this.handoffTransaction(handoff);
+    try {
+      const result = await transaction.commit();
+      const context = { term: term.toString(), successor: successor.record.id, reason };
+      if (!result.succeeded) {
+        logger.info(context, 'the claim, the successor or the ticket mark changed; not handed');
+        this.handoff = undefined;
+        return 'refused';
+      }
+      logger.info({ ...context, newTerm: result.header.revision }, 'handed leadership over');
+      return 'handed';
+    } catch (error) {
+      logger.warn({ err: describeEtcdError(error) }, 'handing the claim over failed');
+      return 'unknown';
+    }
+  }
+
+  /**
+   * Sends, once, a transaction shaped as `handOff`'s — the same guards and operations, to
+   * ourselves as the successor — that cannot commit: a last guard (the claim's version below
+   * 0) never holds, so etcd writes nothing and no revision passes. Its point is the client's
+   * first use of those message types (encoders the protobuf library generates on first
+   * encode, ~1–2 ms of a cold process here): paid now, at registration, not by the handoff of
+   * a leaving leader, whose transaction is on the handover's critical path. Never throws; a
+   * failure is only logged at debug level.
+   */
+  async rehearseHandOff(
+    registered: Registered,
+    self: Pick<MemberRecord, 'id' | 'url'>,
+  ): Promise<void> {
+    const successor = {
+      key: registered.memberKey,
+      leaseId: registered.lease.id,
+      createRevision: registered.createRevision,
+      record: self,
+    };
+    const mark = { value: 0n, modRevision: 0n };
+    const rehearsal = this.handoffTransaction(
+      {
+        term: 0n,
+        successor,
+        reason: 'stop',
+        leaving: registered.memberKey,
+        tickets: { mark, floor: 0n, size: 1 },
+      },
+      (guard) => guard.and(this.options.keys.leader, 'Version', '<', 0),
+    );
+    try {
+      const result = await rehearsal.commit();
+      if (result.succeeded) throw new Error('the rehearsal committed');
+    } catch (error) {
+      this.options.logger.debug({ err: describeEtcdError(error) }, 'handoff rehearsal failed');
+    }
+  }
+
+  /**
+   * `handoff`'s one transaction (see `handOff`), its guards narrowed by `narrow` if given;
+   * built, not sent.
+   */
+  private handoffTransaction(
+    handoff: Omit<Handoff, 'successor'> & {
+      successor: Pick<MemberView, 'key' | 'leaseId' | 'createRevision'> & {
+        record: Pick<MemberRecord, 'id' | 'url'>;
+      };
+    },
+    narrow: (guard: ComparatorBuilder) => ComparatorBuilder = (guard) => guard,
+  ): ComparatorBuilder {
+    const { term, successor, reason, leaving, tickets } = handoff;
+    const { keys, memberId } = this.options;
     const block = tickets && reserved(tickets);
     const claim: LeaderClaim = {
       memberKey: successor.key,
@@ -220,26 +289,12 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
     );
     if (tickets)
       guard = guard.and(keys.ticketHighWater, 'Mod', '==', tickets.mark.modRevision.toString());
-    const operations = [
+    return narrow(guard).then(
       this.etcd.put(keys.leader).value(JSON.stringify(claim)).lease(successor.leaseId),
       putReleaseNote(this.etcd, keys.released, { term, holder: memberId, reason }),
       ...(leaving === undefined ? [] : [this.etcd.delete().key(leaving)]),
       ...(block ? [this.etcd.put(keys.ticketHighWater).value(block.last.toString())] : []),
-    ];
-    try {
-      const result = await guard.then(...operations).commit();
-      const context = { term: term.toString(), successor: successor.record.id, reason };
-      if (!result.succeeded) {
-        logger.info(context, 'the claim, the successor or the ticket mark changed; not handed');
-        this.handoff = undefined;
-        return 'refused';
-      }
-      logger.info({ ...context, newTerm: result.header.revision }, 'handed leadership over');
-      return 'handed';
-    } catch (error) {
-      logger.warn({ err: describeEtcdError(error) }, 'handing the claim over failed');
-      return 'unknown';
-    }
+    );
   }
 
   /**

@@ -139,6 +139,8 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
     this.tick.unref();
     await Promise.all([this.registration.register(true), this.view.start()]);
     this.evaluate();
+    // Off every critical path: once registered, before this member can lead and leave.
+    this.campaign.rehearseHandOff();
   }
 
   /**

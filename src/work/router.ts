@@ -34,7 +34,7 @@ import {
 import { backoffDelayMs, type BackoffSchedule } from '../util/backoff.js';
 import { monotonicNow } from '../util/time.js';
 import { unlessAborted } from '../util/abortable.js';
-import { forWorkRoute, type WorkRoute } from '../etcd/requestPurpose.js';
+import { forWorkRoute, warmWorkRoutes, type WorkRoute } from '../etcd/requestPurpose.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { UpstreamUnreachableError, type Forwarder, type UpstreamAnswer } from './forwarder.js';
 import type { WorkHandler } from './handler.js';
@@ -104,6 +104,7 @@ export class WorkRouter {
     private readonly logger: Logger,
   ) {
     this.supersession = new Supersession(election, SUPERSEDED_GRACE_MS);
+    warmWorkRoutes();
     election.on('change', () => this.keepNextLeadersWarm());
     // Every series from the start at 0: a dashboard panel draws 0, not "No data".
     const pool = election.pool;

@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import { Etcd3, type IKeyValue } from 'etcd3';
 import { pino } from 'pino';
 import { ClaimPursuit, type Handoff } from '../../src/election/claimPursuit.js';
+import type { Registered } from '../../src/membership/registration.js';
 import { poolKeys, leaseIdHex } from '../../src/etcd/keys.js';
 import type { MemberView } from '../../src/election/poolView.js';
 import type { MemberProcess } from '../../src/demo/memberProcess.js';
@@ -147,6 +148,30 @@ describe('the claim handed over in one etcd write', function () {
       expect((await get(keys.ticketHighWater))?.mod_revision).to.equal(revision);
       expect((await mark()).value).to.equal(140n);
       expect(await get(aKey), 'the leaver’s member key').to.equal(undefined);
+    });
+
+    it('the rehearsal at registration sends a transaction of the same shape that writes nothing, whatever the pool holds', async () => {
+      const { b } = await leaderAndSuccessor();
+      const registered = {
+        memberKey: b.key,
+        createRevision: b.createRevision,
+        lease: { id: b.leaseId },
+      } as unknown as Registered;
+      const revision = async () => (await client.get(keys.pool).exec()).header.revision;
+      const self = { id: 'b', url: 'http://b:1' };
+      const held = await revision();
+      await pursuit.rehearseHandOff(registered, self);
+      expect(await revision(), 'no revision passed (a claim held)').to.equal(held);
+      // With no claim and no ticket mark every other guard holds (absent keys read as
+      // revision 0, the rehearsal's term): only the rehearsal's own guard keeps it from
+      // writing.
+      await client.delete().key(keys.leader).exec();
+      await client.delete().key(keys.ticketHighWater).exec();
+      const kept = await client.getAll().prefix(keys.pool).keys();
+      const unclaimed = await revision();
+      await pursuit.rehearseHandOff(registered, self);
+      expect(await revision(), 'no revision passed (no claim)').to.equal(unclaimed);
+      expect(await client.getAll().prefix(keys.pool).keys(), 'nothing written').to.deep.equal(kept);
     });
 
     it('refused, writing nothing, when the claim changed, the successor’s lease is gone or the mark moved', async () => {
