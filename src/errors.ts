@@ -143,10 +143,9 @@ export class NotLeaderError extends PoolError {
 export function memberAddress(value: unknown): MemberAddress | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const { id, url } = value as Record<string, unknown>;
-  if (typeof id !== 'string' || typeof url !== 'string' || !/^https?:\/\//.test(url)) {
-    return undefined;
-  }
-  return { id, url };
+  if (typeof id !== 'string' || typeof url !== 'string' || !URL.canParse(url)) return undefined;
+  const { protocol } = new URL(url);
+  return protocol === 'http:' || protocol === 'https:' ? { id, url } : undefined;
 }
 
 /**

@@ -58,6 +58,9 @@ export interface CampaignOptions {
   metrics: PoolMetrics;
 }
 
+/** Whether this process has rehearsed a handoff (`Campaign.rehearseHandOff`). */
+let rehearsed = false;
+
 export class Campaign extends EventEmitter<CampaignEvents> {
   private held: bigint | undefined;
   private readonly preemption: Preemption;
@@ -95,12 +98,21 @@ export class Campaign extends EventEmitter<CampaignEvents> {
 
   /**
    * Sends a handoff-shaped transaction that cannot commit, so that the handoff of a leaving
-   * leader pays no first-use costs in the etcd client (ClaimPursuit.rehearseHandOff). Does
-   * not block; a no-op while unregistered.
+   * leader pays no first-use costs in the etcd client (ClaimPursuit.rehearseHandOff): once
+   * per process (the costs are the process's), by a member that may lead. Does not block; a
+   * no-op while unregistered.
    */
   rehearseHandOff(): void {
     const registered = this.registration.current;
-    if (registered) void this.claims.rehearseHandOff(registered, this.registration.record);
+    const { record } = this.registration;
+    if (rehearsed || !registered || !record.candidate) return;
+    rehearsed = true;
+    void this.claims.rehearseHandOff(registered, record);
+  }
+
+  /** Whether the claim we released last (a handoff or a release) is that of `term`. */
+  released(term: bigint): boolean {
+    return this.claims.state.released?.term === term;
   }
 
   /** The member we hand (or handed) the claim of `term` to (ClaimPursuit.successorOf). */

@@ -252,7 +252,13 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
     );
     try {
       const result = await rehearsal.commit();
-      if (result.succeeded) throw new Error('the rehearsal committed');
+      if (result.succeeded) {
+        // Cannot happen (a key's version is never below 0); if it did, say so loudly.
+        this.options.logger.error(
+          { revision: result.header.revision },
+          'the handoff rehearsal committed: our claim and member key may have been rewritten',
+        );
+      }
     } catch (error) {
       this.options.logger.debug({ err: describeEtcdError(error) }, 'handoff rehearsal failed');
     }

@@ -181,6 +181,14 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
+   * Whether we let the claim of `term` go — handed it over (leaving, resigning, a preemption
+   * handover) or released it — though the view may still show it as ours. Synchronous.
+   */
+  released(term: bigint): boolean {
+    return this.campaign.released(term);
+  }
+
+  /**
    * The member we are handing the claim of `term` to as we leave, from the moment the handoff
    * is sent: a forward naming that term is answered "not leader" with it, so that its sender
    * forwards there at once (router.ts). Undefined when we hand nothing of `term`.

@@ -28,7 +28,8 @@ let warmed = false;
  * Uses the storage once and turns it off again: its first use compiles the async hooks behind
  * it (~0.35 ms of a cold process), which the first request a new leader executes — in the
  * middle of a handover — would otherwise pay; turned off, no promise pays for it until then.
- * Synchronous; once per process.
+ * Synchronous; once per process. Call it before any work executes: `disable()` would drop the
+ * route of an execution under way (the router calls it as it is made, before it routes).
  */
 export function warmWorkRoutes(): void {
   if (warmed) return;

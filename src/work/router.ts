@@ -144,7 +144,9 @@ export class WorkRouter {
     let backoffTerm: bigint | undefined;
     // The member a leaving leader named as its successor, with the term it hands over: the
     // next round forwards there at once instead of waiting for our watch to show the handoff.
+    // Followed once per request: a successor that refuses too leaves the wait to the view.
     let named: (MemberAddress & { term: bigint; self: false }) | undefined;
+    let followedNamed = false;
     for (let retries = 0; ; ) {
       const term = this.election.term;
       let tried: bigint | undefined;
@@ -169,6 +171,7 @@ export class WorkRouter {
         // that moved on already says who leads.
         const leader = named !== undefined && seen?.term === named.term ? named : seen;
         const fromView = leader === seen;
+        if (!fromView) followedNamed = true;
         named = undefined;
         if (!leader || leader.self) {
           const remaining = deadline - monotonicNow();
@@ -192,25 +195,38 @@ export class WorkRouter {
             : 'not_leader';
           this.metrics.forwardRetries.inc({ pool: this.election.pool, reason });
           if (unreachable) this.reportUnreachable(leader, unreachable.reason);
-          const successor = error instanceof NotLeaderError ? error.successor : undefined;
-          if (fromView && successor && successor.id !== this.election.memberId) {
-            named = { ...successor, term: leader.term, self: false };
-            continue;
-          }
-          lastFailure = { ...leader, ...(unreachable ? { unreachable: unreachable.reason } : {}) };
           tried = leader.term;
-          if (leader.term !== backoffTerm) {
-            backoffTerm = leader.term;
-            retries = 0;
+          const successor =
+            fromView && !followedNamed && error instanceof NotLeaderError
+              ? this.registeredSuccessor(error.successor)
+              : undefined;
+          if (fromView) {
+            lastFailure = {
+              ...leader,
+              ...(unreachable ? { unreachable: unreachable.reason } : {}),
+            };
           }
-          // That leader may just not have seen its own claim's answer yet, or its successor
-          // may be about to claim: ask again soon, then less often.
-          patienceMs = backoffDelayMs(FORWARD_RETRY_BACKOFF, retries++);
+          if (successor) {
+            // Asked at once, the wait below being none: the deadline and the client still
+            // bound it.
+            named = { ...successor, term: leader.term, self: false };
+            patienceMs = 0;
+          } else {
+            if (leader.term !== backoffTerm) {
+              backoffTerm = leader.term;
+              retries = 0;
+            }
+            // That leader may just not have seen its own claim's answer yet, or its successor
+            // may be about to claim: ask again soon, then less often.
+            patienceMs = backoffDelayMs(FORWARD_RETRY_BACKOFF, retries++);
+          }
         }
       }
       const remaining = deadline - monotonicNow();
       const abort = waitSignal?.();
       if (remaining <= 0 || abort?.aborted) break;
+      // No wait at all (not even a timer's tick) when a successor was named.
+      if (patienceMs === 0) continue;
       await unlessAborted(
         this.election.waitFor(
           (e) => hasUsableLeader(e) && currentTerm(e) !== tried,
@@ -252,6 +268,8 @@ export class WorkRouter {
   private async caughtUp(termSeen: bigint | undefined): Promise<boolean> {
     const pending = (election: PoolElection) => {
       if (termSeen === undefined || election.term !== undefined) return false;
+      // Ours, let go (left, resigned, handed over): the answer is now, naming the successor.
+      if (election.released(termSeen)) return false;
       if (election.view.revision < termSeen || election.awaitsOwnClaim(termSeen)) return true;
       // The claim the sender saw is another member's: only its holder, handing it to us as
       // it leaves, sends a forward here under that term (`notLeader`).
@@ -264,6 +282,20 @@ export class WorkRouter {
     const boundMs = Math.min(VIEW_CATCH_UP_MS, this.options.forwardTimeoutMs / 2);
     await this.election.waitFor((election) => !pending(election), boundMs);
     return !pending(this.election);
+  }
+
+  /**
+   * The successor a leaving leader named, if our view has it as a member that may lead, at
+   * that URL, and not ourselves: work goes only to URLs registered in etcd, never to one an
+   * answer made up.
+   */
+  private registeredSuccessor(named: MemberAddress | undefined): MemberAddress | undefined {
+    if (named === undefined) return undefined;
+    const self = this.election.memberKey;
+    const member = candidates(this.election.view.members).find(
+      (m) => m.key !== self && m.record.id === named.id && m.record.url === named.url,
+    );
+    return member && { id: member.record.id, url: member.record.url };
   }
 
   /**

@@ -8,6 +8,7 @@
  * follower's serves the follower's forward rather than refusing it; and a leaver whose
  * successor's lease was revoked just before falls back to deleting its claim.
  */
+import http from 'node:http';
 import { expect } from 'chai';
 import { Etcd3, type IKeyValue } from 'etcd3';
 import { pino } from 'pino';
@@ -316,19 +317,11 @@ describe('the claim handed over in one etcd write', function () {
         return (await fetch(`${leaver.url}/readyz`)).status === 503;
       });
       // What follower c sends when its call for a meets a's shutdown.
-      const answer = await fetch(`${leaver.url}/pools/default/work`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-pool-hops': '1',
-          'x-pool-term': String(term),
-          'x-pool-via': 'c',
-        },
-        body: JSON.stringify({ payload: 1 }),
-      });
+      // node:http, sent once (fetch would send a 421's request again on a new connection).
+      const answer = await forwardOnce(leaver.url, term);
       const claim = JSON.parse((await get(keys.leader))!.value.toString()) as { id: string };
       expect(answer.status).to.equal(421);
-      const { error } = (await answer.json()) as {
+      const { error } = JSON.parse(answer.body) as {
         error: { code: string; details?: { successor?: { id: string; url: string } } };
       };
       expect(error.code).to.equal('NOT_LEADER');
@@ -340,6 +333,42 @@ describe('the claim handed over in one etcd write', function () {
       // handoff had committed and its watch had shown it.
       expect(claim.id, 'the claim when a answered').to.equal('a');
       expect((await stopped).code).to.equal(0);
+    });
+
+    it('a forward naming the term a resigning leader hands over: answered "not leader" at once, naming the successor', async () => {
+      proxy = await TcpProxy.start(etcd.endpoints[0]!);
+      const adminToken = 'handoff-test-admin';
+      const lagging = new LaggingPool(
+        etcd,
+        { LEASE_TTL_SECONDS: '5', ADMIN_TOKEN: adminToken },
+        proxy,
+        'a',
+      );
+      pool = lagging;
+      await pool.start(['a', 'b', 'c']);
+      expect(await pool.agreedLeader()).to.equal('a');
+      const keys = poolKeys(pool.prefix, 'default');
+      const resigner = pool.member('a');
+      const term = (await pool.view('a')).leader!.term;
+      lagging.proxy.delayMs = 200;
+      const resigned = fetch(`${resigner.url}/resign`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
+      await eventually('a stopped leading', async () => {
+        return (await lagging.view('a')).self.isLeader === false;
+      });
+      const answer = await forwardOnce(resigner.url, term);
+      const claim = JSON.parse((await get(keys.leader))!.value.toString()) as { id: string };
+      expect(answer.status).to.equal(421);
+      const { error } = JSON.parse(answer.body) as {
+        error: { details?: { successor?: { id: string } } };
+      };
+      expect(error.details?.successor?.id, 'the member it hands its claim to').to.equal('b');
+      // Its registration detached, its claim reads as another member's in its own view; held
+      // as one about to be handed to it, the forward would be answered only after the handoff.
+      expect(claim.id, 'the claim when a answered').to.equal('a');
+      expect((await resigned).status).to.equal(200);
     });
 
     it('the successor’s lease revoked just before the SIGTERM: the leaver deletes its claim instead, with its note, and the pool elects anew', async () => {
@@ -372,3 +401,37 @@ describe('the claim handed over in one etcd write', function () {
 });
 
 const now = () => new Date().toISOString();
+
+/** One forward as follower c sends it, naming `term`, to `url`'s pool route: status and body. */
+function forwardOnce(
+  url: string,
+  term: number | bigint,
+): Promise<{ status: number; body: string }> {
+  const body = JSON.stringify({ payload: 1 });
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${url}/pools/default/work`,
+      {
+        method: 'POST',
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'x-pool-hops': '1',
+          'x-pool-term': String(term),
+          'x-pool-via': 'c',
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}

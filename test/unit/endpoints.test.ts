@@ -100,6 +100,7 @@ describe('setEndpoints', () => {
       etcd as unknown as {
         pool: {
           hosts: {
+            cachedServices: Record<string, unknown>;
             getServiceClient(name: string): {
               getChannel(): { getConnectivityState(connect: boolean): number };
             };
@@ -107,12 +108,18 @@ describe('setEndpoints', () => {
         };
       }
     ).pool.hosts;
-    const IDLE = 0;
-    const states = () =>
-      hosts.map((host) => host.getServiceClient('KV').getChannel().getConnectivityState(false));
-    expect(states(), 'before: made on the first call, idle').to.deep.equal([IDLE, IDLE, IDLE]);
+    expect(
+      hosts.map((host) => host.cachedServices.KV),
+      'before: no KV client until a call',
+    ).to.deep.equal([undefined, undefined, undefined]);
     openChannels(etcd);
-    for (const state of states()) expect(state).to.not.equal(IDLE);
+    const IDLE = 0;
+    for (const host of hosts) {
+      expect(host.cachedServices.KV, 'made by openChannels').to.not.equal(undefined);
+      expect(host.getServiceClient('KV').getChannel().getConnectivityState(false)).to.not.equal(
+        IDLE,
+      );
+    }
     expect(() => openChannels({} as Etcd3)).to.not.throw();
   });
 

@@ -15,12 +15,17 @@ import { Forwarder } from '../../src/work/forwarder.js';
 import { WorkRouter } from '../../src/work/router.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { failureOf } from '../support/rejection.js';
+import { memberView } from '../support/memberView.js';
+import type { MemberView } from '../../src/election/poolView.js';
 
 /** A follower's election: `leader` is another member's claim that never changes. */
 class StandInElection extends EventEmitter {
   readonly pool = 'default';
   readonly memberId = 'b';
+  readonly memberKey = '/p/pools/default/members/b';
   readonly term = undefined;
+  /** The members the view holds: where a named successor must be registered. */
+  readonly view: { members: MemberView[] } = { members: [] };
   constructor(public claim: { id: string; url: string; term: bigint }) {
     super();
   }
@@ -178,20 +183,24 @@ describe('WorkRouter: a leaving leader that names its successor', function () {
     }
   });
 
-  it('the request goes to the successor at once, under the term handed over, before the view moves', async () => {
-    const successorUrl = await member('c', 200, { performedBy: 'c' });
-    const leaverUrl = await member('a', 421, {
-      error: {
-        code: 'NOT_LEADER',
-        message: 'this member is handing the leadership to c',
-        details: { successor: { id: 'c', url: successorUrl } },
-      },
-    });
-    // Our view shows a's claim and never moves: any wait for it would run out.
+  /** A 421 from the leaver naming `successor` as it leaves. */
+  const naming = (successor: unknown) => ({
+    error: { code: 'NOT_LEADER', message: 'leaving', details: { successor } },
+  });
+
+  /**
+   * A follower (b) whose view shows a's claim at term 9 and never moves, with `members`
+   * registered; every wait it makes is noted and ends at once, and `done` aborts at the
+   * `waitsBeforeDone`th.
+   */
+  function follower(leaverUrl: string, members: MemberView[], waitsBeforeDone = 1) {
     const election = new StandInElection({ id: 'a', url: leaverUrl, term: 9n });
+    election.view.members = members;
     const waits: number[] = [];
+    const done = new AbortController();
     election.waitFor = (ready, timeoutMs) => {
       waits.push(timeoutMs);
+      if (waits.length >= waitsBeforeDone) done.abort();
       return Promise.resolve(ready(election));
     };
     const routing = new WorkRouter(
@@ -205,6 +214,16 @@ describe('WorkRouter: a leaving leader that names its successor', function () {
       pino({ level: 'silent' }),
     );
     asked.length = 0;
+    return { routing, waits, done };
+  }
+
+  it('the request goes to the successor at once, under the term handed over, before the view moves', async () => {
+    const successorUrl = await member('c', 200, { performedBy: 'c' });
+    const leaverUrl = await member('a', 421, naming({ id: 'c', url: successorUrl }));
+    const { routing, waits } = follower(leaverUrl, [
+      memberView('a', 1n, { url: leaverUrl }),
+      memberView('c', 3n, { url: successorUrl }),
+    ]);
     const outcome = await routing.route({ payload: 1, via: [], hops: 0 });
     expect(outcome).to.deep.include({ role: 'follower', status: 200 });
     const { relayed } = outcome as { relayed: { bytes: Buffer } };
@@ -213,38 +232,59 @@ describe('WorkRouter: a leaving leader that names its successor', function () {
     expect(waits, 'no wait between the two').to.deep.equal([]);
   });
 
-  it('a successor that is us, or a malformed one, is not followed: the router waits for its view', async () => {
-    for (const successor of [
-      { id: 'b', url: 'http://127.0.0.1:9' },
-      { id: 'c', url: 'ftp://x' },
-      'c',
-    ]) {
-      const leaverUrl = await member('a', 421, {
-        error: { code: 'NOT_LEADER', message: 'leaving', details: { successor } },
-      });
-      const election = new StandInElection({ id: 'a', url: leaverUrl, term: 9n });
-      const done = new AbortController();
-      election.waitFor = () => {
-        done.abort();
-        return Promise.resolve(false);
-      };
-      const routing = new WorkRouter(
-        undefined as never,
-        election as unknown as PoolElection,
-        () => Promise.resolve({}),
-        undefined as never,
-        forwarder,
-        { leaderlessWaitMs: 1000, maxHops: 3, forwardTimeoutMs: 500 },
-        createMetrics('test'),
-        pino({ level: 'silent' }),
-      );
-      asked.length = 0;
+  it('followed once per request: asked again, the leaver’s naming the same successor is not followed again', async () => {
+    const cUrl = await member('c', 421, { error: { code: 'NOT_LEADER', message: 'not yet' } });
+    const leaverUrl = await member('a', 421, naming({ id: 'c', url: cUrl }));
+    // The view never moves; the second wait is the last.
+    const { routing, done } = follower(
+      leaverUrl,
+      [memberView('a', 1n, { url: leaverUrl }), memberView('c', 3n, { url: cUrl })],
+      2,
+    );
+    const error = await failureOf(
+      routing.route({ payload: 1, via: [], hops: 0 }, () => done.signal),
+    );
+    expect(error.code).to.equal('NO_LEADER');
+    expect(asked).to.deep.equal(['a term 9', 'c term 9', 'a term 9']);
+  });
+
+  it('a successor the view does not have there — unregistered, another URL, us, not a candidate, malformed — is not followed', async () => {
+    const elsewhere = await member('x', 200, { performedBy: 'x' });
+    for (const [successor, members] of [
+      [{ id: 'c', url: elsewhere }, []],
+      [{ id: 'c', url: elsewhere }, [memberView('c', 3n)]],
+      [{ id: 'b', url: elsewhere }, [memberView('b', 2n, { url: elsewhere })]],
+      [{ id: 'd', url: elsewhere }, [memberView('d', 4n, { url: elsewhere, candidate: false })]],
+      [{ id: 'c', url: 'ftp://x' }, [memberView('c', 3n, { url: 'ftp://x' })]],
+      ['c', [memberView('c', 3n)]],
+    ] as const) {
+      const leaverUrl = await member('a', 421, naming(successor));
+      const { routing, done } = follower(leaverUrl, [
+        memberView('a', 1n, { url: leaverUrl }),
+        ...members,
+      ]);
       const error = await failureOf(
         routing.route({ payload: 1, via: [], hops: 0 }, () => done.signal),
       );
       expect(error.code, JSON.stringify(successor)).to.equal('NO_LEADER');
       expect(asked, JSON.stringify(successor)).to.deep.equal(['a term 9']);
     }
+  });
+
+  it('the client going away while the leaver answers: the named successor is not asked', async () => {
+    const gone = new AbortController();
+    const successorUrl = await member('c', 200, { performedBy: 'c' });
+    const leaverUrl = await member('a', 421, naming({ id: 'c', url: successorUrl }));
+    servers.at(-1)!.prependListener('request', () => gone.abort());
+    const { routing } = follower(leaverUrl, [
+      memberView('a', 1n, { url: leaverUrl }),
+      memberView('c', 3n, { url: successorUrl }),
+    ]);
+    const error = await failureOf(
+      routing.route({ payload: 1, via: [], hops: 0 }, () => gone.signal),
+    );
+    expect(error.code).to.equal('NO_LEADER');
+    expect(asked).to.deep.equal(['a term 9']);
   });
 });
 

@@ -56,6 +56,10 @@ class SuccessorElection extends EventEmitter {
     return this.handingTo?.term === term ? this.handingTo.successor : undefined;
   }
 
+  released(term: bigint) {
+    return this.handingTo?.term === term;
+  }
+
   /** The watch shows another member's claim at `revision`. */
   seeOthersClaim(revision: bigint): void {
     this.view.revision = revision;
@@ -177,6 +181,21 @@ describe('WorkRouter: a forward that reaches the next leader before it acts', fu
     const { election, router, executed } = successor(12n);
     election.seeOwnClaim(12n);
     election.leaving = true;
+    election.handingTo = { term: 12n, successor: { id: 'c', url: 'http://127.0.0.1:3003' } };
+    const startedAt = monotonicNow();
+    const error = await failureOf(router.route(forwardSeeing(12n)));
+    expect(error.code).to.equal('NOT_LEADER');
+    expect(error.details).to.deep.equal({
+      successor: { id: 'c', url: 'http://127.0.0.1:3003' },
+    });
+    expect(monotonicNow() - startedAt, 'not held for the catch-up bound').to.be.below(CATCH_UP_MS);
+    expect(executed).to.deep.equal([]);
+  });
+
+  it('is answered "not leader" at once by a member resigning the claim the forward names, which its view shows as no longer its own', async () => {
+    const { election, router, executed } = successor(12n);
+    // Resigning detaches the registration: the claim reads as another member's.
+    election.seeOthersClaim(12n);
     election.handingTo = { term: 12n, successor: { id: 'c', url: 'http://127.0.0.1:3003' } };
     const startedAt = monotonicNow();
     const error = await failureOf(router.route(forwardSeeing(12n)));
