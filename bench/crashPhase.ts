@@ -24,12 +24,15 @@
  *
  * How a system's renewals are read is its own (`RenewalClock`): ours from the leader's GET
  * /pool `leaseTimeLeftMs` (bench/failoverPool.ts), etcd3's from its candidate's `renewed`
- * lines (bench/peerPool.ts). What blocks: `phaseTarget` until a renewal with its phase still
- * ahead is known (about one renewal interval, TTL/3, at most a TTL); `sleepUntil` until its
- * moment. Nothing here cancels: every wait is bounded.
+ * lines (bench/peerPool.ts). `signalMoment` picks, for any trial, that moment or (graceful,
+ * restart) a quiet machine. What blocks: `phaseTarget` until a renewal with its phase still
+ * ahead is known (about one renewal interval, TTL/3, at most a TTL); `signalMoment` as long,
+ * or until the machine is quiet (≤ 5 s); `sleepUntil` until its moment. Nothing here cancels:
+ * every wait is bounded.
  */
 import { performance } from 'node:perf_hooks';
 import { sleep } from '../src/util/time.js';
+import { machineQuiet } from './machineQuiet.js';
 
 /** How often both systems renew their lease (ms): every TTL/3. */
 export function renewalIntervalMs(ttlSeconds: number): number {
@@ -121,6 +124,20 @@ export async function phaseTarget(
     }
     renewedAt = next;
   }
+}
+
+/**
+ * When a trial may signal its leader: with `phaseMs` (a crash), the phase's moment after one
+ * of `renewals` (`phaseTarget`); without, once the machine is quiet (a graceful handover or a
+ * restart, machineQuiet.ts), which it returns with how long that took.
+ */
+export async function signalMoment(
+  renewals: RenewalClock,
+  phaseMs: number | undefined,
+  wanted: Omit<PhaseWanted, 'phaseMs'>,
+): Promise<{ target?: PhaseTarget; quiet?: { quiet: boolean; waitedMs: number } }> {
+  if (phaseMs === undefined) return { quiet: await machineQuiet() };
+  return { target: await phaseTarget(renewals, { ...wanted, phaseMs }) };
 }
 
 /** Resolves at `at` (ms, `performance.now()`), at once when it has passed. */

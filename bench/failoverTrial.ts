@@ -17,8 +17,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { pollUntil } from '../src/demo/childProcesses.js';
 import { sleep } from '../src/util/time.js';
-import { phaseTarget, sleepUntil } from './crashPhase.js';
-import { machineQuiet } from './machineQuiet.js';
+import { signalMoment, sleepUntil } from './crashPhase.js';
 import type { BenchPool } from './failoverPool.js';
 import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
 
@@ -125,16 +124,11 @@ export async function failoverTrial(
   phaseMs?: number,
 ): Promise<TrialResult> {
   const { leader, observer } = await pool.settled(size);
-  // A graceful handover is measured on a quiet machine, as every peer's (machineQuiet.ts).
-  const quiet = phaseMs === undefined ? await machineQuiet() : undefined;
-  const target =
-    phaseMs === undefined
-      ? undefined
-      : await phaseTarget(pool.leaseRenewals(leader), {
-          phaseMs,
-          ttlSeconds: pool.ttlSeconds,
-          whose: `leader ${leader}`,
-        });
+  // A graceful handover on a quiet machine, a crash at its phase, as every peer's.
+  const { quiet, target } = await signalMoment(pool.leaseRenewals(leader), phaseMs, {
+    ttlSeconds: pool.ttlSeconds,
+    whose: `leader ${leader}`,
+  });
   // A few calls first, so the connection is open and warm when the signal goes; not longer
   // before a phase's moment than that, since the loop loads the machine while it runs.
   if (target !== undefined) await sleepUntil(target.at - WARM_MS);

@@ -13,8 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { describeExit } from '../src/demo/childProcesses.js';
-import { phaseTarget, sleepUntil } from './crashPhase.js';
-import { machineQuiet } from './machineQuiet.js';
+import { signalMoment, sleepUntil } from './crashPhase.js';
 import { FAILOVER_SLACK_MS, type TrialKind } from './failoverScenarios.js';
 import type { PeerPool } from './peerPool.js';
 import type { ValueEvent } from './peerTimeline.js';
@@ -59,17 +58,12 @@ export async function peerTrial(
     event.at >= since && event.value !== undefined && event.value !== leader.value;
   const bound = pool.ttlSeconds * 1000 + FAILOVER_SLACK_MS;
 
-  const target =
-    phaseMs === undefined
-      ? undefined
-      : await phaseTarget(pool.leaseRenewals(leader), {
-          phaseMs,
-          ttlSeconds: pool.ttlSeconds,
-          whose: `${pool.system.key} leader ${leader.value}`,
-        });
+  // A graceful handover on a quiet machine, a crash at its phase, as ours.
+  const { quiet, target } = await signalMoment(pool.leaseRenewals(leader), phaseMs, {
+    ttlSeconds: pool.ttlSeconds,
+    whose: `${pool.system.key} leader ${leader.value}`,
+  });
   if (target !== undefined) await sleepUntil(target.at);
-  // A graceful handover is measured on a quiet machine, as ours is (machineQuiet.ts).
-  const quiet = phaseMs === undefined ? await machineQuiet() : undefined;
   const since = performance.now();
   leader.signal(kind === 'graceful' ? 'SIGTERM' : 'SIGKILL');
   const [deleted, observed, elected, status] = await Promise.all([

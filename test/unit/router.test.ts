@@ -40,6 +40,25 @@ class StandInElection extends EventEmitter {
   }
 }
 
+/** A follower's router over `election`, forwarding with `forwarder` (the work never runs here). */
+function followerRouter(
+  election: StandInElection,
+  forwarder: Forwarder,
+  leaderlessWaitMs: number,
+  logger = pino({ level: 'silent' }),
+): WorkRouter {
+  return new WorkRouter(
+    undefined as never,
+    election as unknown as PoolElection,
+    () => Promise.resolve({}),
+    undefined as never,
+    forwarder,
+    { leaderlessWaitMs, maxHops: 3, forwardTimeoutMs: 500 },
+    createMetrics('test'),
+    logger,
+  );
+}
+
 function logLines() {
   const lines: Record<string, unknown>[] = [];
   const logger = pino(
@@ -78,16 +97,7 @@ describe('WorkRouter: a follower whose leader cannot take the request', function
   function router(leaderUrl: string) {
     const { logger, lines } = logLines();
     const election = new StandInElection({ id: 'a', url: leaderUrl, term: 9n });
-    const routing = new WorkRouter(
-      undefined as never,
-      election as unknown as PoolElection,
-      () => Promise.resolve({}),
-      undefined as never,
-      forwarder,
-      { leaderlessWaitMs: WAIT_MS, maxHops: 3, forwardTimeoutMs: 500 },
-      createMetrics('test'),
-      logger,
-    );
+    const routing = followerRouter(election, forwarder, WAIT_MS, logger);
     return { routing, lines, election };
   }
 
@@ -203,16 +213,7 @@ describe('WorkRouter: a leaving leader that names its successor', function () {
       if (waits.length >= waitsBeforeDone) done.abort();
       return Promise.resolve(ready(election));
     };
-    const routing = new WorkRouter(
-      undefined as never,
-      election as unknown as PoolElection,
-      () => Promise.resolve({}),
-      undefined as never,
-      forwarder,
-      { leaderlessWaitMs: 1000, maxHops: 3, forwardTimeoutMs: 500 },
-      createMetrics('test'),
-      pino({ level: 'silent' }),
-    );
+    const routing = followerRouter(election, forwarder, 1000);
     asked.length = 0;
     return { routing, waits, done };
   }
