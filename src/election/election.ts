@@ -189,9 +189,10 @@ export class PoolElection extends EventEmitter<ElectionEvents> {
   }
 
   /**
-   * The member we are handing the claim of `term` to as we leave, from the moment the handoff
-   * is sent: a forward naming that term is answered "not leader" with it, so that its sender
-   * forwards there at once (router.ts). Undefined when we hand nothing of `term`.
+   * The member we are handing the claim of `term` to (leaving, resigning, a preemption
+   * handover), from the moment the handoff is sent: a forward naming that term is answered
+   * "not leader" with it, so that its sender forwards there at once (router.ts). Undefined
+   * when we hand nothing of `term`.
    */
   successorOf(term: bigint): MemberAddress | undefined {
     return this.campaign.successorOf(term);
