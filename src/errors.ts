@@ -143,8 +143,13 @@ export class NotLeaderError extends PoolError {
 export function memberAddress(value: unknown): MemberAddress | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const { id, url } = value as Record<string, unknown>;
-  if (typeof id !== 'string' || typeof url !== 'string' || !URL.canParse(url)) return undefined;
-  const { protocol } = new URL(url);
+  if (typeof id !== 'string' || typeof url !== 'string') return undefined;
+  let protocol: string;
+  try {
+    ({ protocol } = new URL(url));
+  } catch {
+    return undefined;
+  }
   return protocol === 'http:' || protocol === 'https:' ? { id, url } : undefined;
 }
 

@@ -112,7 +112,7 @@ export class Campaign extends EventEmitter<CampaignEvents> {
 
   /** Whether the claim we released last (a handoff or a release) is that of `term`. */
   released(term: bigint): boolean {
-    return this.claims.state.released?.term === term;
+    return this.claims.released(term);
   }
 
   /** The member we hand (or handed) the claim of `term` to (ClaimPursuit.successorOf). */

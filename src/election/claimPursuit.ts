@@ -61,6 +61,13 @@ export interface Handoff {
 /** How a handoff went: committed, refused by a guard, or unknown (etcd did not answer). */
 export type HandoffOutcome = 'handed' | 'refused' | 'unknown';
 
+/** A claim we released: its term, when (monotonic ms), and for a handoff not refused, to whom. */
+interface Release {
+  term: bigint;
+  at: number;
+  successor?: MemberAddress;
+}
+
 /** Between failed claims: 50 ms doubling to 1 s. */
 const CLAIM_BACKOFF: BackoffSchedule = { initialMs: 50, maxMs: 1000 };
 
@@ -71,10 +78,8 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
   /** Failed claims in a row: the backoff's attempt number. */
   private failures = 0;
   private retryTimer: ClockTimer | undefined;
-  /** The claim we released last, and when (monotonic). */
-  private lastRelease: { term: bigint; at: number } | undefined;
-  /** The claim we hand (or handed) over last, and to whom. */
-  private handoff: { term: bigint; successor: MemberAddress } | undefined;
+  /** The claim we released last. */
+  private lastRelease: Release | undefined;
   /** A repeat of that release's delete, in flight. */
   private releaseRetry: Promise<unknown> | undefined;
   private readonly clock: Clock;
@@ -92,7 +97,12 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
    * (and after it committed); undefined when we hand nothing of `term` or a guard refused it.
    */
   successorOf(term: bigint): MemberAddress | undefined {
-    return this.handoff?.term === term ? this.handoff.successor : undefined;
+    return this.lastRelease?.term === term ? this.lastRelease.successor : undefined;
+  }
+
+  /** Whether the claim we released last (a handoff or a release) is that of `term`. */
+  released(term: bigint): boolean {
+    return this.lastRelease?.term === term;
   }
 
   /** What the decision (decision.ts) needs to know of the claims in flight and released. */
@@ -200,8 +210,9 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
    */
   async handOff(handoff: Handoff): Promise<HandoffOutcome> {
     const { term, successor, reason } = handoff;
-    this.lastRelease = { term, at: this.clock.now() };
-    this.handoff = { term, successor: { id: successor.record.id, url: successor.record.url } };
+    const { id, url } = successor.record;
+    const release: Release = { term, at: this.clock.now(), successor: { id, url } };
+    this.lastRelease = release;
     const { logger } = this.options;
     const transaction = this.handoffTransaction(handoff);
     try {
@@ -209,7 +220,8 @@ export class ClaimPursuit extends EventEmitter<{ retry: [] }> {
       const context = { term: term.toString(), successor: successor.record.id, reason };
       if (!result.succeeded) {
         logger.info(context, 'the claim, the successor or the ticket mark changed; not handed');
-        this.handoff = undefined;
+        // Not handed: no successor to name (still released: we stopped acting under it).
+        delete release.successor;
         return 'refused';
       }
       logger.info({ ...context, newTerm: result.header.revision }, 'handed leadership over');
