@@ -64,6 +64,19 @@ describe('the claim handed over in one etcd write', function () {
     await etcd?.close();
   });
 
+  /**
+   * A pool of a, b and c on this etcd, a leading, whose member `slow` reaches etcd through a
+   * proxy (`proxy`, closed after the test) that the test slows down.
+   */
+  async function laggingPool(slow: string, env: Record<string, string> = {}) {
+    proxy = await TcpProxy.start(etcd.endpoints[0]!);
+    const lagging = new LaggingPool(etcd, { LEASE_TTL_SECONDS: '5', ...env }, proxy, slow);
+    pool = lagging;
+    await lagging.start(['a', 'b', 'c']);
+    expect(await lagging.agreedLeader()).to.equal('a');
+    return lagging;
+  }
+
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') {
       for (const member of pool?.members.values() ?? []) {
@@ -248,12 +261,8 @@ describe('the claim handed over in one etcd write', function () {
     });
 
     it('the successor’s watch 200 ms behind the follower’s: the follower’s call waits at the successor and is served by it, never refused', async () => {
-      proxy = await TcpProxy.start(etcd.endpoints[0]!);
-      const lagging = new LaggingPool(etcd, { LEASE_TTL_SECONDS: '5' }, proxy, 'b');
-      pool = lagging;
-      await pool.start(['a', 'b', 'c']);
-      expect(await pool.agreedLeader()).to.equal('a');
-      expect((await pool.work('c')).body.performedBy).to.equal('a');
+      const lagging = await laggingPool('b');
+      expect((await lagging.work('c')).body.performedBy).to.equal('a');
       const refused = () =>
         metricSample(
           lagging.member('c').url,
@@ -263,12 +272,12 @@ describe('the claim handed over in one etcd write', function () {
       // From now on b hears from etcd 200 ms after a and c do (its lease renewals too: well
       // within the 5 s TTL).
       lagging.proxy.delayMs = 200;
-      const stopped = pool.member('a').stop();
+      const stopped = lagging.member('a').stop();
       await eventually('c sees the claim handed to b', async () => {
         return (await lagging.view('c')).leader?.id === 'b';
       });
       const before = await refused();
-      const answer = await pool.work('c');
+      const answer = await lagging.work('c');
       expect(answer.status).to.equal(200);
       expect(answer.body.performedBy).to.equal('b');
       // Refused, c would have waited out its retry backoff (25 ms, 50, 100…) for a view
@@ -278,20 +287,16 @@ describe('the claim handed over in one etcd write', function () {
     });
 
     it('the follower’s watch 200 ms behind: its call is sent to the successor the leaver names and served there before the follower’s view shows the handoff', async () => {
-      proxy = await TcpProxy.start(etcd.endpoints[0]!);
-      const lagging = new LaggingPool(etcd, { LEASE_TTL_SECONDS: '5' }, proxy, 'c');
-      pool = lagging;
-      await pool.start(['a', 'b', 'c']);
-      expect(await pool.agreedLeader()).to.equal('a');
-      expect((await pool.work('c')).body.performedBy).to.equal('a');
-      const leaver = pool.member('a');
+      const lagging = await laggingPool('c');
+      expect((await lagging.work('c')).body.performedBy).to.equal('a');
+      const leaver = lagging.member('a');
       // From now on c hears from etcd 200 ms after a and b do.
       lagging.proxy.delayMs = 200;
       const stopped = leaver.stop();
       await eventually('a is shutting down', async () => {
         return (await fetch(`${leaver.url}/readyz`)).status === 503;
       });
-      const answer = await pool.work('c');
+      const answer = await lagging.work('c');
       const view = await lagging.view('c');
       expect(answer.status).to.equal(200);
       expect(answer.body.performedBy).to.equal('b');
@@ -301,14 +306,10 @@ describe('the claim handed over in one etcd write', function () {
     });
 
     it('a forward naming the leaver’s term during its handoff: answered "not leader" at once, naming the successor, not held until its own watch shows the handoff', async () => {
-      proxy = await TcpProxy.start(etcd.endpoints[0]!);
-      const lagging = new LaggingPool(etcd, { LEASE_TTL_SECONDS: '5' }, proxy, 'a');
-      pool = lagging;
-      await pool.start(['a', 'b', 'c']);
-      expect(await pool.agreedLeader()).to.equal('a');
-      const keys = poolKeys(pool.prefix, 'default');
-      const term = (await pool.view('a')).leader!.term;
-      const leaver = pool.member('a');
+      const lagging = await laggingPool('a');
+      const keys = poolKeys(lagging.prefix, 'default');
+      const term = (await lagging.view('a')).leader!.term;
+      const leaver = lagging.member('a');
       // From now on a's handoff reaches etcd 200 ms after it is sent, and its watch shows it
       // 200 ms after that.
       lagging.proxy.delayMs = 200;
@@ -327,7 +328,7 @@ describe('the claim handed over in one etcd write', function () {
       expect(error.code).to.equal('NOT_LEADER');
       expect(error.details?.successor, 'the member it hands its claim to').to.deep.equal({
         id: 'b',
-        url: pool.member('b').url,
+        url: lagging.member('b').url,
       });
       // Held as if about to lead under its own claim, a would have answered only once its
       // handoff had committed and its watch had shown it.
@@ -336,20 +337,11 @@ describe('the claim handed over in one etcd write', function () {
     });
 
     it('a forward naming the term a resigning leader hands over: answered "not leader" at once, naming the successor', async () => {
-      proxy = await TcpProxy.start(etcd.endpoints[0]!);
       const adminToken = 'handoff-test-admin';
-      const lagging = new LaggingPool(
-        etcd,
-        { LEASE_TTL_SECONDS: '5', ADMIN_TOKEN: adminToken },
-        proxy,
-        'a',
-      );
-      pool = lagging;
-      await pool.start(['a', 'b', 'c']);
-      expect(await pool.agreedLeader()).to.equal('a');
-      const keys = poolKeys(pool.prefix, 'default');
-      const resigner = pool.member('a');
-      const term = (await pool.view('a')).leader!.term;
+      const lagging = await laggingPool('a', { ADMIN_TOKEN: adminToken });
+      const keys = poolKeys(lagging.prefix, 'default');
+      const resigner = lagging.member('a');
+      const term = (await lagging.view('a')).leader!.term;
       lagging.proxy.delayMs = 200;
       const resigned = fetch(`${resigner.url}/resign`, {
         method: 'POST',

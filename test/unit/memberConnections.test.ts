@@ -20,8 +20,12 @@ function originOf(server: net.Server): MemberOrigin {
   return { authority: `127.0.0.1:${port}`, host: '127.0.0.1', port, tls: false };
 }
 
+/** The servers a test opened: closed after it, their connections with them. */
+const opened: net.Server[] = [];
+
 async function listening<T extends net.Server>(server: T): Promise<T> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  opened.push(server);
   return server;
 }
 
@@ -56,20 +60,21 @@ async function countingServer(onRequest: (res: http.ServerResponse) => void = ()
 describe('MemberConnections', () => {
   let connections: MemberConnections;
   beforeEach(() => (connections = new MemberConnections()));
-  afterEach(() => connections.close());
+  afterEach(() => {
+    connections.close();
+    for (const server of opened.splice(0)) {
+      if (server instanceof http.Server) server.closeAllConnections();
+      if (server.listening) server.close();
+    }
+  });
   /** One request to `server`, answered. */
   const ask = (server: net.Server) =>
     answerOf(connections.exchange(originOf(server), REQUEST, 1024));
 
   it('sends requests one after the other on one kept-alive connection', async () => {
     const { server, sockets } = await countingServer();
-    try {
-      for (let i = 0; i < 5; i++) expect((await ask(server)).status).to.equal(200);
-      expect(sockets.size).to.equal(1);
-    } finally {
-      server.closeAllConnections();
-      server.close();
-    }
+    for (let i = 0; i < 5; i++) expect((await ask(server)).status).to.equal(200);
+    expect(sockets.size).to.equal(1);
   });
 
   it('opens a new connection after an answer that closes its own', async () => {
@@ -77,16 +82,11 @@ describe('MemberConnections', () => {
     const { server, sockets } = await countingServer((res) => {
       if (close) res.setHeader('Connection', 'close');
     });
-    try {
-      await ask(server);
-      close = false;
-      await ask(server);
-      await ask(server);
-      expect(sockets.size).to.equal(2);
-    } finally {
-      server.closeAllConnections();
-      server.close();
-    }
+    await ask(server);
+    close = false;
+    await ask(server);
+    await ask(server);
+    expect(sockets.size).to.equal(2);
   });
 
   it('a member kept warm has a connection open before the first request, which uses it', async () => {
@@ -95,18 +95,13 @@ describe('MemberConnections', () => {
       http.createServer((req, res) => req.resume().on('end', () => res.end('{}'))),
     );
     server.on('connection', (socket: net.Socket) => sockets.push(socket));
-    try {
-      const connected = once(server, 'connection');
-      connections.keepWarm([originOf(server)]);
-      connections.keepWarm([originOf(server)]);
-      await connected;
-      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
-      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
-      expect(sockets).to.have.length(1);
-    } finally {
-      server.closeAllConnections();
-      server.close();
-    }
+    const connected = once(server, 'connection');
+    connections.keepWarm([originOf(server)]);
+    connections.keepWarm([originOf(server)]);
+    await connected;
+    await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+    await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+    expect(sockets).to.have.length(1);
   });
 
   it('an idle connection the member ended is not reused: the next request goes on a new one', async () => {
@@ -120,31 +115,22 @@ describe('MemberConnections', () => {
         }),
       ),
     );
-    try {
-      await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
-      // The member's end read on our side, the connection not closed yet: the moment a
-      // request written into it would be lost and reported as possibly executed.
-      const idle = (connections as unknown as { idle: Map<string, { socket: net.Socket }[]> }).idle;
-      await once(idle.get(originOf(server).authority)![0]!.socket, 'end');
-      const second = await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
-      expect([second.status, received]).to.deep.equal([200, 2]);
-    } finally {
-      server.close();
-    }
+    await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+    // The member's end read on our side, the connection not closed yet: the moment a
+    // request written into it would be lost and reported as possibly executed.
+    const idle = (connections as unknown as { idle: Map<string, { socket: net.Socket }[]> }).idle;
+    await once(idle.get(originOf(server).authority)![0]!.socket, 'end');
+    const second = await answerOf(connections.exchange(originOf(server), REQUEST, 1024));
+    expect([second.status, received]).to.deep.equal([200, 2]);
   });
 
   it("a connection is not reused past the member's Keep-Alive timeout, less a second", async () => {
     const { server, sockets } = await countingServer();
     // Node announces it: Keep-Alive: timeout=1 — nothing left once the second is taken off.
     server.keepAliveTimeout = 1000;
-    try {
-      await ask(server);
-      await ask(server);
-      expect(sockets.size).to.equal(2);
-    } finally {
-      server.closeAllConnections();
-      server.close();
-    }
+    await ask(server);
+    await ask(server);
+    expect(sockets.size).to.equal(2);
   });
 
   it('a refused connection failed before anything was sent', async () => {
@@ -166,45 +152,33 @@ describe('MemberConnections', () => {
         }),
       ),
     );
-    try {
-      const closed = await failureOf(connections.exchange(originOf(server), REQUEST, 1024));
-      expect(closed).to.deep.equal({
-        reason: 'the connection closed before the answer was complete',
-        sent: true,
-      });
-      const garbage = Buffer.from('GET /garbage HTTP/1.1\r\n\r\n');
-      const outcome = await connections.exchange(originOf(server), garbage, 1024).outcome;
-      expect([outcome.answer, outcome.answer ?? outcome.sent]).to.deep.equal([undefined, true]);
-      expect(String(outcome.answer ?? outcome.failure)).to.equal(
-        'AnswerFormatError: not an HTTP/1.x status line: "SMTP ready"',
-      );
-    } finally {
-      server.close();
-    }
+    const closed = await failureOf(connections.exchange(originOf(server), REQUEST, 1024));
+    expect(closed).to.deep.equal({
+      reason: 'the connection closed before the answer was complete',
+      sent: true,
+    });
+    const garbage = Buffer.from('GET /garbage HTTP/1.1\r\n\r\n');
+    const outcome = await connections.exchange(originOf(server), garbage, 1024).outcome;
+    expect([outcome.answer, outcome.answer ?? outcome.sent]).to.deep.equal([undefined, true]);
+    expect(String(outcome.answer ?? outcome.failure)).to.equal(
+      'AnswerFormatError: not an HTTP/1.x status line: "SMTP ready"',
+    );
   });
 
   it('cancelling an exchange closes its connection and fails it with the reason given', async () => {
     const server = await listening(net.createServer(() => undefined));
-    try {
-      const exchange = connections.exchange(originOf(server), REQUEST, 1024);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      exchange.cancel(new Error('given up'));
-      expect(await failureOf(exchange)).to.deep.equal({ reason: 'given up', sent: true });
-    } finally {
-      server.close();
-    }
+    const exchange = connections.exchange(originOf(server), REQUEST, 1024);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    exchange.cancel(new Error('given up'));
+    expect(await failureOf(exchange)).to.deep.equal({ reason: 'given up', sent: true });
   });
 
   it('close() fails the exchanges under way', async () => {
     const server = await listening(net.createServer(() => undefined));
-    try {
-      const exchange = connections.exchange(originOf(server), REQUEST, 1024);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      connections.close();
-      expect((await failureOf(exchange)).reason).to.equal('closed');
-      expect(() => connections.exchange(originOf(server), REQUEST, 1024)).to.throw('closed');
-    } finally {
-      server.close();
-    }
+    const exchange = connections.exchange(originOf(server), REQUEST, 1024);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    connections.close();
+    expect((await failureOf(exchange)).reason).to.equal('closed');
+    expect(() => connections.exchange(originOf(server), REQUEST, 1024)).to.throw('closed');
   });
 });
