@@ -11,6 +11,7 @@
  */
 import http from 'node:http';
 import type express from 'express';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -194,6 +195,15 @@ export class PoolMember {
         member.activity(req, res);
         if (!lean(req, res)) served(req, res);
       });
+      // Member links take the forwards of the lean way in, so they go where it goes: with your
+      // app's routes first, forwards come by HTTP, through them.
+      const links = options.app ? undefined : member.poolSurface.links;
+      if (links) {
+        server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+          leases.alive();
+          links.accept(server, req, socket, head);
+        });
+      }
       await member.abandonOnFailure(() => listen(server, config.port, config.host));
       logger.info(
         {
@@ -270,6 +280,7 @@ export class PoolMember {
       stopHolding: this.lastCalls.stopHolding,
       maxPendingWork: config.maxPendingWork,
       lastCall: this.lastCalls.lastCall,
+      trackForward: () => this.requests.hold(),
       ...(config.forwardToken ? { forwardToken: config.forwardToken } : {}),
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     });
@@ -291,6 +302,7 @@ export class PoolMember {
       return await step();
     } catch (error) {
       this.stopMembershipCheck?.();
+      this.poolSurface?.links.close();
       if (this.server) await closeServer(this.server);
       await closeClients({ forwarder: this.forwarder, leases: this.leases, etcd: this.etcd });
       throw error;
@@ -369,6 +381,7 @@ export class PoolMember {
   shutdown(): Promise<boolean> {
     this.shuttingDown ??= shutDownGracefully({
       server: this.server,
+      links: this.poolSurface?.links,
       forwarder: this.forwarder,
       leases: this.leases,
       etcd: this.etcd,

@@ -37,6 +37,7 @@ import { poolViewRoutes } from './poolViews.js';
 import { probeRoutes } from './probes.js';
 import { simpleWorkRoutes } from './simpleWork.js';
 import { leanWork, type LeanWork } from './leanWork.js';
+import { LinkServer } from './linkServer.js';
 import { workRouteServer, workRoutes } from './workRoutes.js';
 
 export interface HttpAppOptions {
@@ -70,6 +71,11 @@ export interface HttpAppOptions {
   lastCall?: AbortSignal;
   /** Work requests held or in flight at once (MAX_PENDING_WORK); beyond, 503 OVERLOADED. */
   maxPendingWork?: number;
+  /**
+   * Counts a forward off a member link in flight until the returned function is called, as
+   * the server counts its requests (http/inFlight.ts): graceful shutdown waits for both.
+   */
+  trackForward?: (() => () => void) | undefined;
 }
 
 /** The pool's HTTP surface: its Express routes, and the lean way in for work. */
@@ -87,6 +93,11 @@ export interface PoolSurface {
    * nothing before them, as the member's own server does.
    */
   leanWork: LeanWork;
+  /**
+   * Member links (linkServer.ts): the `upgrade` listener of a server that serves the lean way
+   * in, told when the member drains and closed before the server.
+   */
+  links: LinkServer;
 }
 
 export function createPoolSurface(options: HttpAppOptions): PoolSurface {
@@ -121,7 +132,19 @@ export function createPoolSurface(options: HttpAppOptions): PoolSurface {
   app.use(workRoutes(work.serve));
   if (options.simpleWork) app.use(simpleWorkRoutes(work.serve));
   app.use(errorMiddleware(logger));
-  return { routes: app, leanWork: leanWork(pools, work, options.draining) };
+  return {
+    routes: app,
+    leanWork: leanWork(pools, work, options.draining),
+    links: new LinkServer({
+      pools,
+      work,
+      metrics,
+      logger,
+      forwardToken: options.forwardToken,
+      stopHolding: options.stopHolding,
+      track: options.trackForward,
+    }),
+  };
 }
 
 /**

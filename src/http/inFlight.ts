@@ -19,15 +19,11 @@ export class InFlightRequests {
    * `close` never comes when the client hangs up.
    */
   track(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.count++;
-    let done = false;
+    const end = this.hold();
     const finish = () => {
-      if (done) return;
-      done = true;
       res.off('close', finish);
       req.socket.off('close', finish);
-      this.count--;
-      if (this.count === 0) this.idle?.();
+      end();
     };
     if (req.socket.destroyed) {
       finish();
@@ -35,6 +31,21 @@ export class InFlightRequests {
     }
     res.once('close', finish);
     req.socket.once('close', finish);
+  }
+
+  /**
+   * Counts one request in flight — a forward off a member link, which has no response of its
+   * own — until the returned function is called (again: nothing).
+   */
+  hold(): () => void {
+    this.count++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.count--;
+      if (this.count === 0) this.idle?.();
+    };
   }
 
   /**

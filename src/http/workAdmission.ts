@@ -16,11 +16,15 @@ import { sendError } from './errors.js';
  * Admits a request of `route` to `election`'s pool — counted until its response closes — and
  * returns true, or answers it 503 OVERLOADED and returns false. Never blocks.
  */
-export type AdmitWork = (
-  route: WorkRoute,
-  election: PoolElection,
-  res: http.ServerResponse,
-) => boolean;
+export interface AdmitWork {
+  (route: WorkRoute, election: PoolElection, res: http.ServerResponse): boolean;
+  /**
+   * Admits a request that has no response of its own (a forward off a member link): returns
+   * the function that ends its count, to be called once when it is answered, or the 503
+   * OVERLOADED error to answer it with. Never blocks.
+   */
+  hold(route: WorkRoute, election: PoolElection): (() => void) | PoolError;
+}
 
 /**
  * One counter for all work routes, pools and both ways in (the Express routes and the lean
@@ -28,28 +32,36 @@ export type AdmitWork = (
  */
 export function workAdmission(maxPending: number, metrics: PoolMetrics): AdmitWork {
   let pending = 0;
-  return (route, election, res) => {
+  const hold = (route: WorkRoute, election: PoolElection) => {
     if (pending >= maxPending) {
       metrics.workShed.inc();
       const role = election.isLeader() ? 'leader' : 'follower';
       metrics.workRequests.inc({ route, role, outcome: 'overloaded' });
-      res.setHeader('Connection', 'close');
-      sendError(
-        res,
-        new PoolError(
-          'OVERLOADED',
-          `this member already holds ${pending} work requests (MAX_PENDING_WORK): ask again shortly or ask another member`,
-          { pending, limit: maxPending },
-        ),
+      return new PoolError(
+        'OVERLOADED',
+        `this member already holds ${pending} work requests (MAX_PENDING_WORK): ask again shortly or ask another member`,
+        { pending, limit: maxPending },
       );
-      return false;
     }
     pending++;
     metrics.workPending.set(pending);
-    res.once('close', () => {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
       pending--;
       metrics.workPending.set(pending);
-    });
+    };
+  };
+  const admit = (route: WorkRoute, election: PoolElection, res: http.ServerResponse) => {
+    const release = hold(route, election);
+    if (release instanceof PoolError) {
+      res.setHeader('Connection', 'close');
+      sendError(res, release);
+      return false;
+    }
+    res.once('close', release);
     return true;
   };
+  return Object.assign(admit, { hold });
 }

@@ -17,7 +17,8 @@ import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { ABORTED, LazyAbort, unlessAbortedBy } from '../util/abortable.js';
 import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames } from '../work/batchFrames.js';
-import { TOKEN_HEADER } from '../work/forwarder.js';
+import { HOPS_HEADER, TERM_HEADER, TOKEN_HEADER, VIA_HEADER } from '../work/forwarder.js';
+import type { ForwardFrame } from '../work/linkFrames.js';
 import type { IncomingWork, WorkOutcome, WorkRouter } from '../work/router.js';
 import { secretMatches } from './auth.js';
 import { errorAnswer, jsonReply, knownError, sendError, sendReply, type Reply } from './errors.js';
@@ -109,6 +110,18 @@ export interface WorkServer {
    * route and its error handler do.
    */
   refuse(pool: PoolRoutes, res: http.ServerResponse, error: unknown): void;
+  /**
+   * Serves a forward that came over a member link (linkServer.ts; the link's forward token was
+   * checked when it opened): admitted, validated, counted and answered as a forward by HTTP
+   * is. Resolves with its answer, or undefined when `gone()` says the link closed while it
+   * waited (nobody to answer); `wait` aborts its wait for a leader. Never rejects.
+   */
+  serveLinked(
+    pool: PoolRoutes,
+    frame: ForwardFrame,
+    wait: LazyAbort,
+    gone: () => boolean,
+  ): Promise<Reply | undefined>;
 }
 
 /** How /work is dispatched: to the leader this member's view names. */
@@ -212,6 +225,21 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     return { wait, gone: () => gone };
   };
 
+  /** `reply`, or the answer to shutdown's last call if that comes first. */
+  const finalReply = async (
+    route: WorkRoute,
+    dispatch: WorkDispatch,
+    pool: PoolRoutes,
+    work: IncomingWork,
+    wait: LazyAbort,
+    gone: () => boolean,
+  ): Promise<Reply | undefined> => {
+    const answer = await untilLastCall(reply(route, dispatch, pool, work, wait, gone));
+    return answer === ABORTED
+      ? jsonReply(errorAnswer(options.lastCall!.reason as PoolError))
+      : answer;
+  };
+
   /** Serves one request: its reply, or shutdown's last call if that comes first. */
   const handleWork = async (
     route: WorkRoute,
@@ -222,10 +250,8 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
   ) => {
     const { wait, gone } = clientWait(res);
     try {
-      const answer = await untilLastCall(reply(route, dispatch, pool, work, wait, gone));
-      // Shutdown's last call came first: its reason is the answer.
-      if (answer === ABORTED) sendError(res, options.lastCall!.reason as PoolError);
-      else if (answer !== undefined) sendReply(res, answer);
+      const answer = await finalReply(route, dispatch, pool, work, wait, gone);
+      if (answer !== undefined) sendReply(res, answer);
     } finally {
       wait.dispose();
     }
@@ -359,10 +385,36 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     await handleWork('work', routeWork, pool, res, work);
   };
 
+  /** A forward off a member link: admitted, validated, then served as one by HTTP is. */
+  const serveLinked: WorkServer['serveLinked'] = async (pool, frame, wait, gone) => {
+    const release = admit.hold('work', pool.election);
+    if (release instanceof PoolError) return jsonReply(errorAnswer(release));
+    try {
+      let work: IncomingWork;
+      try {
+        work = {
+          payload: bodyPayload(parseJsonBody(frame.body)),
+          body: frame.body,
+          ...forwardingHeaders({
+            [HOPS_HEADER]: '1',
+            [TERM_HEADER]: frame.term,
+            [VIA_HEADER]: frame.via,
+          }),
+        };
+      } catch (error) {
+        return refusal(pool, error);
+      }
+      return await finalReply('work', routeWork, pool, work, wait, gone);
+    } finally {
+      release();
+    }
+  };
+
   return {
     serve,
     admit,
     refuse,
+    serveLinked,
     serveQuery: (pool, req, res, query) =>
       serveLean(pool, res, () => ({
         payload: queryPayload(query),

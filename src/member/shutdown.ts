@@ -32,6 +32,7 @@ import { closeServer } from '../http/server.js';
 import type { StatusRouter } from '../http/statusPage/statusPage.js';
 import { monotonicNow } from '../util/time.js';
 import type { LeaseThread } from '../membership/leaseThread.js';
+import type { LinkServer } from '../http/linkServer.js';
 import type { Forwarder } from '../work/forwarder.js';
 
 /**
@@ -110,6 +111,8 @@ export async function closeClients(resources: Omit<MemberResources, 'server'>): 
 }
 
 export interface ShutdownParts extends MemberResources {
+  /** The links other members forward on (http/linkServer.ts); undefined without a server. */
+  links?: LinkServer | undefined;
   elections: readonly PoolElection[];
   requests: InFlightRequests;
   /** Aborted first: what reads "draining" (readiness, Connection: close, etcd/diagnosis.ts). */
@@ -133,6 +136,8 @@ export async function shutDownGracefully(parts: ShutdownParts): Promise<boolean>
   const startedAt = monotonicNow();
   const bound = parts.timeoutMs;
   parts.draining.abort();
+  // Followers send no more on their links here; what they sent is still answered.
+  parts.links?.goAway();
   parts.stopMembershipCheck?.();
   logger.info({ inFlight: requests.size, timeoutMs: bound }, 'shutting down');
   let timer: NodeJS.Timeout | undefined;
@@ -161,6 +166,7 @@ export async function shutDownGracefully(parts: ShutdownParts): Promise<boolean>
     step('drained');
     // Nothing is in flight any more, so every remaining connection is idle or broken (one
     // whose client gave up while this process was paused never reads as idle): close all.
+    parts.links?.close();
     if (server) {
       await closeServer(server);
       step('server closed');
@@ -171,6 +177,7 @@ export async function shutDownGracefully(parts: ShutdownParts): Promise<boolean>
   const clean = await Promise.race([steps, timedOut]);
   clearTimeout(timer);
   cancelLastCalls();
+  parts.links?.close();
   server?.closeAllConnections();
   await closeClients(parts);
   logger.info(

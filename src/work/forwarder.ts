@@ -14,7 +14,8 @@ import { memberRoute } from '../membership/identity.js';
 import { BATCH_CONTENT_TYPE } from './batchFrames.js';
 import { ForwardBatches } from './forwardBatch.js';
 import type { HttpAnswer } from './httpAnswer.js';
-import { MemberConnections, type MemberOrigin } from './memberConnections.js';
+import { MemberConnections, type MemberOrigin, type PendingExchange } from './memberConnections.js';
+import { LinkRefusedError, MemberLinks } from './memberLink.js';
 import {
   relayable,
   type ForwardRequest,
@@ -75,6 +76,7 @@ const MAX_PARSED_TARGETS = 1024;
 
 export class Forwarder {
   private readonly connections = new MemberConnections();
+  private readonly links: MemberLinks;
   private readonly batches = new ForwardBatches({
     one: (target, request, abandon) => this.forwardOne(target, request, abandon),
     batch: (target, request, body, items, abandon) =>
@@ -106,6 +108,7 @@ export class Forwarder {
       throw new Error('the forward token must be printable ASCII: it is sent as a header value');
     }
     this.tokenLine = token === undefined ? '' : `${TOKEN_HEADER}: ${token}\r\n`;
+    this.links = new MemberLinks(this.tokenLine, MAX_ANSWER_BYTES);
   }
 
   /**
@@ -122,6 +125,34 @@ export class Forwarder {
     request: ForwardRequest,
     abandon?: AbortSignal,
   ): Promise<UpstreamAnswer> {
+    // A client's request goes on the link to the leader (memberLink.ts), if it takes one.
+    const { origin, basePath } = this.parsed(target.url);
+    const linked =
+      request.hops === 0 && request.via.length === 1
+        ? this.links.send(origin, basePath, {
+            term: String(target.term),
+            pool: request.pool,
+            via: request.via[0]!,
+            body: requestBody(request),
+          })
+        : undefined;
+    if (linked === undefined) return this.forwardByHttp(target, request, abandon);
+    return this.answerOf(target, linked, abandon).then(
+      (answer) => relayable(target, answer),
+      (error: unknown) => {
+        // The leader took no link: nothing was sent; by HTTP, as to any member that takes none.
+        if (error instanceof LinkRefusedError) return this.forwardByHttp(target, request, abandon);
+        throw error;
+      },
+    );
+  }
+
+  /** `forward` by HTTP: alone, or in a batch with others. */
+  private forwardByHttp(
+    target: ForwardTarget,
+    request: ForwardRequest,
+    abandon: AbortSignal | undefined,
+  ): Promise<UpstreamAnswer> {
     if (request.hops > 0 || this.batches.refusedBy(target.url)) {
       return this.forwardOne(target, request, abandon);
     }
@@ -133,12 +164,15 @@ export class Forwarder {
    * so that the first forward after a handover does not wait for a connect. Never blocks.
    */
   keepWarm(urls: readonly string[]): void {
-    this.connections.keepWarm(urls.map((url) => this.parsed(url).origin));
+    const members = urls.map((url) => this.parsed(url));
+    this.connections.keepWarm(members.map((member) => member.origin));
+    this.links.keepWarm(members);
   }
 
-  /** Closes every connection to other members; forwards under way fail. */
+  /** Closes every connection and link to other members; forwards under way fail. */
   close(): void {
     this.connections.close();
+    this.links.close();
   }
 
   /** One request, one exchange: `forward` without batching. */
@@ -147,7 +181,7 @@ export class Forwarder {
     request: ForwardRequest,
     abandon: AbortSignal | undefined,
   ): Promise<UpstreamAnswer> {
-    const body = request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
+    const body = requestBody(request);
     const route = {
       path: 'work',
       contentType: 'application/json',
@@ -181,8 +215,22 @@ export class Forwarder {
     const bytes = Buffer.allocUnsafe(headBytes + body.length);
     bytes.write(head, 0, 'latin1');
     body.copy(bytes, headBytes);
+    return this.answerOf(
+      target,
+      this.connections.exchange(origin, bytes, route.maxAnswerBytes),
+      abandon,
+    );
+  }
 
-    const exchange = this.connections.exchange(origin, bytes, route.maxAnswerBytes);
+  /**
+   * The answer of `exchange` — on a connection or a link — within the forward timeout;
+   * rejects as `forward` does (a LinkRefusedError as it is: nothing was sent).
+   */
+  private async answerOf(
+    target: ForwardTarget,
+    exchange: PendingExchange,
+    abandon: AbortSignal | undefined,
+  ): Promise<HttpAnswer> {
     // The forward's own reasons to give up: answered as they are, not as a failed exchange.
     let givenUp: PoolError | undefined;
     const giveUp = (reason: PoolError) => exchange.cancel((givenUp = reason));
@@ -210,6 +258,7 @@ export class Forwarder {
     const { answer } = outcome;
     if (answer !== undefined) return answer;
     const { failure, sent } = outcome;
+    if (failure instanceof LinkRefusedError) throw failure;
     if (!sent) throw new UpstreamUnreachableError(target, failure);
     if (failure === givenUp) throw failure;
     throw ambiguous(target, failure);
@@ -246,6 +295,11 @@ interface MemberRoute {
 
 /** A header value Node's client would send: visible ASCII, inner spaces and tabs. */
 const HEADER_VALUE = /^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$/;
+
+/** The client's JSON body as it came, or one built from its payload. */
+function requestBody(request: ForwardRequest): Buffer {
+  return request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
+}
 
 function ambiguous(target: ForwardTarget, error: unknown): PoolError {
   const reason =

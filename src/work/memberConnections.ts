@@ -71,11 +71,7 @@ class MemberConnection {
     private readonly onIdle: (connection: MemberConnection) => void,
     private readonly onClosed: (connection: MemberConnection) => void,
   ) {
-    this.socket = origin.tls
-      ? tls.connect({ host: origin.host, port: origin.port, servername: servername(origin.host) })
-      : net.connect({ host: origin.host, port: origin.port });
-    this.socket.setNoDelay(true);
-    this.connectEvent = origin.tls ? 'secureConnect' : 'connect';
+    ({ socket: this.socket, connectEvent: this.connectEvent } = connectTo(origin));
     this.socket.once(this.connectEvent, () => (this.connected = true));
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('end', () => this.onEnd());
@@ -308,6 +304,21 @@ export class MemberConnections {
     this.open.add(connection);
     return connection;
   }
+}
+
+/**
+ * A connection to `origin`, being opened (TLS for an https URL), with Nagle's delay off, and
+ * the event that says a request can be written on it. Never blocks.
+ */
+export function connectTo(origin: MemberOrigin): {
+  socket: net.Socket;
+  connectEvent: 'connect' | 'secureConnect';
+} {
+  const socket = origin.tls
+    ? tls.connect({ host: origin.host, port: origin.port, servername: servername(origin.host) })
+    : net.connect({ host: origin.host, port: origin.port });
+  socket.setNoDelay(true);
+  return { socket, connectEvent: origin.tls ? 'secureConnect' : 'connect' };
 }
 
 /** The TLS server name of `host`: none for an IP address, as Node's https client does. */

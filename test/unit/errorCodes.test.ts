@@ -32,6 +32,8 @@ import { EtcdAccessError, isEtcdAccessError } from '../../src/etcd/access.js';
 import { STATUS_BY_CODE, errorAnswer } from '../../src/http/errors.js';
 import { AnswerFormatError } from '../../src/work/httpAnswer.js';
 import { UpstreamUnreachableError } from '../../src/work/forwarder.js';
+import { LinkFormatError } from '../../src/work/linkFrames.js';
+import { LinkRefusedError } from '../../src/work/memberLink.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
@@ -115,6 +117,8 @@ const EXAMPLES: { error: PoolError; guard?: (error: unknown) => boolean }[] = [
   { error: new LocalProcessError('EXITED', 'exited') },
   { error: new DemoCommandError('no member "z"') },
   { error: new AnswerFormatError('not an HTTP/1.x status line: "SMTP ready"') },
+  { error: new LinkFormatError('not a frame header: "SMTP ready"') },
+  { error: new LinkRefusedError('127.0.0.1:1', 'HTTP/1.1 404 Not Found') },
 ];
 
 describe('one error hierarchy', () => {

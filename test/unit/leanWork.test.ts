@@ -21,6 +21,7 @@ import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames } from '../../src/work/b
 import { Forwarder } from '../../src/work/forwarder.js';
 import type { WorkHandler } from '../../src/work/handler.js';
 import { WorkRouter } from '../../src/work/router.js';
+import { LINK_PATH } from '../../src/work/linkFrames.js';
 
 const FORWARD_TOKEN = 'forward-secret-0123456789';
 
@@ -204,6 +205,8 @@ describe('a forward between members', function () {
 
     before(async () => {
       upstream = http.createServer((req, res) => {
+        // A leader of a version without links: forwards come by HTTP.
+        if (req.url === LINK_PATH) return void res.writeHead(404).end();
         let body = '';
         req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
         req.on('end', () => {

@@ -13,6 +13,7 @@ import { currentWorkRoute } from '../../src/etcd/requestPurpose.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { Forwarder } from '../../src/work/forwarder.js';
 import { WorkRouter } from '../../src/work/router.js';
+import { LINK_PATH } from '../../src/work/linkFrames.js';
 import { freePorts } from '../../src/demo/ports.js';
 import { failureOf } from '../support/rejection.js';
 import { memberView } from '../support/memberView.js';
@@ -174,6 +175,8 @@ describe('WorkRouter: a leaving leader that names its successor', function () {
   /** A member at a local URL answering every forward with `status` and `body`, noting `name`. */
   async function member(name: string, status: number, body: unknown): Promise<string> {
     const server = http.createServer((req, res) => {
+      // A member of a version without links: forwards come by HTTP.
+      if (req.url === LINK_PATH) return void res.writeHead(404).end();
       asked.push(`${name} term ${String(req.headers['x-pool-term'])}`);
       req.resume();
       req.on('end', () =>
