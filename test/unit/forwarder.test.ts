@@ -14,6 +14,7 @@ import {
   VIA_HEADER,
   type ForwardTarget,
 } from '../../src/work/forwarder.js';
+import { LINK_PATH } from '../../src/work/linkFrames.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -38,7 +39,12 @@ describe('Forwarder', function () {
   const request = { pool: 'default', payload: { n: 1 }, hops: 0, via: ['b'] };
 
   before(async () => {
-    server = http.createServer((req, res) => handler(req, res));
+    // A leader of a version without member links: this file pins forwards by HTTP
+    // (memberLink.test.ts pins them on a link).
+    server = http.createServer((req, res) => {
+      if (req.url === LINK_PATH) res.writeHead(404).end();
+      else handler(req, res);
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     target = { id: 'a', url: `http://127.0.0.1:${port}`, term: 7n };

@@ -7,165 +7,23 @@
  * member's own server serves them); the elections are stand-ins exposing only what the work
  * router and the routes read.
  */
-import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import querystring from 'node:querystring';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { pino } from 'pino';
-import type { PoolElection } from '../../src/election/election.js';
-import { createPoolSurface, memberServerApp } from '../../src/http/app.js';
 import { parseQuery } from '../../src/http/leanWork.js';
-import { createMetrics, createNodeMetricsRegistry } from '../../src/metrics/metrics.js';
 import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames } from '../../src/work/batchFrames.js';
-import { Forwarder } from '../../src/work/forwarder.js';
-import type { WorkHandler } from '../../src/work/handler.js';
-import { WorkRouter } from '../../src/work/router.js';
 import { LINK_PATH } from '../../src/work/linkFrames.js';
-
-const FORWARD_TOKEN = 'forward-secret-0123456789';
-
-/** An election that never changes: `term` set, this member leads; else `claim` does. */
-class StandInElection extends EventEmitter {
-  readonly pool = 'default';
-  constructor(
-    readonly memberId: string,
-    readonly term: bigint | undefined,
-    private readonly claim: { id: string; url: string; term: bigint },
-  ) {
-    super();
-  }
-  isLeader() {
-    return this.term !== undefined;
-  }
-  leader() {
-    return { ...this.claim, self: this.isLeader() };
-  }
-  leaderAnswered() {}
-  waitFor(ready: (e: this) => boolean, timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => setTimeout(() => resolve(ready(this)), timeoutMs));
-  }
-}
-
-/** What the stand-in leader's handler answers: the work, who passed it on, its term. */
-const handler: WorkHandler = (request, context) => ({
-  payload: request.payload,
-  via: request.via,
-  term: context.term,
-});
-
-interface Surface {
-  url: string;
-  metrics: ReturnType<typeof createMetrics>;
-  /** Requests that reached the Express routes (not taken by the lean path). */
-  throughExpress: number;
-  /** HTTP requests its server received, by path. */
-  received: string[];
-  close(): void;
-}
-
-/** A member's surface on its own server, tried as member.ts tries it: lean path, then Express. */
-async function serveSurface(
-  election: StandInElection,
-  options: { forwardToken?: string; maxPendingWork?: number } = {},
-): Promise<Surface> {
-  const metrics = createMetrics('test');
-  const logger = pino({ level: 'silent' });
-  const forwarder = new Forwarder(2000);
-  const router = new WorkRouter(
-    undefined as never,
-    election as unknown as PoolElection,
-    handler,
-    undefined as never,
-    forwarder,
-    { leaderlessWaitMs: 500, maxHops: 3, forwardTimeoutMs: 2000 },
-    metrics,
-    logger,
-  );
-  const surface: Surface = {
-    url: '',
-    metrics,
-    throughExpress: 0,
-    received: [],
-    close: () => undefined,
-  };
-  const { routes, leanWork } = createPoolSurface({
-    pools: [{ election: election as unknown as PoolElection, router }],
-    metrics,
-    nodeMetrics: createNodeMetricsRegistry(),
-    logger,
-    draining: () => false,
-    simpleWork: false,
-    onRequest: () => surface.throughExpress++,
-    ...options,
-  });
-  const served = memberServerApp(routes, logger);
-  const server = http.createServer((req, res) => {
-    surface.received.push(req.url!);
-    if (!leanWork(req, res)) served(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  surface.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  surface.close = () => {
-    forwarder.close();
-    server.closeAllConnections();
-    server.close();
-  };
-  return surface;
-}
-
-interface Ask {
-  method?: string;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-}
-
-/**
- * An answer as the client sees it: status, the headers that matter, the body's text. By
- * node:http, not fetch, which sends a request again on a 421.
- */
-function ask(url: string, init: Ask = {}) {
-  return new Promise<Record<string, unknown>>((resolve, reject) => {
-    const req = http.request(url, { method: init.method ?? 'GET', headers: init.headers ?? {} });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode,
-          type: res.headers['content-type'],
-          length: res.headers['content-length'],
-          retryAfter: res.headers['retry-after'],
-          authenticate: res.headers['www-authenticate'],
-          connection: res.headers.connection,
-          body,
-        }),
-      );
-    });
-    req.end(init.body);
-  });
-}
-
-/** A forward as a member sends it, with the headers given over the usual ones. */
-function forward(body: string, headers: Record<string, string> = {}): Ask {
-  return {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-pool-hops': '1',
-      'x-pool-via': 'b',
-      'x-pool-term': '7',
-      ...headers,
-    },
-    body,
-  };
-}
-
-async function workRequests(surface: Surface, outcome: string): Promise<number> {
-  const { values } = await surface.metrics.workRequests.get();
-  return values.find((v) => v.labels.outcome === outcome && v.labels.role === 'leader')?.value ?? 0;
-}
+import {
+  ask,
+  forward,
+  FORWARD_TOKEN,
+  serveSurface,
+  StandInElection,
+  workRequests,
+  type Ask,
+  type Surface,
+} from '../support/surface.js';
 
 describe('parseQuery', () => {
   it('reads every query string as node:querystring (Express simple parser) does', () => {
