@@ -1,5 +1,6 @@
 /**
- * Coalescing forwards under load, as Akka's singleton proxy buffers messages for its
+ * Coalescing forwards by HTTP under load — to a leader that takes no member link
+ * (memberLink.ts), which coalesces by itself — as Akka's singleton proxy buffers messages for its
  * singleton: while MAX_IN_FLIGHT exchanges with a leader are under way, clients' requests for
  * it wait here and leave together, as one batch, with the next exchange — one member-to-member
  * request and one answer for many, so that under load a forward costs the leader and the

@@ -1,5 +1,7 @@
 /**
- * Forwarding from a follower to the leader over keep-alive connections (memberConnections.ts).
+ * Forwarding from a follower to the leader: a client's request on the member link to the
+ * leader (memberLink.ts), or by HTTP over keep-alive connections (memberConnections.ts) to a
+ * leader that takes no link, and for a forwarded request's next hop.
  *
  * What may be retried: a refused connection, or an answer "not leader" (421) — in both cases
  * the leader certainly did not execute the request. Anything after the request may have
