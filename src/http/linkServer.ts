@@ -24,6 +24,7 @@ import { PoolError } from '../errors.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { LazyAbort } from '../util/abortable.js';
 import { TOKEN_HEADER } from '../work/forwarder.js';
+import { turnWrites } from '../work/turnWrites.js';
 import {
   encodeAnswer,
   forwardReader,
@@ -131,7 +132,8 @@ class LeaderLink {
   /** The waits of its forwards in flight: aborted when it closes (nobody left to answer). */
   private readonly waits = new Set<LazyAbort>();
   private closed = false;
-  private corked = false;
+  /** Answers finished in one turn of the event loop leave in one write. */
+  private readonly write: (bytes: Buffer) => void;
 
   constructor(
     private readonly socket: net.Socket,
@@ -139,6 +141,7 @@ class LeaderLink {
     private readonly options: LinkServerOptions,
     onClosed: () => void,
   ) {
+    this.write = turnWrites(socket);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
@@ -192,19 +195,6 @@ class LeaderLink {
   private answer(id: number, reply: Reply): void {
     const bytes = typeof reply.bytes === 'string' ? Buffer.from(reply.bytes) : reply.bytes;
     this.write(encodeAnswer(id, reply.status, bytes));
-  }
-
-  /** Writes `bytes`; what is written in one turn of the event loop leaves in one write. */
-  private write(bytes: Buffer): void {
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(bytes);
   }
 }
 

@@ -226,15 +226,8 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
   };
 
   /** `reply`, or the answer to shutdown's last call if that comes first. */
-  const finalReply = async (
-    route: WorkRoute,
-    dispatch: WorkDispatch,
-    pool: PoolRoutes,
-    work: IncomingWork,
-    wait: LazyAbort,
-    gone: () => boolean,
-  ): Promise<Reply | undefined> => {
-    const answer = await untilLastCall(reply(route, dispatch, pool, work, wait, gone));
+  const finalReply = async (...request: Parameters<typeof reply>): Promise<Reply | undefined> => {
+    const answer = await untilLastCall(reply(...request));
     return answer === ABORTED
       ? jsonReply(errorAnswer(options.lastCall!.reason as PoolError))
       : answer;

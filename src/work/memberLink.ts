@@ -22,6 +22,7 @@ import type net from 'node:net';
 import { PoolError } from '../errors.js';
 import { monotonicNow } from '../util/time.js';
 import type { HttpAnswer } from './httpAnswer.js';
+import { turnWrites } from './turnWrites.js';
 import {
   answerReader,
   encodeForward,
@@ -83,7 +84,8 @@ class MemberLink {
   private readonly reader: ReturnType<typeof answerReader>;
   private readonly forwards = new Map<number, LinkForward>();
   private nextId = 1;
-  private corked = false;
+  /** Forwards written in one turn of the event loop leave in one write. */
+  private readonly write: (bytes: Buffer) => void;
   /** When it last had nothing in flight, on the monotonic clock (ms). */
   idleSince = monotonicNow();
 
@@ -98,6 +100,7 @@ class MemberLink {
     this.reader = answerReader(maxAnswerBytes);
     const { socket, connectEvent } = connectTo(origin);
     this.socket = socket;
+    this.write = turnWrites(socket);
     socket.once(connectEvent, () => {
       socket.setKeepAlive(true, KEEP_ALIVE_PROBE_MS);
       socket.write(
@@ -148,16 +151,7 @@ class MemberLink {
   private writeForward(forward: LinkForward): void {
     const { bytes } = forward;
     forward.bytes = undefined;
-    // Forwards written in one turn of the event loop leave in one write.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(bytes!);
+    this.write(bytes!);
   }
 
   private onData(chunk: Buffer): void {

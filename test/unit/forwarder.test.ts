@@ -4,32 +4,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { NotLeaderError, PoolError } from '../../src/errors.js';
+import { failure } from '../support/forwardOutcome.js';
 import {
   Forwarder,
   HOPS_HEADER,
   TERM_HEADER,
   TOKEN_HEADER,
-  UpstreamUnreachableError,
   VIA_HEADER,
   type ForwardTarget,
 } from '../../src/work/forwarder.js';
 import { LINK_PATH } from '../../src/work/linkFrames.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/** What a forward's failure means: retryable (not sent), or its code. */
-async function failure(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof UpstreamUnreachableError) return 'unreachable';
-    if (error instanceof NotLeaderError) return 'not-leader';
-    if (error instanceof PoolError) return error.code;
-    return `other: ${String(error)}`;
-  }
-  return 'answered';
-}
 
 describe('Forwarder', function () {
   let server: http.Server;

@@ -1,12 +1,9 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { NotLeaderError, PoolError } from '../../src/errors.js';
-import {
-  Forwarder,
-  UpstreamUnreachableError,
-  type ForwardTarget,
-} from '../../src/work/forwarder.js';
+import { failure } from '../support/forwardOutcome.js';
+import { NotLeaderError } from '../../src/errors.js';
+import { Forwarder, type ForwardTarget } from '../../src/work/forwarder.js';
 import {
   answerReader,
   encodeAnswer,
@@ -18,19 +15,6 @@ import {
   LinkFormatError,
   type ForwardFrame,
 } from '../../src/work/linkFrames.js';
-
-/** What a forward's failure means: retryable (not sent), or its code. */
-async function failure(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof UpstreamUnreachableError) return 'unreachable';
-    if (error instanceof NotLeaderError) return 'not-leader';
-    if (error instanceof PoolError) return error.code;
-    return `other: ${String(error)}`;
-  }
-  return 'answered';
-}
 
 describe('member link frames', () => {
   const forward: ForwardFrame = {
