@@ -48,6 +48,11 @@ const IDLE_TIMEOUT_MS = 30_000;
 const SWEEP_INTERVAL_MS = 5_000;
 /** The most bytes of the answer to the upgrade: Node's own server sends a few dozen. */
 const MAX_UPGRADE_ANSWER_BYTES = 16 * 1024;
+/**
+ * The largest frame a link reads (bytes): past it the bytes are not answers and the link
+ * closes. An answer over the forward's own limit, but within this, fails that forward alone.
+ */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 /** How often a quiet link is probed by TCP (ms): a peer gone without a word is found out. */
 const KEEP_ALIVE_PROBE_MS = 15_000;
 /** The content type of every answer on a link: the leader writes each as it writes one by HTTP. */
@@ -93,11 +98,11 @@ class MemberLink {
     readonly origin: MemberOrigin,
     basePath: string,
     tokenLine: string,
-    maxAnswerBytes: number,
+    private readonly maxAnswerBytes: number,
     /** Called once when it takes no more forwards, with why. */
     private readonly onEnding: (link: MemberLink, why: LinkEnd) => void,
   ) {
-    this.reader = answerReader(maxAnswerBytes);
+    this.reader = answerReader(MAX_FRAME_BYTES);
     const { socket, connectEvent } = connectTo(origin);
     this.socket = socket;
     this.write = turnWrites(socket);
@@ -201,6 +206,15 @@ class MemberLink {
     if (forward === undefined) return;
     this.forwards.delete(frame.id);
     this.idleIfQuiet();
+    if (frame.body.length > this.maxAnswerBytes) {
+      // That forward's answer is refused, as by HTTP; the others on the link go on.
+      const failure = new PoolError(
+        'UPSTREAM_FAILED',
+        `${this.origin.authority} answered with over ${this.maxAnswerBytes} bytes; it may or may not have executed`,
+      );
+      forward.settle({ failure, sent: true });
+      return;
+    }
     const answer: HttpAnswer = {
       status: frame.status,
       contentType: ANSWER_CONTENT_TYPE,
@@ -253,7 +267,7 @@ export class MemberLinks {
 
   /**
    * @param tokenLine the forward token's header line (x-pool-token), or ''.
-   * @param maxAnswerBytes the largest answer a forward takes; a larger one closes the link.
+   * @param maxAnswerBytes the largest answer a forward takes; a larger one fails it, ambiguous.
    */
   constructor(
     private readonly tokenLine: string,
@@ -283,7 +297,6 @@ export class MemberLinks {
     if (this.closed) return;
     this.warm = new Map(members.map((member) => [member.origin.authority, member]));
     this.openWarm();
-    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
   }
 
   /** Closes every link; forwards in flight fail. */
@@ -319,6 +332,7 @@ export class MemberLinks {
         },
       );
       this.links.set(key, link);
+      this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
     }
     return link;
   }

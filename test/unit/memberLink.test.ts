@@ -249,6 +249,20 @@ describe('Forwarder on a member link', function () {
     expect(leader.links).to.equal(1);
   });
 
+  it('an answer over 1 MiB fails that forward alone, ambiguous; the others on the link are answered', async () => {
+    leader.behaviour = (frame, answer) => {
+      const { payload } = JSON.parse(frame.body.toString()) as { payload: { n: number } };
+      answer(200, payload.n === 0 ? `"${'x'.repeat(1024 * 1024)}"` : frame.body.toString());
+    };
+    const [large, small] = await Promise.all([
+      failure(forwarder.forward(target, { ...request, payload: { n: 0 } })),
+      forwarder.forward(target, { ...request, payload: { n: 1 } }),
+    ]);
+    expect(large).to.equal('UPSTREAM_FAILED');
+    expect(JSON.parse(small.bytes.toString())).to.deep.equal({ payload: { n: 1 } });
+    expect(leader.links).to.equal(1);
+  });
+
   it('abandoning a forward on a link is an ambiguous UPSTREAM_FAILED', async () => {
     leader.behaviour = () => undefined;
     const abandon = new AbortController();
