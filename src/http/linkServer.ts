@@ -65,6 +65,7 @@ export class LinkServer {
   private readonly links = new Set<LeaderLink>();
   private readonly pools: ReadonlyMap<string, PoolRoutes>;
   private goingAway = false;
+  private allClosed: (() => void) | undefined;
 
   constructor(private readonly options: LinkServerOptions) {
     this.pools = new Map(options.pools.map((pool) => [pool.election.pool, pool]));
@@ -76,6 +77,9 @@ export class LinkServer {
    * plain one on `server`. Never blocks.
    */
   accept(server: http.Server, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    // Node took its own error listener off the socket with the upgrade: without one, a client
+    // that resets the connection would end the process.
+    socket.on('error', () => socket.destroy());
     if (req.headers.upgrade?.toLowerCase() !== LINK_PROTOCOL) {
       servePlainly(server, req, socket, head);
       return;
@@ -89,9 +93,33 @@ export class LinkServer {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEP_ALIVE_PROBE_MS);
     socket.write(SWITCHING);
-    const link = new LeaderLink(socket, this.pools, this.options, () => this.links.delete(link));
+    const link = new LeaderLink(socket, this.pools, this.options, () => {
+      this.links.delete(link);
+      if (this.links.size === 0) this.allClosed?.();
+    });
     this.links.add(link);
     link.read(head);
+  }
+
+  /** The links open now. */
+  get size(): number {
+    return this.links.size;
+  }
+
+  /**
+   * Resolves once every link has closed — after `goAway`, each follower ends its side as soon
+   * as it has its answers — or after `withinMs`, whichever comes first. Never rejects.
+   */
+  closed(withinMs: number): Promise<void> {
+    if (this.links.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, withinMs);
+      this.allClosed = () => {
+        clearTimeout(timer);
+        this.allClosed = undefined;
+        resolve();
+      };
+    });
   }
 
   /** Tells every open link this member is going away; new links are refused. Idempotent. */
@@ -132,6 +160,7 @@ class LeaderLink {
   /** The waits of its forwards in flight: aborted when it closes (nobody left to answer). */
   private readonly waits = new Set<LazyAbort>();
   private closed = false;
+  private peerEnded = false;
   /** Answers finished in one turn of the event loop leave in one write. */
   private readonly write: (bytes: Buffer) => void;
 
@@ -143,7 +172,12 @@ class LeaderLink {
   ) {
     this.write = turnWrites(socket);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
-    socket.on('error', () => socket.destroy());
+    // The follower ended its side (it was told this member is going away, or it no longer
+    // forwards here): this side ends once its forwards are answered.
+    socket.on('end', () => {
+      this.peerEnded = true;
+      this.endIfDone();
+    });
     socket.on('close', () => {
       this.closed = true;
       for (const wait of this.waits) wait.abort();
@@ -189,7 +223,12 @@ class LeaderLink {
       this.waits.delete(wait);
       wait.dispose();
       done?.();
+      this.endIfDone();
     }
+  }
+
+  private endIfDone(): void {
+    if (this.peerEnded && this.waits.size === 0) this.socket.end();
   }
 
   private answer(id: number, reply: Reply): void {
@@ -217,8 +256,9 @@ function lastResponse(req: http.IncomingMessage, socket: net.Socket): http.Serve
 
 /**
  * Serves a request that asked to upgrade to a protocol this member does not speak as a plain
- * one, on a connection that closes after its answer (its parser is gone). Its body, if it
- * declares a length, is read off the connection; a chunked one is refused (400).
+ * one, on a connection that closes after its answer: Node has ended the request it parsed
+ * and detached its parser, so a copy of its head takes the body, if it declares a length, off
+ * the connection. A chunked body is refused (400).
  */
 function servePlainly(
   server: http.Server,
@@ -234,16 +274,25 @@ function servePlainly(
     );
     return;
   }
+  const plain = new http.IncomingMessage(socket);
+  plain.httpVersionMajor = req.httpVersionMajor;
+  plain.httpVersionMinor = req.httpVersionMinor;
+  plain.httpVersion = req.httpVersion;
+  plain.method = req.method;
+  plain.url = req.url;
+  plain.rawHeaders = req.rawHeaders;
+  plain.headers = req.headers;
   let remaining = Number(req.headers['content-length'] ?? 0) || 0;
   const take = (chunk: Buffer) => {
     const part = chunk.subarray(0, remaining);
     remaining -= part.length;
-    if (part.length > 0) req.push(part);
+    if (part.length > 0) plain.push(part);
     if (remaining > 0) return;
     socket.off('data', take);
-    req.push(null);
+    plain.complete = true;
+    plain.push(null);
   };
   take(head);
   if (remaining > 0) socket.on('data', take);
-  server.emit('request', req, lastResponse(req, socket));
+  server.emit('request', plain, lastResponse(plain, socket));
 }

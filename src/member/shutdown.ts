@@ -163,6 +163,10 @@ export async function shutDownGracefully(parts: ShutdownParts): Promise<boolean>
     // hold the drain until the shutdown bound.
     parts.statusRouter?.endAll();
     await requests.drained();
+    // A forward a follower sent before it heard "going away" may still be on its way: each
+    // follower ends its link once it has its answers; one that has not within
+    // LINK_END_WAIT_MS (frozen, cut off) has its link closed.
+    await parts.links?.closed(LINK_END_WAIT_MS);
     step('drained');
     // Nothing is in flight any more, so every remaining connection is idle or broken (one
     // whose client gave up while this process was paused never reads as idle): close all.
@@ -186,6 +190,9 @@ export async function shutDownGracefully(parts: ShutdownParts): Promise<boolean>
   );
   return clean;
 }
+
+/** How long (ms) shutdown waits for followers to end their member links after draining. */
+const LINK_END_WAIT_MS = 1_000;
 
 /** An AbortController whose signal may have any number of listeners without a warning. */
 function listenedByMany(controller: AbortController): AbortController {

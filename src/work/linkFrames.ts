@@ -93,7 +93,11 @@ export class LinkFormatError extends PoolError {
  * is over `maxBodyBytes`; the link is not to be read further then.
  */
 export class FrameReader<Frame> {
-  private pending: Buffer | undefined;
+  /** The bytes of a frame not yet complete, as they came; copied together once it is. */
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+  /** How many bytes the frame in `parts` has in all, header included; 0 while unknown. */
+  private needed = 0;
 
   constructor(
     private readonly parse: (fields: RegExpExecArray, body: Buffer) => Frame,
@@ -102,10 +106,18 @@ export class FrameReader<Frame> {
   ) {}
 
   push(chunk: Buffer): Frame[] {
-    let bytes = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
-    this.pending = undefined;
+    let bytes = chunk;
+    if (this.parts.length > 0) {
+      this.parts.push(chunk);
+      this.partsLength += chunk.length;
+      if (this.partsLength < this.needed) return [];
+      bytes = Buffer.concat(this.parts, this.partsLength);
+      this.parts = [];
+      this.partsLength = 0;
+      this.needed = 0;
+    }
     const frames: Frame[] = [];
-    for (;;) {
+    while (bytes.length > 0) {
       const eol = bytes.indexOf(NEWLINE);
       if (eol < 0) {
         if (bytes.length >= MAX_HEADER_BYTES) throw new LinkFormatError('a frame header runs on');
@@ -113,8 +125,9 @@ export class FrameReader<Frame> {
       }
       const header = bytes.toString('latin1', 0, eol);
       const fields = this.headerPattern.exec(header);
-      if (!fields)
+      if (!fields) {
         throw new LinkFormatError(`not a frame header: ${JSON.stringify(header.slice(0, 80))}`);
+      }
       const length = Number(fields[fields.length - 1]);
       if (length > this.maxBodyBytes) {
         throw new LinkFormatError(
@@ -122,12 +135,17 @@ export class FrameReader<Frame> {
         );
       }
       const end = eol + 1 + length;
-      if (end > bytes.length) break;
+      if (end > bytes.length) {
+        this.needed = end;
+        break;
+      }
       frames.push(this.parse(fields, bytes.subarray(eol + 1, end)));
       bytes = bytes.subarray(end);
-      if (bytes.length === 0) return frames;
     }
-    this.pending = bytes;
+    if (bytes.length > 0) {
+      this.parts = [bytes];
+      this.partsLength = bytes.length;
+    }
     return frames;
   }
 }

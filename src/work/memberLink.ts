@@ -15,7 +15,8 @@
  * A member that answers the upgrade with anything but 101 takes no link (an older version, a
  * member embedded in another app, a proxy between members, a refused token, a member shutting
  * down): the forwards waiting for that link fail with LinkRefusedError, nothing sent, and go by
- * HTTP; so do later ones, for LINK_RETRY_MS. A member that says it is going away (it drains)
+ * HTTP; so do later ones, for LINK_RETRY_MS. So does a member that has not answered the upgrade
+ * within LINK_OPEN_TIMEOUT_MS. A member that says it is going away (it drains)
  * answers what it has; new forwards to it go by HTTP, for as long.
  */
 import type net from 'node:net';
@@ -52,7 +53,13 @@ const MAX_UPGRADE_ANSWER_BYTES = 16 * 1024;
  * The largest frame a link reads (bytes): past it the bytes are not answers and the link
  * closes. An answer over the forward's own limit, but within this, fails that forward alone.
  */
-const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/**
+ * How long (ms) a member may take to answer the upgrade, connecting included: past it, it is
+ * taken to take no link (something between holds the request, or it is frozen), and the
+ * forwards waiting go by HTTP.
+ */
+export const LINK_OPEN_TIMEOUT_MS = 1_000;
 /** How often a quiet link is probed by TCP (ms): a peer gone without a word is found out. */
 const KEEP_ALIVE_PROBE_MS = 15_000;
 /** The content type of every answer on a link: the leader writes each as it writes one by HTTP. */
@@ -86,6 +93,7 @@ class MemberLink {
   /** Set once the member said it is going away, or the link failed: no new forwards. */
   private ending = false;
   private upgradeAnswer: Buffer | undefined;
+  private openTimer: NodeJS.Timeout | undefined;
   private readonly reader: ReturnType<typeof answerReader>;
   private readonly forwards = new Map<number, LinkForward>();
   private nextId = 1;
@@ -106,6 +114,11 @@ class MemberLink {
     const { socket, connectEvent } = connectTo(origin);
     this.socket = socket;
     this.write = turnWrites(socket);
+    this.openTimer = setTimeout(
+      () => this.refuse(`no answer to the upgrade within ${LINK_OPEN_TIMEOUT_MS} ms`),
+      LINK_OPEN_TIMEOUT_MS,
+    );
+    this.openTimer.unref();
     socket.once(connectEvent, () => {
       socket.setKeepAlive(true, KEEP_ALIVE_PROBE_MS);
       socket.write(
@@ -184,6 +197,7 @@ class MemberLink {
       return Buffer.alloc(0);
     }
     this.upgradeAnswer = undefined;
+    clearTimeout(this.openTimer);
     const head = bytes.toString('latin1', 0, end);
     const upgrade = /\r\nupgrade:[ \t]*([^\r]*)/i.exec(head)?.[1]?.trim().toLowerCase();
     if (!SWITCHED.test(head) || upgrade !== LINK_PROTOCOL) {
@@ -235,6 +249,7 @@ class MemberLink {
 
   /** Takes no new forwards; once quiet, the link closes. */
   private end(why: LinkEnd): void {
+    clearTimeout(this.openTimer);
     if (this.ending) return;
     this.ending = true;
     this.onEnding(this, why);

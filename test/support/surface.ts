@@ -54,6 +54,8 @@ export interface Surface {
   throughExpress: number;
   /** HTTP requests its server received, by path. */
   received: string[];
+  /** Emits `request` for each of them, once noted in `received`. */
+  requests: EventEmitter;
   /** Its member links (with `links: true`, its server's upgrade listener). */
   links: LinkServer;
   close(): void;
@@ -89,6 +91,7 @@ export async function serveSurface(
     metrics,
     throughExpress: 0,
     received: [],
+    requests: new EventEmitter(),
     close: () => undefined,
   } as unknown as Surface;
   const { routes, leanWork, links } = createPoolSurface({
@@ -104,6 +107,7 @@ export async function serveSurface(
   const served = memberServerApp(routes, logger);
   const server = http.createServer((req, res) => {
     surface.received.push(req.url!);
+    surface.requests.emit('request');
     if (!leanWork(req, res)) served(req, res);
   });
   surface.links = links;

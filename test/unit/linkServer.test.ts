@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import { expect } from 'chai';
+import { waitUntil } from '../../src/util/waitUntil.js';
 import {
   answerReader,
   encodeForward,
@@ -184,6 +185,72 @@ describe('member links on the leader', function () {
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).to.include({
       payload: 'plain',
     });
+  });
+});
+
+describe('member links on the leader: connections that end', function () {
+  this.timeout(10_000);
+  let leader: Surface;
+  beforeEach(async () => {
+    leader = await serveSurface(new StandInElection('a', 7n, self), { links: true });
+  });
+  afterEach(() => leader.close());
+
+  it('a follower ending its side closes the link here; after "going away", closed() resolves then', async () => {
+    const link = await openLink(leader.url);
+    expect(leader.links.size).to.equal(1);
+    leader.links.goAway();
+    const closed = leader.links.closed(5_000);
+    link.socket.end();
+    await closed;
+    expect(leader.links.size).to.equal(0);
+    await link.closed;
+  });
+
+  it('a POST asking to upgrade to another protocol is served plainly, its body read', async () => {
+    const body = '{"payload":{"n":5}}';
+    const socket = net.connect(Number(new URL(leader.url).port), '127.0.0.1');
+    socket.write(
+      'POST /work HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n' +
+        `HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n` +
+        body.slice(0, 5),
+    );
+    setTimeout(() => socket.write(body.slice(5)), 20);
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(answer).to.match(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).to.deep.include({
+      payload: { n: 5 },
+    });
+  });
+});
+
+describe('a client that resets a connection that asked for another protocol', function () {
+  this.timeout(10_000);
+  let follower: Surface;
+  before(async () => {
+    // Its leader cannot be reached: the request waits, and its answer finds the socket reset.
+    follower = await serveSurface(
+      new StandInElection('b', undefined, { id: 'a', url: 'http://127.0.0.1:1', term: 7n }),
+      { links: true },
+    );
+  });
+  after(() => follower.close());
+
+  it('does not bring the member down', async () => {
+    const socket = net.connect(Number(new URL(follower.url).port), '127.0.0.1');
+    socket.write(
+      'GET /work?payload=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n',
+    );
+    const taken = () => follower.received.includes('/work?payload=1');
+    expect(await waitUntil(follower.requests, 'request', taken, 5_000)).to.equal(true);
+    socket.resetAndDestroy();
+    // Asked after it, this one waits for a leader as long: once it is answered, the member has
+    // answered the first into the reset socket too — and is still here.
+    const after = await ask(`${follower.url}/work?payload=2`);
+    expect(after.status).to.equal(503);
+    expect((await ask(`${follower.url}/healthz`)).status).to.equal(200);
   });
 });
 

@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { failure } from '../support/forwardOutcome.js';
 import { NotLeaderError } from '../../src/errors.js';
 import { Forwarder, type ForwardTarget } from '../../src/work/forwarder.js';
+import { LINK_OPEN_TIMEOUT_MS } from '../../src/work/memberLink.js';
 import {
   answerReader,
   encodeAnswer,
@@ -81,6 +82,10 @@ class LinkLeader {
   ) => void = (frame, answer) => answer(200, frame.body.toString());
   /** Answers the upgrade with this instead of 101, when set. */
   refuseWith: number | undefined;
+  /** Never answers the upgrade, when set. */
+  holdUpgrades = false;
+  /** Links whose follower ended its side. */
+  endedByFollower = 0;
 
   constructor() {
     this.server = http.createServer((req, res) => {
@@ -92,6 +97,8 @@ class LinkLeader {
     });
     this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
       this.upgradeHeaders.push(req.headers);
+      this.sockets.add(socket);
+      if (this.holdUpgrades) return;
       if (this.refuseWith !== undefined) {
         socket.end(
           `HTTP/1.1 ${this.refuseWith} No\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
@@ -100,8 +107,8 @@ class LinkLeader {
       }
       expect(req.url).to.equal(LINK_PATH);
       this.links++;
-      this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
+      socket.on('end', () => this.endedByFollower++);
       socket.write(
         `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${LINK_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`,
       );
@@ -148,7 +155,7 @@ describe('Forwarder on a member link', function () {
     leader.close();
   });
 
-  it("many forwards at once travel on one link, each answered by its id in the leader's order", async () => {
+  it('many forwards at once travel on one link, each answered by its id, in any order', async () => {
     const held: (() => void)[] = [];
     let seen: ForwardFrame[] = [];
     leader.behaviour = (frame, answer) => {
@@ -281,6 +288,19 @@ describe('Forwarder on a member link', function () {
     const next = await forwarder.forward(target, request);
     expect(next.bytes.toString()).to.equal('{"by":"http"}');
     expect(leader.links).to.equal(1);
+    expect(leader.endedByFollower, 'the follower ended its side once answered').to.equal(1);
+  });
+
+  it(`a member that never answers the upgrade gets the waiting forward by HTTP after ${LINK_OPEN_TIMEOUT_MS} ms`, async () => {
+    leader.holdUpgrades = true;
+    const patient = new Forwarder(LINK_OPEN_TIMEOUT_MS * 3);
+    try {
+      const answer = await patient.forward(target, request);
+      expect(answer.bytes.toString()).to.equal('{"by":"http"}');
+      expect(leader.upgradeHeaders).to.have.length(1);
+    } finally {
+      patient.close();
+    }
   });
 
   it('a forwarded request (hops > 0) goes by HTTP: a link carries first hops only', async () => {
