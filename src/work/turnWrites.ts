@@ -3,7 +3,9 @@
  * the event loop goes at once; what the rest of that turn writes leaves together, in one
  * write, once the turn's callbacks have run (setImmediate) — so forwards or answers that many
  * clients' requests produce together cost one system call and one TCP segment more, not one
- * each, and a lone forward waits for nothing. Never blocks.
+ * each, and a lone forward waits for nothing. Never blocks, and never waits for the socket to
+ * drain: what is written is bounded by the forwards admitted (MAX_PENDING_WORK) and their
+ * answers' limit.
  */
 import type { Writable } from 'node:stream';
 

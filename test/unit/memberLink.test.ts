@@ -303,6 +303,15 @@ describe('Forwarder on a member link', function () {
     }
   });
 
+  it('a forward that times out or is abandoned while its link opens was never sent: unreachable', async () => {
+    leader.holdUpgrades = true;
+    expect(await failure(forwarder.forward(target, request))).to.equal('unreachable');
+    const abandon = new AbortController();
+    const forwarded = forwarder.forward(target, request, abandon.signal);
+    abandon.abort();
+    expect(await failure(forwarded)).to.equal('unreachable');
+  });
+
   it('a forwarded request (hops > 0) goes by HTTP: a link carries first hops only', async () => {
     const answer = await forwarder.forward(target, { ...request, hops: 1, via: ['c', 'b'] });
     expect(answer.bytes.toString()).to.equal('{"by":"http"}');
