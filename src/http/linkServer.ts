@@ -69,6 +69,7 @@ export class LinkServer {
 
   constructor(private readonly options: LinkServerOptions) {
     this.pools = new Map(options.pools.map((pool) => [pool.election.pool, pool]));
+    this.counted();
   }
 
   /**
@@ -95,9 +96,11 @@ export class LinkServer {
     socket.write(SWITCHING);
     const link = new LeaderLink(socket, this.pools, this.options, () => {
       this.links.delete(link);
+      this.counted();
       if (this.links.size === 0) this.allClosed?.();
     });
     this.links.add(link);
+    this.counted();
     link.read(head);
   }
 
@@ -132,6 +135,11 @@ export class LinkServer {
   close(): void {
     this.goingAway = true;
     for (const link of this.links) link.destroy();
+  }
+
+  /** The links open now, in service_pool_member_links{direction="in"}. */
+  private counted(): void {
+    this.options.metrics.memberLinks.set({ direction: 'in' }, this.links.size);
   }
 
   /** Why a link may not open here, or undefined if it may. */

@@ -41,13 +41,16 @@ export function openConnections(
       if (route) metrics.workEtcdRequests.inc({ route });
     },
   };
+  metrics.memberLinks.set({ direction: 'out' }, 0);
   const etcd = connectEtcd(etcdOptions);
   openChannels(etcd);
   return {
     etcd,
     etcdOptions,
     leases: new LeaseThread(etcd, etcdOptions, logger),
-    forwarder: new Forwarder(config.forwardTimeoutMs, config.forwardToken),
+    forwarder: new Forwarder(config.forwardTimeoutMs, config.forwardToken, (open) =>
+      metrics.memberLinks.set({ direction: 'out' }, open),
+    ),
   };
 }
 

@@ -27,6 +27,7 @@ export interface PoolMetrics {
   readonly forwardDuration: Histogram<'pool'>;
   readonly forwardRetries: Counter<'pool' | 'reason'>;
   readonly forwardsRefused: Counter<'pool'>;
+  readonly memberLinks: Gauge<'direction'>;
   readonly strategyFallbacks: Counter<'pool' | 'reason'>;
   readonly keepAliveFailures: Counter<'pool'>;
   readonly leaseTimeLeft: Gauge<'pool'>;
@@ -103,6 +104,12 @@ export function createMetrics(version: string): PoolMetrics {
     workPending: new Gauge({
       name: 'service_pool_work_pending',
       help: 'Work requests this member holds or has in flight now (at most MAX_PENDING_WORK).',
+      registers,
+    }),
+    memberLinks: new Gauge({
+      name: 'service_pool_member_links',
+      help: 'Member links open now: out, to the members this one forwards to; in, from the members that forward here.',
+      labelNames: ['direction'],
       registers,
     }),
     workShed: new Counter({

@@ -101,16 +101,18 @@ export class Forwarder {
   /**
    * @param timeoutMs how long one forward may take in all, connecting included (ms).
    * @param token FORWARD_TOKEN, sent with every forward; printable ASCII (a header value).
+   * @param onLinks called with the number of member links open whenever it changes.
    */
   constructor(
     private readonly timeoutMs: number,
     token?: string,
+    onLinks?: (open: number) => void,
   ) {
     if (token !== undefined && !HEADER_VALUE.test(token)) {
       throw new Error('the forward token must be printable ASCII: it is sent as a header value');
     }
     this.tokenLine = token === undefined ? '' : `${TOKEN_HEADER}: ${token}\r\n`;
-    this.links = new MemberLinks(this.tokenLine, MAX_ANSWER_BYTES);
+    this.links = new MemberLinks(this.tokenLine, MAX_ANSWER_BYTES, onLinks);
   }
 
   /**

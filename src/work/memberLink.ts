@@ -283,10 +283,12 @@ export class MemberLinks {
   /**
    * @param tokenLine the forward token's header line (x-pool-token), or ''.
    * @param maxAnswerBytes the largest answer a forward takes; a larger one fails it, ambiguous.
+   * @param onCount called with the number of links (open or opening) whenever it changes.
    */
   constructor(
     private readonly tokenLine: string,
     private readonly maxAnswerBytes: number,
+    private readonly onCount: (links: number) => void = () => undefined,
   ) {}
 
   /**
@@ -320,6 +322,7 @@ export class MemberLinks {
     clearInterval(this.sweeper);
     for (const link of this.links.values()) link.destroy(new Error('closed'));
     this.links.clear();
+    this.onCount(0);
   }
 
   private takesNoLink(authority: string): boolean {
@@ -340,13 +343,17 @@ export class MemberLinks {
         this.tokenLine,
         this.maxAnswerBytes,
         (ending, why) => {
-          if (this.links.get(key) === ending) this.links.delete(key);
+          if (this.links.get(key) === ending) {
+            this.links.delete(key);
+            this.onCount(this.links.size);
+          }
           // A link that failed (the member is down, the connection reset) is opened again by
           // the next forward; a member that refused one or is going away is asked by HTTP.
           if (why !== 'failed') this.byHttpUntil.set(key, monotonicNow() + LINK_RETRY_MS);
         },
       );
       this.links.set(key, link);
+      this.onCount(this.links.size);
       this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
     }
     return link;
@@ -364,6 +371,7 @@ export class MemberLinks {
     for (const [key, link] of this.links) {
       if (this.warm.has(key) || link.inFlight > 0 || link.idleSince > before) continue;
       this.links.delete(key);
+      this.onCount(this.links.size);
       link.destroy(new Error('idle'));
     }
     this.openWarm();

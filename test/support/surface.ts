@@ -75,7 +75,9 @@ export async function serveSurface(
 ): Promise<Surface> {
   const metrics = createMetrics('test');
   const logger = pino({ level: 'silent' });
-  const forwarder = new Forwarder(2000);
+  const forwarder = new Forwarder(2000, undefined, (open) =>
+    metrics.memberLinks.set({ direction: 'out' }, open),
+  );
   const router = new WorkRouter(
     undefined as never,
     election as unknown as PoolElection,

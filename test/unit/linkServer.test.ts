@@ -93,6 +93,12 @@ function openLink(url: string, headers: Record<string, string> = {}): Promise<Ha
 
 const self = { id: 'a', url: 'http://127.0.0.1:1', term: 7n };
 
+/** service_pool_member_links{direction} of `surface`. */
+async function links(surface: Surface, direction: 'in' | 'out'): Promise<number | undefined> {
+  const { values } = await surface.metrics.memberLinks.get();
+  return values.find((v) => v.labels.direction === direction)?.value;
+}
+
 describe('member links on the leader', function () {
   this.timeout(10_000);
   let leader: Surface;
@@ -204,6 +210,7 @@ describe('member links on the leader: connections that end', function () {
     link.socket.end();
     await closed;
     expect(leader.links.size).to.equal(0);
+    expect(await links(leader, 'in')).to.equal(0);
     await link.closed;
   });
 
@@ -310,5 +317,7 @@ describe('a client through a follower, on a member link', function () {
       });
     }
     expect(leader.received.filter((url) => url.includes('/work'))).to.deep.equal([]);
+    expect(await links(follower, 'out')).to.equal(1);
+    expect(await links(leader, 'in')).to.equal(1);
   });
 });
