@@ -31,6 +31,7 @@ import {
 import type { HttpAnswer } from './httpAnswer.js';
 import {
   relayable,
+  requestBody,
   type ForwardRequest,
   type ForwardTarget,
   type UpstreamAnswer,
@@ -114,7 +115,7 @@ export class ForwardBatches {
     if (queue.inFlight === 0) {
       return this.sending(key, queue, this.link.one(target, request, abandon));
     }
-    const body = request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
+    const body = requestBody(request);
     const waiting = queue;
     return new Promise((resolve, reject) => {
       waiting.waiting.push({ request, body: withoutByteOrderMark(body), resolve, reject });

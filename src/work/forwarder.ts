@@ -20,6 +20,7 @@ import { MemberConnections, type MemberOrigin, type PendingExchange } from './me
 import { LinkRefusedError, MemberLinks } from './memberLink.js';
 import {
   relayable,
+  requestBody,
   type ForwardRequest,
   type ForwardTarget,
   type UpstreamAnswer,
@@ -299,11 +300,6 @@ interface MemberRoute {
 
 /** A header value Node's client would send: visible ASCII, inner spaces and tabs. */
 const HEADER_VALUE = /^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$/;
-
-/** The client's JSON body as it came, or one built from its payload. */
-function requestBody(request: ForwardRequest): Buffer {
-  return request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
-}
 
 function ambiguous(target: ForwardTarget, error: unknown): PoolError {
   const reason =

@@ -320,9 +320,8 @@ export class MemberLinks {
   close(): void {
     this.closed = true;
     clearInterval(this.sweeper);
+    // Each one leaves `links` as it ends (`linkTo`).
     for (const link of this.links.values()) link.destroy(new Error('closed'));
-    this.links.clear();
-    this.onCount(0);
   }
 
   private takesNoLink(authority: string): boolean {
@@ -342,6 +341,7 @@ export class MemberLinks {
         basePath,
         this.tokenLine,
         this.maxAnswerBytes,
+        // The one place a link leaves `links`: it takes no forward from then on.
         (ending, why) => {
           if (this.links.get(key) === ending) {
             this.links.delete(key);
@@ -370,8 +370,6 @@ export class MemberLinks {
     const before = monotonicNow() - IDLE_TIMEOUT_MS;
     for (const [key, link] of this.links) {
       if (this.warm.has(key) || link.inFlight > 0 || link.idleSince > before) continue;
-      this.links.delete(key);
-      this.onCount(this.links.size);
       link.destroy(new Error('idle'));
     }
     this.openWarm();

@@ -292,10 +292,10 @@ export class WorkRouter {
   private registeredSuccessor(named: MemberAddress | undefined): MemberAddress | undefined {
     if (named === undefined) return undefined;
     const self = this.election.memberKey;
-    const member = candidates(this.election.view.members).find(
+    const registered = candidates(this.election.view.members).some(
       (m) => m.key !== self && m.record.id === named.id && m.record.url === named.url,
     );
-    return member && { id: member.record.id, url: member.record.url };
+    return registered ? named : undefined;
   }
 
   /**

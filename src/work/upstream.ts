@@ -14,6 +14,11 @@ export interface ForwardRequest {
   via: string[];
 }
 
+/** The client's JSON body as it came, or one built from its payload. */
+export function requestBody(request: ForwardRequest): Buffer {
+  return request.body ?? Buffer.from(JSON.stringify({ payload: request.payload }));
+}
+
 export interface ForwardTarget {
   id: string;
   url: string;
