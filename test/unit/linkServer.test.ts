@@ -192,15 +192,6 @@ describe('member links on the leader', function () {
       payload: 'plain',
     });
   });
-});
-
-describe('member links on the leader: connections that end', function () {
-  this.timeout(10_000);
-  let leader: Surface;
-  beforeEach(async () => {
-    leader = await serveSurface(new StandInElection('a', 7n, self), { links: true });
-  });
-  afterEach(() => leader.close());
 
   it('a follower ending its side closes the link here; after "going away", closed() resolves then', async () => {
     const link = await openLink(leader.url);
