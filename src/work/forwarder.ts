@@ -9,7 +9,8 @@
  *
  * A forward costs what a proxy hop costs: the client's body goes on as the bytes it came as,
  * and the leader's answer comes back as bytes, relayed to the client unchanged; it is parsed
- * only to check it is JSON and to act on a 421.
+ * only to act on a 421 and, by HTTP (where a proxy or another server may answer), to check
+ * it is JSON.
  */
 import { PoolError } from '../errors.js';
 import { memberRoute } from '../membership/identity.js';
@@ -20,6 +21,7 @@ import { MemberConnections, type MemberOrigin, type PendingExchange } from './me
 import { LinkRefusedError, MemberLinks } from './memberLink.js';
 import {
   relayable,
+  relayableLinked,
   requestBody,
   type ForwardRequest,
   type ForwardTarget,
@@ -143,7 +145,7 @@ export class Forwarder {
         : undefined;
     if (linked === undefined) return this.forwardByHttp(target, request, abandon);
     return this.answerOf(target, linked, abandon).then(
-      (answer) => relayable(target, answer),
+      (answer) => relayableLinked(target, answer),
       (error: unknown) => {
         // The leader took no link: nothing was sent; by HTTP, as to any member that takes none.
         if (error instanceof LinkRefusedError) return this.forwardByHttp(target, request, abandon);

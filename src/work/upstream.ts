@@ -30,7 +30,7 @@ export interface UpstreamAnswer {
   status: number;
   /** Its Content-Type (the leader answers JSON). */
   contentType: string;
-  /** Its body: JSON, checked. */
+  /** Its body: JSON (checked when it came by HTTP; on a link, the leader's own). */
   bytes: Buffer;
 }
 
@@ -54,6 +54,19 @@ export function relayable(target: ForwardTarget, answer: HttpAnswer): UpstreamAn
       ...(successor ? { successor } : {}),
     });
   }
+  return asRelayed(answer);
+}
+
+/**
+ * `relayable` for an answer off a member link: the leader's own code wrote it as JSON (a link
+ * carries nothing else: no proxy or other server answers on it), so only a 421 is read, for
+ * the successor it names; any other answer is relayed without being parsed.
+ */
+export function relayableLinked(target: ForwardTarget, answer: HttpAnswer): UpstreamAnswer {
+  return answer.status === 421 ? relayable(target, answer) : asRelayed(answer);
+}
+
+function asRelayed(answer: HttpAnswer): UpstreamAnswer {
   return {
     status: answer.status,
     contentType: answer.contentType ?? 'application/json',

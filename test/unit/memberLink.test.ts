@@ -193,6 +193,13 @@ describe('Forwarder on a member link', function () {
     expect(answer.contentType).to.equal('application/json; charset=utf-8');
   });
 
+  it('an answer on a link is relayed unparsed: only the leader writes there (no JSON check, unlike HTTP)', async () => {
+    // Bytes no member writes, to show they are not parsed: by HTTP they would be refused.
+    leader.behaviour = (_frame, answer) => answer(200, 'not parsed');
+    const answer = await forwarder.forward(target, request);
+    expect([answer.status, answer.bytes.toString()]).to.deep.equal([200, 'not parsed']);
+  });
+
   it('421 on a link is "not leader", naming the successor the leaver named', async () => {
     leader.behaviour = (_frame, answer) =>
       answer(
