@@ -12,10 +12,12 @@
 #   chaos          etcd, and faketime (the chaos suite steps one member's wall clock)
 #   chart          etcd (the kubelet contract test runs one), and shellcheck (lints scripts/)
 #   tools          unzip: helm and kubectl come zipped inside npm packages (fetch-helm.sh)
-#   containers     podman with runc, netavark, aardvark-dns and debootstrap: `make image`
-#                  without Docker; the container rehearsal builds its stand-in base images with
-#                  debootstrap and runs them with runc, since crun fails on hosts with hybrid
-#                  cgroups
+#   containers     podman with runc, netavark, aardvark-dns, iptables and debootstrap: `make
+#                  image` without Docker; the container rehearsal builds its stand-in base images
+#                  with debootstrap and runs them with runc, since crun fails on hosts with hybrid
+#                  cgroups; netavark (1.4) sets up every container network's rules with iptables,
+#                  which Debian's podman only recommends (without it: "netavark: No such file or
+#                  directory")
 #   all            every group (the default: `make system-deps`, `make test`)
 # Usage: install-system-deps.sh [--dry-run | --list] [GROUP...]. --dry-run prints
 # `missing: ...` (or nothing) and installs nothing; --list prints every package of the groups,
@@ -47,7 +49,7 @@ group_packages() {
     chaos) echo etcd-server etcd-client faketime ;;
     chart) echo etcd-server etcd-client shellcheck ;;
     tools) echo unzip ;;
-    containers) echo podman runc netavark aardvark-dns debootstrap ;;
+    containers) echo podman runc netavark aardvark-dns iptables debootstrap ;;
     all)
       for group in demo bench integration browser observability chaos chart tools containers; do
         group_packages "$group"
@@ -61,8 +63,8 @@ group_packages() {
   esac
 }
 
-# Whether a package is installed, seen by what it provides. runc and debootstrap live in
-# /usr/sbin, netavark and aardvark-dns in /usr/lib/podman: not on every user's PATH.
+# Whether a package is installed, seen by what it provides. runc, iptables and debootstrap live
+# in /usr/sbin, netavark and aardvark-dns in /usr/lib/podman: not on every user's PATH.
 installed() {
   case "$1" in
     etcd-server) command -v etcd >/dev/null 2>&1 ;;
@@ -80,6 +82,7 @@ installed() {
     runc) command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] ;;
     netavark) [ -x /usr/lib/podman/netavark ] ;;
     aardvark-dns) [ -x /usr/lib/podman/aardvark-dns ] ;;
+    iptables) command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] ;;
     debootstrap) command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] ;;
     *) return 1 ;;
   esac

@@ -4,7 +4,7 @@
  * kubelet's back-off, and an engine that cannot start containers fails loudly with its reason
  * (the rehearsal is never skipped).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -90,6 +90,32 @@ describe('the container kubelet', function () {
     expect(third!.at - exits[1]!.at, 'the second, after the back-off').to.be.at.least(10_000);
     expect(pod.restarts).to.equal(2);
     await pod.delete();
+  });
+
+  it('an engine that cannot set up a network fails the run with its reason (netavark without iptables)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spl-no-network-'));
+    const conf = path.join(dir, 'containers.conf');
+    // A stand-in netavark that fails as the real one does when iptables is missing.
+    mkdirSync(path.join(dir, 'bin'));
+    writeFileSync(
+      path.join(dir, 'bin', 'netavark'),
+      '#!/bin/sh\necho "iptables: No such file or directory (stand-in)" >&2\nexit 1\n',
+    );
+    chmodSync(path.join(dir, 'bin', 'netavark'), 0o755);
+    writeFileSync(
+      conf,
+      '[network]\nnetwork_backend = "netavark"\n\n' +
+        `[engine]\nruntime = "runc"\nhelper_binaries_dir = ["${path.join(dir, 'bin')}"]\n`,
+    );
+    try {
+      let failure: Error | undefined;
+      await assertContainersWork(nodeImage, conf).catch((error: Error) => (failure = error));
+      expect(failure?.message).to.match(/^containers cannot use a network here/);
+      expect(failure?.message).to.include('iptables: No such file or directory (stand-in)');
+      expect(failure?.message).to.include('scripts/install-system-deps.sh containers');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an engine that cannot start containers fails the run with its reason', async () => {

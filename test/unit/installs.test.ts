@@ -153,6 +153,17 @@ describe('what each make target installs', function () {
       expect((await list('all')).stdout.trim().split(' ')).to.include.members(['nginx', 'haproxy']);
     });
 
+    it("the containers group has iptables: netavark sets up every container network with it, and Debian's podman only recommends it", async () => {
+      const { stdout } = await execFileAsync(
+        '/bin/bash',
+        [INSTALL_SYSTEM_DEPS, '--list', 'containers'],
+        {
+          env: { PATH: emptyPath },
+        },
+      );
+      expect(stdout.trim().split(' ')).to.include.members(['podman', 'netavark', 'iptables']);
+    });
+
     it('all, also with no group named (make system-deps, make test), is every group together', async () => {
       const all = await dryRun(['all'], emptyPath);
       const byDefault = await dryRun([], emptyPath);

@@ -116,8 +116,11 @@ function forwardLines(child: ChildProcess, onLine: (line: string) => void): void
 }
 
 /**
- * Checks that containers can run here: podman installed, the configured runtime present, and a
- * trivial container started from `image`. Throws with the reason otherwise; never skips.
+ * Checks that containers can run here: podman installed, the configured runtime present, a
+ * trivial container started from `image`, and one on a network of its own (as every pod and
+ * etcd member of the rehearsal is) — so that an engine without networks fails the run at once
+ * with its reason, not each test later with a timeout. Throws with the reason otherwise;
+ * never skips. Blocks ≤ 60 s per podman call.
  */
 export async function assertContainersWork(image: string, conf = CONTAINERS_CONF): Promise<void> {
   const version = await podman(['version', '--format', '{{.Client.Version}}'], { conf }).catch(
@@ -137,5 +140,32 @@ export async function assertContainersWork(image: string, conf = CONTAINERS_CONF
       `containers cannot run here (podman ${version.stdout.trim()}, ${conf}): ` +
         probe.stderr.trim(),
     );
+  }
+  const network = `spl-probe-${process.pid}-${Date.now()}`;
+  try {
+    const onNetwork = await podman(['network', 'create', network], {
+      allowFailure: true,
+      conf,
+    }).then((created) =>
+      created.code !== 0
+        ? created
+        : podman(
+            ['run', '--rm', '--pull=never', ...ULIMITS, `--network=${network}`, image, 'true'],
+            {
+              allowFailure: true,
+              timeoutMs: 60_000,
+              conf,
+            },
+          ),
+    );
+    if (onNetwork.code !== 0) {
+      throw new Error(
+        `containers cannot use a network here (podman ${version.stdout.trim()}, ${conf}): ` +
+          `${onNetwork.stderr.trim()}; netavark sets up networks with iptables ` +
+          '(scripts/install-system-deps.sh containers installs both, as root)',
+      );
+    }
+  } finally {
+    await podman(['network', 'rm', '--force', network], { allowFailure: true, conf });
   }
 }
