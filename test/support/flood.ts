@@ -6,8 +6,12 @@
  *
  *   node --import tsx test/support/flood.ts <url> <count> <timeoutMs> <asked>
  *
- * Prints one JSON line per call when all are done: asked, startedAt, endedAt (wall ms, for
- * the invariants) status and body; status 0 with code CONNECTION_LOST when no answer came.
+ * The process prints `ready` once loaded and sends nothing until it reads `go` on stdin: what
+ * the burst must meet (a frozen leader) is set up then, not before a start-up that takes
+ * seconds on a slow machine — long enough for a pool of TTL 2 to have a new leader already.
+ * Then it prints one JSON line per call when all are done: asked, startedAt, endedAt (wall
+ * ms, for the invariants) status and body; status 0 with code CONNECTION_LOST when no answer
+ * came.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +23,11 @@ interface FloodOptions {
   timeoutMs: number;
   /** The member id the calls go to, as the records name it. */
   asked: string;
+  /**
+   * Run once the flood process is loaded, just before the burst: what the burst must find in
+   * place. The burst waits for it.
+   */
+  beforeBurst?: () => void | Promise<void>;
 }
 
 async function call(options: FloodOptions, i: number): Promise<CallRecord> {
@@ -43,7 +52,13 @@ async function call(options: FloodOptions, i: number): Promise<CallRecord> {
   }
 }
 
-/** Runs the burst in a child process and resolves with its records. */
+const READY = 'ready';
+const GO = 'go';
+
+/**
+ * Runs the burst in a child process and resolves with its records. Blocks until the process
+ * is loaded, `beforeBurst` is done and every call is answered or timed out.
+ */
 export function flood(options: FloodOptions): Promise<CallRecord[]> {
   const child = spawn(
     process.execPath,
@@ -56,11 +71,24 @@ export function flood(options: FloodOptions): Promise<CallRecord[]> {
       String(options.timeoutMs),
       options.asked,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+  let started = false;
   return new Promise((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      out += text;
+      if (started || !out.startsWith(`${READY}\n`)) return;
+      started = true;
+      out = out.slice(READY.length + 1);
+      Promise.resolve(options.beforeBurst?.()).then(
+        () => child.stdin.end(`${GO}\n`),
+        (error: unknown) => {
+          child.kill();
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
     child.on('error', reject);
     // 'close', not 'exit': only then has all of its output been read.
     child.on('close', (code) => {
@@ -85,6 +113,14 @@ export function flood(options: FloodOptions): Promise<CallRecord[]> {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [url, count, timeoutMs, asked] = process.argv.slice(2);
   const options = { url: url!, count: Number(count), timeoutMs: Number(timeoutMs), asked: asked! };
+  process.stdout.write(`${READY}\n`);
+  let said = '';
+  process.stdin.setEncoding('utf8');
+  for await (const text of process.stdin) {
+    said += text as string;
+    if (said.includes(`${GO}\n`)) break;
+  }
+  if (!said.includes(`${GO}\n`)) process.exit(0);
   const records = await Promise.all(
     Array.from({ length: options.count }, (_, i) => call(options, i)),
   );
