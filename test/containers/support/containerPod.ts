@@ -147,6 +147,8 @@ export class ContainerPod extends EventEmitter {
   lastExit: ExitStatus | undefined;
   restarts = 0;
   private ready = false;
+  /** What the last failed probe got (status and body, or the error): said when not ready. */
+  private lastProbeFailure: string | undefined;
   private terminating = false;
   private generation = 0;
   /** The current container is being stopped: its probes no longer count. */
@@ -218,14 +220,15 @@ export class ContainerPod extends EventEmitter {
     this.node.log(`${this.name}: ${what}`);
   }
 
-  private setReady(ready: boolean): void {
+  /** `why`: what the readiness probe that failed last got, for the cluster log. */
+  private setReady(ready: boolean, why?: string): void {
     if (ready === this.ready) return;
     this.ready = ready;
     if (ready) {
       this.readyAt = Date.now();
       this.firstReadyAt ??= this.readyAt;
     }
-    this.event(ready ? 'ready' : 'not ready');
+    this.event(ready ? 'ready' : why === undefined ? 'not ready' : `not ready (${why})`);
     this.emit('change');
   }
 
@@ -516,7 +519,7 @@ export class ContainerPod extends EventEmitter {
       if (kind === 'startup' && ok) return true;
       if (kind === 'readiness') {
         if (ok && successes >= successThreshold) this.setReady(true);
-        if (!ok && failures >= failureThreshold) this.setReady(false);
+        if (!ok && failures >= failureThreshold) this.setReady(false, this.lastProbeFailure);
       }
       if (kind !== 'readiness' && failures >= failureThreshold) {
         this.event(`${kind} probe failed ${failures} times: restarting the container`);
@@ -544,8 +547,10 @@ export class ContainerPod extends EventEmitter {
           redirect: 'manual',
           signal: AbortSignal.timeout(timeoutMs),
         });
-        await response.arrayBuffer();
-        return response.status >= 200 && response.status < 400;
+        const body = await response.text();
+        const ok = response.status >= 200 && response.status < 400;
+        if (!ok) this.lastProbeFailure = `${response.status} ${body.slice(0, 300)}`;
+        return ok;
       }
       if (probe.tcpSocket) {
         const port = this.port(probe.tcpSocket.port);
@@ -567,6 +572,7 @@ export class ContainerPod extends EventEmitter {
       throw new Error(`pod ${this.name}: a probe of a kind not modelled`);
     } catch (error) {
       if (error instanceof Error && error.message.includes('not modelled')) throw error;
+      this.lastProbeFailure = error instanceof Error ? error.message : String(error);
       return false;
     }
   }
