@@ -6,9 +6,11 @@
  *
  *   node --import tsx test/support/flood.ts <url> <count> <timeoutMs> <asked>
  *
- * The process prints `ready` once loaded and sends nothing until it reads `go` on stdin: what
- * the burst must meet (a frozen leader) is set up then, not before a start-up that takes
- * seconds on a slow machine — long enough for a pool of TTL 2 to have a new leader already.
+ * The process loads, opens its connections (one kept-alive GET /healthz each), prints `ready`
+ * and sends nothing more until it reads `go` on stdin: what the burst must meet (a frozen
+ * leader) is set up then, and the calls leave at once on open connections — not after a
+ * start-up and thousands of connects that take seconds on a slow machine, long enough for a
+ * pool of TTL 2 to have a new leader already.
  * Then it prints one JSON line per call when all are done: asked, startedAt, endedAt (wall
  * ms, for the invariants) status and body; status 0 with code CONNECTION_LOST when no answer
  * came.
@@ -113,6 +115,13 @@ export function flood(options: FloodOptions): Promise<CallRecord[]> {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [url, count, timeoutMs, asked] = process.argv.slice(2);
   const options = { url: url!, count: Number(count), timeoutMs: Number(timeoutMs), asked: asked! };
+  // Every call's connection opened and kept alive now (fetch's pool reuses them), before the
+  // burst: connecting thousands of sockets is what took seconds.
+  await Promise.all(
+    Array.from({ length: options.count }, () =>
+      fetch(`${options.url}/healthz`).then((res) => res.arrayBuffer()),
+    ),
+  );
   process.stdout.write(`${READY}\n`);
   let said = '';
   process.stdin.setEncoding('utf8');
