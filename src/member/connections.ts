@@ -41,7 +41,6 @@ export function openConnections(
       if (route) metrics.workEtcdRequests.inc({ route });
     },
   };
-  metrics.memberLinks.set({ direction: 'out' }, 0);
   const etcd = connectEtcd(etcdOptions);
   openChannels(etcd);
   return {

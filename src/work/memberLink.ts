@@ -283,13 +283,16 @@ export class MemberLinks {
   /**
    * @param tokenLine the forward token's header line (x-pool-token), or ''.
    * @param maxAnswerBytes the largest answer a forward takes; a larger one fails it, ambiguous.
-   * @param onCount called with the number of links (open or opening) whenever it changes.
+   * @param onCount called with the number of links (open or opening) now, and whenever it
+   *   changes.
    */
   constructor(
     private readonly tokenLine: string,
     private readonly maxAnswerBytes: number,
     private readonly onCount: (links: number) => void = () => undefined,
-  ) {}
+  ) {
+    onCount(0);
+  }
 
   /**
    * Sends `frame` on the link to `origin`, opening one if there is none; undefined if that

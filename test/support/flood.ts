@@ -16,6 +16,7 @@
  * came.
  */
 import { spawn } from 'node:child_process';
+import { text } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import type { CallRecord } from '../chaos/harness.js';
 
@@ -123,13 +124,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     ),
   );
   process.stdout.write(`${READY}\n`);
-  let said = '';
-  process.stdin.setEncoding('utf8');
-  for await (const text of process.stdin) {
-    said += text as string;
-    if (said.includes(`${GO}\n`)) break;
-  }
-  if (!said.includes(`${GO}\n`)) process.exit(0);
+  // The parent writes `go` and ends stdin; ended without it, the burst is called off.
+  if ((await text(process.stdin)) !== `${GO}\n`) process.exit(0);
   const records = await Promise.all(
     Array.from({ length: options.count }, (_, i) => call(options, i)),
   );

@@ -143,21 +143,19 @@ export async function assertContainersWork(image: string, conf = CONTAINERS_CONF
   }
   const network = `spl-probe-${process.pid}-${Date.now()}`;
   try {
-    const onNetwork = await podman(['network', 'create', network], {
-      allowFailure: true,
-      conf,
-    }).then((created) =>
-      created.code !== 0
-        ? created
-        : podman(
-            ['run', '--rm', '--pull=never', ...ULIMITS, `--network=${network}`, image, 'true'],
-            {
-              allowFailure: true,
-              timeoutMs: 60_000,
-              conf,
-            },
-          ),
-    );
+    let onNetwork = await podman(['network', 'create', network], { allowFailure: true, conf });
+    if (onNetwork.code === 0) {
+      const run = [
+        'run',
+        '--rm',
+        '--pull=never',
+        ...ULIMITS,
+        `--network=${network}`,
+        image,
+        'true',
+      ];
+      onNetwork = await podman(run, { allowFailure: true, timeoutMs: 60_000, conf });
+    }
     if (onNetwork.code !== 0) {
       throw new Error(
         `containers cannot use a network here (podman ${version.stdout.trim()}, ${conf}): ` +
