@@ -12,7 +12,9 @@
  * forward gives: the leader's answer relayed, "not leader" (421) retried by the router,
  * nothing sent → retryable, sent and no answer → ambiguous. A leader that does not know the
  * batch route (404: a member embedded in another app, an older version) executed nothing: its
- * requests go again one by one, and that leader's URL gets no batch again.
+ * requests go again one by one, and that leader's URL gets no batch again. Until a leader has
+ * answered a batch, one batch at a time asks it: what waits meanwhile goes one by one, so a
+ * leader without the route answers 404 once, however many requests come while it is asked.
  *
  * Only clients' requests (no hop yet) are coalesced: a forwarded request is never forwarded
  * again. Batches of one leader term share its abandon signal (supersession.ts); requests
@@ -89,14 +91,18 @@ interface Queue {
 
 export class ForwardBatches {
   private readonly queues = new Map<string, Queue>();
-  /** Leader URLs that answered a batch 404: they get single forwards only. */
-  private readonly refused = new Set<string>();
+  /**
+   * What each leader URL answered to a batch: `asked` while the first batch to it is unanswered
+   * (no other batch goes there meanwhile), `takes` once it answered one with frames, `refuses`
+   * once it answered 404 (single forwards only, from then on). One entry per leader URL seen.
+   */
+  private readonly route = new Map<string, 'asked' | 'takes' | 'refuses'>();
 
   constructor(private readonly link: BatchLink) {}
 
   /** Whether `url` refused a batch: send it single forwards. */
   refusedBy(url: string): boolean {
-    return this.refused.has(url);
+    return this.route.get(url) === 'refuses';
   }
 
   /** Forwards `request` to `target`, alone at once or in the next batch. Never blocks. */
@@ -167,13 +173,24 @@ export class ForwardBatches {
       this.sendWaiting(key, queue);
       return;
     }
-    if (this.refused.has(queue.target.url)) {
+    if (this.refusedBy(queue.target.url)) {
       // Found out while these waited: they go one by one, as any forward to that leader.
       for (const item of queue.waiting.splice(0)) this.one(queue, item);
       return;
     }
     if (queue.inFlight >= limit) {
       this.armPatience(key, queue);
+      return;
+    }
+    if (this.route.get(queue.target.url) === 'asked') {
+      // The batch asking this leader whether it takes batches is unanswered, and these ran out
+      // of patience: they go one by one beside it, each an exchange under way.
+      for (const item of queue.waiting.splice(0)) {
+        this.sending(key, queue, this.link.one(queue.target, item.request, queue.abandon)).then(
+          item.resolve,
+          item.reject,
+        );
+      }
       return;
     }
     const items = takeBatch(queue.waiting);
@@ -200,18 +217,25 @@ export class ForwardBatches {
   /** One exchange for `items`; settles each of them. Never rejects. */
   private async sendBatch(queue: Queue, items: Waiting[]): Promise<void> {
     const { target } = queue;
+    const asking = !this.route.has(target.url);
+    if (asking) this.route.set(target.url, 'asked');
     let answer: HttpAnswer;
     try {
       const body = encodeFrames(items.map((item) => ({ status: 0, bytes: item.body })));
       answer = await this.link.batch(target, items[0]!.request, body, items.length, queue.abandon);
     } catch (error) {
+      if (asking) this.route.delete(target.url);
       for (const item of items) item.reject(error);
       return;
     }
+    // Frames tell the leader takes batches, a 404 (below) that it does not; anything else told
+    // nothing, and the next batch asks again.
+    if (asking && answer.contentType === BATCH_CONTENT_TYPE) this.route.set(target.url, 'takes');
+    else if (asking && answer.status !== 404) this.route.delete(target.url);
     if (answer.status === 404 || answer.status === 413) {
       // The route is unknown there (from now on, one by one), or this batch was too large for
       // it: nothing executed. These go one by one.
-      if (answer.status === 404) this.refused.add(target.url);
+      if (answer.status === 404) this.route.set(target.url, 'refuses');
       for (const item of items) this.one(queue, item);
       return;
     }

@@ -71,6 +71,27 @@ function framed(frames: { status: number; body: string }[]): HttpAnswer {
   };
 }
 
+/** Answers each request of `batch` 200 with its own payload, in frames. */
+function answerAll(batch: StandInLink['batches'][number]): void {
+  batch.answer.resolve(
+    framed(batch.payloads.map((n) => ({ status: 200, body: `{"n":${n as number}}` }))),
+  );
+}
+
+/** Batches to a leader that has answered one batch with frames: it is known to take them. */
+async function knownToTakeBatches(): Promise<{ link: StandInLink; batches: ForwardBatches }> {
+  const link = new StandInLink();
+  const batches = new ForwardBatches(link);
+  const all = [101, 102, 103].map((n) => batches.submit(TARGET, request(n)));
+  link.singles[0]!.answer.resolve(ok(101));
+  await tick();
+  answerAll(link.batches[0]!);
+  await outcomes(all);
+  link.singles.length = 0;
+  link.batches.length = 0;
+  return { link, batches };
+}
+
 /** Settles of `promises`, as text: the answer's body or the error's code. */
 async function outcomes(promises: Promise<UpstreamAnswer>[]): Promise<string[]> {
   return Promise.all(
@@ -168,8 +189,7 @@ describe('ForwardBatches', () => {
   });
 
   it('requests for two pools never share a batch, even to one leader under one term', async () => {
-    const link = new StandInLink();
-    const batches = new ForwardBatches(link);
+    const { link, batches } = await knownToTakeBatches();
     const orders = [1, 2, 3].map((n) => batches.submit(TARGET, request(n, 'orders')));
     const billing = [4, 5, 6].map((n) => batches.submit(TARGET, request(n, 'billing')));
     link.singles[0]!.answer.resolve(ok(1));
@@ -179,11 +199,7 @@ describe('ForwardBatches', () => {
       ['orders', [2, 3]],
       ['billing', [5, 6]],
     ]);
-    for (const batch of link.batches) {
-      batch.answer.resolve(
-        framed(batch.payloads.map((n) => ({ status: 200, body: `{"n":${n as number}}` }))),
-      );
-    }
+    for (const batch of link.batches) answerAll(batch);
     expect(await outcomes([...orders, ...billing])).to.deep.equal(
       [1, 2, 3, 4, 5, 6].map((n) => `200 {"n":${n}}`),
     );
@@ -253,6 +269,51 @@ describe('ForwardBatches', () => {
     ]);
     expect(batches.refusedBy(TARGET.url)).to.equal(true);
     expect(link.batches).to.have.length(1);
+  });
+
+  it('until a leader answered a batch, one batch asks it: who runs out of patience meanwhile goes alone', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    const first = batches.submit(TARGET, request(1));
+    const asking = [2, 3].map((n) => batches.submit(TARGET, request(n)));
+    await once(link, 'sent');
+    expect(link.batches.map((b) => b.payloads)).to.deep.equal([[2, 3]]);
+    // The single and the batch are both unanswered: these run out of patience beside them.
+    const meanwhile = [4, 5].map((n) => batches.submit(TARGET, request(n)));
+    await once(link, 'sent');
+    await tick();
+    expect(link.batches).to.have.length(1);
+    expect(link.singles.map((s) => s.payload)).to.deep.equal([1, 4, 5]);
+    link.batches[0]!.answer.resolve({
+      status: 404,
+      contentType: undefined,
+      body: Buffer.from('{}'),
+      keepAlive: true,
+    });
+    await tick();
+    for (const single of link.singles) single.answer.resolve(ok(single.payload as number));
+    expect(await outcomes([first, ...asking, ...meanwhile])).to.deep.equal(
+      [1, 2, 3, 4, 5].map((n) => `200 {"n":${n}}`),
+    );
+    expect([link.batches.length, batches.refusedBy(TARGET.url)]).to.deep.equal([1, true]);
+  });
+
+  it('once a leader answered a batch with frames, batches go to it beside each other', async () => {
+    const { link, batches } = await knownToTakeBatches();
+    // A slow single, a slow batch beside it, and a second batch beside both.
+    const more = [4, 5, 6].map((n) => batches.submit(TARGET, request(n)));
+    await once(link, 'sent');
+    const later = [7, 8].map((n) => batches.submit(TARGET, request(n)));
+    await once(link, 'sent');
+    expect(link.batches.map((b) => b.payloads)).to.deep.equal([
+      [5, 6],
+      [7, 8],
+    ]);
+    link.singles[0]!.answer.resolve(ok(4));
+    for (const batch of link.batches) answerAll(batch);
+    expect(await outcomes([...more, ...later])).to.deep.equal(
+      [4, 5, 6, 7, 8].map((n) => `200 {"n":${n}}`),
+    );
   });
 
   it('requests still waiting when their leader is superseded were never sent: "not leader"', async () => {
