@@ -82,12 +82,20 @@ export function jsonReply(answer: JsonAnswer): Reply {
   return { status, headers, contentType: 'application/json; charset=utf-8', bytes: text };
 }
 
-/** Writes `reply` on any node:http response. */
+/**
+ * Writes `reply` on any node:http response, its head in one `writeHead` with the fields as a
+ * list (Node's cheapest way: no header map is built); fields set on `res` before still count.
+ */
 export function sendReply(res: http.ServerResponse, reply: Reply): void {
-  res.statusCode = reply.status;
-  for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
-  res.setHeader('Content-Type', reply.contentType);
-  res.setHeader('Content-Length', Buffer.byteLength(reply.bytes));
+  const fields: string[] = [];
+  for (const name in reply.headers) fields.push(name, reply.headers[name]!);
+  fields.push(
+    'Content-Type',
+    reply.contentType,
+    'Content-Length',
+    String(Buffer.byteLength(reply.bytes)),
+  );
+  res.writeHead(reply.status, fields);
   res.end(reply.bytes);
 }
 

@@ -60,7 +60,8 @@ export function workAdmission(maxPending: number, metrics: PoolMetrics): AdmitWo
       sendError(res, release);
       return false;
     }
-    res.once('close', release);
+    // `on`, not `once`: a response closes once, and `release` runs once anyway.
+    res.on('close', release);
     return true;
   };
   return Object.assign(admit, { hold });

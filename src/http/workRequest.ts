@@ -163,6 +163,8 @@ function checkPayload(payload: unknown): void {
  * value may be deeper than the stack); stops counting once past `limit`.
  */
 function nestingDepth(value: unknown, limit: number): number {
+  // A scalar — the payload of every GET — nests nothing: no work list to allocate.
+  if (typeof value !== 'object' || value === null) return 0;
   let deepest = 0;
   const pending: [unknown, number][] = [[value, 0]];
   while (pending.length > 0) {

@@ -16,6 +16,7 @@ import { PoolError, isHttpError } from '../errors.js';
 import { FailureLog } from '../log/failureLog.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import { ABORTED, LazyAbort, unlessAbortedBy } from '../util/abortable.js';
+import { monotonicNow } from '../util/time.js';
 import { BATCH_CONTENT_TYPE, decodeFrames, encodeFrames } from '../work/batchFrames.js';
 import { HOPS_HEADER, TERM_HEADER, TOKEN_HEADER, VIA_HEADER } from '../work/forwarder.js';
 import type { ForwardFrame } from '../work/linkFrames.js';
@@ -124,6 +125,21 @@ export interface WorkServer {
   ): Promise<Reply | undefined>;
 }
 
+/**
+ * The label sets of `workDuration`, made once: prom-client merges the labels a timer starts
+ * and ends with into a new object per request; observing under a set made once does not.
+ */
+const DURATION_LABELS = {
+  work: {
+    leader: { route: 'work', role: 'leader' },
+    follower: { route: 'work', role: 'follower' },
+  },
+  'simple-work': {
+    leader: { route: 'simple-work', role: 'leader' },
+    follower: { route: 'simple-work', role: 'follower' },
+  },
+} as const satisfies Record<WorkRoute, Record<'leader' | 'follower', object>>;
+
 /** How /work is dispatched: to the leader this member's view names. */
 const routeWork: WorkDispatch = (router, work, wait) => router.route(work, wait);
 
@@ -174,7 +190,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
     gone: () => boolean,
   ): Promise<Reply | undefined> => {
     const { election, router: workRouter } = pool;
-    const stopTimer = metrics.workDuration.startTimer({ route });
+    const startedAt = monotonicNow();
     let role: 'leader' | 'follower' = election.isLeader() ? 'leader' : 'follower';
     try {
       // The router counts the etcd requests made on the way for this route (requestPurpose.ts).
@@ -203,7 +219,10 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
       logger.error({ err: error }, 'work handler failed');
       return jsonReply(errorAnswer(new PoolError('INTERNAL', 'the work handler failed')));
     } finally {
-      stopTimer({ role });
+      metrics.workDuration.observe(
+        DURATION_LABELS[route][role],
+        (monotonicNow() - startedAt) / 1000,
+      );
     }
   };
 
@@ -217,7 +236,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
   const clientWait = (res: http.ServerResponse) => {
     const wait = new LazyAbort(options.stopHolding);
     let gone = false;
-    res.once('close', () => {
+    res.on('close', () => {
       if (res.writableFinished) return;
       gone = true;
       wait.abort();
