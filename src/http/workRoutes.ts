@@ -22,7 +22,15 @@ import { HOPS_HEADER, TERM_HEADER, TOKEN_HEADER, VIA_HEADER } from '../work/forw
 import type { ForwardFrame } from '../work/linkFrames.js';
 import type { IncomingWork, WorkOutcome, WorkRouter } from '../work/router.js';
 import { secretMatches } from './auth.js';
-import { errorAnswer, jsonReply, knownError, sendError, sendReply, type Reply } from './errors.js';
+import {
+  errorAnswer,
+  jsonReply,
+  knownError,
+  sendError,
+  sendReply,
+  sendReplyDirect,
+  type Reply,
+} from './errors.js';
 import type { PoolAddress, PoolRoutes } from './poolAddress.js';
 import { workAdmission, type AdmitWork } from './workAdmission.js';
 import {
@@ -252,18 +260,22 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
       : answer;
   };
 
-  /** Serves one request: its reply, or shutdown's last call if that comes first. */
+  /**
+   * Serves one request: its reply, or shutdown's last call if that comes first, written by
+   * `send` (`sendReplyDirect` on the lean path, which only the member's own server takes).
+   */
   const handleWork = async (
     route: WorkRoute,
     dispatch: WorkDispatch,
     pool: PoolRoutes,
     res: http.ServerResponse,
     work: IncomingWork,
+    send: typeof sendReply = sendReply,
   ) => {
     const { wait, gone } = clientWait(res);
     try {
       const answer = await finalReply(route, dispatch, pool, work, wait, gone);
-      if (answer !== undefined) sendReply(res, answer);
+      if (answer !== undefined) send(res, answer);
     } finally {
       wait.dispose();
     }
@@ -394,7 +406,7 @@ export function workRouteServer(options: WorkRoutesOptions): WorkServer {
       refuse(pool, res, error);
       return;
     }
-    await handleWork('work', routeWork, pool, res, work);
+    await handleWork('work', routeWork, pool, res, work, sendReplyDirect);
   };
 
   /** A forward off a member link: admitted, validated, then served as one by HTTP is. */

@@ -48,6 +48,8 @@ import {
 export const PATIENCE_MS = 2;
 /** The most body bytes of one batch: a batch never exceeds what the leader reads (1 MiB). */
 export const MAX_BATCH_BYTES = 1024 * 1024;
+/** The most leader URLs whose batch route is remembered: past it, all are asked again. */
+const MAX_KNOWN_ROUTES = 1024;
 /** The most bytes of one answer in a batch, as of a single forward's. */
 const MAX_ITEM_ANSWER_BYTES = 1024 * 1024;
 
@@ -94,7 +96,7 @@ export class ForwardBatches {
   /**
    * What each leader URL answered to a batch: `asked` while the first batch to it is unanswered
    * (no other batch goes there meanwhile), `takes` once it answered one with frames, `refuses`
-   * once it answered 404 (single forwards only, from then on). One entry per leader URL seen.
+   * once it answered 404 (single forwards only, from then on). At most MAX_KNOWN_ROUTES.
    */
   private readonly route = new Map<string, 'asked' | 'takes' | 'refuses'>();
 
@@ -218,7 +220,11 @@ export class ForwardBatches {
   private async sendBatch(queue: Queue, items: Waiting[]): Promise<void> {
     const { target } = queue;
     const asking = !this.route.has(target.url);
-    if (asking) this.route.set(target.url, 'asked');
+    if (asking) {
+      // Leaders come and go with their URLs (pods get new addresses): forget them all at times.
+      if (this.route.size >= MAX_KNOWN_ROUTES) this.route.clear();
+      this.route.set(target.url, 'asked');
+    }
     let answer: HttpAnswer;
     try {
       const body = encodeFrames(items.map((item) => ({ status: 0, bytes: item.body })));

@@ -71,6 +71,14 @@ function framed(frames: { status: number; body: string }[]): HttpAnswer {
   };
 }
 
+/** A leader's answer to a batch when it has no batch route. */
+const NOT_FOUND: HttpAnswer = {
+  status: 404,
+  contentType: undefined,
+  body: Buffer.from('{}'),
+  keepAlive: true,
+};
+
 /** Answers each request of `batch` 200 with its own payload, in frames. */
 function answerAll(batch: StandInLink['batches'][number]): void {
   batch.answer.resolve(
@@ -252,12 +260,7 @@ describe('ForwardBatches', () => {
     link.singles[0]!.answer.resolve(ok(1));
     await tick();
     const late = batches.submit(TARGET, request(4));
-    link.batches[0]!.answer.resolve({
-      status: 404,
-      contentType: undefined,
-      body: Buffer.from('{}'),
-      keepAlive: true,
-    });
+    link.batches[0]!.answer.resolve(NOT_FOUND);
     await tick();
     expect(link.singles.map((s) => s.payload)).to.deep.equal([1, 2, 3, 4]);
     for (const single of link.singles.slice(1)) single.answer.resolve(ok(single.payload as number));
@@ -284,12 +287,7 @@ describe('ForwardBatches', () => {
     await tick();
     expect(link.batches).to.have.length(1);
     expect(link.singles.map((s) => s.payload)).to.deep.equal([1, 4, 5]);
-    link.batches[0]!.answer.resolve({
-      status: 404,
-      contentType: undefined,
-      body: Buffer.from('{}'),
-      keepAlive: true,
-    });
+    link.batches[0]!.answer.resolve(NOT_FOUND);
     await tick();
     for (const single of link.singles) single.answer.resolve(ok(single.payload as number));
     expect(await outcomes([first, ...asking, ...meanwhile])).to.deep.equal(
@@ -314,6 +312,41 @@ describe('ForwardBatches', () => {
     expect(await outcomes([...more, ...later])).to.deep.equal(
       [4, 5, 6, 7, 8].map((n) => `200 {"n":${n}}`),
     );
+  });
+
+  it('what leaders answered is remembered for at most 1024 URLs: then they are asked again', async () => {
+    const link = new StandInLink();
+    const batches = new ForwardBatches(link);
+    /** One batch to `target`: a single goes first, two wait and leave together. */
+    const batchTo = async (target: typeof TARGET, answer: HttpAnswer) => {
+      const all = [1, 2, 3].map((n) => batches.submit(target, request(n)));
+      link.singles.at(-1)!.answer.resolve(ok(1));
+      await tick();
+      link.batches.at(-1)!.answer.resolve(answer);
+      await tick();
+      for (const single of link.singles) single.answer.resolve(ok(single.payload as number));
+      await outcomes(all);
+    };
+    await batchTo(TARGET, NOT_FOUND);
+    expect(batches.refusedBy(TARGET.url)).to.equal(true);
+    for (let i = 0; i < 1023; i++) {
+      await batchTo(
+        { ...TARGET, url: `http://m${i}` },
+        framed([
+          { status: 200, body: '{}' },
+          { status: 200, body: '{}' },
+        ]),
+      );
+    }
+    expect(batches.refusedBy(TARGET.url), 'within the bound').to.equal(true);
+    await batchTo(
+      { ...TARGET, url: 'http://one-more' },
+      framed([
+        { status: 200, body: '{}' },
+        { status: 200, body: '{}' },
+      ]),
+    );
+    expect(batches.refusedBy(TARGET.url), 'past it').to.equal(false);
   });
 
   it('requests still waiting when their leader is superseded were never sent: "not leader"', async () => {
