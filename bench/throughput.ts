@@ -11,9 +11,10 @@
  * - GET /work on a follower, forwarded to the leader over keep-alive;
  * - GET /simple-work on the same follower (reads the members from etcd per call);
  * - GET /work through nginx and through HAProxy (Debian's) in front of the leader: the
- *   reference hops (issue 16);
- * - /work on the leader, via the follower and via nginx again with one connection: the hop's
- *   latency without a queue in front of it.
+ *   reference hops (issue 16); and through a bare node:http hop (bench/nodeHop.ts): what a
+ *   hop costs in Node.js with nothing in it, on the same machine;
+ * - /work on the leader, via the follower, nginx, HAProxy and the bare node:http hop again
+ *   with one connection: the hop's latency without a queue in front of it.
  *
  * Rounds are interleaved (every target once per round, in the same order), so a drift of the
  * machine during the run touches every target alike; each figure is the median over rounds,
@@ -56,6 +57,7 @@ import {
 import {
   answeredBy,
   LoadGenerator,
+  startNodeHop,
   startReferences,
   stopChild,
   type Reference,
@@ -102,8 +104,9 @@ export const throughput: Benchmark = async (context) => {
     const follower = members.filter((m) => m.id !== leaderId).at(-1)!;
     nginx = await ProxyHop.start('nginx', leader.url, '/work?payload=probe');
     haproxy = await ProxyHop.start('haproxy', leader.url, '/work?payload=probe');
+    const nodeHop = await startNodeHop(leader.url, references);
     context.log(
-      `pool settled: leader ${leader.id}, load through follower ${follower.id}, nginx ${nginx.url} and HAProxy ${haproxy.url}`,
+      `pool settled: leader ${leader.id}, load through follower ${follower.id}, nginx ${nginx.url}, HAProxy ${haproxy.url} and a bare node:http hop ${nodeHop.url}`,
     );
     const targets = loadTargets(
       {
@@ -113,6 +116,7 @@ export const throughput: Benchmark = async (context) => {
         follower: follower.url,
         nginx: nginx.url,
         haproxy: haproxy.url,
+        nodeHop: nodeHop.url,
       },
       settings.connections,
     );
@@ -126,6 +130,7 @@ export const throughput: Benchmark = async (context) => {
       follower: pidOf(follower),
       nginx: nginx.workerPids,
       haproxy: haproxy.workerPids,
+      node: pidOf(nodeHop.child),
     };
     const problems: string[] = [];
 

@@ -202,10 +202,12 @@ export function throughputFigures(
       'follower',
       'nginx',
       'haproxy',
+      'nodeHop',
       'leaderOne',
       'followerOne',
       'nginxOne',
       'haproxyOne',
+      'nodeHopOne',
     ].includes(s.key),
   );
   const trackedCalls = sum(tracked.map((s) => s.calls));

@@ -1,12 +1,13 @@
 /**
  * The throughput benchmark's own child processes, beside the pool under test: the load
- * generator (bench/loadgen.ts) and the two reference servers (bench/bareExpress.ts), each a
- * fork of a TypeScript file of bench/ with IPC.
+ * generator (bench/loadgen.ts), the two reference servers (bench/bareExpress.ts) and the bare
+ * node:http hop in front of the leader (bench/nodeHop.ts), each a fork of a TypeScript file of
+ * bench/ with IPC.
  *
  * What blocks: `LoadGenerator.run` for one autocannon run (its duration, in seconds, plus
- * start-up), one at a time; `startReferences` until both servers listen (≤ CHILD_START_MS
- * each); `answeredBy` until the reference tells its count (≤ 2 s); `stopChild` until the
- * child exits, SIGKILLed after 2 s.
+ * start-up), one at a time; `startReferences` until both servers listen and `startNodeHop`
+ * until the hop does (≤ CHILD_START_MS each); `answeredBy` until the reference tells its
+ * count (≤ 2 s); `stopChild` until the child exits, SIGKILLed after 2 s.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -103,20 +104,17 @@ export function answeredBy(reference: Reference): Promise<number> {
   });
 }
 
-/** bench/bareExpress.ts with `args`; resolves with its URL once it listens. */
-async function startReference(args: string[]): Promise<Reference> {
-  const child = forkChild('bareExpress.ts', args);
+/** `file` of bench/ with `args`; resolves with its URL once it listens. */
+async function startReference(file: string, args: string[]): Promise<Reference> {
+  const child = forkChild(file, args);
   try {
     const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error('bare Express did not start')),
-        CHILD_START_MS,
-      );
+      const timer = setTimeout(() => reject(new Error(`${file} did not start`)), CHILD_START_MS);
       child.once('message', (message: { port: number }) => {
         clearTimeout(timer);
         resolve(message.port);
       });
-      child.once('exit', (code) => reject(new Error(`bare Express exited (${code})`)));
+      child.once('exit', (code) => reject(new Error(`${file} exited (${code})`)));
     });
     return { url: `http://127.0.0.1:${port}`, child };
   } catch (error) {
@@ -127,9 +125,16 @@ async function startReference(args: string[]): Promise<Reference> {
 
 /** The bare server, then the bare forward in front of it. */
 export async function startReferences(started: Reference[]): Promise<[Reference, Reference]> {
-  const bare = await startReference([]);
+  const bare = await startReference('bareExpress.ts', []);
   started.push(bare);
-  const hop = await startReference(['forward', bare.url]);
+  const hop = await startReference('bareExpress.ts', ['forward', bare.url]);
   started.push(hop);
   return [bare, hop];
+}
+
+/** The bare node:http hop (bench/nodeHop.ts) in front of `leaderUrl`, added to `started`. */
+export async function startNodeHop(leaderUrl: string, started: Reference[]): Promise<Reference> {
+  const hop = await startReference('nodeHop.ts', [leaderUrl]);
+  started.push(hop);
+  return hop;
 }

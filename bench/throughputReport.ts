@@ -166,7 +166,8 @@ export function report(
       measured:
         `${ratioCell(follower.ratio)} at ${settings.connections} connections, ${ratioCell(followerOne.ratio)} at 1; ` +
         `nginx ${ratioCell(nginx.ratio)} and ${ratioCell(byKey('nginxOne').ratio)}, ` +
-        `HAProxy ${ratioCell(byKey('haproxy').ratio)} and ${ratioCell(byKey('haproxyOne').ratio)}`,
+        `HAProxy ${ratioCell(byKey('haproxy').ratio)} and ${ratioCell(byKey('haproxyOne').ratio)}, ` +
+        `a bare node:http hop ${ratioCell(byKey('nodeHop').ratio)} and ${ratioCell(byKey('nodeHopOne').ratio)}`,
       met: (follower.ratio ?? 0) >= 0.65 && (followerOne.ratio ?? 0) >= 0.5,
     },
     {
@@ -178,7 +179,8 @@ export function report(
       target: 'hop CPU ≤ 100 µs per forwarded request',
       measured:
         `${micros(hopCpu(follower))} (${settings.connections} connections), ${micros(hopCpu(followerOne))} (1); ` +
-        `nginx ${micros(hopCpu(nginx))} and ${micros(hopCpu(byKey('nginxOne')))}`,
+        `nginx ${micros(hopCpu(nginx))} and ${micros(hopCpu(byKey('nginxOne')))}, ` +
+        `a bare node:http hop ${micros(hopCpu(byKey('nodeHop')))} and ${micros(hopCpu(byKey('nodeHopOne')))}`,
       met: hopCpu(follower) <= 100 && hopCpu(followerOne) <= 100,
     },
     {
@@ -223,7 +225,10 @@ export function report(
       `keep-alive agent, the answer parsed and sent on: one hop and nothing else), each in its own process; ` +
       `and nginx (Debian's, one worker, upstream keep-alive to the leader, keepalive_requests far above a run's ` +
       `requests) and HAProxy (Debian's, one thread, keep-alive both ways, http-reuse always) as the ` +
-      `reference hops in front of the leader. ` +
+      `reference hops in front of the leader, and a bare node:http hop in front of it (one kept-alive ` +
+      `connection to the leader per client connection, the request written as a GET of the same path, the ` +
+      `answer read by its Content-Length and written back; no validation, metrics or fencing): what a hop ` +
+      `costs in Node.js on this machine with nothing in it. ` +
       `One load generator process (autocannon's programmatic API) loads every target alike: keep-alive ` +
       `connections, no pipelining, a warm-up run, then the measured run (${settings.connections} connections ` +
       `for ${settings.durationSeconds} s; the unloaded pair 1 connection for ${settings.latencyDurationSeconds} s); ` +
@@ -237,7 +242,7 @@ export function report(
       `within ${LITTLE_BOUNDS.low}–${LITTLE_BOUNDS.high}) and the server side's count (the leader's tickets, ` +
       `the bare server's own count) equal to the load generator's, plus at most one request per connection ` +
       `left in flight at its end. CPU per request: user + system time from /proc/<pid>/stat over the run, of ` +
-      `the serving process and of the hop (the follower, nginx's worker, HAProxy, the bare forward), ÷ requests served. ` +
+      `the serving process and of the hop (the follower, nginx's worker, HAProxy, the bare forward, the bare node:http hop), ÷ requests served. ` +
       `etcd requests: the delta of every member's service_pool_etcd_requests_total around each measured run, ` +
       `less the pool's rate at rest (measured during the bare runs); tickets: counted between two probe calls ` +
       `on the leader around each run; etcd writes per 1000 tickets from service_pool_ticket_blocks_total ` +

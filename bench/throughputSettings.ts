@@ -1,8 +1,8 @@
 /**
  * What the throughput benchmark (bench/throughput.ts) loads and for how long: the targets (two
- * references, nine runs against the pool: direct, via a follower, via nginx and via HAProxy
- * at 10 and at 1 connection, and /simple-work), and the rounds, connections and durations of a
- * full and a smoke run.
+ * references, eleven runs against the pool: direct, via a follower, via nginx, via HAProxy and
+ * via a bare node:http hop at 10 and at 1 connection, and /simple-work), and the rounds,
+ * connections and durations of a full and a smoke run.
  *
  * Units: durations in seconds, connections per autocannon run. Nothing here blocks.
  */
@@ -14,19 +14,21 @@ export type TargetKey =
   | 'follower'
   | 'nginx'
   | 'haproxy'
+  | 'nodeHop'
   | 'simple'
   | 'leaderOne'
   | 'followerOne'
   | 'nginxOne'
-  | 'haproxyOne';
+  | 'haproxyOne'
+  | 'nodeHopOne';
 
 /** The process that serves a target's requests, and counts them: the bare server or the leader. */
 export type ServerKey = 'bare' | 'leader';
 /**
  * The process a target's requests pass through on the way: the bare forward, a follower,
- * nginx, HAProxy.
+ * nginx, HAProxy, the bare node:http hop.
  */
-export type HopKey = 'forward' | 'follower' | 'nginx' | 'haproxy';
+export type HopKey = 'forward' | 'follower' | 'nginx' | 'haproxy' | 'node';
 
 export interface Target {
   key: TargetKey;
@@ -62,7 +64,7 @@ export const SETTINGS: Record<'smoke' | 'full', Settings> = {
     latencyDurationSeconds: 0.7,
     latencyWarmupSeconds: 0.3,
   },
-  // Per round 7 × 9 s + 4 × 4 s of load; 3 rounds, pauses and start-up ≈ 4 min 15 s: the
+  // Per round 8 × 9 s + 5 × 4 s of load; 3 rounds, pauses and start-up ≈ 4 min 50 s: the
   // budget of this section.
   full: {
     rounds: 3,
@@ -82,6 +84,7 @@ export interface TargetUrls {
   follower: string;
   nginx: string;
   haproxy: string;
+  nodeHop: string;
 }
 
 /**
@@ -154,6 +157,17 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       hop: 'haproxy',
     },
     {
+      key: 'nodeHop',
+      name: '/work via a bare node:http hop',
+      label: 'node:http',
+      url: `${urls.nodeHop}/work?payload=bench`,
+      connections,
+      baseline: 'leader',
+      pool: true,
+      server: 'leader',
+      hop: 'node',
+    },
+    {
       key: 'simple',
       name: '/simple-work via a follower',
       label: 'simple-work',
@@ -205,6 +219,17 @@ export function loadTargets(urls: TargetUrls, connections: number): Target[] {
       pool: true,
       server: 'leader',
       hop: 'haproxy',
+    },
+    {
+      key: 'nodeHopOne',
+      name: '/work via a bare node:http hop',
+      label: 'node:http (1)',
+      url: `${urls.nodeHop}/work?payload=bench`,
+      connections: 1,
+      baseline: 'leaderOne',
+      pool: true,
+      server: 'leader',
+      hop: 'node',
     },
   ];
 }
