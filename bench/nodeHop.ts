@@ -6,9 +6,10 @@
  * `nodeHop.ts <leader URL>`: a node:http server; each client connection gets one kept-alive
  * TCP connection of its own to the leader, and each request on it is written there as a GET
  * of the same path, one at a time in order (HTTP/1.1 without pipelining); the leader's answer
- * is read by its Content-Length (the leader always sends one) and written back with its
- * status and Content-Type. A leader connection that fails, or an answer without a
- * Content-Length, ends the client's connection: the load generator counts that as an error.
+ * is read by the members' own answer reader (src/work/httpAnswer.ts; the leader sends a
+ * Content-Length) and written back with its status and Content-Type. A leader connection that
+ * fails, or bytes that are not an answer, end the client's connection: the load generator
+ * counts that as an error.
  *
  * Prints its port to the parent over IPC once it listens (`{ port }`); exits when the parent
  * disconnects. Nothing blocks but the event loop's own I/O.
@@ -16,23 +17,24 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { AnswerReader, type HttpAnswer } from '../src/work/httpAnswer.js';
 
 const [leaderUrl] = process.argv.slice(2);
 if (leaderUrl === undefined) throw new Error('usage: nodeHop.ts <leader URL>');
 const leader = new URL(leaderUrl);
 
-const HEAD_END = Buffer.from('\r\n\r\n');
-const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
-const CONTENT_TYPE = /\r\ncontent-type:[ \t]*([^\r]*)/i;
+/** The largest answer relayed: a forward's own limit (the leader's answers are small). */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /** The leader's answer to one request, as it is written back. */
-type Answer = (status: number, type: string, body: Buffer) => void;
+type Answer = (answer: HttpAnswer) => void;
 
 /** One client connection's connection to the leader: requests in order, answers in order. */
 class LeaderConnection {
   private readonly socket: net.Socket;
   private readonly waiting: Answer[] = [];
-  private bytes: Buffer = Buffer.alloc(0);
+  /** Reads the answer to the request sent first of those waiting (the project's reader). */
+  private reader = new AnswerReader(MAX_ANSWER_BYTES);
   /** Set once closed here (its client left): what the socket says then is no failure. */
   private closed = false;
 
@@ -59,23 +61,16 @@ class LeaderConnection {
   }
 
   private read(chunk: Buffer): void {
-    this.bytes = this.bytes.length === 0 ? chunk : Buffer.concat([this.bytes, chunk]);
-    for (;;) {
-      const end = this.bytes.indexOf(HEAD_END);
-      if (end < 0) return;
-      const head = this.bytes.toString('latin1', 0, end);
-      const length = CONTENT_LENGTH.exec(head)?.[1];
-      if (length === undefined) {
-        this.fail(new Error(`an answer without Content-Length: ${head.split('\r\n')[0]}`));
-        return;
-      }
-      const bodyEnd = end + HEAD_END.length + Number(length);
-      if (this.bytes.length < bodyEnd) return;
-      const body = this.bytes.subarray(end + HEAD_END.length, bodyEnd);
-      this.bytes = this.bytes.subarray(bodyEnd);
-      const type = CONTENT_TYPE.exec(head)?.[1] ?? 'application/octet-stream';
-      this.waiting.shift()?.(Number(head.slice(9, 12)), type, body);
+    let answer: HttpAnswer | undefined;
+    try {
+      answer = this.reader.push(chunk);
+    } catch (error) {
+      this.fail(error as Error);
+      return;
     }
+    if (answer === undefined) return;
+    this.reader = new AnswerReader(MAX_ANSWER_BYTES);
+    this.waiting.shift()?.(answer);
   }
 }
 
@@ -95,7 +90,8 @@ const server = http.createServer((req, res) => {
     upstream = created;
   }
   req.resume();
-  upstream.send(req.url ?? '/', (status, type, body) => {
+  upstream.send(req.url ?? '/', ({ status, contentType, body }) => {
+    const type = contentType ?? 'application/octet-stream';
     res.writeHead(status, ['Content-Type', type, 'Content-Length', String(body.length)]);
     res.end(body);
   });

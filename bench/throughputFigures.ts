@@ -195,21 +195,8 @@ export function throughputFigures(
       }),
     );
 
-  // /work's own etcd requests, every /work run together.
-  const tracked = summaries.filter((s) =>
-    [
-      'leader',
-      'follower',
-      'nginx',
-      'haproxy',
-      'nodeHop',
-      'leaderOne',
-      'followerOne',
-      'nginxOne',
-      'haproxyOne',
-      'nodeHopOne',
-    ].includes(s.key),
-  );
+  // /work's own etcd requests, every /work run on the pool together.
+  const tracked = summaries.filter((s) => poolKeys.has(s.key) && s.key !== 'simple');
   const trackedCalls = sum(tracked.map((s) => s.calls));
   const trackedExcess = sum(tracked.map((s) => s.etcdExcess));
   const routingPerCall = trackedExcess / trackedCalls;

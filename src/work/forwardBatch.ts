@@ -187,12 +187,7 @@ export class ForwardBatches {
     if (this.route.get(queue.target.url) === 'asked') {
       // The batch asking this leader whether it takes batches is unanswered, and these ran out
       // of patience: they go one by one beside it, each an exchange under way.
-      for (const item of queue.waiting.splice(0)) {
-        this.sending(key, queue, this.link.one(queue.target, item.request, queue.abandon)).then(
-          item.resolve,
-          item.reject,
-        );
-      }
+      for (const item of queue.waiting.splice(0)) this.sendAlone(key, queue, item);
       return;
     }
     const items = takeBatch(queue.waiting);
@@ -201,14 +196,16 @@ export class ForwardBatches {
     // What is left (a batch is bounded) waits for the next exchange, or its own patience.
     if (queue.waiting.length > 0) this.armPatience(key, queue);
     if (items.length === 1) {
-      const [only] = items;
-      this.sending(key, queue, this.link.one(queue.target, only!.request, queue.abandon)).then(
-        only!.resolve,
-        only!.reject,
-      );
+      this.sendAlone(key, queue, items[0]!);
       return;
     }
     void this.sending(key, queue, this.sendBatch(queue, items));
+  }
+
+  /** `item` alone, counted under way for `queue` (what waits then follows it). */
+  private sendAlone(key: string, queue: Queue, item: Waiting): void {
+    const exchange = this.link.one(queue.target, item.request, queue.abandon);
+    this.sending(key, queue, exchange).then(item.resolve, item.reject);
   }
 
   /** `item` alone, not counted in flight: its leader takes no batches. */
